@@ -1,0 +1,13 @@
+"""Test settings: real PostgreSQL and Redis, fast hashing, mail kept in memory."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-key-not-secret-6f0c2d4e8a")
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES["staticfiles"] = {  # noqa: F405
+    "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+}
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

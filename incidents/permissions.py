@@ -1,0 +1,95 @@
+"""Who may do what: four groups in rising order of power, plus per-incident commanders.
+
+viewer     reads everything
+responder  declares incidents, writes notes and reports, edits details, assigns roles
+commander  also changes status and severity
+admin      everything, including configuration
+
+A superuser is an admin. The Incident Commander assigned on an incident has commander rights on
+that incident even if their group is only responder: the playbook gives the IC the call.
+"""
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.permissions import BasePermission
+
+VIEWER, RESPONDER, COMMANDER, ADMIN = "viewer", "responder", "commander", "admin"
+ROLE_LEVELS = {VIEWER: 1, RESPONDER: 2, COMMANDER: 3, ADMIN: 4}
+
+
+def user_level(user) -> int:
+    """The highest access level the user's groups grant (0 for none)."""
+    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
+        return 0
+    if not user.is_active:
+        return 0
+    if user.is_superuser:
+        return ROLE_LEVELS[ADMIN]
+    cached = getattr(user, "_quell_level", None)
+    if cached is None:
+        names = set(user.groups.values_list("name", flat=True))
+        cached = max((ROLE_LEVELS[n] for n in names if n in ROLE_LEVELS), default=0)
+        user._quell_level = cached
+    return cached
+
+
+def user_has_role(user, role: str) -> bool:
+    """True when the user holds `role` or a more powerful one."""
+    return user_level(user) >= ROLE_LEVELS[role]
+
+
+def user_commands_incident(user, incident) -> bool:
+    """Commander rights on this incident: commander group, or its current Incident Commander."""
+    if user_has_role(user, COMMANDER):
+        return True
+    if not user_has_role(user, RESPONDER):
+        return False
+    return incident.assignments.filter(
+        user=user, role="incident_commander", relieved_at__isnull=True
+    ).exists()
+
+
+class _RolePermission(BasePermission):
+    role = VIEWER
+    message = "You need the {role} role for this."
+
+    def has_permission(self, request, view):
+        self.message = f"You need the {self.role} role (or higher) for this."
+        return user_has_role(request.user, self.role)
+
+
+class IsViewer(_RolePermission):
+    role = VIEWER
+
+
+class IsResponder(_RolePermission):
+    role = RESPONDER
+
+
+class IsCommander(_RolePermission):
+    role = COMMANDER
+
+
+class IsAdmin(_RolePermission):
+    role = ADMIN
+
+
+class ReadViewerWriteResponder(BasePermission):
+    """Safe methods for viewers, writes for responders."""
+
+    message = "Reading needs the viewer role; changing needs the responder role."
+
+    def has_permission(self, request, view):
+        needed = VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else RESPONDER
+        return user_has_role(request.user, needed)
+
+
+class CommandsIncident(BasePermission):
+    """Commander group, or the incident's own Incident Commander."""
+
+    message = "Only a commander or this incident's Incident Commander may do this."
+
+    def has_permission(self, request, view):
+        return user_has_role(request.user, RESPONDER)
+
+    def has_object_permission(self, request, view, obj):
+        return user_commands_incident(request.user, obj)
