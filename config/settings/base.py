@@ -100,7 +100,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-LOGIN_URL = "/admin/login/"
+# Responders sign in on Quell's own page (templates/registration/login.html); logout is a POST.
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -168,6 +171,8 @@ QUELL_STAKEHOLDERS = env.json(
     default={"SEV1": [], "SEV2": [], "SEV3": [], "SEV4": []},
 )
 QUELL_BASE_URL = env("QUELL_BASE_URL", default="http://127.0.0.1:8000")
+# Bearer token that Prometheus must send to scrape /metrics. Empty: the endpoint is disabled (404).
+QUELL_METRICS_TOKEN = env("QUELL_METRICS_TOKEN", default="")
 
 LOGGING = {
     "version": 1,
