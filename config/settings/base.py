@@ -130,6 +130,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Distinct names for the incidents app's choice sets, so fields called "status" or "kind"
+    # in other apps do not collide with them in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "IncidentStatusEnum": "incidents.models.Status",
+        "IncidentKindEnum": "incidents.models.Kind",
+        "SeverityEnum": "incidents.severity.Severity",
+        "DetectionSourceEnum": "incidents.models.DetectionSource",
+        "ResponderRoleEnum": "incidents.models.ResponderRole",
+        "TimelineEventKindEnum": "incidents.models.EventKind",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -173,6 +183,76 @@ QUELL_STAKEHOLDERS = env.json(
 QUELL_BASE_URL = env("QUELL_BASE_URL", default="http://127.0.0.1:8000")
 # Bearer token that Prometheus must send to scrape /metrics. Empty: the endpoint is disabled (404).
 QUELL_METRICS_TOKEN = env("QUELL_METRICS_TOKEN", default="")
+
+# --- Diagnostics ----------------------------------------------------------------------------
+# Fernet keys encrypting target credentials, comma-separated, newest first (MultiFernet: the
+# first encrypts, all decrypt; `manage.py quell_rotate_keys` re-encrypts with the first).
+# Dev and test settings derive one from SECRET_KEY when unset; production requires it.
+QUELL_FERNET_KEYS = env.list("QUELL_FERNET_KEYS", default=[])
+# Bounds for every diagnostic connection (diagnostics.target.Timeouts).
+QUELL_DIAGNOSTICS_CONNECT_TIMEOUT_S = env.float("QUELL_DIAGNOSTICS_CONNECT_TIMEOUT_S", default=5.0)
+QUELL_DIAGNOSTICS_STATEMENT_TIMEOUT_MS = env.int(
+    "QUELL_DIAGNOSTICS_STATEMENT_TIMEOUT_MS", default=5000
+)
+QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS = env.int("QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS", default=100)
+# A run still queued this long after it was queued (or still running this long after it started)
+# is re-queued once by the sweep, then failed.
+QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S = env.int("QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S", default=600)
+QUELL_DIAGNOSTICS_RUN_DEADLINE_S = env.int(
+    "QUELL_DIAGNOSTICS_RUN_DEADLINE_S", default=CELERY_TASK_TIME_LIMIT + 60
+)
+CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-runs"] = {
+    "task": "diagnostics.sweep_stuck_runs",
+    "schedule": env.int("QUELL_DIAGNOSTICS_SWEEP_INTERVAL_S", default=60),
+}
+
+# --- Postmortems ----------------------------------------------------------------------------
+# Severities whose resolution opens a postmortem draft by itself (others can start one by hand).
+QUELL_POSTMORTEM_SEVERITIES = env.list(
+    "QUELL_POSTMORTEM_SEVERITIES", default=["SEV1", "SEV2", "SEV3"]
+)
+# Review deadline after resolution by severity (after PagerDuty's practice): {"days": n,
+# "business": bool}; null means no review is required.
+QUELL_REVIEW_POLICY = env.json(
+    "QUELL_REVIEW_POLICY",
+    default={
+        "SEV1": {"days": 3, "business": False},
+        "SEV2": {"days": 5, "business": True},
+        "SEV3": {"days": 10, "business": True},
+        "SEV4": None,
+    },
+)
+# Public holidays skipped by business-day arithmetic: ISO dates, comma-separated.
+QUELL_HOLIDAYS = env.list("QUELL_HOLIDAYS", default=[])
+# Working hours in which review slots are proposed (organisation time zone), and their length.
+QUELL_REVIEW_DAY_START = env("QUELL_REVIEW_DAY_START", default="10:00")
+QUELL_REVIEW_DAY_END = env("QUELL_REVIEW_DAY_END", default="17:00")
+QUELL_REVIEW_DURATION_MINUTES = env.int("QUELL_REVIEW_DURATION_MINUTES", default=60)
+# How long before a review its reminder goes out.
+QUELL_REVIEW_REMINDER_HOURS = env.int("QUELL_REVIEW_REMINDER_HOURS", default=24)
+# The Django group whose members are invited to every review as database specialists.
+QUELL_DATABASE_SPECIALISTS_GROUP = env(
+    "QUELL_DATABASE_SPECIALISTS_GROUP", default="database-specialists"
+)
+# Sender of postmortem mail (invites, reminders) and organizer of review invites.
+QUELL_POSTMORTEM_FROM_EMAIL = env("QUELL_POSTMORTEM_FROM_EMAIL", default="quell@localhost")
+CELERY_BEAT_SCHEDULE["postmortems-review-reminders"] = {
+    "task": "postmortems.send_review_reminders",
+    "schedule": 15 * 60,
+}
+CELERY_BEAT_SCHEDULE["postmortems-review-deadlines"] = {
+    "task": "postmortems.flag_missed_review_deadlines",
+    "schedule": 60 * 60,
+}
+CELERY_BEAT_SCHEDULE["postmortems-overdue-action-items"] = {
+    "task": "postmortems.remind_overdue_action_items",
+    "schedule": 60 * 60,
+}
+# Verification runs of action items' checks finish in a worker; this settles the items.
+CELERY_BEAT_SCHEDULE["postmortems-settle-verifications"] = {
+    "task": "postmortems.settle_action_item_verifications",
+    "schedule": 60,
+}
 
 LOGGING = {
     "version": 1,

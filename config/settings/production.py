@@ -18,3 +18,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+
+# Target credentials: required, no derived default (see diagnostics.crypto).
+QUELL_FERNET_KEYS = env.list("QUELL_FERNET_KEYS")

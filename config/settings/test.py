@@ -11,3 +11,14 @@ STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# Target credentials: a key derived from SECRET_KEY unless QUELL_FERNET_KEYS is set (test only).
+if not QUELL_FERNET_KEYS:  # noqa: F405
+    import base64 as _b64
+    import hashlib as _hashlib
+
+    QUELL_FERNET_KEYS = [
+        _b64.urlsafe_b64encode(
+            _hashlib.sha256(b"quell-fernet-dev:" + SECRET_KEY.encode()).digest()
+        ).decode()
+    ]

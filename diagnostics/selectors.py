@@ -1,0 +1,368 @@
+"""Reads: targets, runs and results, comparisons, and the incident summary other apps show.
+
+Nothing here connects to a target database: results are read from Quell's own tables, so they
+stay readable when the target is down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from .models import CheckResult, DiagnosticRun, IncidentTarget, RunStatus, TargetDatabase
+
+# Result statuses worth a responder's attention, worst first.
+NOTABLE_ORDER = {"critical": 0, "error": 1, "warning": 2}
+CONNECTION_CHECK_FAMILY = "connection"
+
+
+def target_list(*, filters: dict | None = None) -> QuerySet[TargetDatabase]:
+    """Targets by name."""
+    qs = TargetDatabase.objects.all()
+    if filters:
+        qs = qs.filter(**filters)
+    return qs.order_by("name")
+
+
+def run_list(*, filters: dict | None = None) -> QuerySet[DiagnosticRun]:
+    """Runs, newest first, with target and requester loaded."""
+    qs = DiagnosticRun.objects.select_related("target", "requested_by")
+    if filters:
+        qs = qs.filter(**filters)
+    return qs.order_by("-queued_at", "-id")
+
+
+def run_get(*, run_id: int) -> DiagnosticRun:
+    """One run with its results (ordered as they ran)."""
+    return (
+        DiagnosticRun.objects.select_related("target", "requested_by", "incident")
+        .prefetch_related(Prefetch("results", queryset=CheckResult.objects.order_by("id")))
+        .get(pk=run_id)
+    )
+
+
+def check_history(*, target_id: int, key: str) -> QuerySet[CheckResult]:
+    """One check's results on one target across runs, newest first."""
+    return (
+        CheckResult.objects.filter(run__target_id=target_id, key=key)
+        .select_related("run")
+        .order_by("-run__queued_at", "-run_id")
+    )
+
+
+def incident_targets(*, incident_id: int) -> QuerySet[IncidentTarget]:
+    """An incident's affected targets, in the order they were added."""
+    return (
+        IncidentTarget.objects.filter(incident_id=incident_id)
+        .select_related("target", "added_by")
+        .order_by("added_at", "id")
+    )
+
+
+def incident_runs(*, incident_id: int) -> QuerySet[DiagnosticRun]:
+    """Runs linked to an incident, newest first."""
+    return run_list(filters={"incident_id": incident_id})
+
+
+def latest_run(*, target_id: int, incident_id: int | None = None) -> DiagnosticRun | None:
+    """The target's most recent run (within an incident when given)."""
+    qs = DiagnosticRun.objects.filter(target_id=target_id)
+    if incident_id is not None:
+        qs = qs.filter(incident_id=incident_id)
+    return qs.order_by("-queued_at", "-id").first()
+
+
+def previous_finished_run(*, run: DiagnosticRun) -> DiagnosticRun | None:
+    """The same target's last succeeded run before `run` (what 'before' reads against)."""
+    return (
+        DiagnosticRun.objects.filter(
+            target_id=run.target_id, status=RunStatus.SUCCEEDED, queued_at__lt=run.queued_at
+        )
+        .exclude(pk=run.pk)
+        .order_by("-queued_at", "-id")
+        .first()
+    )
+
+
+def notable_results(results) -> list[CheckResult]:
+    """Critical, error and warning results, worst first."""
+    notable = [r for r in results if r.status in NOTABLE_ORDER]
+    return sorted(notable, key=lambda r: (NOTABLE_ORDER[r.status], r.id or 0))
+
+
+def connection_status(run: DiagnosticRun, results) -> str:
+    """ "ok", "unreachable", or the connection check's status; "" while no result exists."""
+    if run.status == RunStatus.FAILED and not results:
+        return "unreachable" if run.error else "error"
+    conn = [r for r in results if r.family == CONNECTION_CHECK_FAMILY]
+    if not conn:
+        return "" if run.is_active else "unknown"
+    statuses = {r.status for r in conn}
+    if "error" in statuses or "critical" in statuses:
+        return "unreachable" if "error" in statuses else "critical"
+    if "warning" in statuses:
+        return "warning"
+    return "ok"
+
+
+def _run_summary(run: DiagnosticRun | None) -> dict[str, Any]:
+    from .services import run_url
+
+    if run is None:
+        return {
+            "run_id": None,
+            "run_status": "",
+            "trigger": "",
+            "queued_at": None,
+            "finished_at": None,
+            "connection_status": "",
+            "worst_status": "",
+            "counts": {},
+            "error_count": 0,
+            "metrics": {},
+            "findings": [],
+            "error": "",
+            "url": "",
+        }
+    results = list(run.results.order_by("id"))
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return {
+        "run_id": run.pk,
+        "run_status": run.status,
+        "trigger": run.trigger,
+        "queued_at": run.queued_at,
+        "finished_at": run.finished_at,
+        "connection_status": connection_status(run, results),
+        "worst_status": run.worst_status,
+        "counts": counts,
+        "error_count": counts.get("error", 0),
+        "metrics": {r.key: r.metrics for r in results if r.metrics},
+        "findings": [
+            {
+                "key": r.key,
+                "title": r.title,
+                "status": r.status,
+                "summary": r.summary,
+                "rows": (r.findings or [])[:5],
+                "fix": r.fix,
+            }
+            for r in notable_results(results)
+        ],
+        "error": run.error,
+        "url": run_url(run),
+    }
+
+
+def incident_diagnostics_summary(*, incident_id: int) -> dict[str, Any]:
+    """Per affected target, what its latest run found (for comms templates and pages).
+
+    Returns {"incident_id", "targets": [...], "worst_status", "has_runs", "text"} where each
+    target is {"target_id", "name", "environment", "address", plus the latest run's
+    "run_id", "run_status", "trigger", "queued_at", "finished_at", "connection_status"
+    ("ok" / "warning" / "critical" / "unreachable" / "unknown"), "worst_status", "counts"
+    {status: n}, "error_count", "metrics" {check key: {counter: value}}, "findings" (critical,
+    error and warning checks, worst first: key, title, status, summary, rows, fix), "error",
+    "url"}. Without a run the run fields are empty ("", None, {}, []). The latest run linked to
+    this incident is preferred; otherwise the target's latest run of any origin. "text" is a
+    plain-text digest suitable for a message body.
+    """
+    from .checks.base import STATUS_RANK
+
+    targets = []
+    for link in incident_targets(incident_id=incident_id):
+        run = latest_run(target_id=link.target_id, incident_id=incident_id) or latest_run(
+            target_id=link.target_id
+        )
+        targets.append(
+            {
+                "target_id": link.target_id,
+                "name": link.target.name,
+                "environment": link.target.environment,
+                "address": link.target.address,
+                **_run_summary(run),
+            }
+        )
+    statuses = [t["worst_status"] for t in targets if t["worst_status"]]
+    worst = max(statuses, key=lambda s: STATUS_RANK.get(s, 0), default="")
+    return {
+        "incident_id": incident_id,
+        "targets": targets,
+        "worst_status": worst,
+        "has_runs": any(t["run_id"] for t in targets),
+        "text": summary_text(targets),
+    }
+
+
+def summary_text(targets: list[dict[str, Any]]) -> str:
+    """A plain-text digest of the per-target summaries."""
+    if not targets:
+        return "No affected databases recorded."
+    lines = []
+    for t in targets:
+        if not t["run_id"]:
+            lines.append(f"- {t['name']}: no diagnostics yet")
+            continue
+        if t["run_status"] in ("queued", "running"):
+            lines.append(f"- {t['name']}: diagnostics {t['run_status']}")
+            continue
+        head = f"- {t['name']}: {(t['worst_status'] or t['run_status']).upper()}"
+        if t["connection_status"] == "unreachable":
+            head += " (unreachable)"
+        lines.append(head)
+        for f in t["findings"][:5]:
+            lines.append(f"  - {f['title']}: {f['summary']}")
+    return "\n".join(lines)
+
+
+# --- comparison ----------------------------------------------------------------------------
+
+
+def _finding_identity(row: dict) -> str:
+    """A stable identity for a findings row, so 'appeared' and 'cleared' can be computed.
+
+    Checks may put an explicit "id" in a row; otherwise the identity is built from fields that
+    name a thing (pid, relation, query id, ...) and never from measurements that change.
+    """
+    if "id" in row:
+        return str(row["id"])
+    naming = (
+        "pid",
+        "queryid",
+        "query_id",
+        "relation",
+        "table",
+        "schema",
+        "index",
+        "sequence",
+        "slot",
+        "slot_name",
+        "name",
+        "database",
+        "datname",
+        "usename",
+        "user",
+        "application_name",
+        "state",
+        "version",
+        "migration",
+        "client_addr",
+        "blocked_pid",
+        "blocking_pid",
+    )
+    parts = [f"{k}={row[k]}" for k in naming if k in row]
+    if not parts:
+        parts = [f"{k}={v}" for k, v in sorted(row.items()) if not isinstance(v, int | float)]
+    return "|".join(parts) or repr(sorted(row.items()))
+
+
+def _index_findings(result: CheckResult | None) -> dict[str, dict]:
+    if result is None:
+        return {}
+    return {_finding_identity(row): row for row in (result.findings or []) if isinstance(row, dict)}
+
+
+def _flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in (metrics or {}).items():
+        name = f"{prefix}{k}"
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int | float):
+            out[name] = float(v)
+        elif isinstance(v, dict):
+            out.update(_flatten_metrics(v, prefix=f"{name}."))
+    return out
+
+
+def _run_time(run: DiagnosticRun):
+    return run.finished_at or run.started_at or run.queued_at
+
+
+def run_compare(*, base_run_id: int, head_run_id: int) -> dict[str, Any]:
+    """Two runs of the same target side by side: per check the status change, the findings that
+    appeared, cleared or persisted, and each counter's change and change per second."""
+    from .services import DiagnosticsError
+
+    runs = {
+        r.pk: r
+        for r in DiagnosticRun.objects.select_related("target").filter(
+            pk__in=[base_run_id, head_run_id]
+        )
+    }
+    if base_run_id not in runs:
+        raise DiagnosticsError(f"Run {base_run_id} does not exist.", field="base")
+    if head_run_id not in runs:
+        raise DiagnosticsError(f"Run {head_run_id} does not exist.", field="head")
+    base, head = runs[base_run_id], runs[head_run_id]
+    if base.target_id != head.target_id:
+        raise DiagnosticsError("Both runs must be of the same target.", field="head")
+    if _run_time(base) > _run_time(head):
+        base, head = head, base  # "before" is always the earlier run
+    base_results = {r.key: r for r in base.results.all()}
+    head_results = {r.key: r for r in head.results.all()}
+    seconds = (_run_time(head) - _run_time(base)).total_seconds()
+    checks = []
+    for key in list(dict.fromkeys([*base_results, *head_results])):
+        b, h = base_results.get(key), head_results.get(key)
+        bf, hf = _index_findings(b), _index_findings(h)
+        bm, hm = _flatten_metrics(b.metrics if b else {}), _flatten_metrics(h.metrics if h else {})
+        metrics = []
+        for name in list(dict.fromkeys([*bm, *hm])):
+            before, after = bm.get(name), hm.get(name)
+            delta = None if before is None or after is None else after - before
+            metrics.append(
+                {
+                    "name": name,
+                    "before": before,
+                    "after": after,
+                    "delta": delta,
+                    "per_second": (delta / seconds) if delta is not None and seconds > 0 else None,
+                }
+            )
+        appeared = [hf[i] for i in hf if i not in bf]
+        cleared = [bf[i] for i in bf if i not in hf]
+        persisted = [{"before": bf[i], "after": hf[i]} for i in hf if i in bf]
+        changed = [p for p in persisted if p["before"] != p["after"]]
+        ref = h or b
+        before_status = b.status if b else ""
+        after_status = h.status if h else ""
+        checks.append(
+            {
+                "key": key,
+                "title": ref.title,
+                "family": ref.family,
+                "status_before": before_status,
+                "status_after": after_status,
+                "status_changed": before_status != after_status,
+                "summary_before": b.summary if b else "",
+                "summary_after": h.summary if h else "",
+                "appeared": appeared,
+                "cleared": cleared,
+                "changed": changed,
+                "unchanged_count": len(persisted) - len(changed),
+                "metrics": metrics,
+            }
+        )
+    return {
+        "target": {"id": head.target_id, "name": head.target.name},
+        "base": {
+            "id": base.pk,
+            "at": _run_time(base),
+            "status": base.status,
+            "worst_status": base.worst_status,
+        },
+        "head": {
+            "id": head.pk,
+            "at": _run_time(head),
+            "status": head.status,
+            "worst_status": head.worst_status,
+        },
+        "seconds_between": seconds,
+        "checks": checks,
+        "appeared_count": sum(len(c["appeared"]) for c in checks),
+        "cleared_count": sum(len(c["cleared"]) for c in checks),
+        "status_changes": [c["key"] for c in checks if c["status_changed"]],
+    }
