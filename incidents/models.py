@@ -168,6 +168,7 @@ class ResponderAssignment(models.Model):
             models.CheckConstraint(
                 condition=~Q(role="other") | ~Q(role_name=""),
                 name="other_role_needs_a_name",
+                violation_error_message="Name the role (for example 'Database specialist').",
             ),
         ]
 

@@ -43,6 +43,10 @@ def user_commands_incident(user, incident) -> bool:
         return True
     if not user_has_role(user, RESPONDER):
         return False
+    # Selectors prefetch the current holders; use them instead of another query when present.
+    active = getattr(incident, "active_assignments", None)
+    if active is not None:
+        return any(a.user_id == user.pk and a.role == "incident_commander" for a in active)
     return incident.assignments.filter(
         user=user, role="incident_commander", relieved_at__isnull=True
     ).exists()

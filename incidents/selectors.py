@@ -35,6 +35,20 @@ def incident_get(*, incident_id: int) -> Incident:
     return incident_list().get(pk=incident_id)
 
 
+def incident_exists(*, incident_id: int) -> bool:
+    """Whether an incident with this id exists."""
+    return Incident.objects.filter(pk=incident_id).exists()
+
+
+def assignment_get(*, assignment_id: int) -> ResponderAssignment | None:
+    """One assignment with the users it names, or None."""
+    return (
+        ResponderAssignment.objects.select_related("user", "assigned_by", "relieved_by")
+        .filter(pk=assignment_id)
+        .first()
+    )
+
+
 def incident_missing_roles(incident: Incident) -> list[str]:
     """Roles the severity policy requires that nobody holds now."""
     active = getattr(incident, "active_assignments", None)

@@ -237,6 +237,13 @@ def incident_transition(
             f"Incident #{incident.pk} is now {incident.status}, not {expected_status}: "
             "somebody changed it first. Reload and try again."
         )
+    if to_status == incident.status:
+        # A repeat of a move that already happened (a double submit, or a concurrent request
+        # that lost the race): a conflict with the current state, not a rule violation.
+        raise IncidentConflict(
+            f"Incident #{incident.pk} is already {incident.status}: somebody changed it first "
+            "or the request was sent twice."
+        )
     allowed = allowed_transitions(incident.status)
     if to_status not in allowed:
         allowed_text = ", ".join(allowed) if allowed else "none (closed incidents are final)"

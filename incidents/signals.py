@@ -29,4 +29,6 @@ incident_role_assigned = Signal()
 
 def send_after_commit(signal: Signal, **kwargs) -> None:
     """Send `signal` once the current transaction commits (at once outside a transaction)."""
-    transaction.on_commit(lambda: signal.send(sender="incidents", **kwargs), robust=True)
+    # send_robust: one app's failing receiver must not stop the others from hearing about the
+    # incident (Django logs each receiver's exception on the "django.dispatch" logger).
+    transaction.on_commit(lambda: signal.send_robust(sender="incidents", **kwargs), robust=True)

@@ -1,0 +1,111 @@
+"""Query-string filters for incident and timeline lists (django-filter)."""
+
+import django_filters
+from django.db.models import QuerySet
+
+from .models import (
+    OPEN_STATUSES,
+    DetectionSource,
+    EventKind,
+    Incident,
+    Kind,
+    Status,
+    TimelineEvent,
+)
+from .selectors import incident_search
+from .severity import Severity
+
+# Public ordering names and the columns behind them. Every ordering ends with the primary key
+# so that pages never overlap or skip rows when many incidents share a timestamp or severity.
+ORDERINGS = {
+    "declared_at": "declared_at",
+    "detected_at": "detected_at",
+    "updated_at": "updated_at",
+    "severity": "severity",
+    "status": "status",
+    "title": "title",
+    "id": "id",
+}
+
+
+class IncidentFilter(django_filters.FilterSet):
+    severity = django_filters.MultipleChoiceFilter(
+        choices=Severity.choices, help_text="One or more severities (repeat the parameter)."
+    )
+    status = django_filters.MultipleChoiceFilter(
+        choices=Status.choices, help_text="One or more statuses (repeat the parameter)."
+    )
+    kind = django_filters.MultipleChoiceFilter(choices=Kind.choices)
+    detection_source = django_filters.MultipleChoiceFilter(choices=DetectionSource.choices)
+    open = django_filters.BooleanFilter(
+        method="filter_open",
+        help_text="true: investigating, identified or monitoring; false: resolved or closed.",
+    )
+    declared_after = django_filters.IsoDateTimeFilter(
+        field_name="declared_at", lookup_expr="gte", help_text="Declared at or after (ISO 8601)."
+    )
+    declared_before = django_filters.IsoDateTimeFilter(
+        field_name="declared_at", lookup_expr="lt", help_text="Declared before (ISO 8601)."
+    )
+    detected_after = django_filters.IsoDateTimeFilter(
+        field_name="detected_at", lookup_expr="gte", help_text="Detected at or after (ISO 8601)."
+    )
+    detected_before = django_filters.IsoDateTimeFilter(
+        field_name="detected_at", lookup_expr="lt", help_text="Detected before (ISO 8601)."
+    )
+    search = django_filters.CharFilter(
+        method="filter_search",
+        help_text="Words in the title, description, channel or detected_by; '#123' finds by id.",
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=tuple(ORDERINGS.items()),
+        help_text="Sort by declared_at (default, newest first with '-'), detected_at, "
+        "updated_at, severity (SEV1 first), status, title or id; prefix '-' to reverse.",
+    )
+
+    class Meta:
+        model = Incident
+        fields = ()
+
+    def filter_open(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
+        if value is None:
+            return queryset
+        if value:
+            return queryset.filter(status__in=OPEN_STATUSES)
+        return queryset.exclude(status__in=OPEN_STATUSES)
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return incident_search(queryset, value)
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = super().filter_queryset(queryset)
+        ordering = self.form.cleaned_data.get("ordering")
+        if ordering:
+            # A stable tiebreaker in the same direction as the first key.
+            tiebreak = "-id" if ordering[0].startswith("-") else "id"
+            if ordering[-1].lstrip("-") != "id":
+                queryset = queryset.order_by(*ordering, tiebreak)
+        return queryset
+
+
+class TimelineFilter(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(
+        choices=EventKind.choices, help_text="One or more event kinds (repeat the parameter)."
+    )
+    after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    order = django_filters.ChoiceFilter(
+        choices=(("oldest", "Oldest first"), ("newest", "Newest first")),
+        method="filter_order",
+        empty_label=None,
+        help_text="oldest (default) or newest first.",
+    )
+
+    class Meta:
+        model = TimelineEvent
+        fields = ()
+
+    def filter_order(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "newest":
+            return queryset.order_by("-occurred_at", "-id")
+        return queryset.order_by("occurred_at", "id")
