@@ -89,11 +89,12 @@ def test_missing_keys_are_reported_by_the_system_check(settings):
 
 
 def test_dev_key_is_derived_from_secret_key(settings):
-    assert settings.QUELL_FERNET_KEYS == [crypto.derive_dev_key(settings.SECRET_KEY)]
+    assert [crypto.derive_dev_key(settings.SECRET_KEY)] == settings.QUELL_FERNET_KEYS
 
 
 def test_production_settings_require_the_key_variable():
-    source = open("config/settings/production.py").read()
+    with open("config/settings/production.py") as f:
+        source = f.read()
     assert 'QUELL_FERNET_KEYS = env.list("QUELL_FERNET_KEYS")' in source
 
 

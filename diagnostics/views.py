@@ -1,0 +1,215 @@
+"""Web pages: the incident page's diagnostics panel (htmx partials) and a run's results page.
+
+Thin views: permission check, a service or a selector, a template. Reading never touches a
+target database.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from incidents.models import Incident
+from incidents.permissions import RESPONDER, VIEWER, user_has_role
+
+from . import selectors, services
+from .models import DiagnosticRun, TargetDatabase
+
+POLL_SECONDS = 2
+
+
+def _require(user, role: str) -> None:
+    if not user_has_role(user, role):
+        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
+
+
+def _target_block(incident: Incident, link) -> dict:
+    """What the panel shows for one affected target: latest run, its results, the comparison
+    between the run at detection and the latest one."""
+    run = selectors.latest_run(target_id=link.target_id, incident_id=incident.pk)
+    results = list(run.results.order_by("id")) if run else []
+    first = (
+        DiagnosticRun.objects.filter(
+            target_id=link.target_id, incident=incident, status="succeeded"
+        )
+        .order_by("queued_at", "id")
+        .first()
+    )
+    comparison = None
+    if run and first and run.status == "succeeded" and first.pk != run.pk:
+        comparison = selectors.run_compare(base_run_id=first.pk, head_run_id=run.pk)
+    return {
+        "link": link,
+        "target": link.target,
+        "run": run,
+        "results": results,
+        "notable": selectors.notable_results(results),
+        "connection_status": selectors.connection_status(run, results) if run else "",
+        "comparison": comparison,
+    }
+
+
+def _panel_context(request: HttpRequest, incident: Incident) -> dict:
+    links = list(selectors.incident_targets(incident_id=incident.pk))
+    blocks = [_target_block(incident, link) for link in links]
+    linked = {link.target_id for link in links}
+    return {
+        "incident": incident,
+        "blocks": blocks,
+        "polling": any(b["run"] is not None and b["run"].is_active for b in blocks),
+        "poll_seconds": POLL_SECONDS,
+        "can_run": user_has_role(request.user, RESPONDER) and incident.is_open,
+        "can_link": user_has_role(request.user, RESPONDER) and incident.status != "closed",
+        "available_targets": [
+            t for t in TargetDatabase.objects.order_by("name") if t.pk not in linked
+        ],
+    }
+
+
+def _render_panel(request: HttpRequest, incident: Incident, *, status: int = 200) -> HttpResponse:
+    return render(
+        request, "diagnostics/_panel.html", _panel_context(request, incident), status=status
+    )
+
+
+def _after_post(request: HttpRequest, incident: Incident) -> HttpResponse:
+    if request.htmx:
+        return _render_panel(request, incident)
+    # Without JavaScript: back to where the form was, else to the panel itself.
+    back = request.META.get("HTTP_REFERER") or reverse(
+        "diagnostics:incident-panel", kwargs={"incident_id": incident.pk}
+    )
+    return redirect(back)
+
+
+def _error(request: HttpRequest, incident: Incident, message: str) -> HttpResponse:
+    if request.htmx:
+        context = _panel_context(request, incident)
+        context["error"] = message
+        return render(request, "diagnostics/_panel.html", context, status=400)
+    messages.error(request, message)
+    return _after_post(request, incident)
+
+
+@login_required
+@require_GET
+def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """The panel's body: affected targets, their latest run and results (polled while active)."""
+    _require(request.user, VIEWER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    return _render_panel(request, incident)
+
+
+@login_required
+@require_POST
+def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """Run diagnostics on every affected target (or the one posted as target)."""
+    _require(request.user, RESPONDER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    if not incident.is_open:
+        return _error(request, incident, "Diagnostics run on open incidents only.")
+    links = list(selectors.incident_targets(incident_id=incident.pk))
+    wanted = request.POST.get("target")
+    if wanted:
+        links = [link for link in links if str(link.target_id) == wanted]
+    if not links:
+        return _error(request, incident, "Add an affected target first.")
+    errors = []
+    for link in links:
+        try:
+            services.diagnostic_run_start(
+                target_id=link.target_id,
+                incident_id=incident.pk,
+                trigger="manual",
+                requested_by=request.user,
+            )
+        except services.DiagnosticsError as exc:
+            errors.append(str(exc))
+    if errors:
+        return _error(request, incident, " ".join(errors))
+    return _after_post(request, incident)
+
+
+@login_required
+@require_POST
+def incident_target_add(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """Link an affected target (which starts a run on an open incident)."""
+    _require(request.user, RESPONDER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    try:
+        target_id = int(request.POST.get("target", ""))
+    except ValueError:
+        return _error(request, incident, "Choose a target.")
+    try:
+        services.incident_target_add(
+            incident_id=incident.pk, target_id=target_id, actor=request.user
+        )
+    except services.DiagnosticsError as exc:
+        return _error(request, incident, str(exc))
+    return _after_post(request, incident)
+
+
+@login_required
+@require_POST
+def incident_target_remove(request: HttpRequest, incident_id: int, target_id: int) -> HttpResponse:
+    """Unlink an affected target (its runs stay on record)."""
+    _require(request.user, RESPONDER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    try:
+        services.incident_target_remove(
+            incident_id=incident.pk, target_id=target_id, actor=request.user
+        )
+    except services.DiagnosticsError as exc:
+        return _error(request, incident, str(exc))
+    return _after_post(request, incident)
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run's results page, with an optional comparison against another run of the target."""
+    _require(request.user, VIEWER)
+    try:
+        run = selectors.run_get(run_id=run_id)
+    except DiagnosticRun.DoesNotExist:
+        raise Http404("No such diagnostic run.") from None
+    results = list(run.results.all())
+    context = {
+        "run": run,
+        "results": results,
+        "notable": selectors.notable_results(results),
+        "connection_status": selectors.connection_status(run, results),
+        "poll_seconds": POLL_SECONDS,
+        "other_runs": selectors.run_list(filters={"target_id": run.target_id})
+        .exclude(pk=run.pk)
+        .filter(status="succeeded")[:50],
+        "comparison": None,
+        "compare_error": "",
+    }
+    compare_with = request.GET.get("compare")
+    if compare_with:
+        try:
+            context["comparison"] = selectors.run_compare(
+                base_run_id=int(compare_with), head_run_id=run.pk
+            )
+        except (ValueError, services.DiagnosticsError) as exc:
+            context["compare_error"] = (
+                str(exc) if isinstance(exc, services.DiagnosticsError) else "Not a run id."
+            )
+    template = "diagnostics/_run_body.html" if request.htmx else "diagnostics/run_detail.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def target_runs(request: HttpRequest, target_id: int) -> HttpResponse:
+    """A target's run history (links to each run's page)."""
+    _require(request.user, VIEWER)
+    target = get_object_or_404(TargetDatabase, pk=target_id)
+    runs = selectors.run_list(filters={"target_id": target.pk})[:100]
+    return render(request, "diagnostics/target_runs.html", {"target": target, "runs": runs})
