@@ -254,6 +254,54 @@ CELERY_BEAT_SCHEDULE["postmortems-settle-verifications"] = {
     "schedule": 60,
 }
 
+# --- Comms ----------------------------------------------------------------------------------
+# The shared cache (Redis): the public status page is served from it.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("QUELL_CACHE_URL", default=REDIS_URL),
+        "KEY_PREFIX": "quell",
+        "TIMEOUT": 300,
+    }
+}
+# Send the internal initial notification when an incident is declared (to the channels routed
+# for its severity).
+QUELL_COMMS_NOTIFY_ON_DECLARE = env.bool("QUELL_COMMS_NOTIFY_ON_DECLARE", default=True)
+# Next-update cadence by severity, in minutes (after PagerDuty's published practice):
+# first_minutes = first external update after declaring, every_minutes = then every.
+QUELL_UPDATE_CADENCE = env.json(
+    "QUELL_UPDATE_CADENCE",
+    default={
+        "SEV1": {"first_minutes": 5, "every_minutes": 20},
+        "SEV2": {"first_minutes": 5, "every_minutes": 60},
+        "SEV3": {"every_minutes": 240},
+        "SEV4": {},
+    },
+)
+# Deliveries: seconds a receiver (HTTP or SMTP) may take; attempts before a delivery fails;
+# exponential backoff between attempts (base * 2^(n-1), capped).
+QUELL_COMMS_HTTP_TIMEOUT = env.float("QUELL_COMMS_HTTP_TIMEOUT", default=5.0)
+QUELL_COMMS_MAX_ATTEMPTS = env.int("QUELL_COMMS_MAX_ATTEMPTS", default=6)
+QUELL_COMMS_RETRY_BASE_SECONDS = env.float("QUELL_COMMS_RETRY_BASE_SECONDS", default=30.0)
+QUELL_COMMS_RETRY_MAX_SECONDS = env.float("QUELL_COMMS_RETRY_MAX_SECONDS", default=3600.0)
+# Sender address of comms e-mail (empty: DEFAULT_FROM_EMAIL).
+QUELL_COMMS_FROM_EMAIL = env("QUELL_COMMS_FROM_EMAIL", default="")
+# The public status page: name shown, days of history, cache lifetimes (shared cache, and
+# per-process memory), and which cache alias holds it.
+QUELL_STATUS_PAGE_NAME = env("QUELL_STATUS_PAGE_NAME", default="Quell")
+QUELL_STATUS_PAGE_HISTORY_DAYS = env.int("QUELL_STATUS_PAGE_HISTORY_DAYS", default=90)
+QUELL_STATUS_PAGE_CACHE_SECONDS = env.int("QUELL_STATUS_PAGE_CACHE_SECONDS", default=60)
+QUELL_STATUS_PAGE_LOCAL_SECONDS = env.float("QUELL_STATUS_PAGE_LOCAL_SECONDS", default=1.0)
+QUELL_STATUS_PAGE_CACHE_ALIAS = "default"
+CELERY_BEAT_SCHEDULE["comms-reminders"] = {
+    "task": "comms.reminders_send_due",
+    "schedule": env.int("QUELL_COMMS_REMINDER_INTERVAL_S", default=60),
+}
+CELERY_BEAT_SCHEDULE["comms-resume-deliveries"] = {
+    "task": "comms.deliveries_resume",
+    "schedule": 120,
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

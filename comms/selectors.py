@@ -1,0 +1,518 @@
+"""Reads for comms: what rendering needs, when the next update is due, the status page."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+
+from incidents.models import OPEN_STATUSES, EventKind, Incident, ResponderRole, Status
+from incidents.selectors import active_assignments_queryset
+
+from .models import (
+    COMPONENT_STATE_RANK,
+    Audience,
+    Channel,
+    Component,
+    ComponentState,
+    Delivery,
+    DeliveryState,
+    MessageTemplate,
+    StatusUpdate,
+    UpdateState,
+)
+from .rendering import ACTION_KINDS, IncidentFacts, fmt_time
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CADENCE = {
+    "SEV1": {"first_minutes": 5, "every_minutes": 20},
+    "SEV2": {"first_minutes": 5, "every_minutes": 60},
+    "SEV3": {"every_minutes": 240},
+    "SEV4": {},
+}
+
+
+def cadence_for(severity: str) -> dict:
+    """{"first_minutes": .., "every_minutes": ..} for a severity (either may be missing)."""
+    table = getattr(settings, "QUELL_UPDATE_CADENCE", None) or DEFAULT_CADENCE
+    return dict(table.get(severity) or {})
+
+
+@dataclass(frozen=True)
+class UpdateDue:
+    """When an incident's next update is due and whether it is late."""
+
+    due_at: datetime.datetime | None
+    overdue: bool
+    reason: str  # "first external update", "next update", or "" when none is due
+    last_update_at: datetime.datetime | None
+    every_minutes: int | None
+
+    @property
+    def overdue_minutes(self) -> int:
+        if not self.overdue or self.due_at is None:
+            return 0
+        return int((timezone.now() - self.due_at).total_seconds() // 60)
+
+    def as_dict(self) -> dict:
+        return {
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "overdue": self.overdue,
+            "overdue_minutes": self.overdue_minutes,
+            "reason": self.reason,
+            "last_update_at": self.last_update_at.isoformat() if self.last_update_at else None,
+            "every_minutes": self.every_minutes,
+        }
+
+
+def incident_update_due(
+    incident: Incident,
+    *,
+    now: datetime.datetime | None = None,
+    last_any: datetime.datetime | None = None,
+    last_external: datetime.datetime | None = None,
+    prefetched: bool = False,
+) -> UpdateDue:
+    """When the incident's next update is due (cadence by severity) and whether it is overdue.
+
+    SEV1/SEV2 owe a first *external* update within `first_minutes` of being declared; after
+    that (and for severities without a first deadline) an update of either audience is due
+    `every_minutes` after the last one, or after the declaration when there is none yet.
+    Resolved and closed incidents owe nothing. Pass `last_any`/`last_external` with
+    `prefetched=True` to avoid the query when the caller already knows them.
+    """
+    now = now or timezone.now()
+    cadence = cadence_for(incident.severity)
+    every = cadence.get("every_minutes")
+    first = cadence.get("first_minutes")
+    if not prefetched:
+        agg = StatusUpdate.objects.filter(
+            incident_id=incident.pk, state=UpdateState.PUBLISHED
+        ).aggregate(
+            last_any=Max("published_at"),
+            last_external=Max("published_at", filter=Q(audience=Audience.EXTERNAL)),
+        )
+        last_any, last_external = agg["last_any"], agg["last_external"]
+    if incident.status not in OPEN_STATUSES:
+        return UpdateDue(None, False, "", last_any, every)
+    if first and last_external is None:
+        due = incident.declared_at + datetime.timedelta(minutes=first)
+        return UpdateDue(due, now > due, "first external update", last_any, every)
+    if not every:
+        return UpdateDue(None, False, "", last_any, None)
+    due = (last_any or incident.declared_at) + datetime.timedelta(minutes=every)
+    return UpdateDue(due, now > due, "next update", last_any, every)
+
+
+def next_update_time(incident: Incident, *, now: datetime.datetime | None = None):
+    """When the update after the one being written now will be due (None: no cadence)."""
+    now = now or timezone.now()
+    every = cadence_for(incident.severity).get("every_minutes")
+    if not every or incident.status not in OPEN_STATUSES:
+        return None
+    return now + datetime.timedelta(minutes=every)
+
+
+def _diagnostics_lines(incident_id: int) -> list[str]:
+    """Lines from diagnostics.selectors.incident_diagnostics_summary (absent app: none)."""
+    try:
+        from diagnostics.selectors import incident_diagnostics_summary
+    except ImportError:
+        return []
+    try:
+        summary = incident_diagnostics_summary(incident_id=incident_id)
+    except Exception:
+        # Diagnostics is another app; a failure there must not stop anyone from writing.
+        logger.exception("diagnostics summary failed for incident %s", incident_id)
+        return []
+    return diagnostics_summary_lines(summary)
+
+
+def diagnostics_summary_lines(summary) -> list[str]:
+    """Turn the diagnostics summary into bullet lines for a message."""
+    if not summary:
+        return []
+    if isinstance(summary, dict) and isinstance(summary.get("targets"), list):
+        return _target_lines(summary["targets"])
+    if isinstance(summary, dict):
+        for key in ("lines", "summary_lines"):
+            if isinstance(summary.get(key), list):
+                return [str(x) for x in summary[key] if x]
+        lines = []
+        for key, value in summary.items():
+            if value in (None, "", [], {}):
+                continue
+            label = str(key).replace("_", " ").capitalize()
+            if isinstance(value, dict):
+                inner = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items())
+                lines.append(f"{label}: {inner}")
+            elif isinstance(value, list):
+                lines.append(f"{label}: " + "; ".join(str(v) for v in value))
+            else:
+                lines.append(f"{label}: {value}")
+        return lines
+    if isinstance(summary, list | tuple):
+        return [str(x) for x in summary]
+    return [str(summary)]
+
+
+def _target_lines(targets: list[dict]) -> list[str]:
+    """Connection status, performance metrics and error counts per affected database."""
+    lines = []
+    for t in targets:
+        name = t.get("name") or f"target {t.get('target_id')}"
+        if not t.get("run_id"):
+            lines.append(f"{name}: no diagnostics run yet")
+            continue
+        if t.get("run_status") in ("queued", "running"):
+            lines.append(f"{name}: diagnostics {t['run_status']}")
+            continue
+        parts = [f"connection {t.get('connection_status') or 'unknown'}"]
+        if t.get("worst_status"):
+            parts.append(f"worst check {t['worst_status']}")
+        counts = t.get("counts") or {}
+        if counts:
+            parts.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        if t.get("error_count"):
+            parts.append(f"{t['error_count']} check error(s)")
+        finished = t.get("finished_at")
+        if isinstance(finished, datetime.datetime):
+            parts.append(f"as of {fmt_time(finished)}")
+        lines.append(f"{name}: " + "; ".join(parts))
+        metrics = t.get("metrics") or {}
+        shown = 0
+        for check, counters in metrics.items():
+            if not isinstance(counters, dict) or shown >= 4:
+                continue
+            text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in list(counters.items())[:3])
+            if text:
+                lines.append(f"{name} {check.replace('_', ' ')}: {text}")
+                shown += 1
+        for finding in (t.get("findings") or [])[:3]:
+            lines.append(
+                f"{name} {str(finding.get('status', '')).upper()} {finding.get('title', '')}: "
+                f"{finding.get('summary', '')}"
+            )
+        if t.get("error"):
+            lines.append(f"{name}: {t['error']}")
+    return lines
+
+
+def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str]:
+    """(root cause, review time) from postmortems, when that app offers them."""
+    try:
+        from postmortems import selectors as pm_selectors
+    except ImportError:
+        return "", ""
+    fn = getattr(pm_selectors, "incident_comms_facts", None)
+    if fn is None:
+        return "", ""
+    try:
+        facts = fn(incident_id=incident_id) or {}
+    except Exception:
+        logger.exception("postmortem facts failed for incident %s", incident_id)
+        return "", ""
+    review = facts.get("review_scheduled_at")
+    if isinstance(review, datetime.datetime):
+        review = fmt_time(review)
+    return str(facts.get("root_cause") or ""), str(review or "")
+
+
+def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) -> IncidentFacts:
+    """Everything besides the incident row that templates fill in."""
+    events = list(
+        incident.timeline.filter(kind__in=[*ACTION_KINDS, EventKind.NOTE])
+        .select_related("actor")
+        .order_by("occurred_at", "id")
+    )
+    actions, root_cause, resolution, integrity, integrity_ok = [], "", "", "", None
+    for ev in events:
+        data = ev.data or {}
+        if data.get("root_cause"):
+            root_cause = str(data["root_cause"])
+        if ev.kind == EventKind.NOTE:
+            continue
+        if ev.kind == EventKind.STATUS_CHANGED and data.get("to") in (
+            Status.MONITORING,
+            Status.RESOLVED,
+        ) and data.get("reason"):
+            resolution = str(data["reason"])
+        if ev.kind == EventKind.INTEGRITY:
+            integrity = ev.message
+            integrity_ok = _integrity_ok(data)
+        stamp = timezone.localtime(ev.occurred_at)
+        actions.append(f"{stamp:%H:%M} {ev.message} ({ev.actor_display})")
+    pm_root, review = _root_cause_from_postmortem(incident.pk)
+    next_at = next_update_time(incident, now=now) if incident.status in OPEN_STATUSES else None
+    roles = [
+        f"{a.role_label}: {a.user.get_username()}"
+        for a in active_assignments_queryset().filter(incident=incident)
+    ]
+    return IncidentFacts(
+        actions=actions[-15:],
+        root_cause=pm_root or root_cause,
+        resolution=resolution,
+        integrity=integrity,
+        integrity_ok=integrity_ok,
+        diagnostics=_diagnostics_lines(incident.pk),
+        roles=roles,
+        review_scheduled=review,
+        next_update_at=next_at,
+        has_cadence=bool(cadence_for(incident.severity).get("every_minutes")),
+    )
+
+
+def _integrity_ok(data: dict) -> bool | None:
+    """Whether an integrity event's data says the verification passed (None: cannot tell)."""
+    for key in ("ok", "passed", "clean"):
+        if isinstance(data.get(key), bool):
+            return data[key]
+    status = str(data.get("status") or data.get("outcome") or "").lower()
+    if status in ("ok", "passed", "pass", "clean", "verified"):
+        return True
+    if status in ("failed", "fail", "critical", "error", "differences", "mismatch"):
+        return False
+    return None
+
+
+def template_list(*, audience: str | None = None, active_only: bool = True):
+    """Message templates in display order."""
+    qs = MessageTemplate.objects.all()
+    if active_only:
+        qs = qs.filter(active=True)
+    if audience:
+        qs = qs.filter(audience=audience)
+    return qs
+
+
+def suggested_template(incident: Incident, *, audience: str) -> MessageTemplate | None:
+    """The default template that fits the incident's status for an audience."""
+    if audience == Audience.INTERNAL:
+        key = {
+            Status.RESOLVED: "internal-resolution",
+            Status.CLOSED: "internal-resolution",
+        }.get(incident.status)
+        if key is None:
+            published = StatusUpdate.objects.filter(
+                incident=incident, audience=Audience.INTERNAL, state=UpdateState.PUBLISHED
+            ).exists()
+            key = "internal-update" if published else "internal-initial"
+    else:
+        status = Status.RESOLVED if incident.status == Status.CLOSED else incident.status
+        key = f"external-{status}"
+    return MessageTemplate.objects.filter(key=key, active=True).first()
+
+
+def updates_for_incident(*, incident_id: int, state: str | None = None) -> QuerySet:
+    """An incident's updates, newest first."""
+    qs = StatusUpdate.objects.filter(incident_id=incident_id).select_related(
+        "template", "created_by", "published_by"
+    )
+    if state:
+        qs = qs.filter(state=state)
+    return qs.annotate(
+        delivered_count=Count("deliveries", filter=Q(deliveries__state=DeliveryState.DELIVERED)),
+        failed_count=Count("deliveries", filter=Q(deliveries__state=DeliveryState.FAILED)),
+        delivery_count=Count("deliveries"),
+    )
+
+
+def failed_deliveries(*, incident_id: int | None = None) -> QuerySet[Delivery]:
+    """Deliveries that finally failed, newest first."""
+    qs = Delivery.objects.filter(state=DeliveryState.FAILED).select_related("channel")
+    if incident_id is not None:
+        qs = qs.filter(incident_id=incident_id)
+    return qs
+
+
+def delivery_failure_count() -> int:
+    """How many deliveries are in the failed state (for metrics)."""
+    return Delivery.objects.filter(state=DeliveryState.FAILED).count()
+
+
+def channels_for(*, audience: str, severity: str) -> list[Channel]:
+    """Enabled channels routed for an update of this audience about this severity."""
+    return [
+        c
+        for c in Channel.objects.filter(enabled=True)
+        if c.hears(audience=audience, severity=severity)
+    ]
+
+
+def reminder_channels_for(*, severity: str) -> list[Channel]:
+    """Enabled internal channels that take reminders for this severity."""
+    return [
+        c
+        for c in Channel.objects.filter(enabled=True, receives_reminders=True)
+        if c.hears(audience=Audience.INTERNAL, severity=severity)
+    ]
+
+
+def stakeholders_for(severity: str) -> list[str]:
+    """The stakeholder e-mail list for a severity (settings.QUELL_STAKEHOLDERS)."""
+    return [e for e in settings.QUELL_STAKEHOLDERS.get(severity, []) if e]
+
+
+def comms_owner(incident: Incident):
+    """Who a reminder goes to: the Communications Lead, else the Incident Commander."""
+    holders = {
+        a.role: a.user
+        for a in active_assignments_queryset().filter(
+            incident=incident,
+            role__in=[ResponderRole.COMMUNICATIONS_LEAD, ResponderRole.INCIDENT_COMMANDER],
+        )
+    }
+    return holders.get(ResponderRole.COMMUNICATIONS_LEAD) or holders.get(
+        ResponderRole.INCIDENT_COMMANDER
+    )
+
+
+def overdue_incidents(*, now: datetime.datetime | None = None) -> list[tuple[Incident, UpdateDue]]:
+    """Open incidents whose next update is overdue, with their due information."""
+    now = now or timezone.now()
+    incidents = Incident.objects.filter(status__in=OPEN_STATUSES).annotate(
+        last_any=Max("status_updates__published_at"),
+        last_external=Max(
+            "status_updates__published_at",
+            filter=Q(status_updates__audience=Audience.EXTERNAL),
+        ),
+    )
+    out = []
+    for inc in incidents:
+        due = incident_update_due(
+            inc, now=now, last_any=inc.last_any, last_external=inc.last_external, prefetched=True
+        )
+        if due.overdue:
+            out.append((inc, due))
+    return out
+
+
+# --- Public status page ----------------------------------------------------------------------
+
+OVERALL_LABELS = {
+    ComponentState.OPERATIONAL: "All systems operational",
+    ComponentState.DEGRADED: "Degraded performance",
+    ComponentState.PARTIAL_OUTAGE: "Partial outage",
+    ComponentState.MAJOR_OUTAGE: "Major outage",
+}
+SEVERITY_IMPACT = {
+    "SEV1": ("critical", ComponentState.MAJOR_OUTAGE),
+    "SEV2": ("major", ComponentState.PARTIAL_OUTAGE),
+    "SEV3": ("minor", ComponentState.DEGRADED),
+    "SEV4": ("minor", ComponentState.DEGRADED),
+}
+
+
+def status_page_snapshot(*, now: datetime.datetime | None = None) -> dict:
+    """Everything the public status page shows, from external published updates only.
+
+    An incident appears once it has an external update; its public title and status are
+    those of its latest external update, never the internal incident record.
+    """
+    now = now or timezone.now()
+    days = settings.QUELL_STATUS_PAGE_HISTORY_DAYS
+    since = now - datetime.timedelta(days=days)
+    public = StatusUpdate.objects.filter(audience=Audience.EXTERNAL, state=UpdateState.PUBLISHED)
+    incident_ids = set(public.filter(published_at__gte=since).values_list("incident_id", flat=True))
+    # An incident still unresolved on the page stays there however old it is.
+    latest_by_incident: dict[int, StatusUpdate] = {}
+    for upd in (
+        public.exclude(incident_id__in=incident_ids)
+        .order_by("incident_id", "-published_at", "-id")
+        .distinct("incident_id")
+    ):
+        if upd.status != Status.RESOLVED:
+            incident_ids.add(upd.incident_id)
+    updates = list(
+        public.filter(incident_id__in=incident_ids)
+        .select_related("incident")
+        .order_by("-published_at", "-id")
+    )
+    by_incident: dict[int, list[StatusUpdate]] = {}
+    for upd in updates:
+        by_incident.setdefault(upd.incident_id, []).append(upd)
+        latest_by_incident.setdefault(upd.incident_id, upd)
+    last_any = dict(
+        StatusUpdate.objects.filter(incident_id__in=incident_ids, state=UpdateState.PUBLISHED)
+        .values("incident_id")
+        .annotate(m=Max("published_at"))
+        .values_list("incident_id", "m")
+    )
+    current, history = [], []
+    for incident_id, ups in by_incident.items():
+        latest = ups[0]
+        incident = latest.incident
+        impact, _ = SEVERITY_IMPACT.get(incident.severity, ("minor", ComponentState.DEGRADED))
+        resolved = latest.status == Status.RESOLVED
+        item = {
+            "id": incident_id,
+            "title": latest.subject,
+            "status": latest.status,
+            "status_label": Status(latest.status).label,
+            "impact": impact,
+            "started_at": ups[-1].published_at,
+            "updated_at": latest.published_at,
+            "resolved_at": latest.published_at if resolved else None,
+            "updates": [
+                {
+                    "id": u.pk,
+                    "status": u.status,
+                    "status_label": Status(u.status).label,
+                    "body": u.body,
+                    "published_at": u.published_at,
+                }
+                for u in ups
+            ],
+            "overdue": None,
+        }
+        if resolved:
+            history.append(item)
+        else:
+            due = incident_update_due(
+                incident,
+                now=now,
+                last_any=last_any.get(incident_id),
+                last_external=latest.published_at,
+                prefetched=True,
+            )
+            if due.overdue:
+                item["overdue"] = {"due_at": due.due_at, "last_update_at": latest.published_at}
+            current.append((incident.severity, item))
+    current.sort(key=lambda pair: (pair[0], -pair[1]["updated_at"].timestamp()))
+    current_items = [item for _, item in current]
+    history.sort(key=lambda i: i["updated_at"], reverse=True)
+    components = [
+        {
+            "id": c.pk,
+            "name": c.name,
+            "description": c.description,
+            "state": c.state,
+            "state_label": ComponentState(c.state).label,
+            "updated_at": c.state_changed_at,
+        }
+        for c in Component.objects.filter(visible=True)
+    ]
+    worst = max(
+        (ComponentState(c["state"]) for c in components),
+        key=lambda s: COMPONENT_STATE_RANK[s],
+        default=ComponentState.OPERATIONAL,
+    )
+    for severity, _item in current:
+        implied = SEVERITY_IMPACT.get(severity, ("minor", ComponentState.DEGRADED))[1]
+        # With no component marked, an unresolved incident still means "not all clear".
+        if worst == ComponentState.OPERATIONAL:
+            worst = implied if not components else ComponentState.DEGRADED
+    return {
+        "name": settings.QUELL_STATUS_PAGE_NAME,
+        "generated_at": now,
+        "overall": {"state": str(worst), "label": OVERALL_LABELS[worst]},
+        "components": components,
+        "current": current_items,
+        "history": history,
+        "history_days": days,
+    }

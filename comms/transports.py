@@ -1,0 +1,166 @@
+"""Sending one message over one transport: Slack-compatible webhook, e-mail, signed webhook.
+
+Each sender returns a `SendResult` or raises `SendError`, whose `transient` flag tells the
+delivery service whether another attempt could succeed. Timeouts are short
+(QUELL_COMMS_HTTP_TIMEOUT) so a slow receiver costs a worker seconds, never minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import EmailMessage, get_connection
+
+SIGNATURE_HEADER = "X-Quell-Signature"
+TIMESTAMP_HEADER = "X-Quell-Timestamp"
+DELIVERY_HEADER = "X-Quell-Delivery"
+EXCERPT_CHARS = 500
+
+
+@dataclass
+class SendResult:
+    code: int | None = None
+    excerpt: str = ""
+
+
+class SendError(Exception):
+    """A failed attempt. `transient`: worth retrying (timeouts, 5xx, 429, connection errors)."""
+
+    def __init__(self, message: str, *, transient: bool, code: int | None = None, excerpt=""):
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+        self.excerpt = excerpt
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The signature header value: sha256=<hex HMAC of "<timestamp>.<body>">."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify_signature(
+    secret: str,
+    *,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> bool:
+    """What a receiver runs: the signature matches and the timestamp is recent (no replay)."""
+    try:
+        sent = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    now = time.time() if now is None else now
+    if abs(now - sent) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), signature or "")
+
+
+def _timeout() -> float:
+    return float(settings.QUELL_COMMS_HTTP_TIMEOUT)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+    request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
+    for name, value in headers.items():
+        request.add_header(name, value)
+    request.add_header("User-Agent", "Quell/1.0 (+incident communications)")
+    try:
+        with urllib.request.urlopen(request, timeout=_timeout()) as response:  # noqa: S310
+            excerpt = response.read(EXCERPT_CHARS).decode("utf-8", "replace")
+            return SendResult(code=response.status, excerpt=excerpt)
+    except urllib.error.HTTPError as exc:
+        try:
+            excerpt = exc.read(EXCERPT_CHARS).decode("utf-8", "replace")
+        except Exception:
+            excerpt = ""
+        # 408 and 429 ask to come back later; other 4xx will not change by retrying.
+        transient = exc.code >= 500 or exc.code in (408, 425, 429)
+        raise SendError(
+            f"HTTP {exc.code} {exc.reason}", transient=transient, code=exc.code, excerpt=excerpt
+        ) from None
+    except TimeoutError:
+        raise SendError(f"Timed out after {_timeout():g}s", transient=True) from None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError | socket.timeout):
+            raise SendError(f"Timed out after {_timeout():g}s", transient=True) from None
+        raise SendError(f"Connection failed: {reason}", transient=True) from None
+    except (ConnectionError, OSError) as exc:
+        raise SendError(f"Connection failed: {exc}", transient=True) from None
+
+
+def slack_text(subject: str, body: str) -> str:
+    """Message text for Slack and Mattermost: bold subject, mentions in Slack's syntax."""
+    text = f"*{subject}*\n{body}" if subject and not body.startswith("@") else body
+    # Both Slack and Mattermost incoming webhooks understand <!channel> and <!here>.
+    return text.replace("@channel", "<!channel>").replace("@here", "<!here>")
+
+
+def send_slack(*, url: str, subject: str, body: str) -> SendResult:
+    """POST {"text": ...} to a Slack-compatible incoming webhook."""
+    if not url:
+        raise SendError("The channel has no webhook URL.", transient=False)
+    payload = json.dumps({"text": slack_text(subject, body)}).encode()
+    return _post(url, payload, {"Content-Type": "application/json"})
+
+
+def send_webhook(*, url: str, secret: str, payload: dict, delivery_id: int) -> SendResult:
+    """POST the JSON payload, signed with HMAC-SHA256 over "<timestamp>.<body>"."""
+    if not url:
+        raise SendError("The channel has no webhook URL.", transient=False)
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        DELIVERY_HEADER: str(delivery_id),
+    }
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    return _post(url, body, headers)
+
+
+def send_email(
+    *, recipients: list[str], subject: str, body: str, headers: dict | None = None
+) -> SendResult:
+    """Send through Django's configured mail backend, one message to all recipients (Bcc)."""
+    if not recipients:
+        raise SendError("No recipients.", transient=False)
+    from_email = settings.QUELL_COMMS_FROM_EMAIL or settings.DEFAULT_FROM_EMAIL
+    message = EmailMessage(
+        subject=subject.replace("\n", " ")[:250],
+        body=body,
+        from_email=from_email,
+        to=[from_email] if len(recipients) > 1 else recipients,
+        # Several recipients (a stakeholder list) do not see each other's addresses.
+        bcc=recipients if len(recipients) > 1 else None,
+        headers=headers or {},
+        connection=get_connection(timeout=_timeout()),
+    )
+    try:
+        sent = message.send(fail_silently=False)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise SendError(f"Recipients refused: {exc.recipients}", transient=False) from None
+    except smtplib.SMTPResponseException as exc:
+        transient = 400 <= exc.smtp_code < 500
+        raise SendError(
+            f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", transient=transient, code=exc.smtp_code
+        ) from None
+    except TimeoutError:
+        raise SendError(f"Timed out after {_timeout():g}s", transient=True) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SendError(f"Mail server error: {exc}", transient=True) from None
+    return SendResult(code=250 if sent else None, excerpt=f"accepted for {len(recipients)}")
