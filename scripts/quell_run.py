@@ -1,0 +1,294 @@
+"""Set Quell up and run it: migrate, static files, admin account, demo data, then the web
+server, a Celery worker and Celery beat as one process tree.
+
+Started by scripts/run through scripts/quell_env.py (which has exported DATABASE_URL and
+REDIS_URL). Ctrl-C or SIGTERM stops every child; when one child dies the others are stopped
+and the exit code says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+STOP_GRACE = 10  # seconds each child gets to shut down cleanly before it is killed
+READY_TIMEOUT = 60
+
+_print_lock = threading.Lock()
+
+
+def say(line: str = "") -> None:
+    with _print_lock:
+        print(f"[quell] {line}" if line else "", flush=True)
+
+
+class StepFailed(Exception):
+    pass
+
+
+def manage(*args: str) -> None:
+    """Run a manage.py command in the foreground; its output goes straight to the terminal."""
+    result = subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], cwd=ROOT, check=False)
+    if result.returncode != 0:
+        raise StepFailed(f"manage.py {' '.join(args)} failed (exit {result.returncode})")
+
+
+def ensure_admin(*, reset: bool) -> str | None:
+    """Create the superuser `admin` once; returns the password when it was set now."""
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    user_model = get_user_model()
+    password = os.environ.get("QUELL_ADMIN_PASSWORD") or None
+    try:
+        user = user_model.objects.filter(username="admin").first()
+        if user is not None and not reset:
+            return None
+        password = password or secrets.token_urlsafe(12)
+        if user is None:
+            user_model.objects.create_superuser(
+                username="admin", email=os.environ.get("QUELL_ADMIN_EMAIL", ""), password=password
+            )
+        else:
+            user.set_password(password)
+            user.is_active = user.is_staff = user.is_superuser = True
+            user.save()
+        return password
+    finally:
+        connections.close_all()
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Child:
+    """One supervised process in its own process group, its output prefixed with its name."""
+
+    def __init__(self, name: str, argv: list[str]):
+        self.name = name
+        self.argv = argv
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            # Its own group: signals reach it (and its own children: runserver's reloader,
+            # the worker's pool) only when the supervisor sends them, in order.
+            start_new_session=True,
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        label = f"{self.name:<6} | "
+        for raw in iter(self.process.stdout.readline, b""):
+            with _print_lock:
+                sys.stdout.write(label + raw.decode(errors="replace").rstrip("\n") + "\n")
+                sys.stdout.flush()
+
+    def poll(self) -> int | None:
+        return self.process.poll() if self.process else 0
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    def group_alive(self) -> bool:
+        """True while any process of the child's group is left (its own children included)."""
+        if self.process is None:
+            return False
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def stop_all(children: list[Child]) -> None:
+    """SIGTERM every group, wait for them, SIGKILL what is left after STOP_GRACE seconds."""
+    for child in children:
+        child.signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline:
+        for child in children:
+            child.poll()  # reap
+        if not any(child.group_alive() for child in children):
+            return
+        time.sleep(0.1)
+    for child in children:
+        if child.group_alive():
+            say(f"{child.name} did not stop within {STOP_GRACE} s; killing it")
+            child.signal_group(signal.SIGKILL)
+    for child in children:
+        if child.process is not None:
+            child.process.wait()
+
+
+class Stop(Exception):
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+def supervise(children: list[Child], *, url: str, banner: list[str]) -> int:
+    """Run the children until a signal or until one of them exits; then stop them all."""
+
+    def on_signal(signum, _frame):
+        raise Stop(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    code = 0
+    try:
+        for child in children:
+            child.start()
+        ready = False
+        started_at = time.monotonic()
+        while True:
+            for child in children:
+                status = child.poll()
+                if status is not None:
+                    say(f"{child.name} exited with code {status}; stopping the others")
+                    return status or 1
+            if not ready:
+                ready = _answers(url)
+                if ready:
+                    say()
+                    for line in banner:
+                        say(line)
+                    say("Press Ctrl-C to stop.")
+                    say()
+                elif time.monotonic() - started_at > READY_TIMEOUT:
+                    say(f"the web server did not answer at {url} within {READY_TIMEOUT} s")
+                    return 1
+            time.sleep(0.25 if not ready else 0.5)
+    except Stop as stop:
+        name = signal.Signals(stop.signum).name
+        say(f"{name} received: stopping web server, worker and beat")
+        code = 128 + stop.signum
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_all(children)
+        say("all Quell processes stopped")
+    return code
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (our own URL)
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Set up and run Quell (use scripts/run).")
+    parser.add_argument(
+        "--reset-admin-password",
+        action="store_true",
+        help="set the admin password again (QUELL_ADMIN_PASSWORD or a new generated one)",
+    )
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo data")
+    args = parser.parse_args(argv)
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.dev")
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    port = int(os.environ.get("QUELL_PORT", "8000"))
+    url = f"http://127.0.0.1:{port}/"
+    if not port_is_free(port):
+        say(f"port {port} is in use on 127.0.0.1; stop what uses it or set QUELL_PORT=<port>")
+        return 1
+
+    try:
+        say("migrating the database")
+        manage("migrate", "--noinput", "-v", "1")
+        say("collecting static files into var/static")
+        manage("collectstatic", "--noinput", "-v", "0")
+        password = ensure_admin(reset=args.reset_admin_password)
+        if not args.no_demo:
+            say("loading demo data (manage.py quell_demo)")
+            manage("quell_demo")
+    except StepFailed as exc:
+        say(f"cannot start: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted during setup")
+        return 130
+
+    if password:
+        login = f"admin login: admin / {password}  (shown once; keep it)"
+    else:
+        login = (
+            "admin login: admin / (password unchanged; scripts/run --reset-admin-password sets "
+            "a new one)"
+        )
+    banner = [
+        f"Quell is running at {url}",
+        f"  admin:   {url}admin/",
+        f"  API:     {url}api/v1/  (docs at {url}api/v1/docs/)",
+        f"  status:  {url}status/",
+        f"  {login}",
+        f"  database: {os.environ.get('QUELL_DATABASE_DESCRIPTION', '(DATABASE_URL)')}",
+        f"  broker:   {os.environ.get('QUELL_BROKER_DESCRIPTION', '(REDIS_URL)')}",
+    ]
+    celery = [PYTHON, "-m", "celery", "-A", "config"]
+    concurrency = os.environ.get("QUELL_WORKER_CONCURRENCY", "2")
+    run_dir = ROOT / "var" / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    children = [
+        Child("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"]),
+        Child(
+            "worker",
+            [*celery, "worker", "-l", "INFO", "--concurrency", concurrency, "-n", "quell@%h"],
+        ),
+        Child(
+            "beat",
+            [
+                *celery,
+                "beat",
+                "-l",
+                "INFO",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+                f"--pidfile={run_dir / 'celerybeat.pid'}",
+            ],
+        ),
+    ]
+    return supervise(children, url=f"{url}admin/login/", banner=banner)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
