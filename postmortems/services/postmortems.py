@@ -1,0 +1,510 @@
+"""Postmortem lifecycle: create on resolution, save with optimistic concurrency, review, publish
+(which closes the incident) or waive (which closes it with a reason)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from incidents.models import EventKind, Incident, Status, TimelineEvent
+from incidents.services import IncidentError, incident_transition, timeline_append
+
+from ..models import (
+    SECTION_NAMES,
+    VERSIONED_FIELDS,
+    Postmortem,
+    PostmortemRevision,
+    PostmortemStatus,
+    Review,
+    ReviewStatus,
+)
+from ..scheduling import review_deadline
+from ..selectors import review_is_late
+from .errors import PostmortemConflict, PostmortemError
+
+MAX_SECTION_CHARS = 100_000
+MAX_ANNOTATION_CHARS = 2_000
+# Timeline entries pre-selected in a new draft: the turning points of the response.
+KEY_EVENT_KINDS = (
+    EventKind.DECLARED,
+    EventKind.STATUS_CHANGED,
+    EventKind.SEVERITY_CHANGED,
+    EventKind.REMEDIATION,
+    EventKind.INTEGRITY,
+)
+# Sections that must say something before the report is published.
+REQUIRED_TO_PUBLISH = ("summary", "impact", "root_cause")
+
+
+def _record(postmortem_or_incident_id, *, message: str, actor=None, data: dict | None = None):
+    incident_id = getattr(postmortem_or_incident_id, "incident_id", postmortem_or_incident_id)
+    return timeline_append(
+        incident_id=incident_id,
+        kind=EventKind.POSTMORTEM,
+        message=message,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label="" if actor is not None and actor.is_authenticated else "postmortems",
+        data=data or {},
+    )
+
+
+def _lock(postmortem_id: int) -> Postmortem:
+    try:
+        return (
+            Postmortem.objects.select_for_update(of=("self",))
+            .select_related("incident")
+            .get(pk=postmortem_id)
+        )
+    except Postmortem.DoesNotExist:
+        raise PostmortemError(
+            f"Postmortem {postmortem_id} does not exist.", field="postmortem"
+        ) from None
+
+
+def _user(actor):
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def _impact_prefill(incident: Incident) -> str:
+    lines = []
+    if incident.users_affected_percent is not None:
+        lines.append(f"- Users affected: {incident.users_affected_percent}%")
+    if incident.functionality_impacted:
+        lines.append(f"- Functionality impacted: {incident.functionality_impacted}")
+    if incident.business_impact:
+        lines.append(f"- Business impact: {incident.business_impact}")
+    if incident.scope:
+        lines.append(f"- Scope (queries/tables): {incident.scope}")
+    return "\n".join(lines)
+
+
+def data_impact_prefill(incident_id: int) -> str:
+    """What the incident's data integrity verifications recorded, as a Markdown list."""
+    events = TimelineEvent.objects.filter(
+        incident_id=incident_id, kind=EventKind.INTEGRITY
+    ).order_by("occurred_at", "id")
+    lines = [f"- {timezone.localtime(e.occurred_at):%Y-%m-%d %H:%M}: {e.message}" for e in events]
+    if not lines:
+        return ""
+    return "Data integrity verification recorded during the incident:\n\n" + "\n".join(lines)
+
+
+def _revision(postmortem: Postmortem, *, actor=None, autosave: bool = False) -> None:
+    PostmortemRevision.objects.create(
+        postmortem=postmortem,
+        version=postmortem.version,
+        content=postmortem.snapshot(),
+        saved_by=_user(actor),
+        autosave=autosave,
+    )
+
+
+@transaction.atomic
+def postmortem_create(*, incident_id: int, actor=None) -> Postmortem:
+    """Open the draft of a resolved incident's postmortem (returns the existing one if any)."""
+    incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+    if incident is None:
+        raise PostmortemError(f"Incident {incident_id} does not exist.", field="incident")
+    existing = Postmortem.objects.filter(incident=incident).first()
+    if existing is not None:
+        return existing
+    if incident.status != Status.RESOLVED:
+        raise PostmortemError(
+            f"Incident #{incident.pk} is {incident.status}: a postmortem starts once it is "
+            "resolved.",
+            field="incident",
+        )
+    key_events = TimelineEvent.objects.filter(
+        incident=incident, kind__in=KEY_EVENT_KINDS
+    ).values_list("pk", flat=True)
+    now = timezone.now()
+    postmortem = Postmortem(
+        incident=incident,
+        title=incident.title,
+        summary=incident.description,
+        impact=_impact_prefill(incident),
+        data_impact=data_impact_prefill(incident.pk),
+        timeline_selection={str(pk): "" for pk in key_events},
+        review_due_at=review_deadline(
+            resolved_at=incident.resolved_at or now, severity=incident.severity
+        ),
+        created_by=_user(actor),
+        updated_by=_user(actor),
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with transaction.atomic():
+            postmortem.save()
+    except IntegrityError:
+        # Created concurrently (the incident lock makes this unlikely, not impossible).
+        return Postmortem.objects.get(incident=incident)
+    _revision(postmortem, actor=actor)
+    due = (
+        f"; review due by {timezone.localtime(postmortem.review_due_at):%Y-%m-%d %H:%M %Z}"
+        if postmortem.review_due_at
+        else "; no review required for this severity"
+    )
+    _record(
+        postmortem,
+        message=f"Postmortem draft opened{due}",
+        actor=actor,
+        data={
+            "postmortem_id": postmortem.pk,
+            "action": "created",
+            "review_due_at": postmortem.review_due_at.isoformat()
+            if postmortem.review_due_at
+            else None,
+        },
+    )
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_recompute_deadline(*, postmortem_id: int) -> Postmortem:
+    """Recompute the review deadline from the incident's current severity and resolution."""
+    postmortem = _lock(postmortem_id)
+    incident = postmortem.incident
+    if not postmortem.is_editable or incident.resolved_at is None:
+        return postmortem
+    due = review_deadline(resolved_at=incident.resolved_at, severity=incident.severity)
+    if due != postmortem.review_due_at:
+        postmortem.review_due_at = due
+        postmortem.review_deadline_missed_at = None
+        postmortem.save(update_fields=["review_due_at", "review_deadline_missed_at"])
+        when = f"{timezone.localtime(due):%Y-%m-%d %H:%M %Z}" if due else "none required"
+        _record(
+            postmortem,
+            message=f"Post-incident review deadline is now {when} "
+            f"({incident.severity}, resolved {timezone.localtime(incident.resolved_at):%Y-%m-%d})",
+            data={"postmortem_id": postmortem.pk, "action": "deadline_changed"},
+        )
+    return postmortem
+
+
+def _clean_selection(incident_id: int, selection) -> dict[str, str]:
+    if not isinstance(selection, dict):
+        raise PostmortemError(
+            "The timeline selection maps event ids to annotations.", field="timeline_selection"
+        )
+    cleaned: dict[str, str] = {}
+    for key, note in selection.items():
+        try:
+            event_id = int(key)
+        except (TypeError, ValueError):
+            raise PostmortemError(
+                f"{key!r} is not a timeline event id.", field="timeline_selection"
+            ) from None
+        note = "" if note is None else str(note)
+        if len(note) > MAX_ANNOTATION_CHARS:
+            raise PostmortemError(
+                f"Annotations are limited to {MAX_ANNOTATION_CHARS} characters.",
+                field="timeline_selection",
+            )
+        cleaned[str(event_id)] = note
+    known = set(
+        TimelineEvent.objects.filter(
+            incident_id=incident_id, pk__in=[int(k) for k in cleaned]
+        ).values_list("pk", flat=True)
+    )
+    unknown = sorted(int(k) for k in cleaned if int(k) not in known)
+    if unknown:
+        raise PostmortemError(
+            f"Not events of this incident's timeline: {', '.join(map(str, unknown))}.",
+            field="timeline_selection",
+        )
+    return cleaned
+
+
+def _validate_changes(postmortem: Postmortem, changes: dict) -> dict:
+    unknown = set(changes) - set(VERSIONED_FIELDS)
+    if unknown:
+        raise PostmortemError(f"Not editable: {', '.join(sorted(unknown))}.")
+    cleaned = {}
+    for name, value in changes.items():
+        if name == "timeline_selection":
+            cleaned[name] = _clean_selection(postmortem.incident_id, value)
+            continue
+        value = "" if value is None else str(value)
+        # Browsers send CRLF; store LF so that versions compare equal across clients.
+        value = value.replace("\r\n", "\n")
+        if name == "title":
+            value = value.strip()
+            if not value:
+                raise PostmortemError("A title is required.", field="title")
+            if len(value) > 200:
+                raise PostmortemError("Titles are limited to 200 characters.", field="title")
+        elif len(value) > MAX_SECTION_CHARS:
+            raise PostmortemError(
+                f"Sections are limited to {MAX_SECTION_CHARS} characters.", field=name
+            )
+        cleaned[name] = value
+    return cleaned
+
+
+def _merge_value(base, theirs, mine):
+    """Three-way merge of one value: (merged, conflicted)."""
+    if mine == theirs:
+        return theirs, False
+    if theirs == base:
+        return mine, False
+    if mine == base:
+        return theirs, False
+    return theirs, True
+
+
+def _merge_selection(base: dict, theirs: dict, mine: dict) -> tuple[dict, bool]:
+    """Merge timeline selections entry by entry (absent = not selected)."""
+    merged, conflicted = {}, False
+    for key in sorted({*base, *theirs, *mine}, key=int):
+        value, clash = _merge_value(base.get(key), theirs.get(key), mine.get(key))
+        conflicted = conflicted or clash
+        if value is not None:
+            merged[key] = value
+    return merged, conflicted
+
+
+@transaction.atomic
+def postmortem_update(
+    *,
+    postmortem_id: int,
+    expected_version: int,
+    changes: dict,
+    actor=None,
+    autosave: bool = False,
+) -> Postmortem:
+    """Save edits made on top of `expected_version`, merging what others saved meanwhile.
+
+    If another author saved since, their changes and ours are merged field by field against the
+    version we started from; where both changed the same text differently nothing is written and
+    PostmortemConflict carries both versions, so the caller can show them and keep our text.
+    """
+    postmortem = _lock(postmortem_id)
+    if not postmortem.is_editable:
+        raise PostmortemError(
+            f"This postmortem is {postmortem.get_status_display().lower()} and can no longer be "
+            "edited.",
+            field="status",
+        )
+    changes = _validate_changes(postmortem, changes)
+    current = postmortem.snapshot()
+    if expected_version != postmortem.version:
+        base_revision = PostmortemRevision.objects.filter(
+            postmortem=postmortem, version=expected_version
+        ).first()
+        if base_revision is None:
+            raise PostmortemError(
+                f"Version {expected_version} of this postmortem does not exist.", field="version"
+            )
+        base = base_revision.content
+        merged, conflicts = {}, {}
+        for name, mine in changes.items():
+            if name == "timeline_selection":
+                value, clash = _merge_selection(
+                    base.get(name) or {}, current[name] or {}, mine or {}
+                )
+            else:
+                value, clash = _merge_value(base.get(name, ""), current[name], mine)
+            if clash:
+                conflicts[name] = current[name]
+            merged[name] = value
+        if conflicts:
+            editor = postmortem.updated_by.get_username() if postmortem.updated_by else "someone"
+            raise PostmortemConflict(
+                f"{editor} saved version {postmortem.version} while you were editing version "
+                f"{expected_version}, and changed the same text: "
+                f"{', '.join(sorted(conflicts))}. Nothing was overwritten.",
+                current=postmortem,
+                conflicts=conflicts,
+                mine=changes,
+            )
+        changes = merged
+    changed = {name: value for name, value in changes.items() if current[name] != value}
+    if not changed:
+        return postmortem
+    for name, value in changed.items():
+        setattr(postmortem, name, value)
+    postmortem.version += 1
+    postmortem.updated_at = timezone.now()
+    postmortem.updated_by = _user(actor)
+    postmortem.save(update_fields=[*changed, "version", "updated_at", "updated_by"])
+    _revision(postmortem, actor=actor, autosave=autosave)
+    return postmortem
+
+
+def _set_status(postmortem: Postmortem, status: str, *, actor, message: str, **fields) -> None:
+    from_status = postmortem.status
+    postmortem.status = status
+    for name, value in fields.items():
+        setattr(postmortem, name, value)
+    postmortem.updated_at = timezone.now()
+    postmortem.updated_by = _user(actor)
+    postmortem.save(update_fields=["status", *fields, "updated_at", "updated_by"])
+    _record(
+        postmortem,
+        message=message,
+        actor=actor,
+        data={"postmortem_id": postmortem.pk, "from": from_status, "to": status},
+    )
+
+
+@transaction.atomic
+def postmortem_submit_for_review(*, postmortem_id: int, actor=None) -> Postmortem:
+    """Draft -> in review."""
+    postmortem = _lock(postmortem_id)
+    if postmortem.status == PostmortemStatus.IN_REVIEW:
+        return postmortem
+    if postmortem.status != PostmortemStatus.DRAFT:
+        raise PostmortemError(
+            f"Only a draft can go to review; this one is {postmortem.get_status_display()}.",
+            field="status",
+        )
+    if not postmortem.summary.strip():
+        raise PostmortemError("Write a summary before asking for review.", field="summary")
+    _set_status(
+        postmortem,
+        PostmortemStatus.IN_REVIEW,
+        actor=actor,
+        message="Postmortem submitted for review",
+        submitted_at=timezone.now(),
+    )
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_return_to_draft(*, postmortem_id: int, actor=None) -> Postmortem:
+    """In review -> draft (more work needed)."""
+    postmortem = _lock(postmortem_id)
+    if postmortem.status == PostmortemStatus.DRAFT:
+        return postmortem
+    if postmortem.status != PostmortemStatus.IN_REVIEW:
+        raise PostmortemError(
+            f"Only a postmortem in review goes back to draft; this one is "
+            f"{postmortem.get_status_display()}.",
+            field="status",
+        )
+    _set_status(
+        postmortem, PostmortemStatus.DRAFT, actor=actor, message="Postmortem returned to draft"
+    )
+    return postmortem
+
+
+def _close_incident(postmortem: Postmortem, *, actor, reason: str) -> None:
+    incident = postmortem.incident
+    if incident.status == Status.CLOSED:
+        return
+    if incident.status != Status.RESOLVED:
+        raise PostmortemError(
+            f"Incident #{incident.pk} is {incident.status} again (reopened); resolve it before "
+            "closing its postmortem.",
+            field="status",
+        )
+    try:
+        incident_transition(
+            incident_id=incident.pk,
+            to_status=Status.CLOSED,
+            actor=actor,
+            reason=reason,
+            expected_status=Status.RESOLVED,
+        )
+    except IncidentError as exc:
+        raise PostmortemError(str(exc), field="status") from exc
+
+
+@transaction.atomic
+def postmortem_publish(*, postmortem_id: int, actor=None) -> Postmortem:
+    """In review -> published; closes the incident (resolved -> closed) in the same transaction."""
+    postmortem = _lock(postmortem_id)
+    if postmortem.status == PostmortemStatus.PUBLISHED:
+        return postmortem
+    if postmortem.status != PostmortemStatus.IN_REVIEW:
+        raise PostmortemError(
+            "Submit the postmortem for review before publishing it "
+            f"(it is {postmortem.get_status_display().lower()}).",
+            field="status",
+        )
+    missing = [name for name in REQUIRED_TO_PUBLISH if not getattr(postmortem, name).strip()]
+    if missing:
+        labels = ", ".join(name.replace("_", " ") for name in missing)
+        raise PostmortemError(f"Fill in before publishing: {labels}.", field=missing[0])
+    now = timezone.now()
+    _set_status(
+        postmortem,
+        PostmortemStatus.PUBLISHED,
+        actor=actor,
+        message="Postmortem published",
+        published_at=now,
+        published_by=_user(actor),
+    )
+    _close_incident(postmortem, actor=actor, reason="Postmortem published")
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_waive(*, postmortem_id: int, reason: str, actor=None) -> Postmortem:
+    """Skip the postmortem with a stated reason; closes the incident and cancels its review."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PostmortemError("Say why the postmortem is waived.", field="reason")
+    postmortem = _lock(postmortem_id)
+    if postmortem.status == PostmortemStatus.WAIVED:
+        return postmortem
+    if not postmortem.is_editable:
+        raise PostmortemError(
+            f"A {postmortem.get_status_display().lower()} postmortem cannot be waived.",
+            field="status",
+        )
+    _set_status(
+        postmortem,
+        PostmortemStatus.WAIVED,
+        actor=actor,
+        message=f"Postmortem waived: {reason}",
+        waived_at=timezone.now(),
+        waived_by=_user(actor),
+        waived_reason=reason,
+    )
+    from .reviews import _cancel_locked
+
+    for review in Review.objects.select_for_update().filter(
+        postmortem=postmortem, status=ReviewStatus.SCHEDULED
+    ):
+        _cancel_locked(review, actor=actor, reason="Postmortem waived")
+    _close_incident(postmortem, actor=actor, reason=f"Postmortem waived: {reason}")
+    return postmortem
+
+
+@transaction.atomic
+def postmortem_flag_missed_deadline(
+    *, postmortem_id: int, now: datetime.datetime | None = None
+) -> bool:
+    """Flag (once) a postmortem whose review deadline passed without a review; True if flagged."""
+    postmortem = _lock(postmortem_id)
+    if postmortem.review_deadline_missed_at is not None:
+        return False
+    if not review_is_late(postmortem, now=now):
+        return False
+    postmortem.review_deadline_missed_at = now or timezone.now()
+    postmortem.save(update_fields=["review_deadline_missed_at"])
+    _record(
+        postmortem,
+        message="Post-incident review deadline passed "
+        f"({timezone.localtime(postmortem.review_due_at):%Y-%m-%d %H:%M %Z}) without a review",
+        data={"postmortem_id": postmortem.pk, "action": "review_deadline_missed"},
+    )
+    return True
+
+
+__all__ = [
+    "SECTION_NAMES",
+    "data_impact_prefill",
+    "postmortem_create",
+    "postmortem_flag_missed_deadline",
+    "postmortem_publish",
+    "postmortem_recompute_deadline",
+    "postmortem_return_to_draft",
+    "postmortem_submit_for_review",
+    "postmortem_update",
+    "postmortem_waive",
+]

@@ -1,0 +1,97 @@
+"""The check gate of an action item: the item is done only when its diagnostic check passes.
+
+Trying to close a gated item starts a diagnostic run of that one check on the item's target
+(diagnostics.services.diagnostic_run_start; a worker executes it). When the run has finished,
+`settle_verification` reads the check's result: OK marks the item done on behalf of whoever asked,
+anything else leaves it open with what the check found. Settling happens from a task queued after
+the start, from a periodic sweep, and when someone looks at the item, whichever comes first.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from diagnostics.models import CheckResult, RunStatus, Trigger
+from diagnostics.services import DiagnosticsError, diagnostic_run_start
+
+from ..models import ActionItem, ActionStatus
+from .errors import PostmortemError
+
+RUNNING = "running"
+PASSED = "ok"
+
+
+def start_verification(item: ActionItem, *, actor) -> ActionItem:
+    """Start (or join) the verification run of a locked, gated item."""
+    if item.is_verifying and item.verification_run_id:
+        return item
+    try:
+        run = diagnostic_run_start(
+            target_id=item.check_target_id,
+            incident_id=item.postmortem.incident_id,
+            trigger=Trigger.MANUAL,
+            requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+            suite={"keys": [item.check_key]},
+        )
+    except DiagnosticsError as exc:
+        raise PostmortemError(
+            f"Cannot run the verification check: {exc}", field="check_key"
+        ) from exc
+    item.verification_run = run
+    item.verification_status = RUNNING
+    item.verification_summary = f"Running {item.check_key} on {item.check_target}…"
+    item.completion_requested_by = actor if getattr(actor, "is_authenticated", False) else None
+    item.save()
+    from ..tasks import settle_action_item_verification
+
+    transaction.on_commit(
+        lambda: settle_action_item_verification.apply_async(
+            kwargs={"action_item_id": item.pk}, countdown=3
+        ),
+        robust=True,
+    )
+    return item
+
+
+def settle_verification(item: ActionItem, *, mark_done, record) -> ActionItem:
+    """Apply a finished verification run's verdict to a locked item."""
+    run = item.verification_run
+    if not item.is_verifying or run is None:
+        return item
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        return item
+    result = CheckResult.objects.filter(run=run, key=item.check_key).first()
+    if run.status == RunStatus.FAILED or result is None:
+        status = "error"
+        summary = run.error or f"The run produced no result for {item.check_key}."
+    else:
+        status = result.status
+        summary = result.summary or result.error or status
+    item.verification_status = status
+    item.verification_summary = summary
+    item.verified_at = timezone.now()
+    requester = item.completion_requested_by
+    if status == PASSED:
+        mark_done(item, actor=requester, note=f" (verified: {item.check_key} passed: {summary})")
+        return item
+    item.save()
+    record(
+        item,
+        message=f"Action item not done: {item.title}: check {item.check_key} on "
+        f"{item.check_target} is {status.upper()} ({summary})",
+        actor=requester,
+        action="action_item_verification_failed",
+        run_id=run.pk,
+        check_status=status,
+    )
+    return item
+
+
+def items_awaiting_verification() -> list[int]:
+    """Ids of items whose verification run is running or finished but not yet applied."""
+    return list(
+        ActionItem.objects.filter(
+            verification_status=RUNNING, status__in=(ActionStatus.OPEN, ActionStatus.IN_PROGRESS)
+        ).values_list("pk", flat=True)
+    )

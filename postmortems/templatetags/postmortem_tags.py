@@ -1,0 +1,45 @@
+"""Template helpers for postmortem pages."""
+
+import datetime
+
+from django import template
+
+from postmortems.markdown import render_markdown
+
+register = template.Library()
+
+
+@register.filter(name="markdown")
+def markdown_filter(text):
+    """Render Markdown safely (markdown-it-py + nh3)."""
+    return render_markdown(text)
+
+
+@register.filter
+def duration(value):
+    """A timedelta as '1 h 05 min' (or '—' when unknown)."""
+    if value is None:
+        return "—"
+    if not isinstance(value, datetime.timedelta):
+        return value
+    total = int(value.total_seconds())
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{sign}{days} d {hours} h {minutes:02d} min"
+    if hours:
+        return f"{sign}{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{sign}{minutes} min {seconds:02d} s"
+    return f"{sign}{seconds} s"
+
+
+@register.filter
+def get_item(mapping, key):
+    """mapping[key] in a template (None when missing)."""
+    if mapping is None:
+        return None
+    return mapping.get(key) if hasattr(mapping, "get") else None
