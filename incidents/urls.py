@@ -1,1 +1,32 @@
-urlpatterns: list = []
+"""Responder web pages (the REST API is in incidents/api/urls.py)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "incidents"
+
+urlpatterns = [
+    path("", views.incident_list, name="list"),
+    path("incidents/", views.incidents_index, name="index"),
+    path("incidents/declare/", views.incident_declare, name="declare"),
+    path("incidents/<int:incident_id>/", views.incident_detail, name="detail"),
+    path("incidents/<int:incident_id>/timeline/", views.incident_timeline, name="timeline"),
+    path("incidents/<int:incident_id>/edit/", views.incident_edit, name="edit"),
+    path("incidents/<int:incident_id>/status/", views.incident_transition, name="transition"),
+    path("incidents/<int:incident_id>/severity/", views.incident_severity, name="severity"),
+    path(
+        "incidents/<int:incident_id>/acknowledge/",
+        views.incident_acknowledge,
+        name="acknowledge",
+    ),
+    path("incidents/<int:incident_id>/roles/", views.role_assign, name="role-assign"),
+    path(
+        "incidents/<int:incident_id>/roles/<int:assignment_id>/relieve/",
+        views.role_relieve,
+        name="role-relieve",
+    ),
+    path("incidents/<int:incident_id>/notes/", views.incident_note, name="note"),
+    path("insights/", views.metrics_dashboard, name="metrics-dashboard"),
+    path("metrics", views.prometheus_metrics, name="prometheus"),
+]

@@ -1,0 +1,293 @@
+"""Web forms for the responder pages. They validate input and hand it to `incidents.services`;
+the services stay the single place where the rules live (their IncidentError messages are put
+back on the form field they name)."""
+
+from __future__ import annotations
+
+import datetime
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import DetectionSource, EventKind, Kind, ResponderRole, Status
+from .permissions import ADMIN, COMMANDER, RESPONDER
+from .severity import SEVERITY_DEFINITIONS, Severity
+
+NULL_BOOLEAN_CHOICES = [("", "Unknown"), ("true", "Yes"), ("false", "No")]
+
+# Fields of the initial assessment (playbook: Confirm the Issue, Assess Severity) shared by the
+# declare and edit forms.
+ASSESSMENT_FIELDS = (
+    "confirmed",
+    "reproducible",
+    "scope",
+    "users_affected_percent",
+    "functionality_impacted",
+    "business_impact",
+)
+
+
+def severity_choices_with_definitions() -> list[tuple[str, str]]:
+    """(value, "SEV1 - Critical") pairs; templates show SEVERITY_DEFINITIONS beside each."""
+    return list(Severity.choices)
+
+
+def severity_options() -> list[dict]:
+    """Severity levels with the playbook's definition, for rendering beside the choice."""
+    return [
+        {"value": value, "label": label, "definition": SEVERITY_DEFINITIONS[Severity(value)]}
+        for value, label in Severity.choices
+    ]
+
+
+def _null_boolean(value):
+    return {"true": True, "false": False}.get(value)
+
+
+class _AssessmentMixin(forms.Form):
+    confirmed = forms.BooleanField(
+        required=False,
+        label="Confirmed",
+        help_text="Verified by running diagnostic queries.",
+    )
+    reproducible = forms.TypedChoiceField(
+        required=False,
+        choices=NULL_BOOLEAN_CHOICES,
+        coerce=_null_boolean,
+        empty_value=None,
+        label="Reproducible",
+    )
+    scope = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Scope",
+        help_text="Specific queries or tables involved.",
+    )
+    users_affected_percent = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_value=100,
+        max_digits=5,
+        decimal_places=2,
+        label="Users affected (%)",
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
+    functionality_impacted = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Functionality impacted"
+    )
+    business_impact = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Business impact"
+    )
+
+
+class DeclareForm(_AssessmentMixin):
+    title = forms.CharField(
+        max_length=200,
+        label="Title",
+        help_text="What is wrong, in a few words (for example: Checkout queries time out).",
+        widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}),
+    )
+    severity = forms.ChoiceField(
+        choices=Severity.choices, widget=forms.RadioSelect, label="Severity"
+    )
+    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.PERFORMANCE, label="Kind")
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Description"
+    )
+    detection_source = forms.ChoiceField(
+        choices=[
+            (DetectionSource.INTERNAL_REPORT, DetectionSource.INTERNAL_REPORT.label),
+            (DetectionSource.USER_REPORT, DetectionSource.USER_REPORT.label),
+            (DetectionSource.MONITOR, DetectionSource.MONITOR.label),
+            (DetectionSource.ALERT, DetectionSource.ALERT.label),
+        ],
+        initial=DetectionSource.INTERNAL_REPORT,
+        label="Detection source",
+    )
+    detected_by = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Detected by",
+        help_text="Person or system that noticed it. Empty: you.",
+    )
+    detected_at = forms.DateTimeField(
+        required=False,
+        label="Detected at",
+        help_text="When the problem was first noticed (your local time). Empty: now.",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+    )
+
+    field_order = [
+        "title",
+        "severity",
+        "kind",
+        "description",
+        "detection_source",
+        "detected_by",
+        "detected_at",
+        *ASSESSMENT_FIELDS,
+    ]
+
+    def clean_detected_at(self):
+        value = self.cleaned_data.get("detected_at")
+        if value and value > timezone.now() + datetime.timedelta(minutes=5):
+            raise forms.ValidationError("Detection time cannot be in the future.")
+        return value
+
+    def service_kwargs(self) -> dict:
+        """Keyword arguments for incidents.services.incident_declare."""
+        return dict(self.cleaned_data)
+
+
+class AssessmentForm(_AssessmentMixin):
+    """Summary and assessment of an existing incident (incidents.services.incident_update)."""
+
+    title = forms.CharField(max_length=200, label="Title")
+    kind = forms.ChoiceField(choices=Kind.choices, label="Kind")
+    description = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Description"
+    )
+    detected_by = forms.CharField(max_length=200, required=False, label="Detected by")
+    bridge_url = forms.URLField(required=False, label="Video bridge", assume_scheme="https")
+
+    field_order = ["title", "kind", "description", "detected_by", "bridge_url", *ASSESSMENT_FIELDS]
+
+    @classmethod
+    def initial_for(cls, incident) -> dict:
+        """The form's initial values from the incident."""
+        initial = {name: getattr(incident, name) for name in cls.base_fields}
+        reproducible = incident.reproducible
+        initial["reproducible"] = "" if reproducible is None else str(reproducible).lower()
+        return initial
+
+    def changes(self, incident) -> dict:
+        """Only what differs from the incident, so the timeline records real changes."""
+        out = {}
+        for name, value in self.cleaned_data.items():
+            if getattr(incident, name) != value:
+                out[name] = value
+        return out
+
+
+class TransitionForm(forms.Form):
+    """Move the incident to one of the statuses its lifecycle allows from where it is now."""
+
+    to_status = forms.ChoiceField(choices=Status.choices, label="New status")
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Reason",
+        help_text="Recorded on the timeline.",
+    )
+    # The status the user saw; a transition committed meanwhile turns this into a conflict.
+    expected_status = forms.ChoiceField(choices=Status.choices, widget=forms.HiddenInput)
+
+    def __init__(self, *args, allowed: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_status"].choices = [(s, Status(s).label) for s in allowed]
+
+
+class SeverityForm(forms.Form):
+    severity = forms.ChoiceField(
+        choices=Severity.choices, widget=forms.RadioSelect, label="Severity"
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Reason",
+    )
+
+
+def assignable_users():
+    """Active users who may respond: responder group or above, or superusers."""
+    user_model = get_user_model()
+    return (
+        user_model.objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__name__in=(RESPONDER, COMMANDER, ADMIN)))
+        .distinct()
+        .order_by("username")
+    )
+
+
+class UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        full = obj.get_full_name()
+        return f"{full} ({obj.get_username()})" if full else obj.get_username()
+
+
+class AssignRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ResponderRole.choices, label="Role")
+    role_name = forms.CharField(
+        required=False,
+        max_length=80,
+        label="Role name",
+        help_text="Only for Other (for example: Database specialist).",
+    )
+    user = UserChoiceField(queryset=None, label="Person", empty_label="Choose a person")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = assignable_users()
+
+    def clean(self):
+        data = super().clean()
+        if data.get("role") == ResponderRole.OTHER and not (data.get("role_name") or "").strip():
+            self.add_error("role_name", "Name the role (for example 'Database specialist').")
+        return data
+
+
+class NoteForm(forms.Form):
+    message = forms.CharField(
+        max_length=10000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Add a note to the timeline",
+    )
+
+
+class TimelineFilterForm(forms.Form):
+    kind = forms.MultipleChoiceField(
+        required=False, choices=EventKind.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+
+OPEN = "open"
+STATUS_FILTER_CHOICES = [("", "Any status"), (OPEN, "Open (not resolved)"), *Status.choices]
+
+
+class IncidentFilterForm(forms.Form):
+    """Filters of the incident list; every field optional, invalid values are ignored."""
+
+    q = forms.CharField(required=False, label="Search", max_length=200)
+    severity = forms.ChoiceField(
+        required=False, choices=[("", "Any severity"), *Severity.choices], label="Severity"
+    )
+    status = forms.ChoiceField(required=False, choices=STATUS_FILTER_CHOICES, label="Status")
+    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *Kind.choices])
+    target = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, choices=[("", "Any target")]
+    )
+    declared_after = forms.DateField(
+        required=False, label="Declared from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    declared_before = forms.DateField(
+        required=False, label="Declared until", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, targets: list[tuple[int, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if targets:
+            self.fields["target"].choices = [("", "Any target"), *targets]
+        else:
+            del self.fields["target"]
+
+    def clean(self):
+        data = super().clean()
+        after, before = data.get("declared_after"), data.get("declared_before")
+        if after and before and after > before:
+            self.add_error("declared_before", "The end date is before the start date.")
+        return data

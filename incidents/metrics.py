@@ -1,0 +1,368 @@
+"""Incident metrics: response times (median and 90th percentile, computed by PostgreSQL's
+percentile_cont), counts, and the Prometheus exposition served at /metrics.
+
+Response times run from detection (`detected_at`, when the problem was first noticed) to the
+first acknowledgement, mitigation (monitoring, or resolution when it skipped monitoring) and
+resolution. Incidents are bucketed by the month they were declared in, in QUELL_TIME_ZONE.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count
+from django.utils import timezone
+
+from . import related
+from .models import OPEN_STATUSES, Incident, Kind, Status
+from .severity import Severity
+
+MEASURES = (
+    ("acknowledge", "acknowledged_at", "Time to acknowledge"),
+    ("mitigate", "mitigated_at", "Time to mitigate"),
+    ("resolve", "resolved_at", "Time to resolve"),
+)
+
+
+def _seconds_since_detection(column: str) -> str:
+    # GREATEST ignores NULLs, so guard explicitly: an unset time must stay NULL (and be left out
+    # by percentile_cont) rather than count as zero. Clamped at zero because a detection time
+    # typed in by hand can be later than the acknowledgement.
+    return (
+        f"CASE WHEN {column} IS NULL THEN NULL "
+        f"ELSE GREATEST(EXTRACT(EPOCH FROM ({column} - detected_at)), 0) END"
+    )
+
+
+def response_times(
+    *,
+    since: datetime.datetime,
+    until: datetime.datetime | None = None,
+    by_month: bool = True,
+) -> list[dict]:
+    """Median and p90 seconds to acknowledge, mitigate, resolve, per severity (and month)."""
+    aggregates = []
+    for name, column, _ in MEASURES:
+        expr = _seconds_since_detection(column)
+        aggregates += [
+            f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {expr}) AS {name}_p50",
+            f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {expr}) AS {name}_p90",
+            f"count({column}) AS {name}_n",
+        ]
+    keys = ["severity"]
+    params: list = []
+    if by_month:
+        keys.insert(0, "month")
+        month = "(date_trunc('month', declared_at AT TIME ZONE %s))::date AS month, "
+        params.append(settings.TIME_ZONE)
+    else:
+        month = ""
+    where = "declared_at >= %s"
+    params.append(since)
+    if until is not None:
+        where += " AND declared_at < %s"
+        params.append(until)
+    sql = (
+        f"SELECT {month}severity, count(*) AS incidents, {', '.join(aggregates)} "
+        f"FROM {Incident._meta.db_table} WHERE {where} "
+        f"GROUP BY {', '.join(keys)} ORDER BY {', '.join(keys)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [col.name for col in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        for key, value in row.items():
+            if key.endswith(("_p50", "_p90")) and value is not None:
+                row[key] = float(value)
+    return rows
+
+
+def _count_by(qs, field_name: str, choices) -> list[tuple[str, str, int]]:
+    counts = dict(qs.values_list(field_name).annotate(n=Count("pk")).order_by())
+    return [(value, label, counts.get(value, 0)) for value, label in choices]
+
+
+@dataclass
+class Dashboard:
+    since: datetime.datetime
+    months: int
+    by_severity: list[dict]
+    by_month: list[dict]
+    counts_severity: list[tuple[str, str, int]]
+    counts_kind: list[tuple[str, str, int]]
+    counts_status: list[tuple[str, str, int]]
+    counts_target: list[tuple[str, int]] | None
+    open_now: int
+    action_items: dict | None
+    total: int = field(default=0)
+
+
+def period_start(months: int) -> datetime.datetime:
+    """Start of the month `months - 1` months before this one, in the local time zone."""
+    today = timezone.localdate()
+    year, month = today.year, today.month - (months - 1)
+    while month <= 0:
+        month += 12
+        year -= 1
+    return timezone.make_aware(datetime.datetime(year, month, 1))
+
+
+def dashboard(*, months: int = 12) -> Dashboard:
+    """Everything the metrics page shows for the last `months` months."""
+    since = period_start(months)
+    qs = Incident.objects.filter(declared_at__gte=since)
+    counts_severity = _count_by(qs, "severity", Severity.choices)
+    return Dashboard(
+        since=since,
+        months=months,
+        by_severity=response_times(since=since, by_month=False),
+        by_month=response_times(since=since, by_month=True),
+        counts_severity=counts_severity,
+        counts_kind=_count_by(qs, "kind", Kind.choices),
+        counts_status=_count_by(qs, "status", Status.choices),
+        counts_target=related.incident_counts_by_target(since=since),
+        open_now=Incident.objects.filter(status__in=OPEN_STATUSES).count(),
+        action_items=related.action_items_summary(),
+        total=sum(n for _, _, n in counts_severity),
+    )
+
+
+# --- Prometheus exposition ----------------------------------------------------------------
+
+_NAME_OK = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def _escape_label(value) -> str:
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format_value(value) -> str:
+    if value is None:
+        return "NaN"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    return repr(float(value))
+
+
+class Exposition:
+    """Writes the Prometheus text format (version 0.0.4): HELP and TYPE once per family."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self._declared: set[str] = set()
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        assert _NAME_OK.match(name), name
+        if name in self._declared:
+            return
+        self._declared.add(name)
+        self.lines.append(f"# HELP {name} {help_text.replace(chr(10), ' ')}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value, labels: dict | None = None) -> None:
+        if labels:
+            rendered = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
+            self.lines.append(f"{name}{{{rendered}}} {_format_value(value)}")
+        else:
+            self.lines.append(f"{name} {_format_value(value)}")
+
+    def render(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _latency_summary(
+    out: Exposition, model, *, task: str, start: str, end: str, phase: str, window_hours: int = 24
+) -> None:
+    """p50/p90/p99 of (end - start) over rows that ended in the window, as a summary."""
+    table = model._meta.db_table
+    start_col = model._meta.get_field(start).column
+    end_col = model._meta.get_field(end).column
+    expr = f"EXTRACT(EPOCH FROM ({end_col} - {start_col}))"
+    sql = (
+        f"SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY {expr}), "
+        f"percentile_cont(0.9) WITHIN GROUP (ORDER BY {expr}), "
+        f"percentile_cont(0.99) WITHIN GROUP (ORDER BY {expr}), "
+        f"count(*), coalesce(sum({expr}), 0) FROM {table} "
+        f"WHERE {end_col} IS NOT NULL AND {start_col} IS NOT NULL AND {end_col} >= %s"
+    )
+    since = timezone.now() - datetime.timedelta(hours=window_hours)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [since])
+        p50, p90, p99, count, total = cursor.fetchone()
+    labels = {"task": task, "phase": phase}
+    for quantile, value in (("0.5", p50), ("0.9", p90), ("0.99", p99)):
+        out.sample("quell_task_latency_seconds", value, {**labels, "quantile": quantile})
+    out.sample("quell_task_latency_seconds_sum", float(total), labels)
+    out.sample("quell_task_latency_seconds_count", int(count), labels)
+
+
+def prometheus_exposition() -> str:
+    """The text served at /metrics."""
+    started = time.perf_counter()
+    out = Exposition()
+
+    out.family("quell_incidents_open", "gauge", "Open incidents (not resolved) by severity.")
+    open_counts = dict(
+        Incident.objects.filter(status__in=OPEN_STATUSES)
+        .values_list("severity")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for severity in Severity.values:
+        out.sample("quell_incidents_open", open_counts.get(severity, 0), {"severity": severity})
+
+    out.family(
+        "quell_incidents_unacknowledged",
+        "gauge",
+        "Open incidents nobody has acknowledged yet, by severity.",
+    )
+    unacked = dict(
+        Incident.objects.filter(status__in=OPEN_STATUSES, acknowledged_at__isnull=True)
+        .values_list("severity")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for severity in Severity.values:
+        out.sample(
+            "quell_incidents_unacknowledged", unacked.get(severity, 0), {"severity": severity}
+        )
+
+    out.family("quell_incidents", "gauge", "Incidents by status and severity.")
+    rows = (
+        Incident.objects.values_list("status", "severity")
+        .annotate(n=Count("pk"))
+        .order_by("status", "severity")
+    )
+    for status, severity, n in rows:
+        out.sample("quell_incidents", n, {"status": status, "severity": severity})
+
+    out.family(
+        "quell_incident_oldest_open_age_seconds",
+        "gauge",
+        "Age of the oldest open incident since detection (0 when none is open).",
+    )
+    oldest = (
+        Incident.objects.filter(status__in=OPEN_STATUSES)
+        .order_by("detected_at")
+        .values_list("detected_at", flat=True)
+        .first()
+    )
+    age = (timezone.now() - oldest).total_seconds() if oldest else 0
+    out.sample("quell_incident_oldest_open_age_seconds", round(age, 3))
+
+    latencies: list[dict] = []
+    _diagnostics(out, latencies)
+    _deliveries(out, latencies)
+    _action_items(out)
+    if latencies:
+        # One family, its samples together, as the exposition format requires.
+        out.family(
+            "quell_task_latency_seconds",
+            "summary",
+            "Latency of background tasks that finished in the last 24 hours: queue (enqueued "
+            "to started) and run (started to finished).",
+        )
+        for spec in latencies:
+            _latency_summary(out, **spec)
+
+    out.family(
+        "quell_metrics_scrape_duration_seconds", "gauge", "Time taken to compute these metrics."
+    )
+    out.sample("quell_metrics_scrape_duration_seconds", round(time.perf_counter() - started, 6))
+    return out.render()
+
+
+def _diagnostics(out: Exposition, latencies: list[dict]) -> None:
+    run = related.diagnostic_run_model()
+    status = related.first_field(run, "status") if run is not None else None
+    if run is None or status is None:
+        return
+    counts = related.status_counts(run, status)
+    out.family("quell_diagnostic_runs_total", "counter", "Diagnostic runs by status.")
+    for value, n in sorted(counts.items()):
+        out.sample("quell_diagnostic_runs_total", n, {"status": value})
+    out.family("quell_diagnostic_run_failures_total", "counter", "Diagnostic runs that failed.")
+    out.sample(
+        "quell_diagnostic_run_failures_total",
+        sum(n for value, n in counts.items() if related.is_failure(value)),
+    )
+    result = related.check_result_model()
+    result_status = related.first_field(result, "status") if result is not None else None
+    if result_status:
+        out.family("quell_diagnostic_check_results_total", "counter", "Check results by status.")
+        for value, n in sorted(related.status_counts(result, result_status).items()):
+            out.sample("quell_diagnostic_check_results_total", n, {"status": value})
+    created = related.first_field(run, "requested_at", "queued_at", "created_at", "created")
+    started = related.first_field(run, "started_at")
+    finished = related.first_field(run, "finished_at", "completed_at", "ended_at")
+    if created and started:
+        latencies.append(
+            {
+                "model": run,
+                "task": "diagnostic_run",
+                "start": created,
+                "end": started,
+                "phase": "queue",
+            }
+        )
+    if started and finished:
+        latencies.append(
+            {
+                "model": run,
+                "task": "diagnostic_run",
+                "start": started,
+                "end": finished,
+                "phase": "run",
+            }
+        )
+
+
+def _deliveries(out: Exposition, latencies: list[dict]) -> None:
+    delivery = related.delivery_model()
+    status = related.first_field(delivery, "status", "state") if delivery is not None else None
+    if delivery is None or status is None:
+        return
+    counts = related.status_counts(delivery, status)
+    out.family("quell_comms_deliveries_total", "counter", "Notification deliveries by status.")
+    for value, n in sorted(counts.items()):
+        out.sample("quell_comms_deliveries_total", n, {"status": value})
+    out.family(
+        "quell_comms_delivery_failures_total",
+        "counter",
+        "Notification deliveries that failed (after their retries).",
+    )
+    out.sample(
+        "quell_comms_delivery_failures_total",
+        sum(n for value, n in counts.items() if related.is_failure(value)),
+    )
+    created = related.first_field(delivery, "created_at", "queued_at", "created")
+    sent = related.first_field(delivery, "delivered_at", "sent_at", "succeeded_at")
+    if created and sent:
+        latencies.append(
+            {
+                "model": delivery,
+                "task": "comms_delivery",
+                "start": created,
+                "end": sent,
+                "phase": "run",
+            }
+        )
+
+
+def _action_items(out: Exposition) -> None:
+    summary = related.action_items_summary()
+    if summary is None:
+        return
+    out.family("quell_action_items_open", "gauge", "Postmortem action items not done.")
+    out.sample("quell_action_items_open", summary["open"])
+    if summary["overdue"] is not None:
+        out.family("quell_action_items_overdue", "gauge", "Open action items past their due date.")
+        out.sample("quell_action_items_overdue", summary["overdue"])

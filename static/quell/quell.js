@@ -1,0 +1,83 @@
+// Keyboard shortcuts (listed on every page under "Keyboard shortcuts") and small helpers.
+// Single keys, ignored while typing in a field or with a modifier held.
+(function () {
+  "use strict";
+
+  function typing(target) {
+    if (!target) return false;
+    var tag = target.tagName;
+    return target.isContentEditable || tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT";
+  }
+
+  function go(selector) {
+    var link = document.querySelector(selector);
+    if (link && link.href) window.location.assign(link.href);
+  }
+
+  function focus(selector) {
+    var el = document.querySelector(selector);
+    if (!el) return;
+    if (!el.hasAttribute("tabindex") && !/^(INPUT|SELECT|TEXTAREA|BUTTON|A)$/.test(el.tagName)) {
+      el.setAttribute("tabindex", "-1");
+    }
+    el.focus();
+    if (el.scrollIntoView) el.scrollIntoView({ block: "start" });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (typing(event.target)) {
+      if (event.key === "Escape") event.target.blur();
+      return;
+    }
+    var help = document.getElementById("shortcuts-help");
+    switch (event.key) {
+      case "/":
+        event.preventDefault();
+        focus("[data-shortcut='search']");
+        break;
+      case "n":
+        go("[data-shortcut='declare']");
+        break;
+      case "i":
+        go("[data-shortcut='incidents']");
+        break;
+      case "m":
+        go("[data-shortcut='metrics']");
+        break;
+      case "t":
+        focus("#timeline-heading");
+        break;
+      case "s":
+        focus("#status-heading");
+        break;
+      case "r":
+        focus("#roles-heading");
+        break;
+      case "?":
+        if (help) {
+          help.open = !help.open;
+          if (help.open) help.querySelector("summary").focus();
+        }
+        break;
+      default:
+        return;
+    }
+  });
+
+  // The "Other" role needs a name: show that field only when it applies.
+  document.addEventListener("change", function (event) {
+    if (event.target && event.target.name === "role") syncRoleName(event.target.form);
+  });
+  function syncRoleName(form) {
+    if (!form) return;
+    var role = form.querySelector("[name=role]");
+    var wrap = form.querySelector("[data-role-name]");
+    if (role && wrap) wrap.hidden = role.value !== "other";
+  }
+  function syncAll() {
+    document.querySelectorAll("form[data-assign-form]").forEach(syncRoleName);
+  }
+  document.addEventListener("DOMContentLoaded", syncAll);
+  document.addEventListener("htmx:afterSettle", syncAll);
+})();
