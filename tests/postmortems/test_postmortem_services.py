@@ -131,9 +131,7 @@ def test_timeline_selection_merges_entry_by_entry(postmortem, commander, respond
     assert merged.timeline_selection[last] == "Fixed"
 
 
-def test_timeline_selection_refuses_other_incidents_events(
-    postmortem, incident_factory, commander
-):
+def test_timeline_selection_refuses_other_incidents_events(postmortem, incident_factory, commander):
     other = incident_factory(title="Another one", staffed=False)
     foreign = TimelineEvent.objects.filter(incident=other).first()
     with pytest.raises(services.PostmortemError, match="Not events of this incident"):
@@ -212,8 +210,10 @@ def test_waive_needs_a_reason_and_closes_the_incident(postmortem, commander):
 
 
 def test_re_resolution_recomputes_the_deadline(postmortem, commander, resolve, settings):
-    settings.QUELL_REVIEW_POLICY = {**settings.QUELL_REVIEW_POLICY, "SEV2": {"days": 20,
-                                                                              "business": False}}
+    settings.QUELL_REVIEW_POLICY = {
+        **settings.QUELL_REVIEW_POLICY,
+        "SEV2": {"days": 20, "business": False},
+    }
     incident_services.incident_transition(
         incident_id=postmortem.incident_id, to_status="investigating", actor=commander
     )
