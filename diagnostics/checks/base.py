@@ -33,8 +33,9 @@ STATUS_RANK = {
 
 def worst(statuses) -> CheckStatus:
     """The worst of the given statuses (OK for none)."""
-    return max((CheckStatus(s) for s in statuses), key=STATUS_RANK.__getitem__,
-               default=CheckStatus.OK)
+    return max(
+        (CheckStatus(s) for s in statuses), key=STATUS_RANK.__getitem__, default=CheckStatus.OK
+    )
 
 
 @dataclasses.dataclass
@@ -104,8 +105,9 @@ class CheckRegistry:
     def by_family(self, family: str) -> list[type[Check]]:
         return [c for c in self._checks.values() if c.family == family]
 
-    def select(self, *, keys: list[str] | None = None, family: str | None = None
-               ) -> list[type[Check]]:
+    def select(
+        self, *, keys: list[str] | None = None, family: str | None = None
+    ) -> list[type[Check]]:
         """A suite: chosen keys, a family, or everything. Unknown keys raise KeyError."""
         if keys:
             return [self._checks[k] for k in keys]

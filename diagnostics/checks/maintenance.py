@@ -1,0 +1,352 @@
+"""Maintenance: dead tuples and bloat, transaction-id wraparound, invalid indexes, sequences."""
+
+from __future__ import annotations
+
+from .base import Check, CheckOutcome, CheckStatus, Family, register
+from .util import by_threshold, escalate, human_bytes, human_seconds, rows, with_coverage_gap
+
+XID_LIMIT = 2**31 - 1  # transaction ids wrap around after about 2.1 billion
+
+
+@register
+class DeadTuplesCheck(Check):
+    key = "dead_tuples"
+    title = "Dead tuples and bloat"
+    family = Family.MAINTENANCE
+    description = (
+        "Per table: dead-tuple percentage (the playbook's query), an approximate size of the "
+        "dead space (relpages-based, no table scan), last manual and automatic vacuum, and "
+        "whether autovacuum is disabled for the table."
+    )
+    sql = """
+        SELECT s.relid::bigint AS relid, s.schemaname AS schema, s.relname AS table,
+               s.n_live_tup, s.n_dead_tup,
+               round(100.0 * s.n_dead_tup / NULLIF(s.n_live_tup + s.n_dead_tup, 0), 2)::float
+                   AS dead_pct,
+               c.relpages::bigint * current_setting('block_size')::bigint AS approx_bytes,
+               s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
+               s.vacuum_count, s.autovacuum_count,
+               EXTRACT(EPOCH FROM clock_timestamp()
+                   - GREATEST(s.last_vacuum, s.last_autovacuum))::float AS since_vacuum_s,
+               COALESCE(c.reloptions::text[] @> ARRAY['autovacuum_enabled=false']
+                        OR c.reloptions::text[] @> ARRAY['autovacuum_enabled=off'], false)
+                   AS autovacuum_disabled
+        FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+        WHERE s.n_dead_tup >= %(min_dead)s
+        ORDER BY s.n_dead_tup DESC
+        LIMIT %(limit)s
+    """
+    default_thresholds = {
+        "warning_pct": 20.0,
+        "critical_pct": 50.0,
+        "min_dead_tuples": 1000,
+        "vacuum_warning_age_s": 86400,
+        "limit": 50,
+    }
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        found = rows(
+            session.query(
+                self.sql, {"min_dead": int(t["min_dead_tuples"]), "limit": int(t["limit"])}
+            )
+        )
+        status = CheckStatus.OK
+        flagged = []
+        for r in found:
+            pct = r["dead_pct"] or 0.0
+            r["approx_dead_bytes"] = int((r["approx_bytes"] or 0) * pct / 100)
+            r["status"] = str(by_threshold(pct, float(t["warning_pct"]), float(t["critical_pct"])))
+            if r["status"] != CheckStatus.OK:
+                flagged.append(r)
+                status = escalate(status, CheckStatus(r["status"]))
+                never_or_old = r["since_vacuum_s"] is None or r["since_vacuum_s"] > float(
+                    t["vacuum_warning_age_s"]
+                )
+                r["vacuum_overdue"] = never_or_old
+        found.sort(key=lambda r: -(r["dead_pct"] or 0))
+        if flagged:
+            worst = max(flagged, key=lambda r: r["dead_pct"])
+            last = (
+                "never vacuumed"
+                if worst["since_vacuum_s"] is None
+                else f"last vacuum {human_seconds(worst['since_vacuum_s'])} ago"
+            )
+            summary = (
+                f"{len(flagged)} table{'s' if len(flagged) != 1 else ''} with >= "
+                f"{t['warning_pct']} % dead tuples; worst {worst['schema']}."
+                f"{worst['table']} {worst['dead_pct']} % ({worst['n_dead_tup']} dead, "
+                f"~{human_bytes(worst['approx_dead_bytes'])}, {last}"
+                + (", autovacuum disabled" if worst["autovacuum_disabled"] else "")
+                + ")"
+            )
+        else:
+            summary = f"no table with >= {t['warning_pct']} % dead tuples"
+        total_dead = sum(r["n_dead_tup"] or 0 for r in found)
+        return CheckOutcome(
+            status,
+            summary,
+            findings=found,
+            metrics={"dead_tuples_top": total_dead, "bloated_tables": len(flagged)},
+        )
+
+
+@register
+class WraparoundCheck(Check):
+    key = "xid_wraparound"
+    title = "Transaction-id wraparound"
+    family = Family.MAINTENANCE
+    description = (
+        "Age of the oldest unfrozen transaction id (and multixact) per database, against "
+        "check_postgres' 1.3 / 1.4 billion and against autovacuum_freeze_max_age (past twice "
+        "that, anti-wraparound autovacuum is not keeping up). Oldest tables of this database."
+    )
+    sql = """
+        SELECT d.datname AS database, age(d.datfrozenxid)::bigint AS xid_age,
+               mxid_age(d.datminmxid)::bigint AS mxid_age,
+               round(100.0 * age(d.datfrozenxid) / %(limit)s, 2)::float AS pct_to_wraparound
+        FROM pg_database d ORDER BY age(d.datfrozenxid) DESC
+    """
+    tables_sql = """
+        SELECT n.nspname AS schema, c.relname AS table, age(c.relfrozenxid)::bigint AS xid_age,
+               mxid_age(c.relminmxid)::bigint AS mxid_age
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'm', 't') AND c.relfrozenxid <> '0'::xid
+        ORDER BY age(c.relfrozenxid) DESC LIMIT %(top)s
+    """
+    default_thresholds = {
+        "warning_age": 1_300_000_000,
+        "critical_age": 1_400_000_000,
+        "freeze_max_age_factor": 2.0,
+        "top": 5,
+    }
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        dbs = rows(session.query(self.sql, {"limit": XID_LIMIT}))
+        tables = rows(session.query(self.tables_sql, {"top": int(t["top"])}))
+        freeze_max = session.setting_int("autovacuum_freeze_max_age", 200_000_000)
+        mxid_freeze_max = session.setting_int("autovacuum_multixact_freeze_max_age", 400_000_000)
+        status = CheckStatus.OK
+        notes = []
+        for d in dbs:
+            age = max(d["xid_age"] or 0, d["mxid_age"] or 0)
+            d["status"] = str(by_threshold(age, t["warning_age"], t["critical_age"]))
+            behind = (d["xid_age"] or 0) > freeze_max * float(t["freeze_max_age_factor"]) or (
+                d["mxid_age"] or 0
+            ) > mxid_freeze_max * float(t["freeze_max_age_factor"])
+            d["autovacuum_behind"] = behind
+            if behind and d["status"] == CheckStatus.OK:
+                d["status"] = str(CheckStatus.WARNING)
+                notes.append(
+                    f"{d['database']} past {t['freeze_max_age_factor']}x autovacuum_freeze_max_age"
+                )
+            status = escalate(status, CheckStatus(d["status"]))
+        oldest = dbs[0] if dbs else {"database": "?", "xid_age": 0, "pct_to_wraparound": 0}
+        summary = (
+            f"oldest xid age {oldest['xid_age']:,} in {oldest['database']} "
+            f"({oldest['pct_to_wraparound']} % of the way to wraparound; "
+            f"autovacuum_freeze_max_age {freeze_max:,})"
+        )
+        if notes:
+            summary += "; " + "; ".join(notes)
+        findings = [{"scope": "database", **d} for d in dbs]
+        findings += [{"scope": "table", **r} for r in tables]
+        return CheckOutcome(
+            status,
+            summary,
+            findings=findings,
+            metrics={"max_xid_age": float(oldest["xid_age"] or 0)},
+        )
+
+
+@register
+class InvalidIndexesCheck(Check):
+    key = "invalid_indexes"
+    title = "Invalid indexes"
+    family = Family.MAINTENANCE
+    description = (
+        "Indexes left invalid by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY: "
+        "not used by queries yet still maintained on every write. Indexes being built right "
+        "now (pg_stat_progress_create_index) are skipped."
+    )
+    sql = """
+        WITH building AS MATERIALIZED (
+            SELECT p.index_relid, p.relid, p.command, p.phase FROM pg_stat_progress_create_index p
+        )
+        SELECT n.nspname AS schema, ic.relname AS index, tc.relname AS table,
+               i.indisunique AS is_unique, i.indisready AS is_ready, i.indislive AS is_live,
+               pg_get_indexdef(i.indexrelid) AS definition,
+               ic.relpages::bigint * current_setting('block_size')::bigint AS approx_bytes
+        FROM pg_index i
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_class tc ON tc.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = ic.relnamespace
+        WHERE NOT i.indisvalid
+          AND NOT pg_is_other_temp_schema(n.oid)
+          AND i.indexrelid NOT IN (SELECT b.index_relid FROM building b WHERE b.index_relid <> 0)
+          AND i.indrelid NOT IN (SELECT b.relid FROM building b WHERE b.index_relid = 0)
+        ORDER BY n.nspname, ic.relname
+        LIMIT 200
+    """
+    building_sql = "SELECT count(*) FROM pg_stat_progress_create_index"
+    default_thresholds = {}
+
+    def run(self, session) -> CheckOutcome:
+        found = rows(session.query(self.sql))
+        building = int(session.scalar(self.building_sql) or 0)
+        for r in found:
+            qualified = f'"{r["schema"]}"."{r["index"]}"'
+            r["fix"] = (
+                f"REINDEX INDEX CONCURRENTLY {qualified};  -- or DROP INDEX "
+                f"CONCURRENTLY {qualified}; and create it again"
+            )
+        suffix = (
+            f" ({building} index build{'s' if building != 1 else ''} in progress skipped)"
+            if building
+            else ""
+        )
+        if not found:
+            return CheckOutcome(
+                CheckStatus.OK, "no invalid index" + suffix, metrics={"invalid_indexes": 0}
+            )
+        names = ", ".join(f"{r['schema']}.{r['index']}" for r in found[:5])
+        return CheckOutcome(
+            CheckStatus.WARNING,
+            f"{len(found)} invalid index{'es' if len(found) != 1 else ''}: {names}" + suffix,
+            findings=found,
+            fix=found[0]["fix"],
+            metrics={"invalid_indexes": len(found)},
+        )
+
+
+@register
+class SequenceExhaustionCheck(Check):
+    key = "sequence_exhaustion"
+    title = "Sequences near exhaustion"
+    family = Family.MAINTENANCE
+    description = (
+        "How much of its range each sequence has used, measured against the smaller of the "
+        "sequence's own limit and the type of the column it feeds (a bigint sequence behind "
+        "an integer column runs out at 2^31-1). Exclusively locked sequences are not read."
+    )
+    sql = """
+        WITH seq AS (
+            SELECT c.oid, n.nspname AS schema, c.relname AS sequence, s.seqtypid::regtype::text
+                   AS data_type, s.seqmin, s.seqmax, s.seqincrement, s.seqcycle,
+                   has_sequence_privilege(c.oid, 'SELECT,USAGE') AS readable,
+                   c.oid::bigint = ANY(%(locked)s::bigint[]) AS catalog_locked
+            FROM pg_sequence s
+            JOIN pg_class c ON c.oid = s.seqrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE NOT pg_is_other_temp_schema(n.oid)
+        ), cols AS (  -- the columns a sequence feeds: OWNED BY / identity, or a DEFAULT nextval
+            SELECT d.objid AS seq, d.refobjid AS tbl, d.refobjsubid AS attnum
+            FROM pg_depend d
+            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+              AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+            UNION
+            SELECT d.refobjid, ad.adrelid, ad.adnum
+            FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+            WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+        ), col_types AS (
+            SELECT cols.seq, min(CASE a.atttypid WHEN 'int2'::regtype THEN 32767
+                                                 WHEN 'int4'::regtype THEN 2147483647
+                                                 ELSE 9223372036854775807 END) AS col_max,
+                   max(CASE a.atttypid WHEN 'int2'::regtype THEN -32768
+                                       WHEN 'int4'::regtype THEN -2147483648
+                                       ELSE -9223372036854775808 END) AS col_min,
+                   string_agg(cols.tbl::regclass::text || '.' || quote_ident(a.attname)
+                              || ' ' || format_type(a.atttypid, a.atttypmod), ', ') AS columns
+            FROM cols JOIN pg_attribute a ON a.attrelid = cols.tbl AND a.attnum = cols.attnum
+            GROUP BY cols.seq
+        )
+        SELECT seq.schema, seq.sequence, seq.data_type, seq.seqmin AS min_value,
+               seq.seqmax AS max_value, seq.seqincrement AS increment_by, seq.seqcycle AS cycle,
+               seq.readable, seq.catalog_locked, ct.columns,
+               LEAST(seq.seqmax, COALESCE(ct.col_max, seq.seqmax)) AS effective_max,
+               GREATEST(seq.seqmin, COALESCE(ct.col_min, seq.seqmin)) AS effective_min,
+               CASE WHEN seq.readable AND NOT seq.catalog_locked
+                    THEN pg_sequence_last_value(seq.oid) END AS last_value
+        FROM seq LEFT JOIN col_types ct ON ct.seq = seq.oid
+    """
+    default_thresholds = {
+        "warning_pct": 85.0,
+        "critical_pct": 95.0,
+        "report_pct": 50.0,
+        "limit": 50,
+    }
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        locked = list(session.exclusively_locked_relations())
+        all_rows = rows(session.query(self.sql, {"locked": locked}))
+        status = CheckStatus.OK
+        findings, unreadable, locked_rows = [], [], []
+        for r in all_rows:
+            if r["catalog_locked"]:
+                locked_rows.append(r)
+                continue
+            if not r["readable"]:
+                unreadable.append(r)
+                continue
+            last = r["last_value"]
+            inc = r["increment_by"]
+            if inc > 0:
+                start, end = r["min_value"], r["effective_max"]
+                used = (last - start) if last is not None else 0
+            else:
+                start, end = r["max_value"], r["effective_min"]
+                used = (start - last) if last is not None else 0
+            span = abs(end - start) or 1
+            r["used_pct"] = round(100.0 * used / span, 2)
+            r["remaining"] = abs(end - last) // abs(inc) if last is not None else abs(span)
+            r["limited_by_column"] = r["effective_max" if inc > 0 else "effective_min"] != (
+                r["max_value"] if inc > 0 else r["min_value"]
+            )
+            if r["cycle"]:
+                r["status"] = str(CheckStatus.OK)  # cycles instead of failing
+            else:
+                r["status"] = str(by_threshold(r["used_pct"], t["warning_pct"], t["critical_pct"]))
+            status = escalate(status, CheckStatus(r["status"]))
+            if r["used_pct"] >= float(t["report_pct"]):
+                findings.append(r)
+        findings.sort(key=lambda r: -r["used_pct"])
+        findings = findings[: int(t["limit"])]
+        flagged = [r for r in findings if r["status"] != CheckStatus.OK]
+        if flagged:
+            w = flagged[0]
+            summary = (
+                f"{len(flagged)} sequence{'s' if len(flagged) != 1 else ''} near "
+                f"exhaustion; worst {w['schema']}.{w['sequence']} at {w['used_pct']} % "
+                f"({w['remaining']:,} values left"
+                + (f", limited by {w['columns']}" if w["limited_by_column"] else "")
+                + ")"
+            )
+        else:
+            summary = f"no sequence past {t['warning_pct']} % of its range"
+        for r in locked_rows:
+            findings.append(
+                {
+                    "schema": r["schema"],
+                    "sequence": r["sequence"],
+                    "status": "skipped",
+                    "catalog_locked": True,
+                    "note": "held in ACCESS EXCLUSIVE by another session: not read",
+                }
+            )
+        if locked_rows:
+            summary += f"; {len(locked_rows)} catalog locked, not read"
+        outcome = CheckOutcome(
+            status, summary, findings=findings, metrics={"sequences_flagged": len(flagged)}
+        )
+        if unreadable:
+            schemas = sorted({r["schema"] for r in unreadable})
+            fix = " ".join(
+                f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {session.current_user};"
+                for s in schemas
+            )
+            outcome = with_coverage_gap(
+                outcome, hidden=len(unreadable), what="sequences are", fix=fix
+            )
+        return outcome

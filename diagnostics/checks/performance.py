@@ -1,0 +1,201 @@
+"""Slow queries (pg_stat_statements) and cache hit ratio."""
+
+from __future__ import annotations
+
+from ..target import pg_stat_statements_state, quote_ident
+from .base import Check, CheckOutcome, CheckStatus, Family, register
+from .util import HIDDEN_QUERY, QUERY_TEXT_LIMIT, by_threshold, escalate, rows, version_tuple
+
+
+def statements_columns(extversion: str) -> dict[str, str]:
+    """Column names by the EXTENSION's version (not the server's).
+
+    1.8 (PostgreSQL 13) renamed total_time/mean_time to total_exec_time/mean_exec_time;
+    1.11 (PostgreSQL 17) renamed blk_read_time/blk_write_time to shared_blk_*_time.
+    """
+    v = version_tuple(extversion)
+    cols = {
+        "total": "total_time",
+        "mean": "mean_time",
+        "blk_read": "blk_read_time",
+        "blk_write": "blk_write_time",
+    }
+    if v >= (1, 8):
+        cols.update(total="total_exec_time", mean="mean_exec_time")
+    if v >= (1, 11):
+        cols.update(blk_read="shared_blk_read_time", blk_write="shared_blk_write_time")
+    return cols
+
+
+@register
+class SlowQueriesCheck(Check):
+    key = "slow_queries"
+    title = "Slow queries (pg_stat_statements)"
+    family = Family.PERFORMANCE
+    description = (
+        "Top statements by mean and by total execution time, with calls and rows, for this "
+        "database. Column names follow the extension's version; skipped with the fix when the "
+        "extension is not installed, not created or not preloaded. PgHero flags mean >= 20 ms "
+        "over >= 100 calls."
+    )
+    default_thresholds = {
+        "slow_mean_ms": 20.0,
+        "critical_mean_ms": 1000.0,
+        "min_calls": 100,
+        "top": 10,
+    }
+
+    def sql(self, schema: str, extversion: str) -> str:
+        c = statements_columns(extversion)
+        return f"""
+            WITH s AS (
+                SELECT queryid::text AS queryid, userid::regrole::text AS user, calls,
+                       {c["total"]} AS total_ms, {c["mean"]} AS mean_ms, rows,
+                       {c["blk_read"]} AS blk_read_ms, {c["blk_write"]} AS blk_write_ms,
+                       shared_blks_hit, shared_blks_read, temp_blks_written,
+                       left(query, {QUERY_TEXT_LIMIT}) AS query
+                FROM {quote_ident(schema)}.pg_stat_statements
+                WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND query NOT LIKE '%%quell-diagnostics%%'
+            )
+            (SELECT 'mean' AS ranking, s.* FROM s WHERE s.calls >= %(min_calls)s
+             ORDER BY s.mean_ms DESC LIMIT %(top)s)
+            UNION ALL
+            (SELECT 'total' AS ranking, s.* FROM s ORDER BY s.total_ms DESC LIMIT %(top)s)
+        """
+
+    hidden_sql_tpl = """
+        SELECT count(*) FILTER (WHERE query = %(hidden)s OR queryid IS NULL) AS hidden,
+               count(*) AS total, sum(calls) AS calls, sum({total}) AS total_ms
+        FROM {schema}.pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    """
+
+    def run(self, session) -> CheckOutcome:
+        state = pg_stat_statements_state(session)
+        if not state["readable"]:
+            return CheckOutcome(
+                CheckStatus.SKIPPED,
+                state["reason"],
+                fix=state["fix"],
+                findings=[
+                    {k: state[k] for k in ("available", "created", "readable", "version", "schema")}
+                ],
+            )
+        t = self.thresholds
+        schema, version = state["schema"], state["version"]
+        found = rows(
+            session.query(
+                self.sql(schema, version), {"min_calls": int(t["min_calls"]), "top": int(t["top"])}
+            )
+        )
+        totals = session.one(
+            self.hidden_sql_tpl.format(
+                schema=quote_ident(schema), total=statements_columns(version)["total"]
+            ),
+            {"hidden": HIDDEN_QUERY},
+        )
+        slow = [
+            r
+            for r in found
+            if r["ranking"] == "mean" and (r["mean_ms"] or 0) >= float(t["slow_mean_ms"])
+        ]
+        status = CheckStatus.OK
+        for r in slow:
+            status = escalate(
+                status,
+                by_threshold(r["mean_ms"], float(t["slow_mean_ms"]), float(t["critical_mean_ms"])),
+            )
+        for r in found:
+            r["slow"] = r in slow
+        if slow:
+            worst = max(slow, key=lambda r: r["mean_ms"])
+            summary = (
+                f"{len(slow)} statement{'s' if len(slow) != 1 else ''} averaging >= "
+                f"{t['slow_mean_ms']} ms over >= {t['min_calls']} calls; worst "
+                f"{worst['mean_ms']:.1f} ms x {worst['calls']} calls"
+            )
+        else:
+            top_total = next((r for r in found if r["ranking"] == "total"), None)
+            summary = "no slow statement"
+            if top_total:
+                summary += (
+                    f"; most total time: {top_total['total_ms']:.0f} ms over "
+                    f"{top_total['calls']} calls"
+                )
+        summary += f" (pg_stat_statements {version} in schema {schema})"
+        outcome = CheckOutcome(
+            status,
+            summary,
+            findings=found,
+            metrics={
+                "statements": int(totals["total"] or 0),
+                "calls": float(totals["calls"] or 0),
+                "total_exec_ms": float(totals["total_ms"] or 0),
+            },
+        )
+        hidden = int(totals["hidden"] or 0)
+        if hidden and not session.can_read_all_stats:
+            status_before = outcome.status
+            outcome.status = escalate(status_before, CheckStatus.WARNING)
+            outcome.summary += (
+                f"; {hidden} statements of other roles hidden "
+                "(<insufficient privilege>, NULL queryid): coverage gap"
+            )
+            outcome.fix = session.monitor_fix
+            outcome.findings.append(
+                {
+                    "coverage_gap": "statements of other roles hidden",
+                    "hidden": hidden,
+                    "fix": session.monitor_fix,
+                }
+            )
+        return outcome
+
+
+@register
+class CacheHitRatioCheck(Check):
+    key = "cache_hit_ratio"
+    title = "Cache hit ratio"
+    family = Family.PERFORMANCE
+    description = (
+        "Share of block reads served from shared buffers for this database, overall and for "
+        "tables and indexes. Below 99 % usually means the working set no longer fits in memory."
+    )
+    sql = """
+        SELECT d.blks_hit, d.blks_read,
+               round(100.0 * d.blks_hit / NULLIF(d.blks_hit + d.blks_read, 0), 3)::float
+                   AS hit_pct,
+               (SELECT round(100.0 * sum(heap_blks_hit)
+                             / NULLIF(sum(heap_blks_hit) + sum(heap_blks_read), 0), 3)::float
+                FROM pg_statio_user_tables) AS table_hit_pct,
+               (SELECT round(100.0 * sum(idx_blks_hit)
+                             / NULLIF(sum(idx_blks_hit) + sum(idx_blks_read), 0), 3)::float
+                FROM pg_statio_user_indexes) AS index_hit_pct,
+               d.stats_reset
+        FROM pg_stat_database d WHERE d.datname = current_database()
+    """
+    default_thresholds = {"warning_pct": 99.0, "critical_pct": 95.0, "min_blocks": 10000}
+
+    def run(self, session) -> CheckOutcome:
+        r = rows([session.one(self.sql)])[0]
+        blocks = (r["blks_hit"] or 0) + (r["blks_read"] or 0)
+        metrics = {"blks_hit": r["blks_hit"] or 0, "blks_read": r["blks_read"] or 0}
+        if blocks < int(self.thresholds["min_blocks"]):
+            return CheckOutcome(
+                CheckStatus.OK,
+                f"too few block reads so far ({blocks}) to judge the ratio",
+                findings=[r],
+                metrics=metrics,
+            )
+        status = by_threshold(
+            r["hit_pct"],
+            self.thresholds["warning_pct"],
+            self.thresholds["critical_pct"],
+            lower_is_worse=True,
+        )
+        summary = (
+            f"cache hit ratio {r['hit_pct']} % (tables {r['table_hit_pct']} %, "
+            f"indexes {r['index_hit_pct']} %)"
+        )
+        return CheckOutcome(status, summary, findings=[r], metrics=metrics)

@@ -1,0 +1,583 @@
+"""Connecting to a target database, safely.
+
+Quell only reads targets. Every diagnostic session here is one psycopg connection of its own:
+
+- connect_timeout, application_name ``quell-diagnostics`` (so Quell's sessions are recognisable
+  and excluded from findings), ``prepare_threshold=None`` (transaction-mode poolers such as
+  PgBouncer or Supabase's port 6543 break on server-side prepared statements);
+- one ``BEGIN READ ONLY`` transaction with ``SET LOCAL`` statement_timeout, lock_timeout and
+  idle_in_transaction_session_timeout (SET LOCAL, not SET: behind a pooler a session SET would
+  leak into other clients' sessions);
+- a savepoint per check, so one failing or timed-out check does not abort the transaction;
+- a client-side watchdog that cuts the socket when the server stops answering altogether (a
+  stopped or wedged server never enforces its own statement_timeout).
+
+Credentials never leave this module: ``ConnectionSpec`` hides them from repr/str and every error
+message is scrubbed before it is raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+
+APPLICATION_NAME = "quell-diagnostics"
+# Prefixed to every statement Quell sends, so its own statements can be told apart (and left
+# out) in pg_stat_statements, and a DBA reading pg_stat_activity sees who is asking.
+SQL_MARKER = "/* quell-diagnostics */ "
+
+# libpq ignores connect_timeout values below 2 seconds (it uses 2), psycopg does the same.
+MIN_CONNECT_TIMEOUT_S = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectionSpec:
+    """Where and how to connect. The password and the DSN are secrets: never shown."""
+
+    host: str = ""
+    port: int = 5432
+    dbname: str = ""
+    user: str = ""
+    password: str = dataclasses.field(default="", repr=False)
+    sslmode: str = "prefer"
+    options: str = ""  # libpq options string, e.g. "-c search_path=x"
+    dsn: str = dataclasses.field(default="", repr=False)  # full DSN alternative (secret)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConnectionSpec(host={self.host!r}, port={self.port!r}, dbname={self.dbname!r}, "
+            f"user={self.user!r}, password={'***' if self.password else ''!r}, "
+            f"sslmode={self.sslmode!r}, options={self.options!r}, "
+            f"dsn={'***' if self.dsn else ''!r})"
+        )
+
+    __str__ = __repr__
+
+    def conninfo_params(self) -> dict[str, Any]:
+        """The libpq parameters: the DSN's, overridden by the fields that are set."""
+        params: dict[str, Any] = {}
+        if self.dsn:
+            try:
+                params.update(pg_conninfo.conninfo_to_dict(self.dsn))
+            except psycopg.ProgrammingError:
+                # The parser's message can echo the DSN (with its password): say only that.
+                raise TargetUnreachable("invalid DSN (could not be parsed)") from None
+        for name in ("host", "dbname", "user", "password", "options"):
+            value = getattr(self, name)
+            if value:
+                params[name] = value
+        # port/sslmode always have a value; with a DSN only a non-default one overrides it.
+        if not self.dsn or self.port != 5432 or self.host:
+            params["port"] = self.port
+        if not self.dsn or self.sslmode != "prefer":
+            params["sslmode"] = self.sslmode
+        return params
+
+    def secrets(self) -> list[str]:
+        """Every string that must never appear in output (password, DSN and its password)."""
+        found = [s for s in (self.password, self.dsn) if s]
+        if self.dsn:
+            with contextlib.suppress(Exception):
+                dsn_password = pg_conninfo.conninfo_to_dict(self.dsn).get("password")
+                if dsn_password:
+                    found.append(str(dsn_password))
+        return found
+
+    def describe(self) -> str:
+        """host:port/dbname as user, without secrets (for messages)."""
+        try:
+            p = self.conninfo_params()
+        except TargetUnreachable:
+            return "(invalid DSN)"
+        host = p.get("host") or "local socket"
+        return f"{p.get('user') or '?'}@{host}:{p.get('port', 5432)}/{p.get('dbname') or '?'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 5.0
+    statement_ms: int = 5000
+    lock_ms: int = 100
+
+    @property
+    def connect_timeout_s(self) -> int:
+        """What libpq will actually use (whole seconds, at least 2)."""
+        return max(MIN_CONNECT_TIMEOUT_S, math.ceil(self.connect_s))
+
+    @property
+    def watchdog_s(self) -> float:
+        """Client-side cap on one statement: the server's own timeout plus a grace period."""
+        return self.statement_ms / 1000 + max(2.0, self.statement_ms / 2000)
+
+
+class TargetUnreachable(Exception):
+    """The target could not be reached or refused us. The message never contains credentials."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, too_many_clients=False):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.too_many_clients = too_many_clients
+
+
+class SessionBroken(Exception):
+    """The connection died in the middle of a session (the remaining checks cannot run)."""
+
+
+_PASSWORD_PATTERNS = [
+    re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE),
+    re.compile(r"(://[^:/@\s]*:)([^@\s]*)(@)"),
+]
+
+
+def scrub(message: str, spec: ConnectionSpec | None = None) -> str:
+    """Remove anything that looks like a credential from a message."""
+    text = str(message)
+    for secret in spec.secrets() if spec else []:
+        text = text.replace(secret, "***")
+    text = _PASSWORD_PATTERNS[0].sub(r"\1***", text)
+    text = _PASSWORD_PATTERNS[1].sub(r"\1***\3", text)
+    return text.strip()
+
+
+def _error_message(exc: BaseException, spec: ConnectionSpec) -> str:
+    return scrub(str(exc) or exc.__class__.__name__, spec)
+
+
+# Settings a managed platform leaves behind, by platform. Checked in pg_settings and pg_roles.
+_PLATFORM_SETTINGS = [
+    ("aurora", "apg_%"),
+    ("aurora", "aurora_%"),
+    ("rds", "rds.%"),
+    ("azure", "azure.%"),
+    ("gcp", "cloudsql.%"),
+    ("alloydb", "alloydb.%"),
+    ("neon", "neon.%"),
+    ("timescale", "timescaledb.%"),
+]
+_PLATFORM_ROLES = [
+    ("supabase", "supabase_admin"),
+    ("rds", "rds_superuser"),
+    ("rds", "rdsadmin"),
+    ("azure", "azure_superuser"),
+    ("azure", "azure_pg_admin"),
+    ("gcp", "cloudsqlsuperuser"),
+    ("alloydb", "alloydbsuperuser"),
+    ("heroku", "heroku_admin"),
+    ("crunchy_bridge", "crunchy_superuser"),
+]
+
+
+class TargetSession:
+    """One read-only transaction on a target, for the checks to query through."""
+
+    def __init__(
+        self, conn: psycopg.Connection, spec: ConnectionSpec, timeouts: Timeouts, connect_ms: float
+    ):
+        self._conn = conn
+        self._spec = spec
+        self.timeouts = timeouts
+        self.connect_ms = connect_ms
+        self.broken = False
+        self._cache: dict[str, Any] = {}
+        self._savepoint_seq = 0
+        self.server_version_num: int = conn.info.server_version
+        self.backend_pid: int = conn.info.backend_pid
+
+    def __repr__(self) -> str:
+        return (
+            f"<TargetSession {self._spec.describe()} pid={self.backend_pid} "
+            f"server={self.server_version_num}>"
+        )
+
+    # --- low level -------------------------------------------------------------------------
+    def _cut_socket(self) -> None:
+        """Watchdog: shut the socket down so a blocked read returns (server not answering)."""
+        with contextlib.suppress(Exception):
+            sock = socket.fromfd(self._conn.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
+
+    def execute(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Run one statement under the watchdog; rows as dicts (empty for no result)."""
+        if self.broken:
+            raise SessionBroken("the connection to the target was lost earlier in this run")
+        timer = threading.Timer(self.timeouts.watchdog_s, self._cut_socket)
+        timer.daemon = True
+        timer.start()
+        try:
+            with self._conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(SQL_MARKER + sql, params, prepare=False)
+                return cur.fetchall() if cur.description else []
+        except psycopg.OperationalError as exc:
+            if self._conn.closed or self._conn.broken:
+                self.broken = True
+                raise SessionBroken(
+                    "the target stopped answering (connection lost): "
+                    + _error_message(exc, self._spec)
+                ) from None
+            raise
+        finally:
+            timer.cancel()
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Rows of a read-only query, as dicts."""
+        return self.execute(sql, params)
+
+    def one(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        rows = self.execute(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        row = self.one(sql, params)
+        return next(iter(row.values())) if row else None
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A savepoint around one check: an error rolls back to it and the session goes on."""
+        self._savepoint_seq += 1
+        name = f"quell_check_{self._savepoint_seq}"
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            if not self.broken:
+                with contextlib.suppress(Exception):
+                    self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            raise
+        else:
+            self.execute(f"RELEASE SAVEPOINT {name}")
+
+    def clear_stats_snapshot(self) -> None:
+        """Statistics views are a snapshot per transaction: take a fresh one for the next check."""
+        self.execute("SELECT pg_stat_clear_snapshot()")
+
+    # --- facts checks need (cached for the session) ------------------------------------------
+    def _cached(self, key: str, compute):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def server_version(self) -> str:
+        return self._cached("server_version", lambda: self.scalar("SHOW server_version"))
+
+    @property
+    def current_database(self) -> str:
+        return self._cached("current_database", lambda: self.scalar("SELECT current_database()"))
+
+    @property
+    def current_user(self) -> str:
+        return self._cached("current_user", lambda: self.scalar("SELECT current_user"))
+
+    @property
+    def in_recovery(self) -> bool:
+        return self._cached("in_recovery", lambda: bool(self.scalar("SELECT pg_is_in_recovery()")))
+
+    def _role_facts(self) -> dict[str, bool]:
+        return self.one(
+            """
+            SELECT r.rolsuper AS superuser,
+                   pg_has_role(current_user, 'pg_monitor', 'USAGE') AS pg_monitor,
+                   pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS read_all_stats,
+                   pg_has_role(current_user, 'pg_read_all_settings', 'USAGE') AS read_settings
+            FROM pg_roles r WHERE r.rolname = current_user
+            """
+        ) or {
+            "superuser": False,
+            "pg_monitor": False,
+            "read_all_stats": False,
+            "read_settings": False,
+        }
+
+    @property
+    def roles(self) -> dict[str, bool]:
+        return self._cached("roles", self._role_facts)
+
+    @property
+    def is_superuser(self) -> bool:
+        return bool(self.roles["superuser"])
+
+    @property
+    def can_read_all_stats(self) -> bool:
+        """Whether other roles' query texts, states and statistics are visible to us."""
+        return bool(self.roles["superuser"] or self.roles["read_all_stats"])
+
+    @property
+    def monitor_fix(self) -> str:
+        return f"GRANT pg_monitor TO {quote_ident(self.current_user)};"
+
+    def setting(self, name: str) -> str | None:
+        """A server setting, or None when unknown or hidden from this role."""
+        settings = self._cached("settings", dict)
+        if name not in settings:
+            settings[name] = self.scalar("SELECT setting FROM pg_settings WHERE name = %s", (name,))
+        return settings[name]
+
+    def setting_int(self, name: str, default: int = 0) -> int:
+        value = self.setting(name)
+        try:
+            return int(value) if value is not None else default
+        except ValueError:
+            return default
+
+    def extension(self, name: str) -> dict[str, Any] | None:
+        """{"name", "version", "schema"} of an extension created in this database, else None."""
+        return self._cached(
+            f"ext:{name}",
+            lambda: self.one(
+                """
+                SELECT e.extname AS name, e.extversion AS version, n.nspname AS schema
+                FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                WHERE e.extname = %s
+                """,
+                (name,),
+            ),
+        )
+
+    def extension_available(self, name: str) -> bool:
+        """Whether the extension's files are installed on the server (CREATE EXTENSION works)."""
+        return self._cached(
+            f"ext_avail:{name}",
+            lambda: bool(
+                self.scalar("SELECT count(*) FROM pg_available_extensions WHERE name = %s", (name,))
+            ),
+        )
+
+    @property
+    def platform(self) -> str:
+        """Managed platform detected from its settings and roles ("" for plain PostgreSQL)."""
+        return self._cached("platform", lambda: detect_platform(self))
+
+    def exclusively_locked_relations(self) -> dict[int, dict[str, Any]]:
+        """Relations of this database someone holds in ACCESS EXCLUSIVE mode (catalog locked).
+
+        Size functions, sequence reads and the like wait behind such a lock; the checks skip
+        these relations and say so instead of waiting.
+        """
+        rows = self.query(
+            """
+            SELECT l.relation::bigint AS oid, l.relation::regclass::text AS relation, l.pid
+            FROM pg_locks l
+            WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.granted
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.pid IS DISTINCT FROM pg_backend_pid()
+            """
+        )
+        return {r["oid"]: r for r in rows}
+
+
+def quote_ident(name: str) -> str:
+    """An SQL identifier, quoted when it needs to be (for fix statements shown to people)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name or ""):
+        return name
+    return '"' + (name or "").replace('"', '""') + '"'
+
+
+def detect_platform(session: TargetSession) -> str:
+    """rds / aurora / azure / gcp / supabase / ... from what each platform leaves behind."""
+    rows = session.query(
+        "SELECT name FROM pg_settings WHERE "
+        + " OR ".join(["name LIKE %s"] * len(_PLATFORM_SETTINGS)),
+        [pattern for _, pattern in _PLATFORM_SETTINGS],
+    )
+    names = [r["name"] for r in rows]
+    for platform, pattern in _PLATFORM_SETTINGS:  # order matters: aurora before rds
+        prefix = pattern.rstrip("%")
+        if any(n.startswith(prefix) for n in names):
+            return platform
+    role_names = {
+        r["rolname"]
+        for r in session.query(
+            "SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+            ([role for _, role in _PLATFORM_ROLES],),
+        )
+    }
+    for platform, role in _PLATFORM_ROLES:
+        if role in role_names:
+            return platform
+    return ""
+
+
+def _connect(spec: ConnectionSpec, timeouts: Timeouts) -> tuple[psycopg.Connection, float]:
+    """A new autocommit connection (we issue BEGIN ourselves), or TargetUnreachable."""
+    params = spec.conninfo_params()
+    params["connect_timeout"] = timeouts.connect_timeout_s
+    params["application_name"] = APPLICATION_NAME
+    # TCP keepalives so a peer that vanishes is noticed by the kernel, not after hours.
+    params.setdefault("keepalives", 1)
+    params.setdefault("keepalives_idle", 5)
+    params.setdefault("keepalives_interval", 2)
+    params.setdefault("keepalives_count", 3)
+    started = time.monotonic()
+    failure: TargetUnreachable | None = None
+    try:
+        conn = psycopg.Connection.connect(
+            pg_conninfo.make_conninfo(**params), autocommit=True, prepare_threshold=None
+        )
+    except psycopg.Error as exc:
+        sqlstate = getattr(exc, "sqlstate", None)
+        message = _error_message(exc, spec)
+        too_many = (
+            sqlstate == "53300"
+            or "too many clients" in message
+            or ("remaining connection slots are reserved" in message)
+        )
+        if isinstance(exc, psycopg.errors.ConnectionTimeout) or "timeout expired" in message:
+            message = (
+                f"connection to {spec.describe()} timed out after "
+                f"{timeouts.connect_timeout_s} s: {message}"
+            )
+        failure = TargetUnreachable(message, sqlstate=sqlstate, too_many_clients=too_many)
+    if failure is not None:
+        # Raised outside the except block so the original (unscrubbed) exception is not chained.
+        raise failure
+    return conn, (time.monotonic() - started) * 1000
+
+
+def _begin(session: TargetSession, timeouts: Timeouts) -> None:
+    session.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+    # SET LOCAL: scoped to this transaction, safe behind transaction-mode poolers.
+    session.execute(f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}")
+    session.execute(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
+    # Should this process die mid-run, the server ends our transaction on its own.
+    idle_ms = max(60_000, int(timeouts.statement_ms) * 4)
+    session.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")
+
+
+@contextlib.contextmanager
+def open_session(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> Iterator[TargetSession]:
+    """A read-only diagnostic session; TargetUnreachable if the target cannot be reached."""
+    conn, connect_ms = _connect(spec, timeouts)
+    session = TargetSession(conn, spec, timeouts, connect_ms)
+    try:
+        try:
+            _begin(session, timeouts)
+        except (psycopg.Error, SessionBroken) as exc:
+            message = _error_message(exc, spec)
+            raise TargetUnreachable(f"session setup failed: {message}") from None
+        yield session
+    finally:
+        with contextlib.suppress(Exception):
+            if not session.broken and not conn.closed:
+                conn.execute("ROLLBACK")  # read-only: nothing to keep
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def pg_stat_statements_state(session: TargetSession) -> dict[str, Any]:
+    """available / created / readable, with the fix for the first one missing.
+
+    Not preloaded answers SQLSTATE 55000 on read: that is "created but not readable".
+    """
+    state: dict[str, Any] = {
+        "available": False,
+        "created": False,
+        "readable": False,
+        "version": None,
+        "schema": None,
+        "fix": "",
+        "reason": "",
+    }
+    ext = session.extension("pg_stat_statements")
+    state["available"] = bool(ext) or session.extension_available("pg_stat_statements")
+    preload_fix = (
+        "add pg_stat_statements to shared_preload_libraries and restart the server: "
+        "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';"
+        + (
+            " (on a managed platform, in its parameter group / server parameters)"
+            if session.platform
+            else ""
+        )
+    )
+    if not ext:
+        if not state["available"]:
+            state["reason"] = "the pg_stat_statements extension is not installed on the server"
+            state["fix"] = (
+                "install the PostgreSQL contrib package, then "
+                + preload_fix
+                + " and CREATE EXTENSION pg_stat_statements;"
+            )
+        else:
+            state["reason"] = "the pg_stat_statements extension is not created in this database"
+            state["fix"] = "CREATE EXTENSION pg_stat_statements;"
+            preload = session.setting("shared_preload_libraries")
+            if preload is not None and "pg_stat_statements" not in preload:
+                state["fix"] = preload_fix + " then CREATE EXTENSION pg_stat_statements;"
+        return state
+    state.update(created=True, version=ext["version"], schema=ext["schema"])
+    try:
+        with session.savepoint():
+            session.execute(
+                f"SELECT 1 FROM {quote_ident(ext['schema'])}.pg_stat_statements LIMIT 1"
+            )
+        state["readable"] = True
+    except pg_errors.ObjectNotInPrerequisiteState:  # 55000: not in shared_preload_libraries
+        state["reason"] = "pg_stat_statements must be loaded via shared_preload_libraries"
+        state["fix"] = preload_fix
+    except pg_errors.InsufficientPrivilege:
+        state["reason"] = "this role may not read pg_stat_statements"
+        state["fix"] = session.monitor_fix
+    return state
+
+
+def probe(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> dict:
+    """Test a connection: reachability, latency, version, recovery, platform, missing grants.
+
+    Never raises for a target problem; `error` says what went wrong, without credentials.
+    """
+    result: dict[str, Any] = {
+        "reachable": False,
+        "latency_ms": None,
+        "connect_ms": None,
+        "server_version": None,
+        "server_version_num": None,
+        "in_recovery": None,
+        "platform": "",
+        "missing": [],
+        "error": "",
+        "target": spec.describe(),
+    }
+    try:
+        with open_session(spec, timeouts) as session:
+            started = time.monotonic()
+            session.execute("SELECT 1")
+            result["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
+            result["connect_ms"] = round(session.connect_ms, 2)
+            result["reachable"] = True
+            result["server_version"] = session.server_version
+            result["server_version_num"] = session.server_version_num
+            result["in_recovery"] = session.in_recovery
+            result["platform"] = session.platform
+            result["current_user"] = session.current_user
+            if not (session.is_superuser or session.roles["pg_monitor"]):
+                result["missing"].append(
+                    {
+                        "what": "pg_monitor",
+                        "why": "without it, other sessions' queries and statistics are hidden",
+                        "fix": session.monitor_fix,
+                    }
+                )
+            pgss = pg_stat_statements_state(session)
+            if not pgss["readable"]:
+                result["missing"].append(
+                    {"what": "pg_stat_statements", "why": pgss["reason"], "fix": pgss["fix"]}
+                )
+    except TargetUnreachable as exc:
+        result["error"] = scrub(str(exc), spec)
+    except (psycopg.Error, SessionBroken) as exc:
+        result["error"] = _error_message(exc, spec)
+    return result
