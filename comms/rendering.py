@@ -56,6 +56,7 @@ VARIABLES: dict[str, str] = {
     "next_steps": "Planned actions",
     "estimated_resolution": "Estimated resolution time",
     "next_update": "Time of the next update (from the severity's cadence)",
+    "restore_within": "Time to restore service, for the public (always for the author to fill)",
     "resolved_at": "When the incident was resolved",
     "total_duration": "Duration from detection to resolution",
     "resolution": "How the issue was resolved",
@@ -240,10 +241,10 @@ def build_context(
         if facts.actions
         else "- " + marker("actions taken"),
         "next_steps": "- " + marker("planned actions"),
-        "estimated_resolution": "Under investigation"
-        if incident.status == Status.INVESTIGATING
-        else marker("estimated resolution"),
+        # Quell cannot know an ETA; the playbook's own blank says what to write.
+        "estimated_resolution": marker('ETA if known, or "Under investigation"'),
         "next_update": next_update,
+        "restore_within": marker("estimated time to restore service"),
         "resolved_at": fmt_time(incident.resolved_at) or marker("time resolved"),
         "total_duration": fmt_duration(end - start),
         "resolution": facts.resolution or marker("how the issue was resolved"),
@@ -391,7 +392,7 @@ We will provide updates as more information becomes available.""",
         subject="Database Issue",
         position=50,
         body="""We have identified the cause of the current database issue and are implementing \
-a fix. We expect to restore service within {{ estimated_resolution }}.
+a fix. We expect to restore service within {{ restore_within }}.
 
 We apologize for the inconvenience and appreciate your patience.""",
     ),

@@ -237,10 +237,15 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
             root_cause = str(data["root_cause"])
         if ev.kind == EventKind.NOTE:
             continue
-        if ev.kind == EventKind.STATUS_CHANGED and data.get("to") in (
-            Status.MONITORING,
-            Status.RESOLVED,
-        ) and data.get("reason"):
+        if (
+            ev.kind == EventKind.STATUS_CHANGED
+            and data.get("to")
+            in (
+                Status.MONITORING,
+                Status.RESOLVED,
+            )
+            and data.get("reason")
+        ):
             resolution = str(data["reason"])
         if ev.kind == EventKind.INTEGRITY:
             integrity = ev.message

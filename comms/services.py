@@ -595,7 +595,7 @@ def _subscriber_delivery(sub: Subscriber, update: StatusUpdate, incident) -> Del
         status_update=update,
         subscriber=sub,
         recipients=[sub.email],
-        destination=f"subscriber {sub.email}",
+        destination=f"subscriber #{sub.pk}",
         subject=f"[{_site_name()} status] {update.get_status_display()}: {update.subject}",
         body=body,
         # RFC 8058 one-click unsubscribe for mail clients.
@@ -775,11 +775,9 @@ def deliveries_resume(*, now: datetime.datetime | None = None) -> int:
     stale = datetime.timedelta(seconds=float(settings.QUELL_COMMS_HTTP_TIMEOUT) * 4 + 30)
     ids = list(
         Delivery.objects.filter(
-
-                Q(state=DeliveryState.PENDING, created_at__lt=now - grace)
-                | Q(state=DeliveryState.RETRYING, next_attempt_at__lt=now - grace)
-                | Q(state=DeliveryState.SENDING, claimed_at__lt=now - stale)
-
+            Q(state=DeliveryState.PENDING, created_at__lt=now - grace)
+            | Q(state=DeliveryState.RETRYING, next_attempt_at__lt=now - grace)
+            | Q(state=DeliveryState.SENDING, claimed_at__lt=now - stale)
         ).values_list("pk", flat=True)[:500]
     )
     from .tasks import delivery_send
@@ -924,20 +922,8 @@ CHANNEL_FIELDS = (
 )
 
 
-@transaction.atomic
-def channel_save(*, actor, channel_id: int | None = None, **fields) -> Channel:
-    """Create or change a channel. Omitted secrets keep their stored value."""
-    unknown = set(fields) - set(CHANNEL_FIELDS)
-    if unknown:
-        raise CommsError(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    if channel_id is None:
-        channel = Channel()
-    else:
-        channel = Channel.objects.select_for_update().filter(pk=channel_id).first()
-        if channel is None:
-            raise CommsError(f"Channel {channel_id} does not exist.", field="channel")
-    for name, value in fields.items():
-        setattr(channel, name, value)
+def channel_validate(channel: Channel) -> None:
+    """Raise CommsError when a channel's settings cannot work."""
     if not (channel.name or "").strip():
         raise CommsError("A name is required.", field="name")
     if channel.kind not in ChannelKind.values:
@@ -971,6 +957,23 @@ def channel_save(*, actor, channel_id: int | None = None, **fields) -> Channel:
             )
     if Channel.objects.filter(name=channel.name).exclude(pk=channel.pk).exists():
         raise CommsError(f"A channel named '{channel.name}' exists.", field="name")
+
+
+@transaction.atomic
+def channel_save(*, actor, channel_id: int | None = None, **fields) -> Channel:
+    """Create or change a channel. Omitted secrets keep their stored value."""
+    unknown = set(fields) - set(CHANNEL_FIELDS)
+    if unknown:
+        raise CommsError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    if channel_id is None:
+        channel = Channel()
+    else:
+        channel = Channel.objects.select_for_update().filter(pk=channel_id).first()
+        if channel is None:
+            raise CommsError(f"Channel {channel_id} does not exist.", field="channel")
+    for name, value in fields.items():
+        setattr(channel, name, value)
+    channel_validate(channel)
     channel.save()
     return channel
 
@@ -1082,7 +1085,7 @@ def subscriber_subscribe(*, email: str) -> Subscriber:
         transport=ChannelKind.EMAIL,
         subscriber=sub,
         recipients=[sub.email],
-        destination=f"subscriber {sub.email}",
+        destination=f"subscriber #{sub.pk}",
         subject=f"Confirm your subscription to {name} status updates",
         body=(
             f"Someone (hopefully you) asked to receive {name} status updates at this address.\n\n"
@@ -1118,6 +1121,12 @@ def subscriber_confirm(*, token: str) -> Subscriber:
         sub.confirmed_at = timezone.now()
         sub.save(update_fields=["confirmed_at"])
     return sub
+
+
+@transaction.atomic
+def subscriber_unsubscribe_check(*, token: str) -> Subscriber:
+    """The subscriber an unsubscribe link names (raises CommsError for a bad link)."""
+    return _load_token(token, salt=UNSUBSCRIBE_SALT)
 
 
 @transaction.atomic

@@ -1,1 +1,29 @@
-urlpatterns: list = []
+"""Comms web pages: the public status page (/status/) and the incident comms panel."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "comms"
+
+urlpatterns = [
+    path("status/", views.status_page, name="status"),
+    path("status/index.json", views.status_json, name="status-json"),
+    path("status/feed.atom", views.status_feed, name="status-feed"),
+    path("status/subscribe/", views.subscribe, name="subscribe"),
+    path(
+        "status/subscribe/confirm/<str:token>/",
+        views.subscribe_confirm,
+        name="subscribe-confirm",
+    ),
+    path("status/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("comms/incidents/<int:incident_id>/panel/", views.incident_panel, name="panel"),
+    path("comms/incidents/<int:incident_id>/compose/", views.compose, name="compose"),
+    path(
+        "comms/incidents/<int:incident_id>/compose/submit/",
+        views.compose_submit,
+        name="compose-submit",
+    ),
+    path("comms/updates/<int:update_id>/publish/", views.draft_publish, name="draft-publish"),
+    path("comms/deliveries/<int:delivery_id>/retry/", views.delivery_retry, name="delivery-retry"),
+]

@@ -1,0 +1,252 @@
+"""Input and output serializers for the comms API. Secrets are write-only."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from incidents.models import Status
+from incidents.permissions import ADMIN, user_has_role
+from incidents.severity import Severity
+
+from ..models import (
+    Audience,
+    Channel,
+    ChannelAudience,
+    ChannelKind,
+    Component,
+    ComponentState,
+    Delivery,
+    MessageTemplate,
+    StatusUpdate,
+    Subscriber,
+)
+
+PUBLIC_STATUS_CHOICES = [s for s in Status.values if s != Status.CLOSED]
+
+
+class TemplateOut(serializers.ModelSerializer):
+    class Meta:
+        model = MessageTemplate
+        fields = [
+            "id",
+            "key",
+            "name",
+            "audience",
+            "announces_status",
+            "subject",
+            "body",
+            "is_default",
+            "active",
+            "position",
+            "updated_at",
+        ]
+
+
+class TemplateIn(serializers.Serializer):
+    key = serializers.SlugField(max_length=60)
+    name = serializers.CharField(max_length=120)
+    audience = serializers.ChoiceField(choices=Audience.choices)
+    announces_status = serializers.ChoiceField(
+        choices=["", *PUBLIC_STATUS_CHOICES], required=False, allow_blank=True
+    )
+    subject = serializers.CharField(max_length=200)
+    body = serializers.CharField()
+    active = serializers.BooleanField(required=False)
+    position = serializers.IntegerField(required=False, min_value=0, max_value=32767)
+
+
+class UpdateOut(serializers.ModelSerializer):
+    template_key = serializers.CharField(source="template.key", default=None, read_only=True)
+    author = serializers.CharField(source="author_display", read_only=True)
+    delivery_count = serializers.IntegerField(read_only=True, default=None)
+    delivered_count = serializers.IntegerField(read_only=True, default=None)
+    failed_count = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = StatusUpdate
+        fields = [
+            "id",
+            "incident",
+            "template",
+            "template_key",
+            "audience",
+            "status",
+            "subject",
+            "body",
+            "state",
+            "component_states",
+            "created_at",
+            "published_at",
+            "author",
+            "delivery_count",
+            "delivered_count",
+            "failed_count",
+        ]
+
+
+class PreviewIn(serializers.Serializer):
+    template = serializers.IntegerField(required=False, allow_null=True)
+    audience = serializers.ChoiceField(choices=Audience.choices, required=False)
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    body = serializers.CharField(required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=PUBLIC_STATUS_CHOICES, required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("template") and not attrs.get("audience"):
+            raise serializers.ValidationError({"template": ["Choose a template or an audience."]})
+        return attrs
+
+
+class UpdateCreateIn(PreviewIn):
+    component_states = serializers.DictField(
+        child=serializers.ChoiceField(choices=ComponentState.choices), required=False
+    )
+    publish = serializers.BooleanField(required=False, default=False)
+
+
+class UpdateEditIn(serializers.Serializer):
+    subject = serializers.CharField(required=False, max_length=200)
+    body = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=PUBLIC_STATUS_CHOICES, required=False)
+    component_states = serializers.DictField(
+        child=serializers.ChoiceField(choices=ComponentState.choices), required=False
+    )
+
+
+class ChannelOut(serializers.ModelSerializer):
+    # Never the URL or the key: only whether they are set.
+    has_url = serializers.SerializerMethodField()
+    has_signing_secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Channel
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "audience",
+            "severities",
+            "recipients",
+            "include_stakeholders",
+            "receives_reminders",
+            "enabled",
+            "has_url",
+            "has_signing_secret",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_has_url(self, obj) -> bool:
+        return bool(obj.url)
+
+    def get_has_signing_secret(self, obj) -> bool:
+        return bool(obj.signing_secret)
+
+
+class ChannelIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    kind = serializers.ChoiceField(choices=ChannelKind.choices)
+    audience = serializers.ChoiceField(choices=ChannelAudience.choices, required=False)
+    severities = serializers.ListField(
+        child=serializers.ChoiceField(choices=Severity.choices), required=False
+    )
+    url = serializers.URLField(max_length=500, required=False, allow_blank=True, write_only=True)
+    signing_secret = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, write_only=True
+    )
+    recipients = serializers.ListField(child=serializers.EmailField(), required=False)
+    include_stakeholders = serializers.BooleanField(required=False)
+    receives_reminders = serializers.BooleanField(required=False)
+    enabled = serializers.BooleanField(required=False)
+
+
+class DeliveryOut(serializers.ModelSerializer):
+    channel_name = serializers.CharField(source="channel.name", default=None, read_only=True)
+    recipients = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Delivery
+        fields = [
+            "id",
+            "kind",
+            "transport",
+            "incident",
+            "status_update",
+            "channel",
+            "channel_name",
+            "destination",
+            "recipients",
+            "subject",
+            "state",
+            "attempts",
+            "max_attempts",
+            "next_attempt_at",
+            "last_attempt_at",
+            "response_code",
+            "response_excerpt",
+            "error",
+            "delivered_at",
+            "created_at",
+        ]
+
+    def get_recipients(self, obj) -> list[str] | None:
+        # Subscribers' addresses are personal data: admins only.
+        request = self.context.get("request")
+        if obj.subscriber_id and not (request and user_has_role(request.user, ADMIN)):
+            return None
+        return obj.recipients
+
+
+class ComponentOut(serializers.ModelSerializer):
+    targets = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Component
+        fields = [
+            "id",
+            "name",
+            "description",
+            "targets",
+            "state",
+            "position",
+            "visible",
+            "state_changed_at",
+        ]
+
+
+class ComponentIn(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    targets = serializers.ListField(child=serializers.IntegerField(), required=False)
+    position = serializers.IntegerField(required=False, min_value=0, max_value=32767)
+    visible = serializers.BooleanField(required=False)
+
+    def validate_targets(self, value):
+        from diagnostics.models import TargetDatabase
+
+        found = set(TargetDatabase.objects.filter(pk__in=value).values_list("pk", flat=True))
+        missing = [v for v in value if v not in found]
+        if missing:
+            raise serializers.ValidationError(f"Unknown targets: {missing}")
+        return value
+
+
+class ComponentStateIn(serializers.Serializer):
+    state = serializers.ChoiceField(choices=ComponentState.choices)
+    incident = serializers.IntegerField(required=False, allow_null=True)
+
+
+class SubscriberOut(serializers.ModelSerializer):
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = Subscriber
+        fields = [
+            "id",
+            "email",
+            "created_at",
+            "confirmation_sent_at",
+            "confirmed_at",
+            "unsubscribed_at",
+            "active",
+        ]

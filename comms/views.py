@@ -1,0 +1,287 @@
+"""Web pages: the public status page (cached, no login) and the incident comms panel."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
+
+from incidents.models import Incident
+from incidents.permissions import RESPONDER, VIEWER, user_has_role
+from incidents.services import IncidentError
+
+from . import selectors, services, status_cache
+from .forms import ComposeForm, SubscribeForm
+from .models import Audience, Delivery, MessageTemplate, StatusUpdate
+
+# --- Public status page ---------------------------------------------------------------------
+
+
+def _cached(kind: str) -> HttpResponse:
+    response = HttpResponse(status_cache.get(kind), content_type=status_cache.CONTENT_TYPES[kind])
+    # Browsers and proxies may keep it briefly; the page itself is rebuilt on change.
+    response["Cache-Control"] = "public, max-age=15"
+    return response
+
+
+@require_GET
+def status_page(request):
+    """The public status page (HTML), served from cache."""
+    return _cached("html")
+
+
+@require_GET
+def status_json(request):
+    """The status page as JSON."""
+    response = _cached("json")
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_GET
+def status_feed(request):
+    """The status page's updates as an Atom feed."""
+    return _cached("atom")
+
+
+@csrf_exempt  # the public page is cached, so it carries no CSRF token; double opt-in protects
+@require_POST
+def subscribe(request):
+    """Start an e-mail subscription; the address gets a confirmation link."""
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return render(request, "comms/subscribe_result.html", {"form": form}, status=400)
+    try:
+        services.subscriber_subscribe(email=form.cleaned_data["email"])
+    except IncidentError as exc:
+        form.add_error("email", str(exc))
+        return render(request, "comms/subscribe_result.html", {"form": form}, status=400)
+    # The same answer whether or not the address was known: nothing to learn from it.
+    return render(request, "comms/subscribe_result.html", {"sent": True})
+
+
+@require_GET
+def subscribe_confirm(request, token):
+    """Confirm a subscription (double opt-in)."""
+    try:
+        sub = services.subscriber_confirm(token=token)
+    except IncidentError as exc:
+        return render(request, "comms/subscribe_result.html", {"error": str(exc)}, status=400)
+    return render(request, "comms/subscribe_result.html", {"confirmed": sub})
+
+
+@csrf_exempt  # RFC 8058 one-click: mail clients POST without a token; the signed link is it
+@require_http_methods(["GET", "POST"])
+def unsubscribe(request, token):
+    """Unsubscribe: GET shows one button (link scanners must not unsubscribe people), POST
+    (the button, or a mail client's one-click List-Unsubscribe-Post) does it."""
+    if request.method == "GET":
+        try:
+            services.subscriber_unsubscribe_check(token=token)
+        except IncidentError as exc:
+            return render(request, "comms/unsubscribe.html", {"error": str(exc)}, status=400)
+        return render(request, "comms/unsubscribe.html", {"token": token})
+    try:
+        sub = services.subscriber_unsubscribe(token=token)
+    except IncidentError as exc:
+        return render(request, "comms/unsubscribe.html", {"error": str(exc)}, status=400)
+    return render(request, "comms/unsubscribe.html", {"done": sub})
+
+
+# --- Incident panel -------------------------------------------------------------------------
+
+
+def _require(user, role: str) -> None:
+    if not user_has_role(user, role):
+        raise PermissionDenied(f"You need the {role} role for this.")
+
+
+def _panel_context(request, incident: Incident, **extra) -> dict:
+    updates = list(selectors.updates_for_incident(incident_id=incident.pk)[:30])
+    ctx = {
+        "incident": incident,
+        "due": selectors.incident_update_due(incident),
+        "drafts": [u for u in updates if not u.is_published],
+        "published": [u for u in updates if u.is_published],
+        "failed": list(selectors.failed_deliveries(incident_id=incident.pk)[:20]),
+        "pending_count": Delivery.objects.filter(
+            incident=incident, state__in=["pending", "sending", "retrying"]
+        ).count(),
+        "templates": selectors.template_list(),
+        "can_write": user_has_role(request.user, RESPONDER),
+        "can_publish_external": services.can_publish(request.user, incident, Audience.EXTERNAL),
+        "public_behind": _public_behind(incident, updates),
+    }
+    ctx.update(extra)
+    return ctx
+
+
+def _public_behind(incident: Incident, updates: list[StatusUpdate]) -> bool:
+    """True when the incident is resolved but the status page still shows it unresolved."""
+    external = [u for u in updates if u.is_published and u.audience == Audience.EXTERNAL]
+    if not external or incident.is_open:
+        return False
+    return external[0].status != "resolved"
+
+
+@login_required
+@require_GET
+def incident_panel(request, incident_id):
+    """The comms panel of an incident page (htmx partial)."""
+    _require(request.user, VIEWER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    return render(request, "comms/partials/panel.html", _panel_context(request, incident))
+
+
+def _compose_form(incident: Incident, template: MessageTemplate | None, audience: str | None):
+    """A composer pre-filled from the template rendered for the incident."""
+    preview = services.update_preview(
+        incident_id=incident.pk,
+        template_id=template.pk if template else None,
+        audience=audience or (template.audience if template else Audience.INTERNAL),
+        subject=None if template else "",
+        body=None if template else "",
+    )
+    initial = {
+        "template": template.pk if template else None,
+        "audience": preview.audience,
+        "status": preview.status,
+        "subject": preview.subject,
+        "body": preview.body,
+    }
+    for pk, state in preview.component_states.items():
+        initial[f"component_{pk}"] = state
+    return ComposeForm(initial=initial), preview
+
+
+@login_required
+@require_GET
+def compose(request, incident_id):
+    """The composer, filled from a chosen template (or the one that fits the incident)."""
+    _require(request.user, RESPONDER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    audience = request.GET.get("audience")
+    if audience not in Audience.values:
+        audience = None
+    template = None
+    if request.GET.get("template"):
+        template = get_object_or_404(MessageTemplate, pk=request.GET["template"], active=True)
+    elif audience:
+        template = selectors.suggested_template(incident, audience=audience)
+    try:
+        form, preview = _compose_form(incident, template, audience)
+    except IncidentError as exc:
+        return render(
+            request,
+            "comms/partials/composer.html",
+            {"incident": incident, "error": str(exc), "templates": selectors.template_list()},
+            status=400,
+        )
+    return render(
+        request,
+        "comms/partials/composer.html",
+        {
+            "incident": incident,
+            "form": form,
+            "preview": preview,
+            "templates": selectors.template_list(),
+            "chosen": template,
+        },
+    )
+
+
+@login_required
+@require_POST
+def compose_submit(request, incident_id):
+    """Preview, save as draft, or publish what the author wrote."""
+    _require(request.user, RESPONDER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    form = ComposeForm(request.POST)
+    action = request.POST.get("action", "preview")
+    ctx = {"incident": incident, "form": form, "templates": selectors.template_list()}
+    if not form.is_valid():
+        return render(request, "comms/partials/composer.html", ctx, status=400)
+    data = form.cleaned_data
+    fields = {
+        "template_id": data["template"].pk if data["template"] else None,
+        "audience": data["audience"],
+        "status": data["status"],
+        "subject": data["subject"],
+        "body": data["body"],
+    }
+    try:
+        if action == "preview":
+            ctx["preview"] = services.update_preview(incident_id=incident.pk, **fields)
+            ctx["checked"] = True
+            return render(request, "comms/partials/composer.html", ctx)
+        states = form.component_states()
+        if action == "publish":
+            if not services.can_publish(request.user, incident, data["audience"]):
+                raise PermissionDenied(
+                    "External updates are published by a commander, or by this incident's "
+                    "Incident Commander or Communications Lead."
+                )
+            services.update_create_and_publish(
+                incident_id=incident.pk, actor=request.user, component_states=states, **fields
+            )
+            message = "Update published."
+        else:
+            services.update_create(
+                incident_id=incident.pk, actor=request.user, component_states=states, **fields
+            )
+            message = "Draft saved."
+    except IncidentError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        ctx["preview"] = services.update_preview(incident_id=incident.pk, **fields)
+        return render(request, "comms/partials/composer.html", ctx, status=400)
+    response = render(
+        request, "comms/partials/panel.html", _panel_context(request, incident, notice=message)
+    )
+    # The form swapped itself; after publishing the whole panel is refreshed instead.
+    return reswap(retarget(response, f"#comms-panel-{incident.pk}"), "innerHTML")
+
+
+@login_required
+@require_POST
+def draft_publish(request, update_id):
+    """Publish a saved draft from the panel."""
+    _require(request.user, RESPONDER)
+    update = get_object_or_404(StatusUpdate.objects.select_related("incident"), pk=update_id)
+    incident = update.incident
+    if not services.can_publish(request.user, incident, update.audience):
+        raise PermissionDenied("You may not publish external updates on this incident.")
+    try:
+        services.update_publish(update_id=update.pk, actor=request.user)
+        notice, status = "Update published.", 200
+    except IncidentError as exc:
+        notice, status = str(exc), 400
+    return render(
+        request,
+        "comms/partials/panel.html",
+        _panel_context(request, incident, notice=notice, notice_error=status != 200),
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def delivery_retry(request, delivery_id):
+    """Retry a failed delivery from the panel."""
+    _require(request.user, RESPONDER)
+    delivery = get_object_or_404(Delivery, pk=delivery_id)
+    try:
+        services.delivery_retry(delivery_id=delivery.pk, actor=request.user)
+        notice, status = f"Retrying delivery to {delivery.destination}.", 200
+    except IncidentError as exc:
+        notice, status = str(exc), 400
+    incident = get_object_or_404(Incident, pk=delivery.incident_id)
+    return render(
+        request,
+        "comms/partials/panel.html",
+        _panel_context(request, incident, notice=notice, notice_error=status != 200),
+        status=status,
+    )
