@@ -1,4 +1,4 @@
-# ruff: noqa: F811 (pytest fixtures imported from d2_fixtures)
+# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Runs: start, execute once, sweep, fan-out, timeline summary, comparison, incident links."""
 
 import datetime
