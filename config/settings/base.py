@@ -139,6 +139,11 @@ SPECTACULAR_SETTINGS = {
         "DetectionSourceEnum": "incidents.models.DetectionSource",
         "ResponderRoleEnum": "incidents.models.ResponderRole",
         "TimelineEventKindEnum": "incidents.models.EventKind",
+        "DiagnosticRunStatusEnum": "diagnostics.models.RunStatus",
+        "CheckResultStatusEnum": "diagnostics.models.ResultStatus",
+        "TargetEnvironmentEnum": "diagnostics.models.Environment",
+        "TargetSslmodeEnum": "diagnostics.models.SSLMode",
+        "DiagnosticRunTriggerEnum": "diagnostics.models.Trigger",
     },
 }
 

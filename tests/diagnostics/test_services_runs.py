@@ -12,7 +12,7 @@ from diagnostics import selectors, services, tasks
 from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget
 from incidents.models import EventKind
 from incidents.services import incident_declare, incident_transition
-from tests.diagnostics.d2_fixtures import (  # noqa: F401 (fixtures)
+from tests.diagnostics.d2_fixtures import (
     TEST_SUITE,
     eager_celery,
     live_target,
