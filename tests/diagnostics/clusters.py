@@ -59,6 +59,8 @@ def _as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 # Password-authenticated role (the rest of the cluster trusts everyone, like the machine's server).
 PASSWORD_ROLE = "quell_pw"
 PASSWORD = "Quell-Distinctive-Pa55-7f3e91"
+# A login role without pg_monitor (and nothing else): what an under-privileged target user sees.
+LIMITED_ROLE = "quell_limited"
 
 
 class Cluster:
@@ -147,6 +149,7 @@ class Cluster:
         with self.connect("postgres") as conn:
             self.version_num = conn.info.server_version
             conn.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+            conn.execute(f"CREATE ROLE {LIMITED_ROLE} LOGIN")
         return self
 
     def stop(self) -> None:
@@ -201,6 +204,9 @@ class Cluster:
         self.sql(f'CREATE DATABASE "{dbname}"', dbname="postgres")
         if pg_stat_statements:
             self.sql("CREATE EXTENSION pg_stat_statements", dbname=dbname)
+
+    def drop_database(self, dbname: str) -> None:
+        self.sql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)', dbname="postgres")
 
     def holder(self, dbname: str = "quell_target", user: str = "postgres") -> Holder:
         return Holder(self, dbname, user)
@@ -328,3 +334,15 @@ class SilentListener:
 def closed_port() -> int:
     """A port nothing listens on (bound then released)."""
     return free_port()
+
+
+def run_check(spec: ConnectionSpec, key: str, *, timeouts=None, **thresholds):
+    """Run one registered check through the real runner; its CheckExecution."""
+    from diagnostics.checks import registry
+    from diagnostics.runner import run_checks
+    from diagnostics.target import Timeouts
+
+    [execution] = run_checks(
+        spec, [registry.get(key)], thresholds={key: thresholds}, timeouts=timeouts or Timeouts()
+    )
+    return execution

@@ -9,6 +9,8 @@ Fixtures:
   track_commit_timestamp off; ``quell_target`` has the extension created (reads give 55000),
   ``quell_noext`` does not have it.
 - ``target_spec``: ConnectionSpec for ``pg_cluster``'s quell_target as superuser.
+- ``fresh_db``: (cluster, dbname, spec) of a new database on ``pg_cluster`` (pg_stat_statements
+  created), dropped after the test: for planted objects that must not leak into other tests.
 - ``holders``: factory ``holders(cluster, dbname="quell_target", user="postgres") -> Holder``;
   every holder is killed (process group) at teardown.
 - ``silent_listener``: (host, port) of a socket that accepts and never answers.
@@ -18,6 +20,9 @@ Clusters start lazily (only when a test asks) and stop at the end of the session
 """
 
 from __future__ import annotations
+
+import itertools
+import os
 
 import pytest
 
@@ -66,6 +71,17 @@ def pg_nopreload():
 @pytest.fixture
 def target_spec(pg_cluster):
     return pg_cluster.spec("quell_target")
+
+
+_db_seq = itertools.count(1)
+
+
+@pytest.fixture
+def fresh_db(pg_cluster):
+    dbname = f"quell_t{os.getpid()}_{next(_db_seq)}"
+    pg_cluster.create_database(dbname)
+    yield pg_cluster, dbname, pg_cluster.spec(dbname)
+    pg_cluster.drop_database(dbname)
 
 
 @pytest.fixture

@@ -1,0 +1,120 @@
+"""Connections, long-running queries and idle-in-transaction sessions, with planted sessions."""
+
+import pytest
+
+from diagnostics.checks import CheckStatus
+from tests.diagnostics.clusters import LIMITED_ROLE, run_check
+
+pytestmark = pytest.mark.slow
+
+
+def _by(findings, dimension):
+    return {f["value"]: f["connections"] for f in findings if f["dimension"] == dimension}
+
+
+def test_connections_counts_by_state_user_and_application(pg_cluster, target_spec, holders):
+    idle = [holders(pg_cluster).send("SELECT 1;") for _ in range(2)]
+    busy = holders(pg_cluster).send("SELECT pg_sleep(30);")
+    for h in idle:
+        h.wait_state("state = 'idle'")
+    busy.wait_state("state = 'active'")
+
+    outcome = run_check(target_spec, "connections").outcome
+
+    total = outcome.findings[0]
+    assert total["dimension"] == "total"
+    assert total["connections"] >= 3
+    assert total["max_connections"] == 60
+    assert total["usable"] == 60 - total["reserved"]  # superuser_reserved_connections counted
+    apps = _by(outcome.findings, "application")
+    assert apps[idle[0].app] == 1 and apps[busy.app] == 1
+    assert "quell-diagnostics" not in apps  # Quell's own backend is never a finding
+    states = _by(outcome.findings, "state")
+    assert states["idle"] >= 2 and states["active"] >= 1
+    assert _by(outcome.findings, "user")["postgres"] >= 3
+    assert outcome.status == CheckStatus.OK
+
+
+def test_connections_warns_and_goes_critical_by_utilisation(pg_cluster, target_spec, holders):
+    for _ in range(3):
+        holders(pg_cluster).send("SELECT 1;").pid  # noqa: B018 (waits for the session)
+    assert (
+        run_check(target_spec, "connections", warning_pct=1, critical_pct=99).outcome.status
+        == CheckStatus.WARNING
+    )
+    assert (
+        run_check(target_spec, "connections", warning_pct=1, critical_pct=2).outcome.status
+        == CheckStatus.CRITICAL
+    )
+
+
+def test_long_running_query_is_flagged_past_the_threshold(pg_cluster, target_spec, holders):
+    sleeper = holders(pg_cluster).send("SELECT pg_sleep(60);")
+    sleeper.wait_state("state = 'active' AND query_start < clock_timestamp() - interval '0.5 s'")
+
+    flagged = run_check(target_spec, "long_running_queries", threshold_s=0.3).outcome
+    assert flagged.status == CheckStatus.WARNING
+    [row] = [f for f in flagged.findings if f.get("pid") == sleeper.pid]
+    assert "pg_sleep(60)" in row["query"]
+    assert row["duration_s"] >= 0.3
+    assert all(f.get("application_name") != "quell-diagnostics" for f in flagged.findings)
+
+    critical = run_check(target_spec, "long_running_queries", threshold_s=0.3, critical_s=0.4)
+    assert critical.outcome.status == CheckStatus.CRITICAL
+
+    # The playbook's default, 5 minutes: a 1-second query is not "long-running".
+    default = run_check(target_spec, "long_running_queries").outcome
+    assert default.status == CheckStatus.OK
+    assert "5.0 min" in default.summary
+
+
+def test_idle_in_transaction_is_counted_and_flagged(pg_cluster, target_spec, holders):
+    idle = holders(pg_cluster).send("BEGIN; SELECT txid_current();")
+    idle.wait_state(
+        "state = 'idle in transaction' AND state_change < clock_timestamp() - interval '0.4 s'"
+    )
+
+    outcome = run_check(target_spec, "idle_in_transaction", threshold_s=0.3).outcome
+
+    assert outcome.status == CheckStatus.WARNING
+    assert outcome.metrics["idle_in_transaction"] >= 1
+    assert outcome.metrics["oldest_idle_s"] >= 0.3
+    [row] = [f for f in outcome.findings if f["pid"] == idle.pid]
+    assert row["over_threshold"] is True
+    assert row["state"] == "idle in transaction"
+
+    relaxed = run_check(target_spec, "idle_in_transaction", threshold_s=3600).outcome
+    assert relaxed.status == CheckStatus.OK
+    assert "1 session idle in transaction" in relaxed.summary
+
+
+def test_no_idle_transaction_is_ok(target_spec):
+    outcome = run_check(target_spec, "idle_in_transaction").outcome
+    assert outcome.status == CheckStatus.OK
+    assert outcome.summary == "no session idle in transaction"
+
+
+def test_role_without_pg_monitor_reports_a_coverage_gap_not_health(pg_cluster, holders):
+    # A superuser's long query is invisible in detail to a role without pg_monitor.
+    sleeper = holders(pg_cluster).send("SELECT pg_sleep(60);")
+    sleeper.wait_state("state = 'active' AND query_start < clock_timestamp() - interval '0.5 s'")
+    limited = pg_cluster.spec("quell_target", user=LIMITED_ROLE)
+
+    for key, thresholds in [
+        ("long_running_queries", {"threshold_s": 0.3}),
+        ("idle_in_transaction", {}),
+        ("connections", {}),
+    ]:
+        outcome = run_check(limited, key, **thresholds).outcome
+        assert outcome.status == CheckStatus.WARNING, (key, outcome.summary)
+        assert "coverage gap" in outcome.summary
+        assert outcome.fix == f"GRANT pg_monitor TO {LIMITED_ROLE};"
+
+    # With pg_monitor the same role sees the query: the gap closes.
+    pg_cluster.sql(f"GRANT pg_monitor TO {LIMITED_ROLE}")
+    try:
+        outcome = run_check(limited, "long_running_queries", threshold_s=0.3).outcome
+        assert "coverage gap" not in outcome.summary
+        assert any(f.get("pid") == sleeper.pid for f in outcome.findings)
+    finally:
+        pg_cluster.sql(f"REVOKE pg_monitor FROM {LIMITED_ROLE}")
