@@ -12,6 +12,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.db import models
 from django.db.models import Prefetch
 from django.utils.html import format_html_join
 from django.utils.text import Truncator
@@ -170,13 +171,8 @@ def _transition_action(to_status: str, *, name: str, description: str, only_from
     @admin.action(description=description, permissions=["transition"])
     def action(modeladmin, request, queryset):
         moved = []
-        for incident in queryset.prefetch_related(
-            Prefetch(
-                "assignments",
-                queryset=active_assignments_queryset(),
-                to_attr="active_assignments",
-            )
-        ):
+        # The admin's queryset already prefetches the current role holders (IC check).
+        for incident in queryset:
             if not user_commands_incident(request.user, incident):
                 modeladmin.message_user(
                     request,
@@ -241,6 +237,7 @@ class IncidentAdmin(admin.ModelAdmin):
     date_hierarchy = "declared_at"
     list_per_page = 50
     list_select_related = ("declared_by",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     show_full_result_count = False
     inlines = (AssignmentHistoryInline, AssignRoleInline, TimelineInline)
     actions = (

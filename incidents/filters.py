@@ -37,7 +37,9 @@ class IncidentFilter(django_filters.FilterSet):
     )
     kind = django_filters.MultipleChoiceFilter(choices=Kind.choices)
     detection_source = django_filters.MultipleChoiceFilter(choices=DetectionSource.choices)
-    open = django_filters.BooleanFilter(
+    # A choice rather than a BooleanFilter, which silently ignores values it cannot read.
+    open = django_filters.ChoiceFilter(
+        choices=(("true", "true"), ("false", "false")),
         method="filter_open",
         help_text="true: investigating, identified or monitoring; false: resolved or closed.",
     )
@@ -67,10 +69,8 @@ class IncidentFilter(django_filters.FilterSet):
         model = Incident
         fields = ()
 
-    def filter_open(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
-        if value is None:
-            return queryset
-        if value:
+    def filter_open(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "true":
             return queryset.filter(status__in=OPEN_STATUSES)
         return queryset.exclude(status__in=OPEN_STATUSES)
 

@@ -34,7 +34,7 @@ class StandardPagination(PageNumberPagination):
     max_page_size = 200
 
 
-class ErrorSerializer(serializers.Serializer):
+class IncidentErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField(required=False)
 
@@ -44,13 +44,13 @@ ERRORS = {
         description="Invalid input: an object of field names to lists of messages "
         "(plus `detail` for a rule the incident's state refuses)."
     ),
-    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
-    403: OpenApiResponse(ErrorSerializer, description="Your role does not allow this."),
-    404: OpenApiResponse(ErrorSerializer, description="No such incident."),
+    401: OpenApiResponse(IncidentErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(IncidentErrorSerializer, description="Your role does not allow this."),
+    404: OpenApiResponse(IncidentErrorSerializer, description="No such incident."),
 }
 CONFLICT = {
     409: OpenApiResponse(
-        ErrorSerializer,
+        IncidentErrorSerializer,
         description="Somebody changed the incident first: re-read it and decide again.",
     )
 }
