@@ -28,7 +28,7 @@ class MessageTemplateForm(forms.ModelForm):
         fields = ["key", "name", "audience", "announces_status", "subject", "body", "active"]
         help_texts = {
             "body": "Django template language. Variables: "
-            + ", ".join("{{ %s }}" % name for name in rendering.VARIABLES),
+            + ", ".join("{{ " + name + " }}" for name in rendering.VARIABLES),
         }
 
     def clean(self):
@@ -100,7 +100,9 @@ class ChannelForm(forms.ModelForm):
             probe = Channel(pk=self.instance.pk, **fields)
             services.channel_validate(probe)
         except IncidentError as exc:
-            raise ValidationError({exc.field: str(exc)} if exc.field in self.fields else str(exc))
+            raise ValidationError(
+                {exc.field: str(exc)} if exc.field in self.fields else str(exc)
+            ) from None
         return data
 
 
