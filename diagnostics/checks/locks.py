@@ -52,8 +52,8 @@ def _waiting_locks_sql(version: int) -> str:
 HELD_SQL = """
     SELECT l.pid, l.mode, l.locktype,
            CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END AS relation,
-           l.relation::bigint AS relation_oid
-    FROM pg_locks l
+           l.relation::bigint AS relation_oid, c.relkind::text AS relkind
+    FROM pg_locks l LEFT JOIN pg_class c ON c.oid = l.relation
     WHERE l.granted AND l.pid = ANY(%(pids)s) AND l.locktype IN ('relation', 'tuple')
       AND l.relation IS NOT NULL
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -139,6 +139,7 @@ class BlockingLocksCheck(Check):
                     h["relation"]
                     for h in held.get(pid, [])
                     if h["locktype"] == "relation"
+                    and h["relkind"] in ("r", "p")
                     and h["mode"] in ("RowExclusiveLock", "RowShareLock")
                 ),
                 None,
