@@ -198,9 +198,11 @@ def action_items_summary() -> dict | None:
 
 
 def status_counts(model, field: str) -> dict[str, int]:
-    """Rows per value of a status field."""
+    """Rows per value of a status field, every declared choice included (zero when none)."""
+    counts = {str(value): 0 for value, _ in (model._meta.get_field(field).choices or [])}
     rows = model.objects.values_list(field).annotate(n=models.Count("pk")).order_by()
-    return {str(value): n for value, n in rows}
+    counts.update({str(value): n for value, n in rows})
+    return counts
 
 
 def diagnostic_run_model():

@@ -1,0 +1,133 @@
+"""Metrics: medians and 90th percentiles against hand-computed values, counts, the page."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents import metrics
+from tests.factories import IncidentFactory
+
+pytestmark = pytest.mark.django_db
+
+MIN = 60
+
+
+def make(declared, *, severity="SEV2", ack=None, mitigate=None, resolve=None, **extra):
+    """An incident detected at `declared` with stamps that many seconds after detection."""
+
+    def after(seconds):
+        return declared + datetime.timedelta(seconds=seconds) if seconds is not None else None
+
+    return IncidentFactory(
+        severity=severity,
+        detected_at=declared,
+        declared_at=declared,
+        acknowledged_at=after(ack),
+        mitigated_at=after(mitigate),
+        resolved_at=after(resolve),
+        status="resolved" if resolve is not None else "investigating",
+        **extra,
+    )
+
+
+@pytest.fixture
+def may():
+    return timezone.make_aware(datetime.datetime(2026, 5, 10, 12, 0))
+
+
+def test_median_and_p90_match_linear_interpolation(may):
+    # Acknowledgements after 1, 2, 3, 4 and 10 minutes.
+    for minutes in (1, 2, 3, 4, 10):
+        make(may, ack=minutes * MIN, mitigate=minutes * 2 * MIN, resolve=minutes * 3 * MIN)
+    [row] = metrics.response_times(since=may - datetime.timedelta(days=1), by_month=False)
+    assert row["severity"] == "SEV2" and row["incidents"] == 5
+    # p50 of [60, 120, 180, 240, 600] is 180; p90 sits at rank 0.9 * 4 = 3.6:
+    # 240 + 0.6 * (600 - 240) = 456.
+    assert row["acknowledge_p50"] == pytest.approx(180)
+    assert row["acknowledge_p90"] == pytest.approx(456)
+    assert row["mitigate_p50"] == pytest.approx(360)
+    assert row["mitigate_p90"] == pytest.approx(912)
+    assert row["resolve_p50"] == pytest.approx(540)
+    assert row["resolve_p90"] == pytest.approx(1368)
+
+
+def test_unset_times_are_left_out_not_counted_as_zero(may):
+    make(may, ack=100)
+    make(may, ack=300, resolve=1000)
+    make(may)  # never acknowledged
+    [row] = metrics.response_times(since=may - datetime.timedelta(days=1), by_month=False)
+    assert row["incidents"] == 3
+    assert row["acknowledge_n"] == 2
+    assert row["acknowledge_p50"] == pytest.approx(200)
+    assert row["resolve_n"] == 1 and row["resolve_p50"] == pytest.approx(1000)
+    assert row["mitigate_n"] == 0 and row["mitigate_p50"] is None
+
+
+def test_grouped_by_severity_and_month(may):
+    june = may + datetime.timedelta(days=31)
+    make(may, severity="SEV1", ack=60)
+    make(may, severity="SEV1", ack=180)
+    make(june, severity="SEV1", ack=600)
+    make(may, severity="SEV3", ack=1200)
+    rows = metrics.response_times(since=may - datetime.timedelta(days=1))
+    found = {(row["month"].isoformat(), row["severity"]): row for row in rows}
+    assert set(found) == {("2026-05-01", "SEV1"), ("2026-06-01", "SEV1"), ("2026-05-01", "SEV3")}
+    assert found[("2026-05-01", "SEV1")]["acknowledge_p50"] == pytest.approx(120)
+    assert found[("2026-05-01", "SEV1")]["acknowledge_p90"] == pytest.approx(168)
+    assert found[("2026-06-01", "SEV1")]["acknowledge_p50"] == pytest.approx(600)
+
+
+def test_period_excludes_older_incidents(may):
+    make(may - datetime.timedelta(days=400), ack=999)
+    make(may, ack=60)
+    [row] = metrics.response_times(since=may - datetime.timedelta(days=1), by_month=False)
+    assert row["incidents"] == 1 and row["acknowledge_p50"] == pytest.approx(60)
+
+
+def test_dashboard_counts(db):
+    now = timezone.now()
+    IncidentFactory(severity="SEV1", kind="availability", status="investigating", declared_at=now)
+    IncidentFactory(severity="SEV1", kind="performance", status="resolved", declared_at=now)
+    IncidentFactory(severity="SEV4", kind="performance", status="monitoring", declared_at=now)
+    board = metrics.dashboard(months=3)
+    assert board.total == 3 and board.open_now == 2
+    assert ("SEV1", "SEV1 - Critical", 2) in board.counts_severity
+    assert ("SEV2", "SEV2 - Major", 0) in board.counts_severity
+    assert ("performance", "Performance", 2) in board.counts_kind
+
+
+def test_period_start_is_the_first_of_a_month():
+    start = metrics.period_start(12)
+    assert start.day == 1 and start.hour == 0
+    assert (timezone.localdate() - start.date()).days < 366
+
+
+def test_metrics_page_renders_svg_charts_and_tables(viewer_client):
+    now = timezone.now()
+    make(now - datetime.timedelta(hours=5), severity="SEV1", ack=120, mitigate=1800, resolve=3600)
+    response = viewer_client.get(reverse("incidents:metrics-dashboard") + "?months=3")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.count('<svg class="chart"') >= 4
+    assert 'role="img"' in html
+    assert "2m 00s" in html and "1h 00m" in html  # median ack and resolve of SEV1
+    assert "<script src=\"http" not in html
+
+
+def test_metrics_page_ignores_a_bad_period(viewer_client):
+    response = viewer_client.get(reverse("incidents:metrics-dashboard") + "?months=abc")
+    assert response.status_code == 200
+    assert response.context["board"].months == 12
+
+
+def test_action_items_are_counted_when_postmortems_has_them(db):
+    from incidents import related
+
+    summary = related.action_items_summary()
+    if related.get_model("postmortems", "ActionItem") is None:
+        assert summary is None
+    else:
+        assert summary == {"total": 0, "open": 0, "overdue": summary["overdue"]}
+        assert summary["overdue"] in (0, None)
