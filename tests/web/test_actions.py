@@ -151,7 +151,10 @@ def test_responder_may_not_change_status_or_severity(responder_client, incident)
 
 def test_responder_who_is_incident_commander_may_transition(responder_client, responder, incident):
     services.role_assign(incident_id=incident.pk, role="incident_commander", user=responder)
-    assert url("transition", incident) in responder_client.get(url("detail", incident)).content.decode()
+    assert (
+        url("transition", incident)
+        in responder_client.get(url("detail", incident)).content.decode()
+    )
     response = responder_client.post(
         url("transition", incident),
         {"to_status": "identified", "expected_status": "investigating", "reason": "Bad plan"},
@@ -259,7 +262,7 @@ def test_edit_errors_keep_input_and_open_the_form(responder_client, incident, ht
     )
     html = response.content.decode()
     assert response.status_code == 400
-    assert "<details class=\"edit\" open>" in html
+    assert '<details class="edit" open>' in html
     assert "typed scope" in html and "Enter a valid URL." in html
     incident.refresh_from_db()
     assert incident.scope == ""

@@ -8,7 +8,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import services
-from incidents.models import Incident
 from incidents.views import PAGE_SIZE
 from tests.factories import IncidentFactory
 
@@ -21,10 +20,16 @@ def titles(response) -> list[str]:
 
 def test_open_incidents_come_first_then_newest(viewer_client):
     now = timezone.now()
-    IncidentFactory(title="old open", status="investigating", declared_at=now - datetime.timedelta(days=9))
+    IncidentFactory(
+        title="old open", status="investigating", declared_at=now - datetime.timedelta(days=9)
+    )
     IncidentFactory(title="new resolved", status="resolved", declared_at=now)
-    IncidentFactory(title="newer open", status="monitoring", declared_at=now - datetime.timedelta(days=1))
-    IncidentFactory(title="old closed", status="closed", declared_at=now - datetime.timedelta(days=30))
+    IncidentFactory(
+        title="newer open", status="monitoring", declared_at=now - datetime.timedelta(days=1)
+    )
+    IncidentFactory(
+        title="old closed", status="closed", declared_at=now - datetime.timedelta(days=30)
+    )
     response = viewer_client.get(reverse("incidents:list"))
     assert titles(response) == ["newer open", "old open", "new resolved", "old closed"]
 
@@ -53,7 +58,9 @@ def test_filters_by_declared_date(viewer_client):
 
 def test_invalid_filters_are_reported_and_ignored(viewer_client):
     IncidentFactory(title="a")
-    response = viewer_client.get("/?severity=SEV9&declared_after=2026-05-02&declared_before=2026-05-01")
+    response = viewer_client.get(
+        "/?severity=SEV9&declared_after=2026-05-02&declared_before=2026-05-01"
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "Select a valid choice" in html

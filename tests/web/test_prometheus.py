@@ -82,7 +82,9 @@ def test_exposition_counts_open_incidents_by_severity(client):
     assert response.status_code == 200
     assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     families = parse(response.content.decode())
-    open_samples = {labels: value for _, labels, value in families["quell_incidents_open"]["samples"]}
+    open_samples = {
+        labels: value for _, labels, value in families["quell_incidents_open"]["samples"]
+    }
     assert families["quell_incidents_open"]["type"] == "gauge"
     assert open_samples == {
         'severity="SEV1"': "2",
