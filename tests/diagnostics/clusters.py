@@ -201,7 +201,8 @@ class Cluster:
             return cur.fetchall() if cur.description else None
 
     def create_database(self, dbname: str, *, pg_stat_statements: bool = True) -> None:
-        self.sql(f'CREATE DATABASE "{dbname}"', dbname="postgres")
+        # FILE_COPY: with fsync off its checkpoint is cheap, faster than WAL_LOG for tiny dbs.
+        self.sql(f'CREATE DATABASE "{dbname}" STRATEGY = FILE_COPY', dbname="postgres")
         if pg_stat_statements:
             self.sql("CREATE EXTENSION pg_stat_statements", dbname=dbname)
 

@@ -1,0 +1,102 @@
+"""Slow queries (pg_stat_statements in its three states) and the cache hit ratio."""
+
+import pytest
+
+from diagnostics.checks import CheckStatus
+from diagnostics.checks.performance import statements_columns
+from tests.diagnostics.clusters import LIMITED_ROLE, run_check
+
+pytestmark = pytest.mark.slow
+
+
+def test_statements_columns_follow_the_extension_version_not_the_server():
+    assert statements_columns("1.7")["total"] == "total_time"
+    assert statements_columns("1.7")["mean"] == "mean_time"
+    assert statements_columns("1.8")["total"] == "total_exec_time"
+    assert statements_columns("1.10")["mean"] == "mean_exec_time"  # 1.10 > 1.8 numerically
+    assert statements_columns("1.10")["blk_read"] == "blk_read_time"
+    assert statements_columns("1.11")["blk_read"] == "shared_blk_read_time"
+
+
+def test_slow_queries_ranks_statements_by_mean_and_total_time(fresh_db):
+    cluster, dbname, spec = fresh_db
+    with cluster.connect(dbname) as conn:
+        for _ in range(3):
+            conn.execute("SELECT pg_sleep(0.03)")
+        for _ in range(20):
+            conn.execute("SELECT count(*) FROM generate_series(1, 1000)")
+
+    outcome = run_check(spec, "slow_queries", slow_mean_ms=10, min_calls=2).outcome
+
+    assert outcome.status == CheckStatus.WARNING
+    by_mean = [f for f in outcome.findings if f["ranking"] == "mean"]
+    by_total = [f for f in outcome.findings if f["ranking"] == "total"]
+    assert "pg_sleep" in by_mean[0]["query"]
+    assert by_mean[0]["calls"] == 3 and by_mean[0]["mean_ms"] >= 30 and by_mean[0]["slow"]
+    assert any("generate_series" in f["query"] and f["calls"] == 20 for f in by_total)
+    assert all("rows" in f and "total_ms" in f for f in outcome.findings)
+    # Quell's own statements are not findings.
+    assert not any("quell-diagnostics" in f["query"] for f in outcome.findings)
+    version = cluster.sql(
+        "SELECT extversion FROM pg_extension WHERE extname = 'pg_stat_statements'", dbname=dbname
+    )[0][0]
+    assert f"pg_stat_statements {version} in schema public" in outcome.summary
+    assert outcome.metrics["calls"] >= 23
+
+    relaxed = run_check(spec, "slow_queries", slow_mean_ms=10_000).outcome
+    assert relaxed.status == CheckStatus.OK
+
+
+def test_slow_queries_reads_the_extension_from_its_own_schema(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "DROP EXTENSION pg_stat_statements; CREATE SCHEMA monitoring; "
+        "CREATE EXTENSION pg_stat_statements SCHEMA monitoring",
+        dbname=dbname,
+    )
+    outcome = run_check(spec, "slow_queries").outcome
+    assert outcome.status in (CheckStatus.OK, CheckStatus.WARNING)
+    assert "in schema monitoring" in outcome.summary
+
+
+def test_slow_queries_skipped_with_fix_when_extension_not_created(pg_nopreload):
+    outcome = run_check(pg_nopreload.spec("quell_noext"), "slow_queries").outcome
+    assert outcome.status == CheckStatus.SKIPPED
+    assert "not created" in outcome.summary
+    # Neither created nor preloaded on this server: both steps are in the fix.
+    assert "shared_preload_libraries" in outcome.fix
+    assert "CREATE EXTENSION pg_stat_statements" in outcome.fix
+    assert outcome.findings[0]["available"] is True
+    assert outcome.findings[0]["created"] is False
+
+
+def test_slow_queries_skipped_with_fix_when_not_preloaded(pg_nopreload):
+    # The extension exists in this database but the library is not loaded: SQLSTATE 55000.
+    outcome = run_check(pg_nopreload.spec("quell_target"), "slow_queries").outcome
+    assert outcome.status == CheckStatus.SKIPPED
+    assert "shared_preload_libraries" in outcome.summary
+    assert "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'" in outcome.fix
+    state = outcome.findings[0]
+    assert state["created"] is True and state["readable"] is False
+
+
+def test_slow_queries_without_pg_monitor_is_a_coverage_gap(pg_cluster, fresh_db):
+    cluster, dbname, _ = fresh_db
+    with cluster.connect(dbname) as conn:
+        conn.execute("SELECT pg_sleep(0.01)")
+    outcome = run_check(cluster.spec(dbname, user=LIMITED_ROLE), "slow_queries").outcome
+    assert outcome.status == CheckStatus.WARNING
+    assert "insufficient privilege" in outcome.summary
+    assert outcome.fix == f"GRANT pg_monitor TO {LIMITED_ROLE};"
+
+
+def test_cache_hit_ratio_judges_only_with_enough_reads(target_spec):
+    few = run_check(target_spec, "cache_hit_ratio", min_blocks=10**12).outcome
+    assert few.status == CheckStatus.OK
+    assert "too few block reads" in few.summary
+    judged = run_check(
+        target_spec, "cache_hit_ratio", min_blocks=0, warning_pct=100.1, critical_pct=0
+    ).outcome
+    assert judged.status == CheckStatus.WARNING
+    assert judged.metrics["blks_hit"] > 0
+    assert "cache hit ratio" in judged.summary
