@@ -16,6 +16,22 @@ class _DryRun(Exception):
     """Rolls back a validation write (control flow, not an error)."""
 
 
+# The model fields the form edits (the admin's fieldsets add the write-only extras).
+TARGET_FORM_FIELDS = [
+    "name",
+    "environment",
+    "host",
+    "port",
+    "database",
+    "user",
+    "sslmode",
+    "options",
+    "enabled",
+    "remediation_allowed",
+    "thresholds",
+]
+
+
 class TargetDatabaseForm(forms.ModelForm):
     """Password and DSN are write-only: the form never renders a stored value."""
 
@@ -42,19 +58,7 @@ class TargetDatabaseForm(forms.ModelForm):
 
     class Meta:
         model = TargetDatabase
-        fields = [
-            "name",
-            "environment",
-            "host",
-            "port",
-            "database",
-            "user",
-            "sslmode",
-            "options",
-            "enabled",
-            "remediation_allowed",
-            "thresholds",
-        ]
+        fields = TARGET_FORM_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,7 +71,7 @@ class TargetDatabaseForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        values = {k: data.get(k) for k in self.Meta.fields}
+        values = {k: data.get(k) for k in TARGET_FORM_FIELDS}
         values["tags"] = data.get("tags_text") or ""
         password = None
         if data.get("clear_password"):
