@@ -1,0 +1,121 @@
+"""Dead tuples, wraparound, invalid indexes and sequences, with planted problems."""
+
+import pytest
+
+from diagnostics.checks import CheckStatus
+from tests.diagnostics.clusters import LIMITED_ROLE, run_check
+
+pytestmark = pytest.mark.slow
+
+
+def test_table_with_most_tuples_dead_is_critical(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE TABLE churn (id int, pad text) WITH (autovacuum_enabled = off);"
+        "INSERT INTO churn SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;"
+        "ANALYZE churn; DELETE FROM churn WHERE id > 500;",
+        dbname=dbname,
+    )
+    cluster.wait_for(
+        "SELECT n_dead_tup >= 4500 FROM pg_stat_user_tables WHERE relname = 'churn'", dbname=dbname
+    )
+
+    outcome = run_check(spec, "dead_tuples").outcome
+
+    assert outcome.status == CheckStatus.CRITICAL
+    [row] = [f for f in outcome.findings if f["table"] == "churn"]
+    assert row["dead_pct"] >= 89
+    assert row["autovacuum_disabled"] is True
+    assert row["last_autovacuum"] is None and row["vacuum_overdue"] is True
+    assert row["approx_dead_bytes"] > 0
+    assert "churn" in outcome.summary and "autovacuum disabled" in outcome.summary
+
+
+def test_dead_tuples_below_thresholds_are_ok(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE TABLE calm (id int); INSERT INTO calm SELECT generate_series(1, 100)", dbname=dbname
+    )
+    outcome = run_check(spec, "dead_tuples").outcome
+    assert outcome.status == CheckStatus.OK
+
+
+def test_invalid_index_from_failed_concurrent_build_is_reported(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql("CREATE TABLE dup (v int); INSERT INTO dup VALUES (1), (1)", dbname=dbname)
+    with pytest.raises(Exception, match="could not create unique index"):
+        cluster.sql("CREATE UNIQUE INDEX CONCURRENTLY dup_v_key ON dup (v)", dbname=dbname)
+
+    outcome = run_check(spec, "invalid_indexes").outcome
+
+    assert outcome.status == CheckStatus.WARNING
+    [row] = outcome.findings
+    assert row["index"] == "dup_v_key" and row["table"] == "dup" and row["is_unique"]
+    assert "REINDEX INDEX CONCURRENTLY" in row["fix"]
+    assert "dup_v_key" in outcome.summary
+
+
+def test_no_invalid_index_is_ok(target_spec):
+    outcome = run_check(target_spec, "invalid_indexes").outcome
+    assert outcome.status == CheckStatus.OK
+
+
+def test_sequences_near_exhaustion_measured_against_the_column_type(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        # 95.5 % of an integer sequence.
+        "CREATE SEQUENCE near_end AS integer; SELECT setval('near_end', 2050000000);"
+        # A bigint sequence (0.0002 % used by its own range) feeding an integer column: 88.5 %.
+        "CREATE TABLE narrow (id int); CREATE SEQUENCE wide_seq OWNED BY narrow.id;"
+        "ALTER TABLE narrow ALTER id SET DEFAULT nextval('wide_seq');"
+        "SELECT setval('wide_seq', 1900000000);"
+        "CREATE SEQUENCE roomy; SELECT setval('roomy', 10);",
+        dbname=dbname,
+    )
+
+    outcome = run_check(spec, "sequence_exhaustion").outcome
+
+    assert outcome.status == CheckStatus.CRITICAL
+    rows = {f["sequence"]: f for f in outcome.findings}
+    assert rows["near_end"]["status"] == "critical" and rows["near_end"]["used_pct"] >= 95
+    assert rows["wide_seq"]["status"] == "warning"
+    assert rows["wide_seq"]["limited_by_column"] is True
+    assert rows["wide_seq"]["effective_max"] == 2147483647
+    assert "narrow.id integer" in rows["wide_seq"]["columns"]
+    assert "roomy" not in rows  # far from its end: not a finding
+    assert "near_end" in outcome.summary
+
+
+def test_unreadable_sequences_are_a_coverage_gap(fresh_db):
+    cluster, dbname, _ = fresh_db
+    cluster.sql("CREATE SEQUENCE private_seq", dbname=dbname)
+    outcome = run_check(cluster.spec(dbname, user=LIMITED_ROLE), "sequence_exhaustion").outcome
+    assert outcome.status == CheckStatus.WARNING
+    assert "coverage gap" in outcome.summary
+    assert "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public" in outcome.fix
+
+
+def test_xid_wraparound_reports_ages_against_thresholds(target_spec):
+    outcome = run_check(target_spec, "xid_wraparound").outcome
+    assert outcome.status == CheckStatus.OK
+    databases = [f for f in outcome.findings if f["scope"] == "database"]
+    assert {"postgres", "quell_target", "template0"} <= {f["database"] for f in databases}
+    assert all(f["xid_age"] >= 0 for f in databases)
+    assert any(f["scope"] == "table" for f in outcome.findings)
+    assert "autovacuum_freeze_max_age 200,000,000" in outcome.summary
+
+    assert (
+        run_check(target_spec, "xid_wraparound", warning_age=1, critical_age=10**9).outcome.status
+        == CheckStatus.WARNING
+    )
+    assert (
+        run_check(target_spec, "xid_wraparound", warning_age=1, critical_age=1).outcome.status
+        == CheckStatus.CRITICAL
+    )
+
+
+def test_xid_age_past_autovacuum_freeze_max_age_factor_warns(target_spec):
+    outcome = run_check(target_spec, "xid_wraparound", freeze_max_age_factor=1e-9).outcome
+    assert outcome.status == CheckStatus.WARNING
+    assert "autovacuum_freeze_max_age" in outcome.summary
+    assert any(f.get("autovacuum_behind") for f in outcome.findings)
