@@ -320,7 +320,8 @@ def updates_for_incident(*, incident_id: int, state: str | None = None) -> Query
     )
     if state:
         qs = qs.filter(state=state)
-    return qs.annotate(
+    # Meta.ordering does not apply to GROUP BY queries: order explicitly (drafts first).
+    return qs.order_by("-published_at", "-created_at", "-id").annotate(
         delivered_count=Count("deliveries", filter=Q(deliveries__state=DeliveryState.DELIVERED)),
         failed_count=Count("deliveries", filter=Q(deliveries__state=DeliveryState.FAILED)),
         delivery_count=Count("deliveries"),

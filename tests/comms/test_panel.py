@@ -1,0 +1,117 @@
+import datetime
+
+import pytest
+from django.template.loader import render_to_string
+from django.test import Client, RequestFactory
+from django.utils import timezone
+
+from comms.models import Delivery, DeliveryState, MessageTemplate, StatusUpdate
+from incidents.models import Incident
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_panel_shell_renders_with_the_documented_context(incident_factory, viewer):
+    incident = incident_factory()
+    request = RequestFactory().get(f"/incidents/{incident.pk}/")
+    request.user = viewer
+    html = render_to_string(
+        "comms/incident_panel.html",
+        {"incident": incident, "request": request, "user": viewer},
+        request=request,
+    )
+    assert f'hx-get="/comms/incidents/{incident.pk}/panel/"' in html
+    assert 'hx-trigger="load' in html
+
+
+def test_panel_needs_login_and_shows_overdue(incident_factory, viewer):
+    incident = incident_factory(severity="SEV1")
+    assert Client().get(f"/comms/incidents/{incident.pk}/panel/").status_code == 302
+    Incident.objects.filter(pk=incident.pk).update(
+        declared_at=timezone.now() - datetime.timedelta(minutes=30)
+    )
+    html = _client(viewer).get(f"/comms/incidents/{incident.pk}/panel/").content.decode()
+    assert "Update overdue" in html
+    assert "Write an update" not in html  # viewers read only
+
+
+def test_composer_fills_the_template_and_publishes(incident_factory, responder):
+    incident = incident_factory(severity="SEV3", functionality_impacted="Reports")
+    client = _client(responder)
+    template = MessageTemplate.objects.get(key="internal-update")
+    html = client.get(
+        f"/comms/incidents/{incident.pk}/compose/", {"template": template.pk}
+    ).content.decode()
+    assert "INCIDENT UPDATE" in html and "[TO FILL: planned actions]" in html
+    form = {
+        "template": template.pk,
+        "audience": "internal",
+        "status": "investigating",
+        "subject": "INCIDENT UPDATE: reports slow",
+        "body": "Still on it. [TO FILL: planned actions]",
+    }
+    checked = client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/", {**form, "action": "preview"}
+    )
+    assert "Still to fill" in checked.content.decode()
+    assert not StatusUpdate.objects.exists()
+    published = client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/", {**form, "action": "publish"}
+    )
+    assert published.status_code == 200
+    assert published["HX-Retarget"] == f"#comms-panel-{incident.pk}"
+    update = StatusUpdate.objects.get()
+    assert update.is_published and update.body == form["body"]
+    assert "Updates sent" in published.content.decode()
+
+
+def test_composer_refuses_external_blanks_with_a_form_error(incident_factory, commander):
+    incident = incident_factory(severity="SEV1")
+    client = _client(commander)
+    response = client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/",
+        {
+            "audience": "external",
+            "status": "identified",
+            "subject": "Database Issue",
+            "body": "Back within [TO FILL: estimated time to restore service].",
+            "action": "publish",
+        },
+    )
+    assert response.status_code == 400
+    assert "cannot go out with blanks" in response.content.decode()
+    assert not StatusUpdate.objects.exists()
+
+
+def test_failed_delivery_is_listed_with_a_retry_button(incident_factory, responder):
+    incident = incident_factory()
+    delivery = Delivery.objects.create(
+        kind="update",
+        transport="slack",
+        incident=incident,
+        destination="ops-slack",
+        subject="s",
+        body="b",
+        state=DeliveryState.FAILED,
+        attempts=6,
+        error="HTTP 500 Internal Server Error",
+    )
+    client = _client(responder)
+    html = client.get(f"/comms/incidents/{incident.pk}/panel/").content.decode()
+    assert "Failed deliveries" in html and "HTTP 500" in html
+    assert f"/comms/deliveries/{delivery.pk}/retry/" in html
+    response = client.post(f"/comms/deliveries/{delivery.pk}/retry/")
+    assert response.status_code == 200
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.PENDING
+
+
+def test_viewer_cannot_compose(incident_factory, viewer):
+    incident = incident_factory()
+    assert _client(viewer).get(f"/comms/incidents/{incident.pk}/compose/").status_code == 403
