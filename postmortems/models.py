@@ -129,6 +129,9 @@ class PostmortemRevision(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     autosave = models.BooleanField(default=False)
+    # The editing session (one open form) that saved it: a session's own autosaves never
+    # count as someone else's concurrent edit.
+    editor = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-version"]

@@ -71,9 +71,9 @@ def response_times(incident: Incident) -> dict[str, list[Span]]:
     return {"stages": stages, "totals": totals}
 
 
-def timeline_choices(postmortem: Postmortem) -> list[dict]:
+def timeline_choices(postmortem: Postmortem, selection: dict | None = None) -> list[dict]:
     """The incident's full timeline, each event marked chosen or not, with its annotation."""
-    selection = postmortem.timeline_selection or {}
+    selection = (postmortem.timeline_selection if selection is None else selection) or {}
     events = TimelineEvent.objects.filter(incident_id=postmortem.incident_id).select_related(
         "actor"
     )

@@ -91,13 +91,16 @@ def data_impact_prefill(incident_id: int) -> str:
     return "Data integrity verification recorded during the incident:\n\n" + "\n".join(lines)
 
 
-def _revision(postmortem: Postmortem, *, actor=None, autosave: bool = False) -> None:
+def _revision(
+    postmortem: Postmortem, *, actor=None, autosave: bool = False, editor: str = ""
+) -> None:
     PostmortemRevision.objects.create(
         postmortem=postmortem,
         version=postmortem.version,
         content=postmortem.snapshot(),
         saved_by=_user(actor),
         autosave=autosave,
+        editor=editor[:64],
     )
 
 
@@ -244,6 +247,17 @@ def _validate_changes(postmortem: Postmortem, changes: dict) -> dict:
     return cleaned
 
 
+def _only_own_saves_since(postmortem: Postmortem, version: int, editor: str) -> bool:
+    if not editor:
+        return False
+    editors = set(
+        PostmortemRevision.objects.filter(postmortem=postmortem, version__gt=version).values_list(
+            "editor", flat=True
+        )
+    )
+    return editors == {editor}
+
+
 def _merge_value(base, theirs, mine):
     """Three-way merge of one value: (merged, conflicted)."""
     if mine == theirs:
@@ -274,12 +288,15 @@ def postmortem_update(
     changes: dict,
     actor=None,
     autosave: bool = False,
+    editor: str = "",
 ) -> Postmortem:
     """Save edits made on top of `expected_version`, merging what others saved meanwhile.
 
     If another author saved since, their changes and ours are merged field by field against the
     version we started from; where both changed the same text differently nothing is written and
     PostmortemConflict carries both versions, so the caller can show them and keep our text.
+    `editor` identifies one open form: versions saved by that same form (its own autosaves) are
+    not somebody else's edits.
     """
     postmortem = _lock(postmortem_id)
     if not postmortem.is_editable:
@@ -290,7 +307,9 @@ def postmortem_update(
         )
     changes = _validate_changes(postmortem, changes)
     current = postmortem.snapshot()
-    if expected_version != postmortem.version:
+    if expected_version != postmortem.version and not _only_own_saves_since(
+        postmortem, expected_version, editor
+    ):
         base_revision = PostmortemRevision.objects.filter(
             postmortem=postmortem, version=expected_version
         ).first()
@@ -330,7 +349,7 @@ def postmortem_update(
     postmortem.updated_at = timezone.now()
     postmortem.updated_by = _user(actor)
     postmortem.save(update_fields=[*changed, "version", "updated_at", "updated_by"])
-    _revision(postmortem, actor=actor, autosave=autosave)
+    _revision(postmortem, actor=actor, autosave=autosave, editor=editor)
     return postmortem
 
 

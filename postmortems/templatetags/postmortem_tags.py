@@ -43,3 +43,23 @@ def get_item(mapping, key):
     if mapping is None:
         return None
     return mapping.get(key) if hasattr(mapping, "get") else None
+
+
+@register.simple_tag
+def postmortem_panel(incident):
+    """What the incident page's postmortem panel shows."""
+    from postmortems import selectors
+
+    postmortem = selectors.postmortem_for_incident(incident_id=incident.pk)
+    if postmortem is None:
+        return {"postmortem": None}
+    items = selectors.action_item_list(filters={"postmortem": postmortem})
+    return {
+        "postmortem": postmortem,
+        "review": selectors.current_review(postmortem),
+        "late": selectors.review_is_late(postmortem),
+        "open_items": items.filter(status__in=("open", "in_progress")).count(),
+        "overdue_items": selectors.action_item_list(
+            filters={"postmortem": postmortem}, overdue=True
+        ).count(),
+    }

@@ -1,0 +1,718 @@
+"""Web pages for postmortems: author (with preview, autosave and conflict display), review
+workflow, action items, review scheduling, exports. Thin: forms in, services do the work."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from incidents.models import Incident, Status
+from incidents.permissions import RESPONDER, VIEWER, user_commands_incident, user_has_role
+
+from . import selectors, services
+from .forms import (
+    ActionItemForm,
+    PostmortemForm,
+    ReasonForm,
+    RescheduleForm,
+    ReviewForm,
+    timeline_selection_from,
+)
+from .ics import review_calendar
+from .markdown import render_markdown
+from .models import (
+    SECTION_NAMES,
+    SECTIONS,
+    ActionCategory,
+    ActionItem,
+    ActionStatus,
+    PostmortemStatus,
+    Review,
+    ReviewStatus,
+)
+from .scheduling import review_rule
+
+
+def _require(user, role: str) -> None:
+    if not user_has_role(user, role):
+        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
+
+
+def _postmortem_or_404(postmortem_id: int):
+    return get_object_or_404(selectors.postmortem_list(), pk=postmortem_id)
+
+
+def _detail_url(postmortem, anchor: str = "") -> str:
+    url = reverse("postmortems:detail", kwargs={"postmortem_id": postmortem.pk})
+    return f"{url}#{anchor}" if anchor else url
+
+
+def _changes_from(form: PostmortemForm, data) -> dict:
+    changes = {name: form.cleaned_data[name] for name in ["title", *SECTION_NAMES]}
+    changes["timeline_selection"] = timeline_selection_from(data)
+    return changes
+
+
+def _permissions(user, postmortem) -> dict:
+    responder = user_has_role(user, RESPONDER)
+    commands = user_commands_incident(user, postmortem.incident)
+    return {
+        "can_edit": responder and postmortem.is_editable,
+        "can_manage_items": responder and postmortem.status != PostmortemStatus.WAIVED,
+        "can_schedule": responder and postmortem.status != PostmortemStatus.WAIVED,
+        "can_submit": responder and postmortem.status == PostmortemStatus.DRAFT,
+        "can_return": responder and postmortem.status == PostmortemStatus.IN_REVIEW,
+        "can_publish": commands and postmortem.status == PostmortemStatus.IN_REVIEW,
+        "can_waive": commands and postmortem.is_editable,
+        "commands": commands,
+    }
+
+
+def _action_items_context(request, postmortem, form=None) -> dict:
+    items = list(
+        selectors.action_item_list(filters={"postmortem": postmortem}).select_related(
+            "verification_run"
+        )
+    )
+    today = timezone.localdate()
+    return {
+        "postmortem": postmortem,
+        "items": items,
+        "today": today,
+        "item_form": form or ActionItemForm(),
+        "verifying": any(item.is_verifying for item in items),
+        "can_manage_items": user_has_role(request.user, RESPONDER)
+        and postmortem.status != PostmortemStatus.WAIVED,
+    }
+
+
+def _review_context(request, postmortem, form=None) -> dict:
+    review = selectors.current_review(postmortem)
+    proposed = None
+    if form is None and (review is None or review.status != ReviewStatus.SCHEDULED):
+        proposed = services.review_proposed_slot(postmortem)
+        form = ReviewForm(
+            initial={
+                "starts_at": timezone.localtime(proposed).strftime("%Y-%m-%dT%H:%M"),
+                "duration_minutes": _default_duration(),
+                "location": postmortem.incident.bridge_url,
+            }
+        )
+    reschedule_form = None
+    if review is not None and review.status == ReviewStatus.SCHEDULED:
+        reschedule_form = RescheduleForm(
+            initial={
+                "starts_at": timezone.localtime(review.starts_at).strftime("%Y-%m-%dT%H:%M"),
+                "duration_minutes": review.duration_minutes,
+            },
+            auto_id="id_resched_%s",
+        )
+    return {
+        "review": review,
+        "review_form": form,
+        "proposed": proposed,
+        "reschedule_form": reschedule_form,
+        "invitees": services.review_invitees(postmortem),
+        "review_rule": review_rule(postmortem.incident.severity),
+        "review_late": selectors.review_is_late(postmortem),
+        "review_after_deadline": bool(
+            review
+            and review.status == ReviewStatus.SCHEDULED
+            and postmortem.review_due_at
+            and review.starts_at > postmortem.review_due_at
+        ),
+    }
+
+
+def _default_duration() -> int:
+    from django.conf import settings
+
+    return settings.QUELL_REVIEW_DURATION_MINUTES
+
+
+def _page(request, postmortem, *, form, selection=None, conflict=None, status=200, **extra):
+    incident = postmortem.incident
+    context = {
+        "postmortem": postmortem,
+        "incident": incident,
+        "form": form,
+        "timeline_rows": selectors.timeline_choices(postmortem, selection),
+        "times": selectors.response_times(incident),
+        "conflict": conflict,
+        "perms": _permissions(request.user, postmortem),
+        "revisions": postmortem.revisions.select_related("saved_by")[:8],
+        "waive_form": ReasonForm(auto_id="id_waive_%s"),
+        **_action_items_context(request, postmortem),
+        **_review_context(request, postmortem),
+        **extra,
+    }
+    if postmortem.is_editable and context["perms"]["can_edit"]:
+        template = "postmortems/postmortem_edit.html"
+    else:
+        template = "postmortems/postmortem_view.html"
+        context.update(_document_context(postmortem))
+    return render(request, template, context, status=status)
+
+
+def _document_context(postmortem, values: dict | None = None, selection=None) -> dict:
+    values = values or {name: getattr(postmortem, name) for name in ["title", *SECTION_NAMES]}
+    return {
+        "doc_title": values.get("title") or postmortem.title,
+        "doc_sections": [
+            {"name": name, "label": label, "html": render_markdown(values.get(name, ""))}
+            for name, label in SECTIONS
+        ],
+        "doc_timeline": selectors.selected_timeline(postmortem, selection),
+        "times": selectors.response_times(postmortem.incident),
+    }
+
+
+def _initial(postmortem) -> dict:
+    return {
+        "version": postmortem.version,
+        "editor": secrets.token_hex(8),
+        "title": postmortem.title,
+        **{name: getattr(postmortem, name) for name in SECTION_NAMES},
+    }
+
+
+@login_required
+def postmortem_detail(request, postmortem_id: int):
+    """The postmortem: its editor for responders while editable, the document otherwise."""
+    _require(request.user, VIEWER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    if request.method == "GET":
+        return _page(request, postmortem, form=PostmortemForm(initial=_initial(postmortem)))
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["GET", "POST"])
+    _require(request.user, RESPONDER)
+    form = PostmortemForm(request.POST)
+    selection = timeline_selection_from(request.POST)
+    if not form.is_valid():
+        return _page(request, postmortem, form=form, selection=selection, status=400)
+    try:
+        saved = services.postmortem_update(
+            postmortem_id=postmortem.pk,
+            expected_version=form.cleaned_data["version"],
+            changes=_changes_from(form, request.POST),
+            actor=request.user,
+            editor=form.cleaned_data.get("editor") or "",
+        )
+    except services.PostmortemConflict as exc:
+        # Keep every character the author typed; move the form onto the current version so that
+        # saving again, after reading the other version, is a deliberate overwrite.
+        data = request.POST.copy()
+        data["version"] = str(exc.current.version)
+        form = PostmortemForm(data)
+        form.is_valid()
+        current = _postmortem_or_404(postmortem_id)
+        return _page(
+            request,
+            current,
+            form=form,
+            selection=selection,
+            conflict=_conflict_context(exc, current),
+            status=409,
+        )
+    except services.PostmortemError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        current = _postmortem_or_404(postmortem_id)
+        return _page(request, current, form=form, selection=selection, status=400)
+    messages.success(request, f"Saved (version {saved.version}).")
+    return redirect(_detail_url(saved))
+
+
+def _conflict_context(exc, current) -> dict:
+    labels = dict([("title", "Title"), *SECTIONS, ("timeline_selection", "Timeline")])
+    fields = []
+    for name, theirs in exc.conflicts.items():
+        entry = {"name": name, "label": labels.get(name, name), "theirs": theirs}
+        if name == "timeline_selection":
+            entry["timeline"] = selectors.selected_timeline(current, theirs)
+        elif name != "title":
+            entry["html"] = render_markdown(theirs)
+        fields.append(entry)
+    return {
+        "message": str(exc),
+        "fields": fields,
+        "names": [f["name"] for f in fields],
+        "by": current.updated_by,
+        "at": current.updated_at,
+        "version": current.version,
+    }
+
+
+@login_required
+@require_POST
+def postmortem_autosave(request, postmortem_id: int):
+    """htmx: save in the background; answers a status line and the new version (out of band)."""
+    _require(request.user, RESPONDER)
+    if request.POST.get("autosave_paused") == "1":
+        return HttpResponse(status=204)
+    postmortem = _postmortem_or_404(postmortem_id)
+    form = PostmortemForm(request.POST)
+    context = {"postmortem": postmortem}
+    if not form.is_valid():
+        context["state"] = "invalid"
+        return render(request, "postmortems/partials/autosave_status.html", context, status=400)
+    try:
+        saved = services.postmortem_update(
+            postmortem_id=postmortem.pk,
+            expected_version=form.cleaned_data["version"],
+            changes=_changes_from(form, request.POST),
+            actor=request.user,
+            autosave=True,
+            editor=form.cleaned_data.get("editor") or "",
+        )
+    except services.PostmortemConflict as exc:
+        context.update(state="conflict", message=str(exc))
+        return render(request, "postmortems/partials/autosave_status.html", context, status=409)
+    except services.PostmortemError as exc:
+        context.update(state="error", message=str(exc))
+        return render(request, "postmortems/partials/autosave_status.html", context, status=400)
+    context.update(state="saved", postmortem=saved, saved_at=timezone.localtime())
+    return render(request, "postmortems/partials/autosave_status.html", context)
+
+
+@login_required
+@require_POST
+def postmortem_preview(request, postmortem_id: int):
+    """htmx: the document as it would read with the text in the form (nothing is saved)."""
+    _require(request.user, VIEWER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    values = {name: request.POST.get(name, "") for name in ["title", *SECTION_NAMES]}
+    context = {
+        "postmortem": postmortem,
+        "incident": postmortem.incident,
+        "preview": True,
+        **_document_context(postmortem, values, timeline_selection_from(request.POST)),
+    }
+    return render(request, "postmortems/partials/preview.html", context)
+
+
+@login_required
+@require_POST
+def postmortem_status(request, postmortem_id: int):
+    """Submit for review, return to draft, publish (closes the incident) or waive."""
+    postmortem = _postmortem_or_404(postmortem_id)
+    action = request.POST.get("action", "")
+    perms = _permissions(request.user, postmortem)
+    try:
+        if action == "submit":
+            _require(request.user, RESPONDER)
+            services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=request.user)
+            messages.success(request, "Submitted for review.")
+        elif action == "draft":
+            _require(request.user, RESPONDER)
+            services.postmortem_return_to_draft(postmortem_id=postmortem.pk, actor=request.user)
+            messages.success(request, "Back to draft.")
+        elif action == "publish":
+            if not perms["commands"]:
+                raise PermissionDenied("Only a commander or the Incident Commander may publish.")
+            services.postmortem_publish(postmortem_id=postmortem.pk, actor=request.user)
+            messages.success(
+                request, f"Published. Incident #{postmortem.incident_id} is now closed."
+            )
+        elif action == "waive":
+            if not perms["commands"]:
+                raise PermissionDenied("Only a commander or the Incident Commander may waive.")
+            form = ReasonForm(request.POST)
+            reason = form.data.get("reason", "")
+            services.postmortem_waive(
+                postmortem_id=postmortem.pk, reason=reason, actor=request.user
+            )
+            messages.success(request, f"Waived. Incident #{postmortem.incident_id} is now closed.")
+        else:
+            messages.error(request, "Unknown action.")
+    except services.PostmortemError as exc:
+        messages.error(request, str(exc))
+    return redirect(_detail_url(postmortem))
+
+
+@login_required
+@require_GET
+def postmortem_export_markdown(request, postmortem_id: int):
+    """The postmortem as a Markdown file."""
+    _require(request.user, VIEWER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    text = render_to_string(
+        "postmortems/export.md",
+        {
+            "postmortem": postmortem,
+            "incident": postmortem.incident,
+            "sections": [(label, getattr(postmortem, name)) for name, label in SECTIONS],
+            "timeline": selectors.selected_timeline(postmortem),
+            "times": selectors.response_times(postmortem.incident),
+            "items": selectors.action_item_list(filters={"postmortem": postmortem}),
+            "review": selectors.current_review(postmortem),
+        },
+    )
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="postmortem-incident-{postmortem.incident_id}.md"'
+    )
+    return response
+
+
+@login_required
+@require_GET
+def postmortem_print(request, postmortem_id: int):
+    """A printable page of the postmortem."""
+    _require(request.user, VIEWER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    context = {
+        "postmortem": postmortem,
+        "incident": postmortem.incident,
+        "items": selectors.action_item_list(filters={"postmortem": postmortem}),
+        "review": selectors.current_review(postmortem),
+        **_document_context(postmortem),
+    }
+    return render(request, "postmortems/postmortem_print.html", context)
+
+
+@login_required
+def postmortem_for_incident(request, incident_id: int):
+    """The incident's postmortem, or a page to start one (SEV4 drafts are optional)."""
+    _require(request.user, VIEWER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    postmortem = selectors.postmortem_for_incident(incident_id=incident_id)
+    if postmortem is not None:
+        return redirect(_detail_url(postmortem))
+    if request.method == "POST":
+        _require(request.user, RESPONDER)
+        try:
+            postmortem = services.postmortem_create(incident_id=incident.pk, actor=request.user)
+        except services.PostmortemError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Postmortem draft started.")
+            return redirect(_detail_url(postmortem))
+    return render(
+        request,
+        "postmortems/postmortem_start.html",
+        {
+            "incident": incident,
+            "can_start": user_has_role(request.user, RESPONDER)
+            and incident.status == Status.RESOLVED,
+        },
+    )
+
+
+@login_required
+@require_GET
+def postmortem_list(request):
+    """Every postmortem, with filters for status and late reviews."""
+    _require(request.user, VIEWER)
+    status = request.GET.get("status", "")
+    qs = selectors.postmortem_list().annotate(
+        open_items=Count(
+            "action_items",
+            filter=Q(action_items__status__in=(ActionStatus.OPEN, ActionStatus.IN_PROGRESS)),
+        )
+    )
+    if status in PostmortemStatus.values:
+        qs = qs.filter(status=status)
+    rows = []
+    for postmortem in qs[:200]:
+        rows.append(
+            {
+                "postmortem": postmortem,
+                "review": selectors.current_review(postmortem),
+                "late": selectors.review_is_late(postmortem),
+            }
+        )
+    if request.GET.get("late") == "1":
+        rows = [row for row in rows if row["late"]]
+    return render(
+        request,
+        "postmortems/postmortem_list.html",
+        {
+            "rows": rows,
+            "status": status,
+            "statuses": PostmortemStatus.choices,
+            "late_only": request.GET.get("late") == "1",
+            "overdue_count": selectors.action_items_overdue_count(),
+        },
+    )
+
+
+# --- action items ----------------------------------------------------------------------------
+
+
+def _items_response(request, postmortem, *, form=None, status=200):
+    if request.htmx:
+        return render(
+            request,
+            "postmortems/partials/action_items.html",
+            _action_items_context(request, postmortem, form),
+            status=status,
+        )
+    return redirect(_detail_url(postmortem, "action-items"))
+
+
+@login_required
+@require_POST
+def action_item_create(request, postmortem_id: int):
+    """Add an action item (htmx: answers the refreshed list; errors keep the typed values)."""
+    _require(request.user, RESPONDER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    form = ActionItemForm(request.POST)
+    if form.is_valid():
+        try:
+            services.action_item_create(
+                postmortem_id=postmortem.pk, actor=request.user, **form.service_kwargs()
+            )
+        except services.PostmortemError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            if not request.htmx:
+                messages.success(request, "Action item added.")
+            return _items_response(request, postmortem)
+    if not request.htmx:
+        messages.error(request, "The action item was not added: " + _errors_text(form))
+        return redirect(_detail_url(postmortem, "action-items"))
+    return _items_response(request, postmortem, form=form, status=400)
+
+
+def _errors_text(form) -> str:
+    return "; ".join(
+        f"{form.fields[f].label or f}: {' '.join(e)}" if f in form.fields else " ".join(e)
+        for f, e in form.errors.items()
+    )
+
+
+@login_required
+def action_item_edit(request, action_item_id: int):
+    """Edit an item's details and status (done goes through its check gate)."""
+    _require(request.user, VIEWER)
+    item = get_object_or_404(selectors.action_item_list(), pk=action_item_id)
+    if request.method == "POST":
+        _require(request.user, RESPONDER)
+        form = ActionItemForm(request.POST, with_status=True)
+        if form.is_valid():
+            try:
+                item = services.action_item_update(
+                    action_item_id=item.pk, actor=request.user, **form.service_kwargs()
+                )
+            except services.PostmortemError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            else:
+                if item.is_verifying:
+                    messages.info(
+                        request, "Verification check started; the item closes when it passes."
+                    )
+                else:
+                    messages.success(request, "Action item saved.")
+                return redirect(_detail_url(item.postmortem, "action-items"))
+        status = 400
+    else:
+        form = ActionItemForm(
+            initial={
+                "title": item.title,
+                "category": item.category,
+                "owner": item.owner_id,
+                "due_date": item.due_date,
+                "tracker_url": item.tracker_url,
+                "description": item.description,
+                "check_target": item.check_target_id,
+                "check_key": item.check_key,
+                "status": item.status,
+            },
+            with_status=True,
+        )
+        status = 200
+    return render(
+        request,
+        "postmortems/action_item_edit.html",
+        {
+            "item": item,
+            "form": form,
+            "can_edit": user_has_role(request.user, RESPONDER),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def action_item_complete(request, action_item_id: int):
+    """Mark done; a gated item starts its check and closes only if it passes."""
+    _require(request.user, RESPONDER)
+    item = get_object_or_404(ActionItem.objects.select_related("postmortem"), pk=action_item_id)
+    try:
+        item = services.action_item_complete(action_item_id=item.pk, actor=request.user)
+    except services.PostmortemError as exc:
+        messages.error(request, str(exc))
+    else:
+        if not request.htmx:
+            messages.success(
+                request,
+                "Verification check started." if item.is_verifying else "Action item done.",
+            )
+    if request.POST.get("next") == "list":
+        return redirect(reverse("postmortems:action-items") + "?overdue=1")
+    return _items_response(request, item.postmortem)
+
+
+@login_required
+@require_POST
+def action_items_settle(request, postmortem_id: int):
+    """htmx poll while a verification runs: apply finished verdicts, answer the list."""
+    _require(request.user, VIEWER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    for item in ActionItem.objects.filter(postmortem=postmortem, verification_status="running"):
+        services.action_item_settle_verification(action_item_id=item.pk)
+    return _items_response(request, postmortem)
+
+
+@login_required
+@require_GET
+def action_item_list(request):
+    """Action items across postmortems: overdue, mine, by status or category."""
+    _require(request.user, VIEWER)
+    overdue = request.GET.get("overdue") == "1"
+    filters = {}
+    status = request.GET.get("status", "")
+    if status in ActionStatus.values:
+        filters["status"] = status
+    category = request.GET.get("category", "")
+    if category in ActionCategory.values:
+        filters["category"] = category
+    if request.GET.get("mine") == "1":
+        filters["owner"] = request.user
+    items = selectors.action_item_list(filters=filters, overdue=overdue)[:500]
+    return render(
+        request,
+        "postmortems/action_item_list.html",
+        {
+            "items": items,
+            "today": timezone.localdate(),
+            "overdue": overdue,
+            "mine": request.GET.get("mine") == "1",
+            "status": status,
+            "category": category,
+            "statuses": ActionStatus.choices,
+            "categories": ActionCategory.choices,
+            "can_manage_items": user_has_role(request.user, RESPONDER),
+        },
+    )
+
+
+# --- reviews ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def review_schedule(request, postmortem_id: int):
+    """Schedule the review and send the invites."""
+    _require(request.user, RESPONDER)
+    postmortem = _postmortem_or_404(postmortem_id)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            review = services.review_schedule(
+                postmortem_id=postmortem.pk,
+                actor=request.user,
+                starts_at=form.cleaned_data["starts_at"],
+                duration_minutes=form.cleaned_data["duration_minutes"],
+                location=form.cleaned_data["location"],
+                agenda=form.cleaned_data["agenda"],
+                extra_attendees=form.extra_list(),
+            )
+        except services.PostmortemError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Review scheduled for {timezone.localtime(review.starts_at):%a %d %b %H:%M}; "
+                f"invites sent to {len(review.attendees)} people.",
+            )
+            return redirect(_detail_url(postmortem, "review"))
+    form_page = PostmortemForm(initial=_initial(postmortem))
+    return _page(request, postmortem, form=form_page, status=400, review_form=form)
+
+
+def _review_or_404(review_id: int) -> Review:
+    return get_object_or_404(selectors.review_list(), pk=review_id)
+
+
+@login_required
+@require_POST
+def review_reschedule(request, review_id: int):
+    """Move the review; attendees get an update of the same calendar event."""
+    _require(request.user, RESPONDER)
+    review = _review_or_404(review_id)
+    form = RescheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.review_reschedule(
+                review_id=review.pk,
+                actor=request.user,
+                starts_at=form.cleaned_data["starts_at"],
+                duration_minutes=form.cleaned_data.get("duration_minutes"),
+            )
+        except services.PostmortemError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Review moved; attendees were sent an update.")
+    else:
+        messages.error(request, "Not moved: " + _errors_text(form))
+    return redirect(_detail_url(review.postmortem, "review"))
+
+
+@login_required
+@require_POST
+def review_cancel(request, review_id: int):
+    """Cancel the review; attendees get a cancellation."""
+    _require(request.user, RESPONDER)
+    review = _review_or_404(review_id)
+    try:
+        services.review_cancel(
+            review_id=review.pk, actor=request.user, reason=request.POST.get("reason", "")
+        )
+    except services.PostmortemError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Review cancelled; attendees were notified.")
+    return redirect(_detail_url(review.postmortem, "review"))
+
+
+@login_required
+@require_POST
+def review_held(request, review_id: int):
+    """Record that the review took place."""
+    _require(request.user, RESPONDER)
+    review = _review_or_404(review_id)
+    try:
+        services.review_mark_held(review_id=review.pk, actor=request.user)
+    except services.PostmortemError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Review recorded as held.")
+    return redirect(_detail_url(review.postmortem, "review"))
+
+
+@login_required
+@require_GET
+def review_ics(request, review_id: int):
+    """The review's calendar event as an .ics download (a cancel once cancelled)."""
+    _require(request.user, VIEWER)
+    review = _review_or_404(review_id)
+    method = "CANCEL" if review.status == ReviewStatus.CANCELLED else "REQUEST"
+    response = HttpResponse(
+        review_calendar(review, method=method), content_type="text/calendar; charset=utf-8"
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="review-incident-{review.postmortem.incident_id}.ics"'
+    )
+    return response
