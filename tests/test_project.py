@@ -75,6 +75,24 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
 
 
+def test_production_reads_the_mail_server_from_email_url():
+    env = _production_env(EMAIL_URL="smtp+tls://quell%40example.com:p%40ss@smtp.example.com:587")
+    show = (
+        "from django.conf import settings as s; print(s.EMAIL_HOST, s.EMAIL_PORT, "
+        "s.EMAIL_HOST_USER, s.EMAIL_HOST_PASSWORD, s.EMAIL_USE_TLS, s.EMAIL_USE_SSL)"
+    )
+    result = _manage("shell", "-c", show, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "smtp.example.com",
+        "587",
+        "quell@example.com",
+        "p@ss",
+        "True",
+        "False",
+    ]
+
+
 @pytest.mark.django_db
 def test_migrations_are_complete():
     out = StringIO()

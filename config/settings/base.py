@@ -105,6 +105,20 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# --- Mail ---------------------------------------------------------------------------------
+# Outgoing mail server as one URL (password percent-encoded): smtp://host:25,
+# smtp+tls://user:password@host:587 or smtp+ssl://user:password@host:465. Unset: Django's
+# defaults (localhost:25). The backend itself is chosen per environment (test: in memory).
+_email = env.email_url("EMAIL_URL", default="smtp://localhost:25")
+EMAIL_HOST = _email["EMAIL_HOST"]
+EMAIL_PORT = _email["EMAIL_PORT"]
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="root@localhost")
+
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
