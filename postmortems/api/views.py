@@ -1,0 +1,511 @@
+"""REST endpoints for postmortems, action items and reviews: thin views over services and
+selectors, with the role checks of incidents.permissions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404, HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from incidents.permissions import (
+    ReadViewerWriteResponder,
+    user_commands_incident,
+    user_has_role,
+)
+
+from .. import selectors, services
+from ..ics import review_calendar
+from ..models import (
+    ActionCategory,
+    ActionItem,
+    ActionStatus,
+    Postmortem,
+    PostmortemStatus,
+    Review,
+    ReviewStatus,
+)
+from . import serializers as s
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input: field names to lists of messages."),
+    401: OpenApiResponse(description="Not authenticated."),
+    403: OpenApiResponse(description="Your role does not allow this."),
+    404: OpenApiResponse(description="Not found."),
+}
+CONFLICT = {
+    409: OpenApiResponse(
+        description="Another author saved the same text first: `conflicts` holds their "
+        "values, `current_version` the version to send after merging."
+    )
+}
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class CommandsPostmortemIncident(BasePermission):
+    """Commander group, or the Incident Commander of the postmortem's incident."""
+
+    message = "Only a commander or this incident's Incident Commander may do this."
+
+    def has_permission(self, request, view):
+        return user_has_role(request.user, "responder")
+
+    def has_object_permission(self, request, view, obj):
+        return user_commands_incident(request.user, obj.incident)
+
+
+def _postmortem(postmortem_id: int) -> Postmortem:
+    try:
+        return selectors.postmortem_get(postmortem_id=postmortem_id)
+    except Postmortem.DoesNotExist:
+        raise Http404("No such postmortem.") from None
+
+
+def _detail(postmortem_id: int) -> dict:
+    return s.PostmortemDetailOutputSerializer(_postmortem(postmortem_id)).data
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+class PostmortemListCreateApi(GenericAPIView):
+    permission_classes = [ReadViewerWriteResponder]
+    serializer_class = s.PostmortemListOutputSerializer
+    pagination_class = Pagination
+    filter_backends: list = []
+
+    @extend_schema(
+        tags=["postmortems"],
+        summary="List postmortems",
+        parameters=[
+            OpenApiParameter("status", enum=PostmortemStatus.values),
+            OpenApiParameter("incident", int),
+            OpenApiParameter("severity", str),
+        ],
+        responses={200: s.PostmortemListOutputSerializer(many=True), **ERRORS},
+    )
+    def get(self, request):
+        qs = selectors.postmortem_list()
+        params = request.query_params
+        if params.get("status"):
+            qs = qs.filter(status=params["status"])
+        if params.get("incident", "").isdigit():
+            qs = qs.filter(incident_id=int(params["incident"]))
+        if params.get("severity"):
+            qs = qs.filter(incident__severity=params["severity"])
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        tags=["postmortems"],
+        summary="Start a postmortem for a resolved incident",
+        description="Drafts open by themselves on resolution for the configured severities; "
+        "this starts one for the others (SEV4). Returns the existing one if there is one.",
+        request=s.PostmortemCreateInputSerializer,
+        responses={201: s.PostmortemDetailOutputSerializer, **ERRORS},
+    )
+    def post(self, request):
+        data = s.PostmortemCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        postmortem = services.postmortem_create(
+            incident_id=data.validated_data["incident"], actor=request.user
+        )
+        return Response(_detail(postmortem.pk), status=status.HTTP_201_CREATED)
+
+
+class PostmortemDetailApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["postmortems"],
+        summary="Get a postmortem",
+        responses={200: s.PostmortemDetailOutputSerializer, **ERRORS},
+    )
+    def get(self, request, postmortem_id: int):
+        return Response(_detail(postmortem_id))
+
+    @extend_schema(
+        tags=["postmortems"],
+        summary="Edit a postmortem",
+        description="Send `version` (the one you read) and the fields you change. Changes to "
+        "other fields made meanwhile are merged; the same field changed by someone else "
+        "gives 409 with their text, and nothing is overwritten.",
+        request=s.PostmortemUpdateInputSerializer,
+        responses={200: s.PostmortemDetailOutputSerializer, **ERRORS, **CONFLICT},
+    )
+    def patch(self, request, postmortem_id: int):
+        _postmortem(postmortem_id)
+        data = s.PostmortemUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        version = changes.pop("version")
+        try:
+            services.postmortem_update(
+                postmortem_id=postmortem_id,
+                expected_version=version,
+                changes=changes,
+                actor=request.user,
+            )
+        except services.PostmortemConflict as exc:
+            return Response(
+                {
+                    "detail": str(exc),
+                    "code": "conflict",
+                    "current_version": exc.current.version,
+                    "conflicts": exc.conflicts,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(_detail(postmortem_id))
+
+
+class _PostmortemActionApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+    needs_command = False
+
+    def get_permissions(self):
+        if self.needs_command:
+            return [CommandsPostmortemIncident()]
+        return super().get_permissions()
+
+    def act(self, request, postmortem):
+        raise NotImplementedError
+
+    def post(self, request, postmortem_id: int):
+        postmortem = _postmortem(postmortem_id)
+        self.check_object_permissions(request, postmortem)
+        self.act(request, postmortem)
+        return Response(_detail(postmortem_id))
+
+
+def _action_schema(summary: str, description: str = "", request=None):
+    return extend_schema(
+        tags=["postmortems"],
+        summary=summary,
+        description=description,
+        request=request,
+        responses={200: s.PostmortemDetailOutputSerializer, **ERRORS},
+    )
+
+
+class PostmortemSubmitApi(_PostmortemActionApi):
+    @_action_schema("Submit a draft for review")
+    def post(self, request, postmortem_id: int):
+        return super().post(request, postmortem_id)
+
+    def act(self, request, postmortem):
+        services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=request.user)
+
+
+class PostmortemReturnToDraftApi(_PostmortemActionApi):
+    @_action_schema("Return a postmortem in review to draft")
+    def post(self, request, postmortem_id: int):
+        return super().post(request, postmortem_id)
+
+    def act(self, request, postmortem):
+        services.postmortem_return_to_draft(postmortem_id=postmortem.pk, actor=request.user)
+
+
+class PostmortemPublishApi(_PostmortemActionApi):
+    needs_command = True
+
+    @_action_schema(
+        "Publish a postmortem",
+        "Commanders or the incident's Incident Commander. Closes the incident.",
+    )
+    def post(self, request, postmortem_id: int):
+        return super().post(request, postmortem_id)
+
+    def act(self, request, postmortem):
+        services.postmortem_publish(postmortem_id=postmortem.pk, actor=request.user)
+
+
+class PostmortemWaiveApi(_PostmortemActionApi):
+    needs_command = True
+
+    @_action_schema(
+        "Waive a postmortem",
+        "Commanders or the incident's Incident Commander. Closes the incident with the reason "
+        "and cancels a scheduled review.",
+        request=s.ReasonInputSerializer,
+    )
+    def post(self, request, postmortem_id: int):
+        return super().post(request, postmortem_id)
+
+    def act(self, request, postmortem):
+        data = s.ReasonInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.postmortem_waive(
+            postmortem_id=postmortem.pk, reason=data.validated_data["reason"], actor=request.user
+        )
+
+
+class ReviewProposalApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["reviews"],
+        summary="Propose a review slot and list who would be invited",
+        responses={200: s.ReviewProposalOutputSerializer, **ERRORS},
+    )
+    def get(self, request, postmortem_id: int):
+        postmortem = _postmortem(postmortem_id)
+        return Response(
+            s.ReviewProposalOutputSerializer(
+                {
+                    "proposed_start": services.review_proposed_slot(postmortem),
+                    "duration_minutes": settings.QUELL_REVIEW_DURATION_MINUTES,
+                    "review_due_at": postmortem.review_due_at,
+                    "invitees": services.review_invitees(postmortem),
+                }
+            ).data
+        )
+
+
+class ReviewScheduleApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["reviews"],
+        summary="Schedule the review and send the invites",
+        request=s.ReviewScheduleInputSerializer,
+        responses={201: s.ReviewOutputSerializer, **ERRORS},
+    )
+    def post(self, request, postmortem_id: int):
+        _postmortem(postmortem_id)
+        data = s.ReviewScheduleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.review_schedule(
+            postmortem_id=postmortem_id, actor=request.user, **data.validated_data
+        )
+        return Response(s.ReviewOutputSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+def _review(review_id: int) -> Review:
+    review = selectors.review_list().filter(pk=review_id).first()
+    if review is None:
+        raise Http404("No such review.")
+    return review
+
+
+class ReviewListApi(GenericAPIView):
+    permission_classes = [ReadViewerWriteResponder]
+    serializer_class = s.ReviewOutputSerializer
+    pagination_class = Pagination
+    filter_backends: list = []
+
+    @extend_schema(
+        tags=["reviews"],
+        summary="List reviews",
+        parameters=[
+            OpenApiParameter("status", enum=ReviewStatus.values),
+            OpenApiParameter("postmortem", int),
+            OpenApiParameter("upcoming", bool, description="Only scheduled, future reviews."),
+        ],
+        responses={200: s.ReviewOutputSerializer(many=True), **ERRORS},
+    )
+    def get(self, request):
+        qs = selectors.review_list()
+        params = request.query_params
+        if params.get("status"):
+            qs = qs.filter(status=params["status"])
+        if params.get("postmortem", "").isdigit():
+            qs = qs.filter(postmortem_id=int(params["postmortem"]))
+        if _flag(params.get("upcoming")):
+            qs = qs.filter(status=ReviewStatus.SCHEDULED, starts_at__gte=timezone.now()).order_by(
+                "starts_at"
+            )
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class ReviewDetailApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["reviews"], summary="Get a review", responses={200: s.ReviewOutputSerializer}
+    )
+    def get(self, request, review_id: int):
+        return Response(s.ReviewOutputSerializer(_review(review_id)).data)
+
+
+class ReviewRescheduleApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["reviews"],
+        summary="Move a review (same UID, higher SEQUENCE; attendees get an update)",
+        request=s.ReviewRescheduleInputSerializer,
+        responses={200: s.ReviewOutputSerializer, **ERRORS},
+    )
+    def post(self, request, review_id: int):
+        _review(review_id)
+        data = s.ReviewRescheduleInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.review_reschedule(
+            review_id=review_id, actor=request.user, **data.validated_data
+        )
+        return Response(s.ReviewOutputSerializer(review).data)
+
+
+class ReviewCancelApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["reviews"],
+        summary="Cancel a review (attendees get METHOD:CANCEL)",
+        request=s.ReviewCancelInputSerializer,
+        responses={200: s.ReviewOutputSerializer, **ERRORS},
+    )
+    def post(self, request, review_id: int):
+        _review(review_id)
+        data = s.ReviewCancelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.review_cancel(
+            review_id=review_id, actor=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(s.ReviewOutputSerializer(review).data)
+
+
+class ReviewIcsApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["reviews"],
+        summary="The review as an iCalendar file",
+        responses={(200, "text/calendar"): OpenApiResponse(description="iCalendar document")},
+    )
+    def get(self, request, review_id: int):
+        review = _review(review_id)
+        method = "CANCEL" if review.status == ReviewStatus.CANCELLED else "REQUEST"
+        response = HttpResponse(
+            review_calendar(review, method=method), content_type="text/calendar; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="review-{review.pk}.ics"'
+        return response
+
+
+class ActionItemListCreateApi(GenericAPIView):
+    permission_classes = [ReadViewerWriteResponder]
+    serializer_class = s.ActionItemOutputSerializer
+    pagination_class = Pagination
+    filter_backends: list = []
+
+    @extend_schema(
+        tags=["action items"],
+        summary="List action items",
+        parameters=[
+            OpenApiParameter("overdue", bool),
+            OpenApiParameter("status", enum=ActionStatus.values),
+            OpenApiParameter("category", enum=ActionCategory.values),
+            OpenApiParameter("owner", int),
+            OpenApiParameter("postmortem", int),
+            OpenApiParameter("incident", int),
+        ],
+        responses={200: s.ActionItemOutputSerializer(many=True), **ERRORS},
+    )
+    def get(self, request):
+        params = request.query_params
+        filters = {}
+        for name, lookup in (
+            ("status", "status"),
+            ("category", "category"),
+        ):
+            if params.get(name):
+                filters[lookup] = params[name]
+        for name, lookup in (
+            ("owner", "owner_id"),
+            ("postmortem", "postmortem_id"),
+            ("incident", "postmortem__incident_id"),
+        ):
+            if params.get(name, "").isdigit():
+                filters[lookup] = int(params[name])
+        qs = selectors.action_item_list(filters=filters, overdue=_flag(params.get("overdue")))
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        tags=["action items"],
+        summary="Add an action item to a postmortem",
+        request=s.ActionItemCreateInputSerializer,
+        responses={201: s.ActionItemOutputSerializer, **ERRORS},
+    )
+    def post(self, request):
+        data = s.ActionItemCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        postmortem_id = values.pop("postmortem")
+        if not Postmortem.objects.filter(pk=postmortem_id).exists():
+            return Response(
+                {"postmortem": ["No such postmortem."]}, status=status.HTTP_400_BAD_REQUEST
+            )
+        item = services.action_item_create(
+            postmortem_id=postmortem_id, actor=request.user, **values
+        )
+        return Response(s.ActionItemOutputSerializer(item).data, status=status.HTTP_201_CREATED)
+
+
+def _item(action_item_id: int) -> ActionItem:
+    item = selectors.action_item_list().filter(pk=action_item_id).first()
+    if item is None:
+        raise Http404("No such action item.")
+    return item
+
+
+class ActionItemDetailApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["action items"],
+        summary="Get an action item",
+        responses={200: s.ActionItemOutputSerializer, **ERRORS},
+    )
+    def get(self, request, action_item_id: int):
+        return Response(s.ActionItemOutputSerializer(_item(action_item_id)).data)
+
+    @extend_schema(
+        tags=["action items"],
+        summary="Edit an action item",
+        description="`status: done` on an item tied to a check starts the check; the item is "
+        "done only if it passes (see verification_status).",
+        request=s.ActionItemUpdateInputSerializer,
+        responses={200: s.ActionItemOutputSerializer, **ERRORS},
+    )
+    def patch(self, request, action_item_id: int):
+        _item(action_item_id)
+        data = s.ActionItemUpdateInputSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.action_item_update(
+            action_item_id=action_item_id, actor=request.user, **data.validated_data
+        )
+        return Response(s.ActionItemOutputSerializer(_item(action_item_id)).data)
+
+
+class ActionItemCompleteApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["action items"],
+        summary="Mark an action item done",
+        description="Done at once (200), or, when the item is tied to a diagnostic check, the "
+        "check starts (202) and the item closes only if it passes.",
+        request=None,
+        responses={200: s.ActionItemOutputSerializer, 202: s.ActionItemOutputSerializer, **ERRORS},
+    )
+    def post(self, request, action_item_id: int):
+        _item(action_item_id)
+        item = services.action_item_complete(action_item_id=action_item_id, actor=request.user)
+        code = status.HTTP_202_ACCEPTED if item.is_verifying else status.HTTP_200_OK
+        return Response(s.ActionItemOutputSerializer(_item(action_item_id)).data, status=code)
