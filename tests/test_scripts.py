@@ -292,3 +292,82 @@ def test_supervisor_stops_every_child_on_a_signal(tmp_path, signum):
         import socket
 
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+# --- scripts/run, for real -------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+def test_scripts_run_serves_quell_and_ctrl_c_stops_every_process(scratch_database):
+    import urllib.request
+
+    port = _dead_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{SERVER}/{scratch_database}",
+        "REDIS_URL": f"{REDIS}/2",
+        "QUELL_PORT": str(port),
+        "QUELL_ADMIN_PASSWORD": "admin-pw-from-env",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "run")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a terminal of its own: Ctrl-C goes to its process group
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 150
+        for line in proc.stdout:
+            output.append(line)
+            if "Press Ctrl-C to stop" in line or time.monotonic() > deadline:
+                break
+        text = "".join(output)
+        assert "Press Ctrl-C to stop" in text, text[-3000:]
+        assert f"database: PostgreSQL postgres@127.0.0.1:5432/{scratch_database} (environment)" in (
+            text
+        )
+        assert "admin login: admin / admin-pw-from-env" in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as page:
+            assert page.status == 200
+        tree = _descendants(proc.pid) | {proc.pid}
+        names = " ".join(_cmdline_of(pid) for pid in tree)
+        assert "runserver" in names and "worker" in names and "beat" in names
+
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "SIGINT received" in rest and "all Quell processes stopped" in rest
+    assert proc.returncode == 128 + signal.SIGINT
+    time.sleep(0.5)
+    assert not [pid for pid in tree if _alive(pid)]
+
+
+def _cmdline_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
