@@ -69,11 +69,14 @@ class ConnectionSpec:
         """The libpq parameters: the DSN's, overridden by the fields that are set."""
         params: dict[str, Any] = {}
         if self.dsn:
-            try:
-                params.update(pg_conninfo.conninfo_to_dict(self.dsn))
-            except psycopg.ProgrammingError:
-                # The parser's message can echo the DSN (with its password): say only that.
-                raise TargetUnreachable("invalid DSN (could not be parsed)") from None
+            parsed = None
+            with contextlib.suppress(psycopg.ProgrammingError):
+                parsed = pg_conninfo.conninfo_to_dict(self.dsn)
+            if parsed is None:
+                # The parser's message can echo the DSN (with its password): say only that,
+                # raised outside the except block so the original is not chained either.
+                raise TargetUnreachable("invalid DSN (could not be parsed)")
+            params.update(parsed)
         for name in ("host", "dbname", "user", "password", "options"):
             value = getattr(self, name)
             if value:
@@ -218,20 +221,20 @@ class TargetSession:
         timer = threading.Timer(self.timeouts.watchdog_s, self._cut_socket)
         timer.daemon = True
         timer.start()
+        lost = ""
         try:
             with self._conn.cursor(row_factory=dict_row) as cur:
                 cur.execute(SQL_MARKER + sql, params, prepare=False)
                 return cur.fetchall() if cur.description else []
         except psycopg.OperationalError as exc:
-            if self._conn.closed or self._conn.broken:
-                self.broken = True
-                raise SessionBroken(
-                    "the target stopped answering (connection lost): "
-                    + _error_message(exc, self._spec)
-                ) from None
-            raise
+            if not (self._conn.closed or self._conn.broken):
+                raise
+            self.broken = True
+            lost = _error_message(exc, self._spec)
         finally:
             timer.cancel()
+        # Raised outside the except block: the driver's exception is not chained to ours.
+        raise SessionBroken(f"the target stopped answering (connection lost): {lost}")
 
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """Rows of a read-only query, as dicts."""
@@ -464,11 +467,13 @@ def open_session(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> Itera
     conn, connect_ms = _connect(spec, timeouts)
     session = TargetSession(conn, spec, timeouts, connect_ms)
     try:
+        setup_error = ""
         try:
             _begin(session, timeouts)
         except (psycopg.Error, SessionBroken) as exc:
-            message = _error_message(exc, spec)
-            raise TargetUnreachable(f"session setup failed: {message}") from None
+            setup_error = _error_message(exc, spec)
+        if setup_error:
+            raise TargetUnreachable(f"session setup failed: {setup_error}")
         yield session
     finally:
         with contextlib.suppress(Exception):
