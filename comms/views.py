@@ -21,11 +21,17 @@ from .models import Audience, Delivery, MessageTemplate, StatusUpdate
 # --- Public status page ---------------------------------------------------------------------
 
 
-def _cached(kind: str) -> HttpResponse:
+def cached_response(kind: str) -> HttpResponse:
+    """One representation of the status page, from cache (comms.middleware uses it too)."""
     response = HttpResponse(status_cache.get(kind), content_type=status_cache.CONTENT_TYPES[kind])
     # Browsers and proxies may keep it briefly; the page itself is rebuilt on change.
     response["Cache-Control"] = "public, max-age=15"
+    if kind == "json":
+        response["Access-Control-Allow-Origin"] = "*"
     return response
+
+
+_cached = cached_response
 
 
 @require_GET
@@ -37,9 +43,7 @@ def status_page(request):
 @require_GET
 def status_json(request):
     """The status page as JSON."""
-    response = _cached("json")
-    response["Access-Control-Allow-Origin"] = "*"
-    return response
+    return _cached("json")
 
 
 @require_GET
