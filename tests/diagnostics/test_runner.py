@@ -1,0 +1,238 @@
+"""The runner: one session for a whole suite, isolated checks, bounded faults, both versions."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from diagnostics.checks import Check, CheckOutcome, CheckStatus, Family, registry
+from diagnostics.runner import run_checks
+from diagnostics.target import ConnectionSpec, Timeouts
+
+pytestmark = pytest.mark.slow
+
+FAST = Timeouts(connect_s=2, statement_ms=500, lock_ms=100)
+
+
+# Test-only checks (not registered): each misbehaves in one way.
+class FailingSQL(Check):
+    key, title, family = "t_failing_sql", "fails", Family.CONNECTION
+
+    def run(self, session):
+        session.query("SELECT 1 / 0")
+
+
+class TooSlow(Check):
+    key, title, family = "t_too_slow", "sleeps", Family.CONNECTION
+
+    def run(self, session):
+        session.query("SELECT pg_sleep(30)")
+
+
+class Buggy(Check):
+    key, title, family = "t_buggy", "raises", Family.CONNECTION
+
+    def run(self, session):
+        raise KeyError("a bug in a check")
+
+
+class FromTheFuture(Check):
+    key, title, family = "t_future", "gated", Family.CONNECTION
+    min_server_version = 990000
+
+    def run(self, session):
+        raise AssertionError("must not run")
+
+
+class SizeOfLocked(Check):
+    """Reads a relation size the naive way, straight into an exclusive lock."""
+
+    key, title, family = "t_size_of_locked", "naive size", Family.STORAGE
+
+    def run(self, session):
+        size = session.scalar("SELECT pg_relation_size('held')")
+        return CheckOutcome(CheckStatus.OK, f"{size} bytes")
+
+
+def _by_key(results):
+    return {r.key: r for r in results}
+
+
+def test_full_suite_runs_clean_on_both_versions(pg_cluster, target_spec):
+    started = time.monotonic()
+    results = run_checks(target_spec, registry.all(), timeouts=FAST)
+    elapsed = time.monotonic() - started
+
+    assert [r.key for r in results] == registry.keys()
+    errors = {r.key: r.outcome.error for r in results if r.outcome.status == CheckStatus.ERROR}
+    assert errors == {}
+    by_key = _by_key(results)
+    assert by_key["connection"].outcome.status == CheckStatus.OK
+    assert by_key["slow_queries"].outcome.status in (CheckStatus.OK, CheckStatus.WARNING)
+    assert all(r.duration_ms >= 0 for r in results)
+    assert elapsed < 5
+    # Quell's session is gone afterwards.
+    assert (
+        pg_cluster.sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'quell-diagnostics'"
+        )[0][0]
+        == 0
+    )
+
+
+def test_one_failing_check_does_not_spoil_the_others(target_spec):
+    suite = [
+        registry.get("connection"),
+        FailingSQL,
+        TooSlow,
+        Buggy,
+        FromTheFuture,
+        registry.get("server_info"),
+    ]
+    started = time.monotonic()
+    results = _by_key(run_checks(target_spec, suite, timeouts=FAST))
+    elapsed = time.monotonic() - started
+
+    assert results["t_failing_sql"].outcome.status == CheckStatus.ERROR
+    assert "division by zero" in results["t_failing_sql"].outcome.error
+    slow = results["t_too_slow"]
+    assert slow.outcome.status == CheckStatus.ERROR
+    assert "timed out after 500 ms" in slow.outcome.summary
+    assert 400 <= slow.duration_ms < 2000
+    assert results["t_buggy"].outcome.status == CheckStatus.ERROR
+    assert "KeyError" in results["t_buggy"].outcome.summary
+    assert results["t_future"].outcome.status == CheckStatus.SKIPPED
+    assert "needs PostgreSQL 99" in results["t_future"].outcome.summary
+    # Checks after the failures ran normally in the same session.
+    assert results["server_info"].outcome.status in (CheckStatus.OK, CheckStatus.WARNING)
+    assert results["connection"].outcome.status == CheckStatus.OK
+    assert elapsed < 3
+
+
+def test_thresholds_reach_their_checks(pg_cluster, target_spec, holders):
+    sleeper = holders(pg_cluster).send("SELECT pg_sleep(60);")
+    sleeper.wait_state("state = 'active' AND query_start < clock_timestamp() - interval '0.3 s'")
+    suite = [registry.get("long_running_queries")]
+    default = run_checks(target_spec, suite, timeouts=FAST)[0]
+    tuned = run_checks(
+        target_spec, suite, timeouts=FAST, thresholds={"long_running_queries": {"threshold_s": 0.2}}
+    )[0]
+    assert default.outcome.status == CheckStatus.OK
+    assert tuned.outcome.status == CheckStatus.WARNING
+
+
+def test_closed_port_gives_critical_connection_and_errors_at_once(closed_port):
+    host, port = closed_port
+    started = time.monotonic()
+    results = run_checks(
+        ConnectionSpec(host=host, port=port, dbname="x", user="u"), registry.all(), timeouts=FAST
+    )
+    assert time.monotonic() - started < 1.0
+    by_key = _by_key(results)
+    assert by_key["connection"].outcome.status == CheckStatus.CRITICAL
+    assert by_key["connection"].outcome.summary == "target unreachable"
+    others = [r for r in results if r.key != "connection"]
+    assert others and all(r.outcome.status == CheckStatus.ERROR for r in others)
+    assert all(r.outcome.summary == "not run: target unreachable" for r in others)
+
+
+def test_silent_server_gives_errors_within_the_connect_timeout(silent_listener):
+    host, port = silent_listener
+    started = time.monotonic()
+    results = run_checks(
+        ConnectionSpec(host=host, port=port, dbname="x", user="u"), registry.all(), timeouts=FAST
+    )
+    elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed < 4.0
+    by_key = _by_key(results)
+    assert by_key["connection"].outcome.status == CheckStatus.CRITICAL
+    assert "timed out" in by_key["connection"].outcome.error
+    assert all(r.outcome.status == CheckStatus.ERROR for r in results if r.key != "connection")
+
+
+def test_naive_size_read_behind_access_exclusive_lock_errors_within_lock_timeout(fresh_db, holders):
+    cluster, dbname, spec = fresh_db
+    cluster.sql("CREATE TABLE held (x int)", dbname=dbname)
+    locker = holders(cluster, dbname).send("BEGIN; LOCK TABLE held IN ACCESS EXCLUSIVE MODE;")
+    locker.wait_state("state = 'idle in transaction'")
+
+    started = time.monotonic()
+    results = _by_key(
+        run_checks(
+            spec,
+            [SizeOfLocked, registry.get("table_sizes"), registry.get("connection")],
+            timeouts=FAST,
+        )
+    )
+    elapsed = time.monotonic() - started
+
+    naive = results["t_size_of_locked"]
+    assert naive.outcome.status == CheckStatus.ERROR
+    assert naive.outcome.summary.startswith("catalog locked")
+    assert naive.duration_ms < 1000  # lock_timeout 100 ms, not the lock holder's pleasure
+    assert results["table_sizes"].outcome.status == CheckStatus.OK
+    assert "catalog locked" in results["table_sizes"].outcome.summary
+    assert results["connection"].outcome.status == CheckStatus.OK
+    assert elapsed < 2.0
+
+
+def test_server_that_stops_answering_mid_run_is_cut_off_by_the_watchdog(target_spec):
+    stopped = []
+
+    class FreezeServer(Check):
+        key, title, family = "t_freeze", "freezes its backend", Family.CONNECTION
+
+        def run(self, session):
+            # SIGSTOP our own backend: it can no longer enforce statement_timeout.
+            os.kill(session.backend_pid, signal.SIGSTOP)
+            stopped.append(session.backend_pid)
+            session.query("SELECT 1")
+
+    timeouts = Timeouts(connect_s=2, statement_ms=300, lock_ms=100)
+    started = time.monotonic()
+    try:
+        results = _by_key(
+            run_checks(target_spec, [FreezeServer, registry.get("connection")], timeouts=timeouts)
+        )
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < timeouts.watchdog_s + 1.5
+    assert results["t_freeze"].outcome.status == CheckStatus.ERROR
+    assert "connection" in results["t_freeze"].outcome.summary
+    assert results["connection"].outcome.status == CheckStatus.ERROR
+    assert results["connection"].outcome.summary == "not run: connection to the target lost"
+
+
+def test_statistics_snapshot_is_fresh_for_every_check(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE TABLE snap (x int); INSERT INTO snap SELECT generate_series(1, 100)", dbname=dbname
+    )
+    seen = []
+    dead = "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'snap'"
+
+    class ReadThenChange(Check):
+        key, title, family = "t_read_then_change", "reads, then changes", Family.MAINTENANCE
+
+        def run(self, session):
+            seen.append(session.scalar(dead))
+            # Another session deletes rows; its statistics reach the server when it exits.
+            cluster.sql("DELETE FROM snap", dbname=dbname)
+            cluster.wait_for(f"SELECT ({dead}) = 100", dbname=dbname)
+            seen.append(session.scalar(dead))  # same transaction, same check: cached
+            return CheckOutcome(CheckStatus.OK, "read")
+
+    class ReadAgain(Check):
+        key, title, family = "t_read_again", "reads again", Family.MAINTENANCE
+
+        def run(self, session):
+            seen.append(session.scalar(dead))
+            return CheckOutcome(CheckStatus.OK, "read")
+
+    run_checks(spec, [ReadThenChange, ReadAgain], timeouts=Timeouts(statement_ms=15000))
+    # Within a check the snapshot is stable; the next check sees the new statistics.
+    assert seen == [0, 0, 100]
