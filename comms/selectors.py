@@ -204,23 +204,27 @@ def _target_lines(targets: list[dict]) -> list[str]:
 
 
 def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str]:
-    """(root cause, review time) from postmortems, when that app offers them."""
+    """(root cause, review time) from the incident's postmortem, when it has one."""
     try:
         from postmortems import selectors as pm_selectors
     except ImportError:
         return "", ""
-    fn = getattr(pm_selectors, "incident_comms_facts", None)
-    if fn is None:
-        return "", ""
     try:
-        facts = fn(incident_id=incident_id) or {}
+        postmortem = pm_selectors.postmortem_for_incident(incident_id=incident_id)
+        if postmortem is None:
+            return "", ""
+        review = pm_selectors.current_review(postmortem)
     except Exception:
+        # Postmortems is another app; its failure must not stop anyone from writing.
         logger.exception("postmortem facts failed for incident %s", incident_id)
         return "", ""
-    review = facts.get("review_scheduled_at")
-    if isinstance(review, datetime.datetime):
-        review = fmt_time(review)
-    return str(facts.get("root_cause") or ""), str(review or "")
+    if review is not None and review.status == "scheduled":
+        review_text = fmt_time(review.starts_at)
+    elif postmortem.review_due_at is not None:
+        review_text = f"[TO FILL: review date (due by {fmt_time(postmortem.review_due_at)})]"
+    else:
+        review_text = ""
+    return (postmortem.root_cause or "").strip(), review_text
 
 
 def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) -> IncidentFacts:

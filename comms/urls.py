@@ -8,6 +8,8 @@ app_name = "comms"
 
 urlpatterns = [
     path("status/", views.status_page, name="status"),
+    # The same page under the name the site navigation reverses.
+    path("status/", views.status_page, name="status-page"),
     path("status/index.json", views.status_json, name="status-json"),
     path("status/feed.atom", views.status_feed, name="status-feed"),
     path("status/subscribe/", views.subscribe, name="subscribe"),

@@ -136,3 +136,27 @@ def test_broken_template_is_refused_with_a_field_error(admin_user):
             body="{% for %}",
         )
     assert exc.value.field == "body"
+
+
+def test_root_cause_and_review_come_from_the_postmortem(incident_factory, commander):
+    import datetime
+
+    from django.utils import timezone
+
+    from postmortems.models import Postmortem, Review
+
+    incident = incident_factory(severity="SEV2")
+    incident_services.incident_transition(
+        incident_id=incident.pk, to_status=Status.RESOLVED, actor=commander
+    )
+    incident.refresh_from_db()
+    postmortem = Postmortem.objects.filter(incident=incident).first() or Postmortem.objects.create(
+        incident=incident, title="PM"
+    )
+    Postmortem.objects.filter(pk=postmortem.pk).update(root_cause="Autovacuum fell behind")
+    starts = timezone.now() + datetime.timedelta(days=2)
+    Review.objects.create(postmortem=postmortem, status="scheduled", starts_at=starts)
+    template = MessageTemplate.objects.get(key="internal-resolution")
+    _, body = services.update_render(incident=incident, template=template)
+    assert "Autovacuum fell behind" in body
+    assert rendering.fmt_time(starts) in body

@@ -262,3 +262,15 @@ def test_resolved_incident_without_public_resolution_still_shows_current(
     # The page says what was communicated; the panel nags the author to publish it.
     assert [i["id"] for i in data["incidents"]] == [public_incident.pk]
     assert data["incidents"][0]["update_overdue"] is False
+
+
+def test_fast_path_headers_and_methods():
+    client = Client()
+    response = client.get("/status/")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "public, max-age=15"
+    assert response["X-Frame-Options"] == "DENY"
+    assert client.get("/status/index.json")["Access-Control-Allow-Origin"] == "*"
+    # Anything but GET goes through the normal stack and its method check.
+    assert client.post("/status/").status_code == 405
+    assert client.head("/status/").status_code == 200
