@@ -7,7 +7,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 from django_htmx.http import reswap, retarget
 
 from incidents.models import Incident
@@ -34,19 +39,19 @@ def cached_response(kind: str) -> HttpResponse:
 _cached = cached_response
 
 
-@require_GET
+@require_safe
 def status_page(request):
     """The public status page (HTML), served from cache."""
     return _cached("html")
 
 
-@require_GET
+@require_safe
 def status_json(request):
     """The status page as JSON."""
     return _cached("json")
 
 
-@require_GET
+@require_safe
 def status_feed(request):
     """The status page's updates as an Atom feed."""
     return _cached("atom")
