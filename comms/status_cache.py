@@ -11,6 +11,7 @@ Redis, and another process sees an invalidation at most that long after it happe
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 
@@ -21,6 +22,8 @@ from django.template.loader import render_to_string
 from django.utils import feedgenerator, timezone
 
 from .selectors import status_page_snapshot
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("html", "json", "atom")
 CONTENT_TYPES = {
@@ -130,10 +133,19 @@ def get(kind: str) -> bytes:
             return hit[1]
     key = _KEY.format(kind=kind)
     cache = _cache()
-    content = cache.get(key)
+    try:
+        content = cache.get(key)
+    except Exception:
+        # The cache is down: the page still works, from the database (slower, but up).
+        logger.exception("status page cache unavailable")
+        return render(kind)
     if content is None:
         content = render(kind)
-        cache.set(key, content, timeout=settings.QUELL_STATUS_PAGE_CACHE_SECONDS)
+        try:
+            cache.set(key, content, timeout=settings.QUELL_STATUS_PAGE_CACHE_SECONDS)
+        except Exception:
+            logger.exception("status page cache unavailable")
+            return content
     if local_ttl > 0:
         with _local_lock:
             _local[kind] = (now + local_ttl, content)
@@ -144,4 +156,8 @@ def invalidate() -> None:
     """Forget every rendered representation (called after publish and component changes)."""
     with _local_lock:
         _local.clear()
-    _cache().delete_many([_KEY.format(kind=k) for k in KINDS])
+    try:
+        _cache().delete_many([_KEY.format(kind=k) for k in KINDS])
+    except Exception:
+        # Never fail the publish that called this; the entries expire on their own.
+        logger.exception("could not invalidate the status page cache")

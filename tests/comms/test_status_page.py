@@ -274,3 +274,21 @@ def test_fast_path_headers_and_methods():
     # Anything but GET goes through the normal stack and its method check.
     assert client.post("/status/").status_code == 405
     assert client.head("/status/").status_code == 200
+
+
+def test_page_still_served_when_the_cache_is_down(settings, public_incident):
+    settings.CACHES = {
+        **settings.CACHES,
+        "broken": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        },
+    }
+    settings.QUELL_STATUS_PAGE_CACHE_ALIAS = "broken"
+    settings.QUELL_STATUS_PAGE_LOCAL_SECONDS = 0
+    from comms import status_cache
+
+    status_cache.invalidate()  # logs, does not raise
+    response = Client().get("/status/")
+    assert response.status_code == 200
+    assert "Our team is investigating the issue" in response.content.decode()
