@@ -130,5 +130,7 @@ def eager_celery():
 def sent_runs(monkeypatch):
     """Record the run ids the services enqueue instead of sending them to the broker."""
     sent: list[list[int]] = []
-    monkeypatch.setattr("diagnostics.services._enqueue", lambda ids: sent.append(list(ids)))
+    monkeypatch.setattr(
+        "diagnostics.services._enqueue", lambda pairs: sent.append([p[0] for p in pairs])
+    )
     return sent
