@@ -169,6 +169,16 @@ _PLATFORM_SETTINGS = [
     ("neon", "neon.%"),
     ("timescale", "timescaledb.%"),
 ]
+# Well-known settings read by name too: current_setting() also sees values that pg_settings
+# lists only once the platform's module is loaded in this backend.
+_PLATFORM_NAMED_SETTINGS = [
+    ("rds", "rds.extensions"),
+    ("rds", "rds.force_ssl"),
+    ("azure", "azure.extensions"),
+    ("gcp", "cloudsql.iam_authentication"),
+    ("alloydb", "alloydb.iam_authentication"),
+    ("neon", "neon.timeline_id"),
+]
 _PLATFORM_ROLES = [
     ("supabase", "supabase_admin"),
     ("rds", "rds_superuser"),
@@ -398,6 +408,15 @@ def detect_platform(session: TargetSession) -> str:
         [pattern for _, pattern in _PLATFORM_SETTINGS],
     )
     names = [r["name"] for r in rows]
+    named = session.one(
+        "SELECT to_regproc('aurora_version') IS NOT NULL AS aurora, "
+        "ARRAY(SELECT n FROM unnest(%s::text[]) n "
+        "      WHERE current_setting(n, true) IS NOT NULL) AS present",
+        ([name for _, name in _PLATFORM_NAMED_SETTINGS],),
+    )
+    if named and named["aurora"]:  # Aurora also carries every rds.* setting
+        return "aurora"
+    names += list((named or {}).get("present") or [])
     for platform, pattern in _PLATFORM_SETTINGS:  # order matters: aurora before rds
         prefix = pattern.rstrip("%")
         if any(n.startswith(prefix) for n in names):

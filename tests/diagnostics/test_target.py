@@ -159,3 +159,51 @@ def test_dsn_parts_are_overridden_by_fields_that_are_set(pg_cluster):
     assert params["user"] == "postgres" and params["sslmode"] == "disable"
     with open_session(spec, FAST) as session:
         assert session.current_database == "quell_target"
+
+
+@pytest.mark.parametrize(
+    ("option", "platform"),
+    [
+        ("-c rds.extensions=pg_stat_statements", "rds"),
+        ("-c azure.extensions=pg_stat_statements", "azure"),
+        ("-c cloudsql.iam_authentication=on", "gcp"),
+        ("-c neon.timeline_id=abc", "neon"),
+    ],
+)
+def test_managed_platform_is_detected_from_its_settings(pg15, option, platform):
+    # A managed platform leaves its own settings behind; the same setting passed through the
+    # connection's libpq options stands in for one here.
+    spec = ConnectionSpec(
+        host=pg15.host,
+        port=pg15.port,
+        dbname="quell_target",
+        user="postgres",
+        sslmode="disable",
+        options=option,
+    )
+    assert probe(spec, FAST)["platform"] == platform
+
+
+def test_aurora_skips_wal_based_replication_checks_saying_why(pg15):
+    from diagnostics.checks import registry
+    from diagnostics.runner import run_checks
+
+    # Aurora has aurora_version(); plant one in a scratch database.
+    pg15.create_database("quell_aurora_like", pg_stat_statements=False)
+    try:
+        pg15.sql(
+            "CREATE FUNCTION aurora_version() RETURNS text LANGUAGE sql AS $$ SELECT '3.04.0' $$",
+            dbname="quell_aurora_like",
+        )
+        spec = pg15.spec("quell_aurora_like")
+        assert probe(spec, FAST)["platform"] == "aurora"
+        results = run_checks(
+            spec,
+            [registry.get("replication_lag"), registry.get("replication_slots")],
+            timeouts=FAST,
+        )
+    finally:
+        pg15.drop_database("quell_aurora_like")
+    for execution in results:
+        assert execution.outcome.status == "skipped"
+        assert "Aurora" in execution.outcome.summary
