@@ -67,8 +67,18 @@ class Cluster:
     """One throwaway cluster. `start()` then `stop()` (the session fixtures do both)."""
 
     def __init__(
-        self, name: str, bindir: Path, *, preload: bool = True, track_commit_timestamp: bool = True
+        self,
+        name: str,
+        bindir: Path,
+        *,
+        preload: bool = True,
+        track_commit_timestamp: bool = True,
+        max_connections: int = 60,
+        settings: dict[str, str] | None = None,
     ):
+        """`settings`: extra server settings (name -> value) for the command line."""
+        self.max_connections = max_connections
+        self.settings = dict(settings or {})
         self.name = name
         self.bindir = bindir
         self.preload = preload
@@ -115,13 +125,15 @@ class Cluster:
             "-c fsync=off",
             "-c synchronous_commit=off",
             "-c full_page_writes=off",
-            "-c max_connections=60",
+            f"-c max_connections={self.max_connections}",
             "-c shared_buffers=32MB",
+            "-c max_prepared_transactions=5",
             "-c autovacuum_naptime=1",
             f"-c track_commit_timestamp={'on' if self.track_commit_timestamp else 'off'}",
         ]
         if self.preload:
             options.append("-c shared_preload_libraries=pg_stat_statements")
+        options += [f"-c {name}={value}" for name, value in self.settings.items()]
         for _ in range(3):  # a free port can be taken between picking and binding it
             self.port = free_port()
             try:
