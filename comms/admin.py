@@ -112,6 +112,18 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "audience", "severities", "receives_reminders", "enabled"]
     list_filter = ["kind", "audience", "enabled"]
     search_fields = ["name"]
+    actions = ["send_test"]
+
+    @admin.action(description="Send a test message to the selected channels")
+    def send_test(self, request, queryset):
+        sent = 0
+        for channel in queryset:
+            try:
+                services.channel_test_send(channel_id=channel.pk, actor=request.user)
+                sent += 1
+            except IncidentError as exc:
+                self.message_user(request, f"{channel.name}: {exc}", messages.WARNING)
+        self.message_user(request, f"{sent} test message(s) queued; see Deliveries.")
 
 
 @admin.register(Delivery)

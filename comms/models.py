@@ -269,6 +269,7 @@ class DeliveryKind(models.TextChoices):
     UPDATE = "update", "Status update"
     REMINDER = "reminder", "Next-update reminder"
     CONFIRMATION = "confirmation", "Subscription confirmation"
+    TEST = "test", "Test message"
 
 
 class DeliveryState(models.TextChoices):

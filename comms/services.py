@@ -979,6 +979,31 @@ def channel_save(*, actor, channel_id: int | None = None, **fields) -> Channel:
 
 
 @transaction.atomic
+def channel_test_send(*, channel_id: int, actor) -> Delivery:
+    """Queue a test message to a channel (recorded and retried like any delivery)."""
+    channel = Channel.objects.filter(pk=channel_id).first()
+    if channel is None:
+        raise CommsError(f"Channel {channel_id} does not exist.", field="channel")
+    who = actor.get_username() if getattr(actor, "is_authenticated", False) else "Quell"
+    subject = f"Test message from {_site_name()}"
+    body = f"This is a test of the '{channel.name}' channel, sent by {who}. No action needed."
+    row = _channel_delivery(
+        channel,
+        kind=DeliveryKind.TEST,
+        subject=subject,
+        body=body,
+        extra={"payload": {"event": "test", "text": body}}
+        if channel.kind == ChannelKind.WEBHOOK
+        else {},
+    )
+    if row is None:
+        raise CommsError("This channel has no recipients to test.", field="recipients")
+    row.save()
+    _enqueue_on_commit([row.pk])
+    return row
+
+
+@transaction.atomic
 def component_save(*, actor, component_id: int | None = None, **fields) -> Component:
     """Create or change a status page component (name, description, targets, order)."""
     allowed = {"name", "description", "targets", "position", "visible"}

@@ -29,6 +29,7 @@ urlpatterns = [
     path("comms/updates/<int:pk>/publish/", views.UpdatePublish.as_view(), name="update-publish"),
     path("comms/channels/", views.ChannelListCreate.as_view(), name="channels"),
     path("comms/channels/<int:pk>/", views.ChannelDetail.as_view(), name="channel"),
+    path("comms/channels/<int:pk>/test/", views.ChannelTest.as_view(), name="channel-test"),
     path("comms/deliveries/", views.DeliveryList.as_view(), name="deliveries"),
     path("comms/deliveries/<int:pk>/", views.DeliveryDetail.as_view(), name="delivery"),
     path("comms/deliveries/<int:pk>/retry/", views.DeliveryRetry.as_view(), name="delivery-retry"),

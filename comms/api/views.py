@@ -260,6 +260,21 @@ class ChannelDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class ChannelTest(APIView):
+    """Send a test message through a channel; the delivery shows how it went."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={202: s.DeliveryOut})
+    def post(self, request, pk):
+        get_object_or_404(Channel, pk=pk)
+        delivery = services.channel_test_send(channel_id=pk, actor=request.user)
+        return Response(
+            s.DeliveryOut(delivery, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
 # --- Deliveries -----------------------------------------------------------------------------
 
 

@@ -254,3 +254,14 @@ def test_openapi_schema_builds(admin_api):
     response = admin_api.get("/api/v1/schema/")
     assert response.status_code == 200
     assert b"/api/v1/comms/updates/{id}/publish/" in response.content
+
+
+def test_admin_sends_a_test_message_through_a_channel(admin_api, viewer_api, receiver):
+    from comms.tasks import delivery_send
+
+    channel = Channel.objects.create(name="t", kind="slack", url=receiver.url)
+    assert viewer_api.post(f"/api/v1/comms/channels/{channel.pk}/test/").status_code == 403
+    response = admin_api.post(f"/api/v1/comms/channels/{channel.pk}/test/")
+    assert response.status_code == 202 and response.json()["kind"] == "test"
+    assert delivery_send(response.json()["id"]) == "delivered"
+    assert "test of the 't' channel" in receiver.json_bodies()[0]["text"]
