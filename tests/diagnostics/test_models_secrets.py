@@ -135,3 +135,43 @@ def test_target_create_refuses_duplicates_and_missing_fields_with_field_names():
 def test_tags_are_normalised():
     target = make_target(tags=["EU", " eu ", "payments", ""])
     assert target.tags == ["eu", "payments"]
+
+
+def test_password_target_runs_and_failures_never_leak_the_password(pg15, caplog, settings):
+    """A real password-authenticated role: the right password works, a wrong one fails, and
+    neither appears in results, run errors, the API-facing probe or the logs."""
+    from tests.diagnostics.clusters import PASSWORD, PASSWORD_ROLE
+
+    caplog.set_level(logging.DEBUG)
+    good = make_target(
+        name="pw-good",
+        host=pg15.host,
+        port=pg15.port,
+        database="quell_target",
+        user=PASSWORD_ROLE,
+        password=PASSWORD,
+        sslmode="disable",
+    )
+    wrong_password = PASSWORD + "-wrong-" + SECRET
+    bad = make_target(
+        name="pw-bad",
+        host=pg15.host,
+        port=pg15.port,
+        database="quell_target",
+        user=PASSWORD_ROLE,
+        password=wrong_password,
+        sslmode="disable",
+    )
+    assert services.target_test_connection(target_id=good.pk)["reachable"] is True
+    probe = services.target_test_connection(target_id=bad.pk)
+    assert probe["reachable"] is False and "password" in probe["error"].lower()
+    for target in (good, bad):
+        run = services.diagnostic_run_start(target_id=target.pk, suite={"keys": ["connection"]})
+        services.diagnostic_run_execute(run_id=run.pk)
+        run.refresh_from_db()
+        texts = [run.error, *[r.summary + r.error + str(r.findings) for r in run.results.all()]]
+        assert all(PASSWORD not in t and wrong_password not in t for t in texts)
+    assert bad.runs.get().results.get().status == "critical"
+    assert good.runs.get().results.get().status in ("ok", "warning")
+    assert PASSWORD not in caplog.text and wrong_password not in caplog.text
+    assert SECRET not in str(probe)
