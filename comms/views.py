@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -245,7 +247,9 @@ def compose_submit(request, incident_id):
             message = "Draft saved."
     except IncidentError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        ctx["preview"] = services.update_preview(incident_id=incident.pk, **fields)
+        # The form error already says what is wrong if even the preview fails.
+        with contextlib.suppress(IncidentError):
+            ctx["preview"] = services.update_preview(incident_id=incident.pk, **fields)
         return render(request, "comms/partials/composer.html", ctx, status=400)
     response = render(
         request, "comms/partials/panel.html", _panel_context(request, incident, notice=message)
