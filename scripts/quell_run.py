@@ -188,8 +188,14 @@ def supervise(children: list[Child], *, url: str, banner: list[str]) -> int:
             for child in children:
                 status = child.poll()
                 if status is not None:
-                    say(f"{child.name} exited with code {status}; stopping the others")
-                    return status or 1
+                    if status < 0:
+                        how = f"was killed by {signal.Signals(-status).name}"
+                        code = 128 - status
+                    else:
+                        how = f"exited with code {status}"
+                        code = status or 1  # even a clean exit of one child ends the run
+                    say(f"{child.name} {how}; stopping the others")
+                    return code
             if not ready:
                 ready = _answers(url)
                 if ready:

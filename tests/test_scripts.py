@@ -228,26 +228,33 @@ def _wait_for(path: Path, timeout: float = 10) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
-def test_supervisor_stops_the_others_when_one_child_dies(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("ending", "code", "message"),
+    [
+        ("sys.exit(4)", 4, "crasher exited with code 4; stopping the others"),
+        ("os.kill(os.getpid(), 9)", 128 + 9, "crasher was killed by SIGKILL; stopping the others"),
+    ],
+)
+def test_supervisor_stops_the_others_when_one_child_dies(tmp_path, capsys, ending, code, message):
     pid_file = tmp_path / "sleeper.pid"
     children = [
         quell_run.Child("sleeper", _sleeper(pid_file)),
         quell_run.Child(
             "crasher",
-            [sys.executable, "-c", "import time, sys; time.sleep(1); sys.exit(4)"],
+            [sys.executable, "-c", f"import os, sys, time; time.sleep(1); {ending}"],
         ),
     ]
     url = f"http://127.0.0.1:{_dead_port()}/"
     try:
-        code = quell_run.supervise(children, url=url, banner=["ready"])
+        returned = quell_run.supervise(children, url=url, banner=["ready"])
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    assert code == 4
+    assert returned == code
     assert not _alive(int(_wait_for(pid_file)))
     out = capsys.readouterr().out
-    assert "crasher exited with code 4; stopping the others" in out
+    assert message in out
     assert "all Quell processes stopped" in out
 
 
