@@ -101,6 +101,7 @@ class Dashboard:
     open_now: int
     action_items: dict | None
     total: int = field(default=0)
+    computed_at: datetime.datetime = field(default_factory=timezone.now)
 
 
 def period_start(months: int) -> datetime.datetime:

@@ -17,9 +17,9 @@ from functools import wraps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Case, IntegerField, Value, When
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
@@ -41,7 +41,16 @@ from .forms import (
     TransitionForm,
     severity_options,
 )
-from .models import OPEN_STATUSES, EventKind, Incident, ResponderAssignment, ResponderRole, Status
+from .listing import SEARCH_COUNT_CAP, OpenFirst
+from .models import (
+    OPEN_STATUSES,
+    EventKind,
+    Incident,
+    ResponderAssignment,
+    ResponderRole,
+    Status,
+    TimelineEvent,
+)
 from .permissions import RESPONDER, VIEWER, user_commands_incident, user_has_role
 from .services import IncidentConflict, IncidentError
 from .severity import Severity
@@ -158,20 +167,15 @@ def incident_list(request):
             tz,
         )
         qs = qs.filter(declared_at__lt=end)
-    qs = qs.annotate(
-        open_rank=Case(
-            When(status__in=OPEN_STATUSES, then=Value(0)),
-            default=Value(1),
-            output_field=IntegerField(),
-        )
-    ).order_by("open_rank", "-declared_at", "-id")
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    incidents = OpenFirst(qs, count_cap=SEARCH_COUNT_CAP if data.get("q") else None)
+    page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
     for incident in page:
         incident.missing_roles = selectors.incident_missing_roles(incident)
     context = {
         "form": form,
         "page": page,
         "filtered": any(v not in (None, "") for v in data.values()),
+        "count_capped": incidents.capped,
         "can_declare": user_has_role(request.user, RESPONDER),
     }
     if request.htmx and request.htmx.target == "incident-results":
@@ -241,6 +245,7 @@ def _timeline_context(request, incident) -> dict:
         "timeline_filter": kinds,
         "timeline_query": "&".join(f"kind={k}" for k in chosen),
         "poll_seconds": TIMELINE_POLL_SECONDS,
+        "latest_event_id": _latest_event_id(incident.pk),
     }
 
 
@@ -340,14 +345,35 @@ def incident_detail(request, incident_id: int):
 @require_GET
 @viewer_required
 def incident_timeline(request, incident_id: int):
-    """The timeline fragment (htmx polls it while the incident is open)."""
-    incident = _get_incident(incident_id)
+    """The timeline fragment (htmx polls it while the incident is open).
+
+    A poll says which event it already shows (`after`); when nothing newer exists the answer
+    is 204 and htmx keeps the page as it is, so an idle incident costs one indexed query.
+    """
+    incident = Incident.objects.filter(pk=incident_id).only("id", "status").first()
+    if incident is None:
+        raise Http404("No such incident.")
+    polling = bool(request.htmx and request.GET.get("poll"))
+    after = request.GET.get("after", "")
+    unchanged = after.isdigit() and _latest_event_id(incident.pk) == int(after)
+    if polling and incident.is_open and unchanged:
+        return HttpResponse(status=204)
     context = {"incident": incident, **_timeline_context(request, incident)}
     response = render(request, "incidents/partials/timeline.html", context)
-    if request.htmx and not incident.is_open and request.GET.get("poll"):
+    if polling and not incident.is_open:
         # htmx stops polling on 286: a resolved or closed incident has nothing more coming.
         response.status_code = 286
     return response
+
+
+def _latest_event_id(incident_id: int) -> int:
+    latest = (
+        TimelineEvent.objects.filter(incident_id=incident_id)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return latest or 0
 
 
 def _after_action(request, incident_id: int, *, message: str = "", status: int = 200, **forms):
@@ -525,6 +551,19 @@ def incident_note(request, incident_id: int):
 PERIODS = (3, 6, 12, 24)
 
 
+def _cached_dashboard(months: int) -> metrics.Dashboard:
+    # The figures aggregate every incident of the period: reuse them for a short while rather
+    # than recompute on every view (the page says how old they are).
+    ttl = settings.QUELL_INSIGHTS_CACHE_SECONDS
+    key = f"incidents:insights:{months}"
+    board = cache.get(key) if ttl else None
+    if board is None:
+        board = metrics.dashboard(months=months)
+        if ttl:
+            cache.set(key, board, ttl)
+    return board
+
+
 @require_GET
 @viewer_required
 def metrics_dashboard(request):
@@ -535,7 +574,7 @@ def metrics_dashboard(request):
         months = 12
     if months not in PERIODS:
         months = 12
-    board = metrics.dashboard(months=months)
+    board = _cached_dashboard(months)
     measure_series = [
         (f"{label} (median)", f"bar bar-{name}", [row[f"{name}_p50"] for row in board.by_severity])
         for name, _, label in metrics.MEASURES

@@ -124,7 +124,8 @@ SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="root@localhost")
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token authentication, reading the user's groups in the same query.
+        "incidents.authentication.QuellTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.permissions.IsViewer"],
@@ -204,6 +205,8 @@ QUELL_STAKEHOLDERS = env.json(
 QUELL_BASE_URL = env("QUELL_BASE_URL", default="http://127.0.0.1:8000")
 # Bearer token that Prometheus must send to scrape /metrics. Empty: the endpoint is disabled (404).
 QUELL_METRICS_TOKEN = env("QUELL_METRICS_TOKEN", default="")
+# Seconds the insights page (/insights/) reuses its computed figures; 0 computes on every view.
+QUELL_INSIGHTS_CACHE_SECONDS = env.int("QUELL_INSIGHTS_CACHE_SECONDS", default=60)
 
 # --- Diagnostics ----------------------------------------------------------------------------
 # Fernet keys encrypting target credentials, comma-separated, newest first (MultiFernet: the

@@ -5,6 +5,12 @@ from incidents import services
 from tests.factories import UserFactory
 
 
+@pytest.fixture(autouse=True)
+def fresh_insights(settings):
+    """Compute the insights page on every view: tests change the data between views."""
+    settings.QUELL_INSIGHTS_CACHE_SECONDS = 0
+
+
 def _client(user):
     client = Client()
     client.force_login(user)

@@ -1,6 +1,7 @@
 """The incident list (filters, open first, pagination, htmx fragment) and the timeline."""
 
 import datetime
+import re
 
 import pytest
 from django.test import override_settings
@@ -106,7 +107,7 @@ def test_timeline_is_newest_first_and_filters_by_kind(viewer_client, commander, 
     assert "second note" in only_notes and "first note" in only_notes
     assert "Status changed" not in only_notes and "Incident declared" not in only_notes
     # The polling element keeps the filter.
-    assert "?poll=1&amp;kind=note" in only_notes
+    assert re.search(r'hx-get="[^"]*\?poll=1&amp;after=\d+&amp;kind=note"', only_notes)
 
 
 def test_timeline_poll_stops_when_the_incident_is_no_longer_open(
@@ -118,6 +119,41 @@ def test_timeline_poll_stops_when_the_incident_is_no_longer_open(
     response = viewer_client.get(poll, **htmx_headers("timeline"))
     assert response.status_code == 286  # htmx's "stop polling"
     assert b"Status changed from investigating to resolved" in response.content
+
+
+def test_timeline_poll_answers_204_when_nothing_is_new(
+    viewer_client, commander, incident, htmx_headers
+):
+    page = viewer_client.get(reverse("incidents:timeline", args=[incident.pk])).content.decode()
+    poll = re.search(r'hx-get="([^"]+)"', page)[1].replace("&amp;", "&")
+    assert viewer_client.get(poll, **htmx_headers("timeline")).status_code == 204
+    services.timeline_append(incident_id=incident.pk, message="news", actor=commander)
+    response = viewer_client.get(poll, **htmx_headers("timeline"))
+    assert response.status_code == 200 and b"news" in response.content
+
+
+def test_search_count_is_capped(viewer_client, monkeypatch):
+    monkeypatch.setattr("incidents.views.SEARCH_COUNT_CAP", 3)
+    for n in range(5):
+        IncidentFactory(title=f"replica lag {n}", status="closed" if n % 2 else "investigating")
+    response = viewer_client.get("/?q=replica")
+    assert response.context["page"].paginator.count == 3
+    assert b"3+ incidents" in response.content
+    assert len(response.context["page"].object_list) == 3
+
+
+def test_open_first_pagination_spans_open_and_closed(viewer_client, monkeypatch):
+    monkeypatch.setattr("incidents.views.PAGE_SIZE", 2)
+    now = timezone.now()
+    for n in range(3):
+        IncidentFactory(title=f"open {n}", declared_at=now - datetime.timedelta(hours=n))
+        IncidentFactory(
+            title=f"closed {n}", status="closed", declared_at=now - datetime.timedelta(hours=n)
+        )
+    seen = []
+    for page in (1, 2, 3):
+        seen += titles(viewer_client.get(f"/?page={page}"))
+    assert seen == ["open 0", "open 1", "open 2", "closed 0", "closed 1", "closed 2"]
 
 
 def test_timeline_links_only_safe_urls(viewer_client, commander, incident):

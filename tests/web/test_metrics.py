@@ -131,3 +131,14 @@ def test_action_items_are_counted_when_postmortems_has_them(db):
     else:
         assert summary == {"total": 0, "open": 0, "overdue": summary["overdue"]}
         assert summary["overdue"] in (0, None)
+
+
+def test_metrics_page_reuses_its_figures_for_the_configured_time(viewer_client, settings):
+    settings.QUELL_INSIGHTS_CACHE_SECONDS = 60
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    url = reverse("incidents:metrics-dashboard") + "?months=6"
+    first = viewer_client.get(url).context["board"]
+    IncidentFactory(severity="SEV1")
+    assert viewer_client.get(url).context["board"].total == first.total
+    settings.QUELL_INSIGHTS_CACHE_SECONDS = 0
+    assert viewer_client.get(url).context["board"].total == first.total + 1
