@@ -118,6 +118,7 @@ def _review_context(request, postmortem, form=None) -> dict:
             auto_id="id_resched_%s",
         )
     return {
+        "now": timezone.now(),
         "review": review,
         "review_form": form,
         "proposed": proposed,

@@ -32,6 +32,8 @@ def duration(value):
         return f"{sign}{days} d {hours} h {minutes:02d} min"
     if hours:
         return f"{sign}{hours} h {minutes:02d} min"
+    if minutes >= 10:
+        return f"{sign}{minutes} min"
     if minutes:
         return f"{sign}{minutes} min {seconds:02d} s"
     return f"{sign}{seconds} s"

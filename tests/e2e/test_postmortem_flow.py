@@ -49,6 +49,7 @@ def resolved_incident(transactional_db):
         description="Checkout requests timed out while a lock queue built up on orders.",
         functionality_impacted="Checkout",
         users_affected_percent=35,
+        detected_at=timezone.now() - datetime.timedelta(minutes=47),
     )
     incident_services.role_assign(
         incident_id=incident.pk, role=ResponderRole.INCIDENT_COMMANDER, user=author, actor=author
@@ -80,7 +81,7 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     panel = page.locator("section.pm-panel")
     expect(panel).to_contain_text("Draft")
     screenshot("01-incident-with-postmortem-panel")
-    panel.get_by_role("link", name=incident.title).click()
+    panel.get_by_role("link", name="Open postmortem").click()
     expect(page.get_by_role("heading", name=f"Postmortem: {incident.title}")).to_be_visible()
     screenshot("02-postmortem-draft")
 
@@ -128,7 +129,7 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     expect(preview).to_contain_text("The migration took the lock")
     assert preview.locator("script").count() == 0
     assert page.evaluate("window.__pmPwned") is False
-    preview.scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
     screenshot("04-preview")
 
     # Schedule the review at the proposed slot: invites go out with an .ics.

@@ -149,3 +149,28 @@ def test_propose_slot_after_a_passed_deadline_still_proposes_the_next_slot(setti
         deadline=deadline, duration=datetime.timedelta(hours=1), now=now, holiday_set=set()
     )
     assert slot == datetime.datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
+
+
+def test_beat_schedule_names_registered_postmortem_tasks(settings):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    names = [
+        entry["task"]
+        for key, entry in settings.CELERY_BEAT_SCHEDULE.items()
+        if key.startswith("postmortems-")
+    ]
+    assert len(names) == 4
+    for name in names:
+        assert name in app.tasks, name
+
+
+def test_duration_filter_formats_spans():
+    from postmortems.templatetags.postmortem_tags import duration
+
+    assert duration(None) == "—"
+    assert duration(datetime.timedelta(seconds=42)) == "42 s"
+    assert duration(datetime.timedelta(minutes=3, seconds=5)) == "3 min 05 s"
+    assert duration(datetime.timedelta(minutes=47)) == "47 min"
+    assert duration(datetime.timedelta(hours=2, minutes=5)) == "2 h 05 min"
+    assert duration(datetime.timedelta(days=1, hours=1)) == "1 d 1 h 00 min"
