@@ -39,9 +39,14 @@ class StepFailed(Exception):
     pass
 
 
-def manage(*args: str) -> None:
+def manage(*args: str, extra_env: dict[str, str] | None = None) -> None:
     """Run a manage.py command in the foreground; its output goes straight to the terminal."""
-    result = subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], cwd=ROOT, check=False)
+    result = subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env={**os.environ, **(extra_env or {})},
+        check=False,
+    )
     if result.returncode != 0:
         raise StepFailed(f"manage.py {' '.join(args)} failed (exit {result.returncode})")
 
@@ -70,15 +75,24 @@ def ensure_admin(*, reset: bool) -> str | None:
     return password
 
 
-def setup_admin(*, reset: bool) -> str | None:
-    """ensure_admin() in this process, closing its database connection afterwards."""
+def setup_accounts(*, reset: bool) -> tuple[str | None, str | None]:
+    """ensure_admin(), and the demo users' password when quell_demo is about to create them.
+
+    Returns (admin password set now, demo password to create the demo users with). Runs in
+    this process and closes its database connection afterwards.
+    """
     import django
 
     django.setup()
+    from django.contrib.auth import get_user_model
     from django.db import connections
 
     try:
-        return ensure_admin(reset=reset)
+        admin_password = ensure_admin(reset=reset)
+        demo_password = None
+        if not get_user_model().objects.filter(username__startswith="demo-").exists():
+            demo_password = os.environ.get("QUELL_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        return admin_password, demo_password
     finally:
         connections.close_all()  # the supervisor holds no connection while Quell runs
 
@@ -252,10 +266,16 @@ def main(argv: list[str] | None = None) -> int:
         manage("migrate", "--noinput", "-v", "1")
         say("collecting static files into var/static")
         manage("collectstatic", "--noinput", "-v", "0")
-        password = setup_admin(reset=args.reset_admin_password)
-        if not args.no_demo:
+        password, demo_password = setup_accounts(reset=args.reset_admin_password)
+        if args.no_demo:
+            demo_password = None
+        else:
             say("loading demo data (manage.py quell_demo)")
-            manage("quell_demo")
+            # Only quell_demo gets the password: the long-running processes need not see it.
+            manage(
+                "quell_demo",
+                extra_env={"QUELL_DEMO_PASSWORD": demo_password} if demo_password else None,
+            )
     except StepFailed as exc:
         say(f"cannot start: {exc}")
         return 1
@@ -279,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  database: {os.environ.get('QUELL_DATABASE_DESCRIPTION', '(DATABASE_URL)')}",
         f"  broker:   {os.environ.get('QUELL_BROKER_DESCRIPTION', '(REDIS_URL)')}",
     ]
+    if demo_password:
+        banner.insert(
+            5, f"  demo users: demo-viewer, demo-responder, demo-commander / {demo_password}"
+        )
     celery = [PYTHON, "-m", "celery", "-A", "config"]
     concurrency = os.environ.get("QUELL_WORKER_CONCURRENCY", "2")
     run_dir = ROOT / "var" / "run"

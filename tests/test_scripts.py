@@ -332,6 +332,7 @@ def test_scripts_run_serves_quell_and_ctrl_c_stops_every_process(scratch_databas
         "REDIS_URL": f"{REDIS}/2",
         "QUELL_PORT": str(port),
         "QUELL_ADMIN_PASSWORD": "admin-pw-from-env",
+        "QUELL_DEMO_PASSWORD": "demo-pw-from-env",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     proc = subprocess.Popen(
@@ -355,6 +356,7 @@ def test_scripts_run_serves_quell_and_ctrl_c_stops_every_process(scratch_databas
             text
         )
         assert "admin login: admin / admin-pw-from-env" in text
+        assert "demo users: demo-viewer, demo-responder, demo-commander / demo-pw-from-env" in text
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as page:
             assert page.status == 200
         tree = _descendants(proc.pid) | {proc.pid}
