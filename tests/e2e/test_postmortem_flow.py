@@ -71,6 +71,12 @@ def resolved_incident(transactional_db):
 
 def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident, eager_tasks):
     incident, author = resolved_incident
+
+    def shot(name):
+        # Full-page captures from the top, so the sticky save bar sits where it belongs.
+        page.evaluate("window.scrollTo(0, 0)")
+        screenshot(name)
+
     page.set_default_timeout(15_000)
     # Any script the page runs that we did not write would set this flag.
     page.add_init_script("window.__pmPwned = false;")
@@ -80,10 +86,10 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     page.goto(f"{live_server.url}/incidents/{incident.pk}/")
     panel = page.locator("section.pm-panel")
     expect(panel).to_contain_text("Draft")
-    screenshot("01-incident-with-postmortem-panel")
+    shot("01-incident-with-postmortem-panel")
     panel.get_by_role("link", name="Open postmortem").click()
     expect(page.get_by_role("heading", name=f"Postmortem: {incident.title}")).to_be_visible()
-    screenshot("02-postmortem-draft")
+    shot("02-postmortem-draft")
 
     # Timeline: the key events are pre-selected; add the note and annotate it.
     note_row = page.locator("table.pm-timeline tr", has_text="Blocking chain found")
@@ -100,6 +106,10 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     page.fill("#id_went_badly", "Nobody knew the migration was running.")
     page.fill("#id_lessons_learned", "Migrations need a lock_timeout.")
     page.fill("#id_playbook_updates", "Add the blocking-chain query to Diagnosis.")
+    # Autosave (htmx) keeps the typing safe and moves the form to the new version...
+    expect(page.locator("#autosave-status")).to_contain_text("Autosaved", timeout=20_000)
+    expect(page.locator("#id_version")).not_to_have_value("1")
+    # ...so the explicit save that follows is not mistaken for a concurrent edit.
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Saved (version")
 
@@ -119,7 +129,7 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
         form.get_by_role("button", name="Add action item").click()
         expect(page.locator("table.pm-items-table")).to_contain_text(title)
     assert ActionItem.objects.filter(postmortem=postmortem).count() == 2
-    screenshot("03-action-items")
+    shot("03-action-items")
 
     # Preview renders the Markdown; the script typed into the summary does not run.
     page.get_by_role("button", name="Preview").click()
@@ -129,8 +139,7 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     expect(preview).to_contain_text("The migration took the lock")
     assert preview.locator("script").count() == 0
     assert page.evaluate("window.__pmPwned") is False
-    page.evaluate("window.scrollTo(0, 0)")
-    screenshot("04-preview")
+    shot("04-preview")
 
     # Schedule the review at the proposed slot: invites go out with an .ics.
     review_card = page.locator("#review")
@@ -142,7 +151,7 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     invite = next(m for m in mail.outbox if m.subject.startswith("Invitation"))
     assert {"priya@example.com", "dmitri@example.com"} <= set(invite.to)
     expect(page.locator("#review")).to_contain_text("Download invite (.ics)")
-    screenshot("05-review-scheduled")
+    shot("05-review-scheduled")
 
     # Submit for review, then publish: the incident closes.
     page.get_by_role("button", name="Submit for review").click()
@@ -151,7 +160,7 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     expect(page.locator(".messages")).to_contain_text("Published")
     expect(page.locator(".pm-lifecycle li.current")).to_have_text("Published")
     assert page.evaluate("window.__pmPwned") is False
-    screenshot("06-published")
+    shot("06-published")
 
     postmortem.refresh_from_db()
     incident.refresh_from_db()
@@ -162,4 +171,4 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     page.get_by_role("link", name="Printable page").click()
     expect(page.locator(".pm-print h1")).to_have_text(re.compile("Orders API timeouts"))
     assert page.evaluate("window.__pmPwned") is False
-    screenshot("07-printable")
+    shot("07-printable")
