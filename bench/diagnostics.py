@@ -146,6 +146,15 @@ def open_idle(cluster, count: int) -> list[psycopg.Connection]:
 # --- Quell side ------------------------------------------------------------------------------
 
 
+def slowest_checks(limit: int = 5) -> str:
+    """The latest run's slowest checks, "key ms, ..." (where a size's time goes)."""
+    from diagnostics.models import DiagnosticRun
+
+    run = DiagnosticRun.objects.order_by("-id").first()
+    results = run.results.order_by("-duration_ms")[:limit]
+    return ", ".join(f"{r.key} {r.duration_ms} ms" for r in results)
+
+
 def quell_run(target_id: int) -> tuple[float, int, str]:
     """One full run, task to stored results; (seconds, results stored, worst status)."""
     from diagnostics import services
@@ -285,6 +294,7 @@ def main() -> int:
                 f"ratio {q / p:.2f} ({len(statements)} statements, {results} results, "
                 f"worst {worst})"
             )
+            print(f"           slowest checks: {slowest_checks()}")
     finally:
         for conn in idle:
             conn.close()

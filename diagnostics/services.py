@@ -9,12 +9,15 @@ never hold a lock in Quell's own database.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -710,6 +713,24 @@ def diagnostic_run_execute(*, run_id: int, task_id: str = "") -> DiagnosticRun |
     return _finish(run_id=run_id, token=token, executions=executions, error=error, secrets=secrets)
 
 
+class _LenientEncoder(DjangoJSONEncoder):
+    """Numbers as numbers (Decimal too: counters are compared), dates, durations and UUIDs as
+    Django encodes them, anything else as text."""
+
+    def default(self, o):
+        if isinstance(o, Decimal):
+            return float(o)
+        try:
+            return super().default(o)
+        except TypeError:
+            return str(o)
+
+
+def _json_safe(value):
+    """What a check returned, as plain JSON: one odd value must not lose a run's results."""
+    return json.loads(json.dumps(value, cls=_LenientEncoder))
+
+
 def _finish(
     *, run_id: int, token: str, executions: list, error: str, secrets: tuple[str, ...]
 ) -> DiagnosticRun | None:
@@ -745,8 +766,8 @@ def _finish(
                     family=family,
                     status=str(outcome.status),
                     summary=_scrub(outcome.summary, secrets=secrets),
-                    findings=outcome.findings or [],
-                    metrics=outcome.metrics or {},
+                    findings=_json_safe(outcome.findings or []),
+                    metrics=_json_safe(outcome.metrics or {}),
                     duration_ms=max(0, int(execution.duration_ms or 0)),
                     error=_scrub(outcome.error, secrets=secrets),
                     fix=outcome.fix or "",

@@ -365,3 +365,41 @@ def test_target_with_runs_cannot_be_deleted(live_target):
     _run_with(live_target, timezone.now(), [])
     with pytest.raises(services.TargetInUse):
         services.target_delete(target_id=live_target.pk)
+
+
+def test_results_with_dates_decimals_and_odd_values_are_stored_as_json(live_target):
+    from decimal import Decimal
+
+    from diagnostics.checks.base import CheckOutcome, CheckStatus
+    from diagnostics.runner import CheckExecution
+
+    run = DiagnosticRun.objects.create(
+        target=live_target, queued_at=timezone.now(), deadline=timezone.now()
+    )
+    _claimed, token = services._claim(run.pk, "")
+    outcome = CheckOutcome(
+        CheckStatus.WARNING,
+        "odd values",
+        findings=[
+            {
+                "at": datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+                "size": Decimal("1.5"),
+                "age": datetime.timedelta(seconds=90),
+                "thing": ValueError("not json"),
+            }
+        ],
+        metrics={"ratio": Decimal("0.99")},
+    )
+    services._finish(
+        run_id=run.pk,
+        token=token,
+        executions=[CheckExecution("odd", outcome, 1.0)],
+        error="",
+        secrets=(),
+    )
+    row = CheckResult.objects.get(run=run).findings[0]
+    assert row["at"] == "2026-01-02T03:04:05Z" and row["size"] == 1.5
+    assert row["age"] == "P0DT00H01M30S" and row["thing"] == "not json"
+    assert CheckResult.objects.get(run=run).metrics == {"ratio": 0.99}
+    run.refresh_from_db()
+    assert run.status == "succeeded" and run.worst_status == "warning"
