@@ -79,6 +79,17 @@ def test_grouped_by_severity_and_month(may):
     assert found[("2026-06-01", "SEV1")]["acknowledge_p50"] == pytest.approx(600)
 
 
+def test_one_pass_grouping_matches_the_separate_queries(may):
+    june = may + datetime.timedelta(days=31)
+    for n, when in enumerate((may, may, june, june, june)):
+        make(when, severity=("SEV1", "SEV2")[n % 2], ack=60 * (n + 1), resolve=600 * (n + 1))
+    since = may - datetime.timedelta(days=1)
+    by_severity, by_month = metrics.response_times_by_severity_and_month(since=since)
+    assert by_severity == metrics.response_times(since=since, by_month=False)
+    assert by_month == metrics.response_times(since=since, by_month=True)
+    assert [row["severity"] for row in by_severity] == ["SEV1", "SEV2"]
+
+
 def test_period_excludes_older_incidents(may):
     make(may - datetime.timedelta(days=400), ack=999)
     make(may, ack=60)
