@@ -233,25 +233,33 @@ class SchemaChangesCheck(Check):
             SELECT n.oid FROM pg_namespace n
             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
               AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
-        ), changed AS (
-            SELECT c.oid AS relid, pg_xact_commit_timestamp(c.xmin) AS ts, 'relation' AS what
+        ), written AS (  -- who last wrote each catalog row of a relation
+            SELECT c.oid AS relid, c.xmin AS x, 'relation' AS what
             FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM nsp)
             UNION ALL
-            SELECT a.attrelid, pg_xact_commit_timestamp(a.xmin), 'column'
+            SELECT a.attrelid, a.xmin, 'column'
             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
             WHERE c.relnamespace IN (SELECT oid FROM nsp) AND a.attnum > 0
             UNION ALL
-            SELECT co.conrelid, pg_xact_commit_timestamp(co.xmin), 'constraint'
+            SELECT co.conrelid, co.xmin, 'constraint'
             FROM pg_constraint co
             WHERE co.connamespace IN (SELECT oid FROM nsp) AND co.conrelid <> 0
             UNION ALL
-            SELECT i.indrelid, pg_xact_commit_timestamp(i.xmin), 'index'
+            SELECT i.indrelid, i.xmin, 'index'
             FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
             WHERE c.relnamespace IN (SELECT oid FROM nsp)
             UNION ALL
-            SELECT tg.tgrelid, pg_xact_commit_timestamp(tg.xmin), 'trigger'
+            SELECT tg.tgrelid, tg.xmin, 'trigger'
             FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
             WHERE c.relnamespace IN (SELECT oid FROM nsp)
+        ), recent AS MATERIALIZED (  -- one commit-timestamp lookup per transaction, not per row
+            SELECT t.x, t.ts FROM (
+                SELECT d.x, pg_xact_commit_timestamp(d.x) AS ts
+                FROM (SELECT DISTINCT w.x FROM written w) d
+            ) t
+            WHERE t.ts > clock_timestamp() - make_interval(secs => %(window)s)
+        ), changed AS (
+            SELECT w.relid, r.ts, w.what FROM written w JOIN recent r ON r.x = w.x
         )
         SELECT n.nspname AS schema, c.relname AS relation, c.relkind,
                max(ch.ts) AS changed_at,
@@ -260,8 +268,7 @@ class SchemaChangesCheck(Check):
         FROM changed ch
         JOIN pg_class c ON c.oid = ch.relid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE ch.ts > clock_timestamp() - make_interval(secs => %(window)s)
-          AND NOT EXISTS (  -- objects created by an extension are not the schema's own
+        WHERE NOT EXISTS (  -- objects created by an extension are not the schema's own
               SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
               AND d.objid = c.oid AND d.deptype = 'e')
         GROUP BY n.nspname, c.relname, c.relkind

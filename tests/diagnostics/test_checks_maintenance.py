@@ -119,3 +119,19 @@ def test_xid_age_past_autovacuum_freeze_max_age_factor_warns(target_spec):
     assert outcome.status == CheckStatus.WARNING
     assert "autovacuum_freeze_max_age" in outcome.summary
     assert any(f.get("autovacuum_behind") for f in outcome.findings)
+
+
+def test_many_sequences_read_only_the_narrow_ones(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE SEQUENCE near_end AS integer; SELECT setval('near_end', 2050000000);"
+        "CREATE SEQUENCE wide_one; SELECT setval('wide_one', 10);"
+        "CREATE SEQUENCE capped MAXVALUE 1000; SELECT setval('capped', 990);",
+        dbname=dbname,
+    )
+    # Past `read_all_max` sequences, wide-range (bigint) ones are not opened one by one.
+    outcome = run_check(spec, "sequence_exhaustion", read_all_max=0).outcome
+    found = {f["sequence"] for f in outcome.findings}
+    assert {"near_end", "capped"} <= found
+    assert outcome.status == CheckStatus.CRITICAL
+    assert "1 wide-range (bigint) sequences not read" in outcome.summary
