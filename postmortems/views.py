@@ -11,7 +11,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +19,7 @@ from incidents.models import Incident, Status
 from incidents.permissions import RESPONDER, VIEWER, user_commands_incident, user_has_role
 
 from . import selectors, services
+from .exports import markdown_filename, postmortem_markdown
 from .forms import (
     ActionItemForm,
     PostmortemForm,
@@ -346,22 +346,10 @@ def postmortem_export_markdown(request, postmortem_id: int):
     """The postmortem as a Markdown file."""
     _require(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
-    text = render_to_string(
-        "postmortems/export.md",
-        {
-            "postmortem": postmortem,
-            "incident": postmortem.incident,
-            "sections": [(label, getattr(postmortem, name)) for name, label in SECTIONS],
-            "timeline": selectors.selected_timeline(postmortem),
-            "times": selectors.response_times(postmortem.incident),
-            "items": selectors.action_item_list(filters={"postmortem": postmortem}),
-            "review": selectors.current_review(postmortem),
-        },
+    response = HttpResponse(
+        postmortem_markdown(postmortem), content_type="text/markdown; charset=utf-8"
     )
-    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="postmortem-incident-{postmortem.incident_id}.md"'
-    )
+    response["Content-Disposition"] = f'attachment; filename="{markdown_filename(postmortem)}"'
     return response
 
 

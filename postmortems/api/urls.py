@@ -12,6 +12,11 @@ urlpatterns = [
         name="postmortem-detail",
     ),
     path(
+        "postmortems/<int:postmortem_id>/markdown/",
+        views.PostmortemMarkdownApi.as_view(),
+        name="postmortem-markdown",
+    ),
+    path(
         "postmortems/<int:postmortem_id>/submit/",
         views.PostmortemSubmitApi.as_view(),
         name="postmortem-submit",

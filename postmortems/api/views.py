@@ -21,6 +21,7 @@ from incidents.permissions import (
 )
 
 from .. import selectors, services
+from ..exports import markdown_filename, postmortem_markdown
 from ..ics import review_calendar
 from ..models import (
     ActionCategory,
@@ -169,6 +170,23 @@ class PostmortemDetailApi(APIView):
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(_detail(postmortem_id))
+
+
+class PostmortemMarkdownApi(APIView):
+    permission_classes = [ReadViewerWriteResponder]
+
+    @extend_schema(
+        tags=["postmortems"],
+        summary="The postmortem as a Markdown document",
+        responses={(200, "text/markdown"): OpenApiResponse(description="Markdown document")},
+    )
+    def get(self, request, postmortem_id: int):
+        postmortem = _postmortem(postmortem_id)
+        response = HttpResponse(
+            postmortem_markdown(postmortem), content_type="text/markdown; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{markdown_filename(postmortem)}"'
+        return response
 
 
 class _PostmortemActionApi(APIView):

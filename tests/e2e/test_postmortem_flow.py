@@ -91,6 +91,19 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     expect(page.get_by_role("heading", name=f"Postmortem: {incident.title}")).to_be_visible()
     shot("02-postmortem-draft")
 
+    # Text typed earlier in this browser but never saved (a crash) is offered back.
+    page.evaluate(
+        "pk => localStorage.setItem('quell:postmortem:' + pk, JSON.stringify("
+        "{at: Date.now(), values: {summary: 'Typed before the crash'}}))",
+        postmortem.pk,
+    )
+    page.reload()
+    local_copy = page.locator("#pm-local-copy")
+    expect(local_copy).to_be_visible()
+    local_copy.get_by_role("button", name="Restore it into the form").click()
+    expect(page.locator("#id_summary")).to_have_value("Typed before the crash")
+    expect(local_copy).to_be_hidden()
+
     # Timeline: the key events are pre-selected; add the note and annotate it.
     note_row = page.locator("table.pm-timeline tr", has_text="Blocking chain found")
     note_row.locator("input[type=checkbox]").check()

@@ -69,6 +69,13 @@ def test_patch_with_stale_version_on_same_field_is_409_with_their_text(
     assert ok.data["version"] == 3
 
 
+def test_markdown_export_through_the_api(viewer_api, postmortem):
+    response = viewer_api.get(f"/api/v1/postmortems/{postmortem.pk}/markdown/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/markdown")
+    assert response.content.decode().startswith(f"# Postmortem: {postmortem.title}")
+
+
 def test_patch_without_version_is_a_field_error(responder_api, postmortem):
     response = responder_api.patch(
         f"/api/v1/postmortems/{postmortem.pk}/", {"summary": "x"}, format="json"
