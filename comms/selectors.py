@@ -291,7 +291,8 @@ def _integrity_ok(data: dict) -> bool | None:
 
 def template_list(*, audience: str | None = None, active_only: bool = True):
     """Message templates in display order."""
-    qs = MessageTemplate.objects.all()
+    # Internal first: most messages during an incident are internal.
+    qs = MessageTemplate.objects.order_by("-audience", "position", "name")
     if active_only:
         qs = qs.filter(active=True)
     if audience:

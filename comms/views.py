@@ -126,6 +126,7 @@ def _panel_context(request, incident: Incident, **extra) -> dict:
         "can_write": user_has_role(request.user, RESPONDER),
         "can_publish_external": services.can_publish(request.user, incident, Audience.EXTERNAL),
         "public_behind": _public_behind(incident, updates),
+        "suggested": selectors.suggested_template(incident, audience=Audience.INTERNAL),
     }
     ctx.update(extra)
     return ctx
