@@ -221,3 +221,22 @@ def test_re_resolution_recomputes_the_deadline(postmortem, commander, resolve, s
     resolve(postmortem.incident, commander)
     postmortem.refresh_from_db()
     assert postmortem.review_due_at > before
+
+
+def test_regrading_a_resolved_incident_moves_the_review_deadline(
+    postmortem, commander, django_capture_on_commit_callbacks, settings
+):
+    settings.QUELL_REVIEW_POLICY = {
+        **settings.QUELL_REVIEW_POLICY,
+        "SEV1": {"days": 1, "business": False},
+    }
+    before = postmortem.review_due_at
+    with django_capture_on_commit_callbacks(execute=True):
+        incident_services.incident_change_severity(
+            incident_id=postmortem.incident_id, severity="SEV1", actor=commander
+        )
+    postmortem.refresh_from_db()
+    assert postmortem.review_due_at < before
+    assert TimelineEvent.objects.filter(
+        incident=postmortem.incident, message__startswith="Post-incident review deadline is now"
+    ).exists()
