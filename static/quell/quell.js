@@ -80,4 +80,28 @@
   }
   document.addEventListener("DOMContentLoaded", syncAll);
   document.addEventListener("htmx:afterSettle", syncAll);
+
+  // An action replaces the incident's body; keep keyboard users where they were: back on the
+  // section they acted in (its first error if any, else its heading), not at the page's top.
+  var lastSection = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var aimed = event.detail && event.detail.target && event.detail.target.id === "incident-body";
+    if (!aimed) return; // the timeline's own polling, other panels
+    var section = event.target.closest && event.target.closest("section[aria-labelledby]");
+    lastSection = section ? section.getAttribute("aria-labelledby") : null;
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!lastSection) return;
+    var sectionId = lastSection;
+    lastSection = null;
+    var conflict = document.querySelector("#incident-body .conflict");
+    if (conflict) { conflict.focus(); return; }
+    var heading = document.getElementById(sectionId);
+    if (!heading) return;
+    var section = heading.closest("section");
+    var error = section && section.querySelector("[role=alert], .errorlist");
+    var target = error || heading;
+    if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+    target.focus();
+  });
 })();

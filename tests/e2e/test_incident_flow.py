@@ -59,6 +59,9 @@ def test_incident_flow(page, login, screenshot, live_server, people, target_data
     login(newbie)
     expect(page.get_by_role("heading", name="Incidents", exact=True)).to_be_visible()
     screenshot("01-incident-list-empty")
+    # The skip link is the first thing the keyboard reaches.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
 
     # Declare, forgetting the title first: the error is shown and nothing typed is lost.
     page.get_by_role("link", name="Declare incident").first.click()
@@ -118,8 +121,11 @@ def test_incident_flow(page, login, screenshot, live_server, people, target_data
 
     # As Incident Commander she may now move the status; each change lands on the timeline.
     page.locator("#id_transition_reason").fill("Sequential scan on orders after last deploy")
-    page.get_by_role("button", name="Cause identified").click()
+    # From the keyboard: focus the button, press Enter; focus comes back to the status section.
+    page.get_by_role("button", name="Cause identified").focus()
+    page.keyboard.press("Enter")
     expect(page.locator(".incident-head")).to_contain_text("Identified")
+    expect(page.locator("#status-heading")).to_be_focused()
     expect(page.locator("#timeline")).to_contain_text(
         "Status changed from investigating to identified: Sequential scan on orders"
     )
