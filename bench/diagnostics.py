@@ -38,7 +38,8 @@ sys.path.insert(0, str(BASE_DIR))
 import psycopg  # noqa: E402
 
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
-QUELL_DB = "quell_bench_diagnostics"
+# Per process, so two runs side by side do not drop each other's database.
+QUELL_DB = f"quell_bench_diagnostics_{os.getpid()}"
 TARGET_DB = "bench_target"
 TARGETS = {"ratio": 1.5, "suite_s_at_10000": 2.0}
 
