@@ -101,7 +101,8 @@ def selected_timeline(postmortem: Postmortem, selection: dict | None = None) -> 
 
 def current_review(postmortem: Postmortem) -> Review | None:
     """The scheduled review, else the latest held one, else the latest cancelled one."""
-    reviews = list(postmortem.reviews.all().order_by("-created_at", "-id"))
+    # Sorted here, not in SQL, so that a prefetched `reviews` is used as is (lists: no N+1).
+    reviews = sorted(postmortem.reviews.all(), key=lambda r: (r.created_at, r.pk), reverse=True)
     for status in (ReviewStatus.SCHEDULED, ReviewStatus.HELD, ReviewStatus.CANCELLED):
         for review in reviews:
             if review.status == status:
@@ -116,11 +117,11 @@ def review_is_late(postmortem: Postmortem, *, now: datetime.datetime | None = No
         return False
     if now <= postmortem.review_due_at:
         return False
-    return not Review.objects.filter(
-        postmortem=postmortem,
-        status__in=(ReviewStatus.SCHEDULED, ReviewStatus.HELD),
-        starts_at__lte=postmortem.review_due_at,
-    ).exists()
+    return not any(
+        review.status in (ReviewStatus.SCHEDULED, ReviewStatus.HELD)
+        and review.starts_at <= postmortem.review_due_at
+        for review in postmortem.reviews.all()
+    )
 
 
 def review_list(*, filters: dict | None = None) -> QuerySet[Review]:

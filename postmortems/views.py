@@ -403,10 +403,14 @@ def postmortem_list(request):
     """Every postmortem, with filters for status and late reviews."""
     _require(request.user, VIEWER)
     status = request.GET.get("status", "")
-    qs = selectors.postmortem_list().annotate(
-        open_items=Count(
-            "action_items",
-            filter=Q(action_items__status__in=(ActionStatus.OPEN, ActionStatus.IN_PROGRESS)),
+    qs = (
+        selectors.postmortem_list()
+        .prefetch_related("reviews")
+        .annotate(
+            open_items=Count(
+                "action_items",
+                filter=Q(action_items__status__in=(ActionStatus.OPEN, ActionStatus.IN_PROGRESS)),
+            )
         )
     )
     if status in PostmortemStatus.values:

@@ -98,7 +98,7 @@ class PostmortemListCreateApi(GenericAPIView):
         responses={200: s.PostmortemListOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        qs = selectors.postmortem_list()
+        qs = selectors.postmortem_list().prefetch_related("reviews")
         params = request.query_params
         if params.get("status"):
             qs = qs.filter(status=params["status"])

@@ -185,3 +185,11 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     expect(page.locator(".pm-print h1")).to_have_text(re.compile("Orders API timeouts"))
     assert page.evaluate("window.__pmPwned") is False
     shot("07-printable")
+
+    page.goto(f"{live_server.url}/postmortems/")
+    expect(page.locator("table.data")).to_contain_text("Orders API timeouts")
+    expect(page.locator("table.data")).to_contain_text("Published")
+    shot("08-postmortem-list")
+    page.goto(f"{live_server.url}/postmortems/action-items/?mine=1")
+    expect(page.locator("table.data")).to_contain_text("Set lock_timeout for migrations")
+    shot("09-my-action-items")

@@ -276,3 +276,20 @@ def test_incident_panel_links_the_postmortem(rf, commander, postmortem):
 @pytest.mark.parametrize("name", ["list", "action-items"])
 def test_list_pages_render(viewer, postmortem, name):
     assert _client(viewer).get(reverse(f"postmortems:{name}")).status_code == 200
+
+
+def test_list_page_queries_do_not_grow_with_rows(
+    viewer, incident_factory, resolve, commander, django_assert_max_num_queries
+):
+    for n in range(4):
+        incident = resolve(incident_factory(title=f"Incident {n}", staffed=False), commander)
+        services.review_schedule(
+            postmortem_id=incident.postmortem.pk,
+            actor=commander,
+            extra_attendees=["ops@example.com"],
+        )
+    client = _client(viewer)
+    client.get(reverse("postmortems:list"))  # warm caches (sessions, groups)
+    with django_assert_max_num_queries(12):
+        response = client.get(reverse("postmortems:list"))
+    assert response.content.decode().count("scheduled") >= 4
