@@ -39,14 +39,6 @@ def duration(value):
     return f"{sign}{seconds} s"
 
 
-@register.filter
-def get_item(mapping, key):
-    """mapping[key] in a template (None when missing)."""
-    if mapping is None:
-        return None
-    return mapping.get(key) if hasattr(mapping, "get") else None
-
-
 @register.simple_tag
 def postmortem_panel(incident):
     """What the incident page's postmortem panel shows."""

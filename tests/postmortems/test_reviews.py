@@ -221,3 +221,28 @@ def test_invite_reaches_a_real_smtp_server(
     assert "application/ics" in parts
     cal = Calendar.from_ical(parts["text/calendar"].get_payload(decode=True))
     assert str(_event(cal)["UID"]) == review.uid
+
+
+def test_a_review_held_before_the_deadline_is_not_flagged(postmortem, commander):
+    review = services.review_schedule(postmortem_id=postmortem.pk, actor=commander)
+    with pytest.raises(services.PostmortemError, match="not started"):
+        services.review_mark_held(review_id=review.pk, actor=commander)
+    # Time passes: the meeting took place an hour ago, the deadline has passed since.
+    Review.objects.filter(pk=review.pk).update(
+        starts_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+    postmortem.review_due_at = timezone.now() - datetime.timedelta(minutes=1)
+    postmortem.save(update_fields=["review_due_at"])
+    held = services.review_mark_held(review_id=review.pk, actor=commander)
+    assert held.status == ReviewStatus.HELD
+    assert not services.postmortem_flag_missed_deadline(postmortem_id=postmortem.pk)
+
+
+def test_a_review_only_scheduled_after_the_deadline_is_flagged(postmortem, commander):
+    services.review_schedule(
+        postmortem_id=postmortem.pk,
+        actor=commander,
+        starts_at=postmortem.review_due_at + datetime.timedelta(days=3),
+    )
+    later = postmortem.review_due_at + datetime.timedelta(hours=1)
+    assert services.postmortem_flag_missed_deadline(postmortem_id=postmortem.pk, now=later)
