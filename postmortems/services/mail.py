@@ -25,7 +25,11 @@ def build_message(
 ) -> EmailMultiAlternatives:
     """A plain-text message, with an iCalendar part calendar clients act on when `ics` is set."""
     message = EmailMultiAlternatives(
-        subject=subject, body=body, from_email=settings.QUELL_POSTMORTEM_FROM_EMAIL, to=to
+        # A title with a line break would be a header injection: Django refuses to send it.
+        subject=" ".join(subject.split()),
+        body=body,
+        from_email=settings.QUELL_POSTMORTEM_FROM_EMAIL,
+        to=to,
     )
     if ics is not None:
         # The text/calendar alternative is what mail clients turn into a meeting request; the

@@ -246,3 +246,16 @@ def test_a_review_only_scheduled_after_the_deadline_is_flagged(postmortem, comma
     )
     later = postmortem.review_due_at + datetime.timedelta(hours=1)
     assert services.postmortem_flag_missed_deadline(postmortem_id=postmortem.pk, now=later)
+
+
+def test_invite_subject_survives_a_title_with_line_breaks(
+    postmortem, commander, django_capture_on_commit_callbacks
+):
+    from incidents.models import Incident
+
+    Incident.objects.filter(pk=postmortem.incident_id).update(title="Orders\r\nBcc: evil@x")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.review_schedule(postmortem_id=postmortem.pk, actor=commander)
+    assert len(mail.outbox) == 1
+    assert "\n" not in mail.outbox[0].subject
+    assert mail.outbox[0].bcc == []
