@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Public status page benchmark: requests per second from one gunicorn sync worker.
 
-    .venv/bin/python bench/status_page.py [--duration 8] [--connections 32] [--keep]
+    .venv/bin/python bench/status_page.py [--duration 5] [--repeat 3] [--connections 32] [--keep]
 
 It creates a dedicated database (quell_bench_status on the server of DATABASE_URL, or the
 local one), migrates it and publishes a realistic page through the services: 3 current
@@ -231,6 +231,17 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def load_repeated(url: str, duration: int, connections: int, repeat: int):
+    """(best req/s, median req/s, non-2xx responses) over `repeat` runs.
+
+    On a shared machine other work steals CPU from some runs; the best run is the closest to
+    what the server can do, the median shows what to expect under that interference.
+    """
+    runs = [load(url, duration, connections) for _ in range(repeat)]
+    rates = [r for r, _ in runs]
+    return max(rates), statistics.median(rates), sum(b for _, b in runs)
+
+
 def load(url: str, duration: int, connections: int) -> tuple[float, int]:
     """(requests per second, non-2xx responses)."""
     wrk = shutil.which("wrk")
@@ -277,8 +288,9 @@ def _python_load(url: str, duration: int, connections: int) -> tuple[float, int]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=int, default=8, help="seconds per load run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per load run")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
@@ -323,10 +335,13 @@ def main() -> int:
             proc, port = start_gunicorn("config.wsgi:application", run_env)
             try:
                 for path in ("/status/", "/status/index.json"):
-                    rps, bad = load(
-                        f"http://127.0.0.1:{port}{path}", args.duration, args.connections
+                    best, median, bad = load_repeated(
+                        f"http://127.0.0.1:{port}{path}",
+                        args.duration,
+                        args.connections,
+                        args.repeat,
                     )
-                    results.append((f"Quell {path} ({label})", rps, bad))
+                    results.append((f"Quell {path} ({label})", (best, median), bad))
                 opened = worker_connections(server)
             finally:
                 stop(proc)
@@ -334,8 +349,10 @@ def main() -> int:
         base_env = {**env, "QUELL_BENCH_BASELINE_FILE": str(baseline_file)}
         proc, port = start_gunicorn("bench.status_page:baseline_app", base_env)
         try:
-            rps, bad = load(f"http://127.0.0.1:{port}/status/", args.duration, args.connections)
-            results.append(("baseline: static WSGI response, same size", rps, bad))
+            best, median, bad = load_repeated(
+                f"http://127.0.0.1:{port}/status/", args.duration, args.connections, args.repeat
+            )
+            results.append(("baseline: static WSGI response, same size", (best, median), bad))
         finally:
             stop(proc)
 
@@ -343,14 +360,16 @@ def main() -> int:
         print(f"\nload average during the run: {load1:.1f} (1 min), {load5:.1f} (5 min)")
         tool = "wrk -t2" if shutil.which("wrk") else "python threads"
         print(
-            f"\nOne gunicorn sync worker, {tool} -c{args.connections}, {args.duration}s each "
-            f"({os.cpu_count()} cores shared by server and load generator):"
+            f"\nOne gunicorn sync worker, {tool} -c{args.connections}, {args.repeat} runs of "
+            f"{args.duration}s each ({os.cpu_count()} cores shared by server and load generator):"
         )
+        print(f"{'':<58} {'best':>9}  {'median':>9}")
         for label, value, bad in results:
             if bad is None:
                 print(f"{label:<58} {value}")
             else:
-                print(f"{label:<58} {value:>9,.0f} req/s  (non-2xx: {bad})")
+                best, median = value
+                print(f"{label:<58} {best:>9,.0f}  {median:>9,.0f} req/s  (non-2xx: {bad})")
         return 0
     finally:
         connections.close_all()
