@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -706,6 +707,11 @@ def diagnostic_run_execute(*, run_id: int, task_id: str = "") -> DiagnosticRun |
         error = str(exc)
     except KeyError as exc:
         error = f"The suite names a check that no longer exists: {exc.args[0]}"
+    except SoftTimeLimitExceeded:
+        error = (
+            f"The run took longer than the worker's time limit "
+            f"({settings.CELERY_TASK_SOFT_TIME_LIMIT} s) and was stopped."
+        )
     except Exception as exc:
         # run_checks never raises for target problems; this is a bug in Quell, not the target.
         logger.exception("Diagnostic run %s failed unexpectedly", run_id)

@@ -403,3 +403,18 @@ def test_results_with_dates_decimals_and_odd_values_are_stored_as_json(live_targ
     assert CheckResult.objects.get(run=run).metrics == {"ratio": 0.99}
     run.refresh_from_db()
     assert run.status == "succeeded" and run.worst_status == "warning"
+
+
+def test_a_run_stopped_by_the_soft_time_limit_fails_with_a_clear_message(
+    live_target, test_checks, sent_runs, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def too_slow(*args, **kwargs):
+        raise SoftTimeLimitExceeded()  # what Celery raises in the task at the soft limit
+
+    monkeypatch.setattr("diagnostics.runner.run_checks", too_slow)
+    run = services.diagnostic_run_start(target_id=live_target.pk, suite=TEST_SUITE)
+    services.diagnostic_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == "failed" and "time limit" in run.error
