@@ -110,8 +110,18 @@ def target_choices(limit: int = 500) -> list[tuple[int, str]]:
     model = target_model()
     if model is None or not target_links():
         return []
-    order = first_field(model, "name") or "pk"
-    return [(obj.pk, str(obj)) for obj in model.objects.order_by(order)[:limit]]
+    name = first_field(model, "name")
+    if name:
+        # Only the two columns the filter shows (targets also hold encrypted credentials).
+        return list(model.objects.order_by(name).values_list("pk", name)[:limit])
+    return [(obj.pk, str(obj)) for obj in model.objects.order_by("pk")[:limit]]
+
+
+def _target_names(model, ids) -> dict[int, str]:
+    name = first_field(model, "name")
+    if name:
+        return dict(model.objects.filter(pk__in=ids).values_list("pk", name))
+    return {t.pk: str(t) for t in model.objects.filter(pk__in=ids)}
 
 
 def incident_target_q(target_id: int) -> Q:
@@ -138,7 +148,7 @@ def targets_for_incident(incident_id: int) -> list[str]:
                 f"{link.target_field}_id", flat=True
             )
         )
-    return sorted(str(t) for t in model.objects.filter(pk__in=ids))
+    return sorted(_target_names(model, ids).values())
 
 
 def incident_counts_by_target(*, since: datetime.datetime) -> list[tuple[str, int]] | None:
@@ -155,7 +165,7 @@ def incident_counts_by_target(*, since: datetime.datetime) -> list[tuple[str, in
             ).values_list(f"{link.target_field}_id", f"{link.incident_field}_id")
         )
     counts = Counter(target_id for target_id, _ in pairs)
-    names = {t.pk: str(t) for t in model.objects.filter(pk__in=counts)}
+    names = _target_names(model, set(counts))
     return sorted(
         ((names.get(pk, f"#{pk}"), n) for pk, n in counts.items()), key=lambda item: -item[1]
     )
