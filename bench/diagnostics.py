@@ -259,7 +259,8 @@ def main() -> int:
         cluster = start_cluster(args.idle)
         print(
             f"target: PostgreSQL {cluster.version_num} on 127.0.0.1:{cluster.port}, "
-            f"{len(registry.keys())} checks; cluster up in {time.perf_counter() - t0:.1f}s"
+            f"{len(registry.keys())} checks; cluster up in {time.perf_counter() - t0:.1f}s; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         idle = open_idle(cluster, args.idle)
         target = services.target_create(
@@ -317,6 +318,7 @@ def main() -> int:
             f"| {size:,} | {args.idle} | {statements} | {q * 1000:.0f} ms | {p * 1000:.0f} ms "
             f"| {ratio:.2f} |"
         )
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     ok_ratio = all(r[-1] <= TARGETS["ratio"] for r in rows)
     largest = [r for r in rows if r[0] >= 10_000]
     ok_time = all(r[4] < TARGETS["suite_s_at_10000"] for r in largest)
