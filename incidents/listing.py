@@ -25,11 +25,13 @@ class OpenFirst:
     """A sliceable, countable sequence: open incidents newest first, then the rest."""
 
     def __init__(self, qs: QuerySet, *, count_cap: int | None = None):
+        self.base_qs = qs
         self.open_qs = qs.filter(status__in=OPEN_STATUSES).order_by(*ORDER)
         self.rest_qs = qs.exclude(status__in=OPEN_STATUSES).order_by(*ORDER)
         self.count_cap = count_cap
         self._open_count: int | None = None
         self._count: int | None = None
+        self._ids: list[int] | None = None
         self.capped = False
 
     def open_count(self) -> int:
@@ -37,19 +39,24 @@ class OpenFirst:
             self._open_count = self.open_qs.count()
         return self._open_count
 
+    def _capped_ids(self) -> list[int]:
+        # One pass per part for both the count and the page: the ids of at most cap + 1
+        # matches, in list order (a text search reads the table; do it once, not twice).
+        if self._ids is None:
+            limit = self.count_cap + 1
+            ids = list(self.open_qs.values_list("pk", flat=True)[:limit])
+            if len(ids) < limit:
+                ids += list(self.rest_qs.values_list("pk", flat=True)[: limit - len(ids)])
+            self.capped = len(ids) > self.count_cap
+            self._ids = ids[: self.count_cap]
+        return self._ids
+
     def count(self) -> int:
         if self._count is None:
             if self.count_cap is None:
                 self._count = self.open_count() + self.rest_qs.count()
             else:
-                # Count at most cap + 1 rows: enough to know whether there are more.
-                limit = self.count_cap + 1
-                open_n = len(self.open_qs.values_list("pk", flat=True)[:limit])
-                rest_n = len(self.rest_qs.values_list("pk", flat=True)[: max(limit - open_n, 0)])
-                total = open_n + rest_n
-                self.capped = total > self.count_cap
-                self._count = min(total, self.count_cap)
-                self._open_count = open_n if open_n < limit else None
+                self._count = len(self._capped_ids())
         return self._count
 
     def __len__(self) -> int:
@@ -59,6 +66,10 @@ class OpenFirst:
         if not isinstance(item, slice):
             return self[item : item + 1][0]
         start, stop = item.start or 0, item.stop
+        if self.count_cap is not None:
+            ids = self._capped_ids()[start:stop]
+            rows = {row.pk: row for row in self.base_qs.filter(pk__in=ids)}
+            return [rows[pk] for pk in ids if pk in rows]
         open_n = self.open_count()
         rows = []
         if start < open_n:
