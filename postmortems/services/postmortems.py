@@ -70,7 +70,8 @@ def _user(actor):
 def _impact_prefill(incident: Incident) -> str:
     lines = []
     if incident.users_affected_percent is not None:
-        lines.append(f"- Users affected: {incident.users_affected_percent}%")
+        pct = incident.users_affected_percent.normalize()
+        lines.append(f"- Users affected: {pct:f}%")
     if incident.functionality_impacted:
         lines.append(f"- Functionality impacted: {incident.functionality_impacted}")
     if incident.business_impact:

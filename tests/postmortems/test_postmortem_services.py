@@ -13,7 +13,7 @@ def test_resolving_an_incident_creates_its_postmortem_draft(resolved_incident):
     assert postmortem.status == PostmortemStatus.DRAFT
     assert postmortem.version == 1
     assert postmortem.title == resolved_incident.title
-    assert "Users affected: 30" in postmortem.impact
+    assert "- Users affected: 30%" in postmortem.impact
     assert postmortem.review_due_at is not None  # SEV2: five business days
     assert PostmortemRevision.objects.filter(postmortem=postmortem, version=1).exists()
     assert TimelineEvent.objects.filter(
