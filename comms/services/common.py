@@ -1,0 +1,80 @@
+"""Shared by the comms services: errors, routing helpers and enqueueing after commit."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+
+from incidents.models import Incident, Status
+from incidents.services import IncidentError
+
+from .. import selectors
+from ..models import (
+    Channel,
+    ChannelKind,
+    Delivery,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class CommsError(IncidentError):
+    """A comms request the rules refuse (shown as HTTP 400 with the field at fault)."""
+
+
+class UnfilledMarkers(CommsError):
+    code = "unfilled_markers"
+
+
+PUBLIC_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING, Status.RESOLVED)
+
+
+def _site_name() -> str:
+    return settings.QUELL_STATUS_PAGE_NAME
+
+
+def _get_incident(incident_id: int) -> Incident:
+    incident = Incident.objects.filter(pk=incident_id).first()
+    if incident is None:
+        raise CommsError(f"Incident {incident_id} does not exist.", field="incident")
+    return incident
+
+
+def _enqueue_on_commit(delivery_ids: list[int]) -> None:
+    if not delivery_ids:
+        return
+
+    def enqueue():
+        from ..tasks import delivery_send
+
+        for pk in delivery_ids:
+            try:
+                delivery_send.delay(pk)
+            except Exception:
+                # A broker outage must not lose the delivery: it stays pending in the database
+                # and deliveries_resume picks it up.
+                logger.exception("could not enqueue delivery %s", pk)
+
+    transaction.on_commit(enqueue)
+
+
+def _channel_delivery(channel: Channel, **kwargs) -> Delivery | None:
+    recipients: list[str] = []
+    if channel.kind == ChannelKind.EMAIL:
+        recipients = list(channel.recipients or [])
+        incident = kwargs.get("incident")
+        if channel.include_stakeholders and incident is not None:
+            recipients += selectors.stakeholders_for(incident.severity)
+        recipients = sorted({r.strip().lower() for r in recipients if r and r.strip()})
+        if not recipients:
+            return None
+    return Delivery(
+        transport=channel.kind,
+        channel=channel,
+        recipients=recipients,
+        destination=channel.name,
+        max_attempts=settings.QUELL_COMMS_MAX_ATTEMPTS,
+        **kwargs,
+    )

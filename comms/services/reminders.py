@@ -1,0 +1,117 @@
+"""Next-update reminders to the Communications Lead (or the Commander)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from incidents.models import OPEN_STATUSES, EventKind, Incident
+from incidents.services import timeline_append
+
+from .. import rendering, selectors, status_cache
+from ..models import (
+    ChannelKind,
+    Delivery,
+    DeliveryKind,
+    ReminderLog,
+)
+from .common import (
+    _channel_delivery,
+    _enqueue_on_commit,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _reminder_text(incident: Incident, due: selectors.UpdateDue, owner) -> tuple[str, str]:
+    who = f"@{owner.get_username()}" if owner is not None else "Communications Lead"
+    base = settings.QUELL_BASE_URL.rstrip("/")
+    subject = f"[{incident.severity}] Update due: {incident.title}"
+    body = (
+        f"{who}: the {due.reason} for incident #{incident.pk} ({incident.title}, "
+        f"{incident.severity}, {incident.get_status_display()}) was due at "
+        f"{rendering.fmt_time(due.due_at)}.\n"
+        f"Post an update: {base}/incidents/{incident.pk}/\n"
+        f"Incident channel: {incident.channel_name}"
+    )
+    return subject, body
+
+
+def reminders_send_due(*, now: datetime.datetime | None = None) -> int:
+    """Remind the Communications Lead (or Commander) of every overdue update, once per due
+    time, through the reminder channels and by e-mail. Returns how many were sent."""
+    now = now or timezone.now()
+    sent = 0
+    for incident, due in selectors.overdue_incidents(now=now):
+        with transaction.atomic():
+            locked = Incident.objects.select_for_update().get(pk=incident.pk)
+            if locked.status not in OPEN_STATUSES:
+                continue
+            owner = selectors.comms_owner(locked)
+            try:
+                with transaction.atomic():
+                    ReminderLog.objects.create(
+                        incident=locked, due_at=due.due_at, reminded_user=owner
+                    )
+            except IntegrityError:
+                continue  # already reminded for this due time
+            subject, body = _reminder_text(locked, due, owner)
+            rows = []
+            for channel in selectors.reminder_channels_for(severity=locked.severity):
+                row = _channel_delivery(
+                    channel,
+                    kind=DeliveryKind.REMINDER,
+                    incident=locked,
+                    subject=subject,
+                    body=body,
+                    extra={
+                        "payload": {
+                            "event": "reminder",
+                            "incident": {"id": locked.pk, "severity": locked.severity},
+                            "due": due.as_dict(),
+                            "text": body,
+                        }
+                    }
+                    if channel.kind == ChannelKind.WEBHOOK
+                    else {},
+                )
+                if row is not None:
+                    rows.append(row)
+            if owner is not None and owner.email:
+                rows.append(
+                    Delivery(
+                        kind=DeliveryKind.REMINDER,
+                        transport=ChannelKind.EMAIL,
+                        incident=locked,
+                        recipients=[owner.email],
+                        destination=f"{owner.get_username()} <{owner.email}>",
+                        subject=subject,
+                        body=body,
+                        max_attempts=settings.QUELL_COMMS_MAX_ATTEMPTS,
+                    )
+                )
+            rows = Delivery.objects.bulk_create(rows)
+            timeline_append(
+                incident_id=locked.pk,
+                kind=EventKind.COMMS,
+                message=(
+                    f"Reminder: {due.reason} was due at {rendering.fmt_time(due.due_at)}; "
+                    f"reminded {owner.get_username() if owner else 'the channels'}"
+                ),
+                actor_label="quell",
+                data={
+                    "reminder": True,
+                    "due_at": due.due_at.isoformat(),
+                    "reminded_user_id": owner.pk if owner else None,
+                    "destinations": [r.destination for r in rows],
+                },
+            )
+            _enqueue_on_commit([r.pk for r in rows])
+            sent += 1
+    if sent:
+        status_cache.invalidate()  # the page's "update overdue" notice changed
+    return sent
