@@ -29,14 +29,23 @@ ORDERINGS = {
 
 
 class IncidentFilter(django_filters.FilterSet):
+    # distinct=False: these filter the incident's own columns (no join can duplicate a row),
+    # and django-filter's default DISTINCT would make PostgreSQL de-duplicate whole rows,
+    # role holders included, before it can stop at a page (ten times slower at 100,000).
     severity = django_filters.MultipleChoiceFilter(
-        choices=Severity.choices, help_text="One or more severities (repeat the parameter)."
+        choices=Severity.choices,
+        distinct=False,
+        help_text="One or more severities (repeat the parameter).",
     )
     status = django_filters.MultipleChoiceFilter(
-        choices=Status.choices, help_text="One or more statuses (repeat the parameter)."
+        choices=Status.choices,
+        distinct=False,
+        help_text="One or more statuses (repeat the parameter).",
     )
-    kind = django_filters.MultipleChoiceFilter(choices=Kind.choices)
-    detection_source = django_filters.MultipleChoiceFilter(choices=DetectionSource.choices)
+    kind = django_filters.MultipleChoiceFilter(choices=Kind.choices, distinct=False)
+    detection_source = django_filters.MultipleChoiceFilter(
+        choices=DetectionSource.choices, distinct=False
+    )
     # A choice rather than a BooleanFilter, which silently ignores values it cannot read.
     open = django_filters.ChoiceFilter(
         choices=(("true", "true"), ("false", "false")),
@@ -90,7 +99,9 @@ class IncidentFilter(django_filters.FilterSet):
 
 class TimelineFilter(django_filters.FilterSet):
     kind = django_filters.MultipleChoiceFilter(
-        choices=EventKind.choices, help_text="One or more event kinds (repeat the parameter)."
+        choices=EventKind.choices,
+        distinct=False,
+        help_text="One or more event kinds (repeat the parameter).",
     )
     after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")

@@ -26,10 +26,14 @@ def user_level(user) -> int:
         return ROLE_LEVELS[ADMIN]
     cached = getattr(user, "_quell_level", None)
     if cached is None:
-        names = set(user.groups.values_list("name", flat=True))
-        cached = max((ROLE_LEVELS[n] for n in names if n in ROLE_LEVELS), default=0)
-        user._quell_level = cached
+        cached = remember_groups(user, user.groups.values_list("name", flat=True))
     return cached
+
+
+def remember_groups(user, group_names) -> int:
+    """Record the access level that `group_names` grant on this user object (per request)."""
+    user._quell_level = max((ROLE_LEVELS[n] for n in group_names if n in ROLE_LEVELS), default=0)
+    return user._quell_level
 
 
 def user_has_role(user, role: str) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.contrib.postgres.fields import ArrayField
+from django.db.models import JSONField, Prefetch, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from .models import OPEN_STATUSES, Incident, ResponderAssignment, TimelineEvent
 from .services import required_roles
@@ -23,6 +25,68 @@ def incident_list(*, filters: dict | None = None) -> QuerySet[Incident]:
     if filters:
         qs = qs.filter(**filters)
     return qs
+
+
+# What a list row shows: no long texts, no declaring user.
+SUMMARY_FIELDS = (
+    "id",
+    "title",
+    "severity",
+    "status",
+    "kind",
+    "detection_source",
+    "detected_by",
+    "channel_name",
+    "detected_at",
+    "declared_at",
+    "acknowledged_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+)
+
+
+# The current role holders of an incident, as an array of small JSON objects, read in the
+# incident's own row. Written as SQL on purpose: the same subquery built with the ORM
+# (ArraySubquery over JSONObject) costs more to compile on every request than the database
+# spends running it, and a prefetch costs a query plus a model instance per holder and user.
+# It refers to the outer table by name, so it only goes on unaliased Incident querysets.
+_HOLDERS_SQL = """ARRAY(
+    SELECT jsonb_build_object(
+        'id', a.id, 'role', a.role, 'role_name', a.role_name, 'user_id', a.user_id,
+        'username', u.username, 'assigned_at', a.assigned_at)
+    FROM {assignment} a JOIN {user} u ON u.id = a.user_id
+    WHERE a.incident_id = {incident}.id AND a.relieved_at IS NULL
+    ORDER BY a.assigned_at, a.id)"""
+
+
+def _current_holders() -> RawSQL:
+    """`holders`: the current role holders of each incident, as a list of dicts."""
+    sql = _HOLDERS_SQL.format(
+        assignment=ResponderAssignment._meta.db_table,
+        user=ResponderAssignment._meta.get_field("user").related_model._meta.db_table,
+        incident=Incident._meta.db_table,
+    )
+    return RawSQL(sql, (), output_field=ArrayField(JSONField()))  # noqa: S611 - constant SQL
+
+
+def incident_summary_list() -> QuerySet[Incident]:
+    """Incidents for the API list: the row's columns and, as `holders`, current role holders."""
+    return Incident.objects.only(*SUMMARY_FIELDS).annotate(holders=_current_holders())
+
+
+def incident_detail_get(*, incident_id: int) -> Incident:
+    """One incident for the API detail: every column, its declaring user, `holders`."""
+    return (
+        Incident.objects.select_related("declared_by")
+        .only(
+            *(f.name for f in Incident._meta.concrete_fields),
+            "declared_by__id",
+            "declared_by__username",
+        )
+        .annotate(holders=_current_holders())
+        .get(pk=incident_id)
+    )
 
 
 def incident_open_list() -> QuerySet[Incident]:
@@ -51,10 +115,14 @@ def assignment_get(*, assignment_id: int) -> ResponderAssignment | None:
 
 def incident_missing_roles(incident: Incident) -> list[str]:
     """Roles the severity policy requires that nobody holds now."""
-    active = getattr(incident, "active_assignments", None)
-    if active is None:
-        active = list(active_assignments_queryset().filter(incident=incident))
-    held = {a.role for a in active}
+    holders = getattr(incident, "holders", None)
+    if holders is not None:
+        held = {h["role"] for h in holders}
+    else:
+        active = getattr(incident, "active_assignments", None)
+        if active is None:
+            active = list(active_assignments_queryset().filter(incident=incident))
+        held = {a.role for a in active}
     return [role for role in required_roles(incident.severity) if role not in held]
 
 

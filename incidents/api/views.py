@@ -69,7 +69,11 @@ def _ensure_exists(incident_id: int) -> None:
 
 
 def _detail(incident_id: int) -> dict:
-    return s.IncidentDetailOutputSerializer(_get_incident(incident_id)).data
+    try:
+        incident = selectors.incident_detail_get(incident_id=incident_id)
+    except Incident.DoesNotExist:
+        raise Http404("No such incident.") from None
+    return s.IncidentDetailOutputSerializer(incident).data
 
 
 class IncidentListCreateApi(GenericAPIView):
@@ -80,7 +84,7 @@ class IncidentListCreateApi(GenericAPIView):
     pagination_class = StandardPagination
 
     def get_queryset(self):
-        return selectors.incident_list()
+        return selectors.incident_summary_list()
 
     @extend_schema(
         tags=TAGS,
@@ -317,7 +321,7 @@ class ReportSubmitApi(APIView):
         body = {
             "outcome": "incident_created" if created else "note_added",
             "created": created,
-            "incident": _get_incident(incident.pk),
+            "incident": selectors.incident_detail_get(incident_id=incident.pk),
             "event": event,
         }
         return Response(s.ReportOutputSerializer(body).data, status=status.HTTP_201_CREATED)
