@@ -104,4 +104,30 @@
     if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
     target.focus();
   });
+
+  // A refused or failed htmx request (403, 404, 5xx, network): say so instead of doing nothing.
+  function showRequestError(text) {
+    var box = document.getElementById("request-error");
+    if (!box) return;
+    box.textContent = text;
+    box.hidden = false;
+    box.scrollIntoView({ block: "nearest" });
+  }
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    var status = xhr ? xhr.status : 0;
+    var text = status === 403
+      ? "You are not allowed to do that (your access may have changed). Reload the page."
+      : status === 404
+        ? "That no longer exists. Reload the page."
+        : "The server could not complete that (" + status + "). Nothing was lost: try again.";
+    showRequestError(text);
+  });
+  document.addEventListener("htmx:sendError", function () {
+    showRequestError("Quell cannot be reached. Check your connection; the page will keep trying.");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var box = document.getElementById("request-error");
+    if (box && event.detail && event.detail.successful) box.hidden = true;
+  });
 })();

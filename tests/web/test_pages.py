@@ -112,3 +112,12 @@ def test_resolved_incident_stops_polling_and_offers_reopen(commander_client, com
     html = commander_client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
     assert 'hx-trigger="every' not in html
     assert "Reopen" in html and ">Close<" in html
+
+
+def test_refusals_and_missing_pages_use_the_site_layout(viewer_client):
+    refused = viewer_client.get(reverse("incidents:declare"))
+    assert refused.status_code == 403
+    assert b"You cannot do this" in refused.content and b"responder role" in refused.content
+    missing = viewer_client.get("/incidents/424242/")
+    assert missing.status_code == 404
+    assert b"Back to incidents" in missing.content
