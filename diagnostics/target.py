@@ -475,6 +475,8 @@ def _begin(session: TargetSession, timeouts: Timeouts) -> None:
     # SET LOCAL: scoped to this transaction, safe behind transaction-mode poolers.
     session.execute(f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}")
     session.execute(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
+    # Catalog queries never gain from JIT, and compiling a big plan can take longer than it.
+    session.execute("SET LOCAL jit = off")
     # Should this process die mid-run, the server ends our transaction on its own.
     idle_ms = max(60_000, int(timeouts.statement_ms) * 4)
     session.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")

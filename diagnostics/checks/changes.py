@@ -96,6 +96,8 @@ FIND_SQL = """
     ORDER BY n.nspname, c.relname
 """
 
+WHAT_FLAGS = [(1, "relation"), (2, "column"), (4, "constraint"), (8, "index"), (16, "trigger")]
+
 RAILS_VERSION = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$")
 
 
@@ -229,51 +231,57 @@ class SchemaChangesCheck(Check):
         "it PostgreSQL cannot tell, and the check says so."
     )
     sql = """
-        WITH nsp AS MATERIALIZED (
-            SELECT n.oid FROM pg_namespace n
-            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'pg_toast%%' AND n.nspname NOT LIKE 'pg_temp%%'
+        -- Objects created after initdb have OIDs from 16384 (FirstNormalObjectId) on: a cheap
+        -- filter (extension objects are excluded further down).
+        WITH rels AS MATERIALIZED (  -- tables, views, foreign tables (not indexes, TOAST...)
+            SELECT c.oid, c.xmin FROM pg_class c
+            WHERE c.oid >= 16384 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
         ), written AS (  -- who last wrote each catalog row of a relation
-            SELECT c.oid AS relid, c.xmin AS x, 'relation' AS what
-            FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM nsp)
+            SELECT rels.oid AS relid, rels.xmin AS x, 'relation' AS what FROM rels
             UNION ALL
             SELECT a.attrelid, a.xmin, 'column'
-            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-            WHERE c.relnamespace IN (SELECT oid FROM nsp) AND a.attnum > 0
+            FROM pg_attribute a WHERE a.attnum > 0 AND a.attrelid IN (SELECT oid FROM rels)
             UNION ALL
             SELECT co.conrelid, co.xmin, 'constraint'
-            FROM pg_constraint co
-            WHERE co.connamespace IN (SELECT oid FROM nsp) AND co.conrelid <> 0
+            FROM pg_constraint co WHERE co.conrelid IN (SELECT oid FROM rels)
             UNION ALL
             SELECT i.indrelid, i.xmin, 'index'
-            FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-            WHERE c.relnamespace IN (SELECT oid FROM nsp)
+            FROM pg_index i WHERE i.indrelid IN (SELECT oid FROM rels)
             UNION ALL
             SELECT tg.tgrelid, tg.xmin, 'trigger'
-            FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
-            WHERE c.relnamespace IN (SELECT oid FROM nsp)
+            FROM pg_trigger tg WHERE tg.tgrelid IN (SELECT oid FROM rels)
         ), recent AS MATERIALIZED (  -- one commit-timestamp lookup per transaction, not per row
             SELECT t.x, t.ts FROM (
                 SELECT d.x, pg_xact_commit_timestamp(d.x) AS ts
                 FROM (SELECT DISTINCT w.x FROM written w) d
             ) t
             WHERE t.ts > clock_timestamp() - make_interval(secs => %(window)s)
-        ), changed AS (
-            SELECT w.relid, r.ts, w.what FROM written w JOIN recent r ON r.x = w.x
+        ), changed AS (  -- per relation; `what` as bit flags so the aggregate can hash
+            SELECT w.relid, max(r.ts) AS ts,
+                   bit_or(CASE w.what WHEN 'relation' THEN 1 WHEN 'column' THEN 2
+                                      WHEN 'constraint' THEN 4 WHEN 'index' THEN 8
+                                      ELSE 16 END) AS what_bits
+            FROM written w JOIN recent r ON r.x = w.x
+            GROUP BY w.relid
+        ), skip AS MATERIALIZED (  -- extension objects, TOAST and other sessions' temp tables
+            SELECT d.objid AS oid FROM pg_depend d
+            WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+            UNION ALL
+            SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname LIKE 'pg_toast%%' OR n.nspname LIKE 'pg_temp%%'
+        ), top AS MATERIALIZED (
+            SELECT ch.* FROM changed ch
+            WHERE ch.relid NOT IN (SELECT skip.oid FROM skip)  -- a hashed subplan
+            ORDER BY ch.ts DESC
+            LIMIT %(limit)s
         )
-        SELECT n.nspname AS schema, c.relname AS relation, c.relkind,
-               max(ch.ts) AS changed_at,
-               EXTRACT(EPOCH FROM clock_timestamp() - max(ch.ts))::float AS age_s,
-               array_agg(DISTINCT ch.what) AS what_changed
-        FROM changed ch
-        JOIN pg_class c ON c.oid = ch.relid
+        SELECT n.nspname AS schema, c.relname AS relation, c.relkind::text AS relkind,
+               top.ts AS changed_at,
+               EXTRACT(EPOCH FROM clock_timestamp() - top.ts)::float AS age_s, top.what_bits
+        FROM top
+        JOIN pg_class c ON c.oid = top.relid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE NOT EXISTS (  -- objects created by an extension are not the schema's own
-              SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-              AND d.objid = c.oid AND d.deptype = 'e')
-        GROUP BY n.nspname, c.relname, c.relkind
-        ORDER BY max(ch.ts) DESC
-        LIMIT %(limit)s
+        ORDER BY top.ts DESC
     """
     default_thresholds = {"window_s": 86400, "limit": 50}
 
@@ -289,6 +297,9 @@ class SchemaChangesCheck(Check):
         found = rows(
             session.query(self.sql, {"window": float(t["window_s"]), "limit": int(t["limit"])})
         )
+        for r in found:
+            bits = r.pop("what_bits") or 0
+            r["what_changed"] = [name for flag, name in WHAT_FLAGS if bits & flag]
         if not found:
             return CheckOutcome(
                 CheckStatus.OK,

@@ -255,12 +255,14 @@ class SequenceExhaustionCheck(Check):
             WHERE NOT pg_is_other_temp_schema(n.oid)
         ), cols AS (  -- the columns a sequence feeds: OWNED BY / identity, or a DEFAULT nextval
             SELECT d.objid AS seq, d.refobjid AS tbl, d.refobjsubid AS attnum
-            FROM pg_depend d
+            FROM pg_depend d JOIN seq ON seq.oid = d.objid
             WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
               AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
-            UNION
+            UNION ALL
             SELECT d.refobjid, ad.adrelid, ad.adnum
-            FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+            FROM pg_depend d
+            JOIN seq ON seq.oid = d.refobjid
+            JOIN pg_attrdef ad ON ad.oid = d.objid
             WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
         ), col_types AS (
             SELECT cols.seq, min(CASE a.atttypid WHEN 'int2'::regtype THEN 32767
@@ -268,15 +270,17 @@ class SequenceExhaustionCheck(Check):
                                                  ELSE 9223372036854775807 END) AS col_max,
                    max(CASE a.atttypid WHEN 'int2'::regtype THEN -32768
                                        WHEN 'int4'::regtype THEN -2147483648
-                                       ELSE -9223372036854775808 END) AS col_min,
-                   string_agg(cols.tbl::regclass::text || '.' || quote_ident(a.attname)
-                              || ' ' || format_type(a.atttypid, a.atttypmod), ', ') AS columns
-            FROM cols JOIN pg_attribute a ON a.attrelid = cols.tbl AND a.attnum = cols.attnum
+                                       ELSE -9223372036854775808 END) AS col_min
+            FROM cols
+            CROSS JOIN LATERAL (  -- index lookups, not a hash of all of pg_attribute
+                SELECT a.atttypid, a.atttypmod, a.attname FROM pg_attribute a
+                WHERE a.attrelid = cols.tbl AND a.attnum = cols.attnum
+            ) a
             GROUP BY cols.seq
         )
         SELECT seq.schema, seq.sequence, seq.data_type, seq.seqmin AS min_value,
                seq.seqmax AS max_value, seq.seqincrement AS increment_by, seq.seqcycle AS cycle,
-               seq.readable, seq.catalog_locked, ct.columns,
+               seq.oid::bigint AS oid, seq.readable, seq.catalog_locked,
                LEAST(seq.seqmax, COALESCE(ct.col_max, seq.seqmax)) AS effective_max,
                GREATEST(seq.seqmin, COALESCE(ct.col_min, seq.seqmin)) AS effective_min,
                CASE WHEN seq.readable AND NOT seq.catalog_locked AND (
@@ -291,6 +295,24 @@ class SequenceExhaustionCheck(Check):
         FROM seq LEFT JOIN col_types ct ON ct.seq = seq.oid
     """
     count_sql = "SELECT count(*) FROM pg_sequence"
+    # Named only for the sequences reported (text building is costly across 10,000 of them).
+    columns_sql = """
+        SELECT d.objid::bigint AS seq, string_agg(DISTINCT d.refobjid::regclass::text || '.'
+               || quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ')
+               AS columns
+        FROM (
+            SELECT objid, refobjid, refobjsubid FROM pg_depend
+            WHERE classid = 'pg_class'::regclass AND refclassid = 'pg_class'::regclass
+              AND deptype IN ('a', 'i') AND refobjsubid > 0 AND objid = ANY(%(oids)s::oid[])
+            UNION ALL
+            SELECT d.refobjid, ad.adrelid, ad.adnum
+            FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+            WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+              AND d.refobjid = ANY(%(oids)s::oid[])
+        ) d
+        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        GROUP BY d.objid
+    """
     # Reading a sequence's position opens it (a lock and a buffer read each). A sequence with
     # a wide range (2^48+ values, i.e. bigint ones with the default limits) cannot realistically
     # run out; when there are more sequences than `read_all_max`, only the narrow ones (integer
@@ -360,6 +382,13 @@ class SequenceExhaustionCheck(Check):
                 findings.append(r)
         findings.sort(key=lambda r: -r["used_pct"])
         findings = findings[: int(t["limit"])]
+        if findings:
+            columns = {
+                r["seq"]: r["columns"]
+                for r in session.query(self.columns_sql, {"oids": [f["oid"] for f in findings]})
+            }
+            for f in findings:
+                f["columns"] = columns.get(f["oid"])
         flagged = [r for r in findings if r["status"] != CheckStatus.OK]
         if flagged:
             w = flagged[0]
