@@ -13,6 +13,7 @@ from incidents.services import IncidentError, incident_transition, timeline_appe
 
 from ..models import (
     SECTION_NAMES,
+    SECTIONS,
     VERSIONED_FIELDS,
     Postmortem,
     PostmortemRevision,
@@ -34,6 +35,7 @@ KEY_EVENT_KINDS = (
     EventKind.REMEDIATION,
     EventKind.INTEGRITY,
 )
+FIELD_LABELS = {"title": "Title", **dict(SECTIONS), "timeline_selection": "Timeline"}
 # Sections that must say something before the report is published.
 REQUIRED_TO_PUBLISH = ("summary", "impact", "root_cause")
 
@@ -335,7 +337,8 @@ def postmortem_update(
             raise PostmortemConflict(
                 f"{editor} saved version {postmortem.version} while you were editing version "
                 f"{expected_version}, and changed the same text: "
-                f"{', '.join(sorted(conflicts))}. Nothing was overwritten.",
+                f"{', '.join(FIELD_LABELS.get(name, name) for name in conflicts)}. "
+                "Nothing was overwritten.",
                 current=postmortem,
                 conflicts=conflicts,
                 mine=changes,

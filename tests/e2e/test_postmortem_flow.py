@@ -193,3 +193,52 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     page.goto(f"{live_server.url}/postmortems/action-items/?mine=1")
     expect(page.locator("table.data")).to_contain_text("Set lock_timeout for migrations")
     shot("09-my-action-items")
+
+
+def test_concurrent_edit_is_shown_not_overwritten(
+    page, login, screenshot, live_server, resolved_incident
+):
+    incident, author = resolved_incident
+    page.set_default_timeout(15_000)
+    postmortem = Postmortem.objects.get(incident=incident)
+    colleague = UserFactory(username="tomas", first_name="Tomas", role="responder")
+
+    login(author)
+    page.goto(f"{live_server.url}/postmortems/{postmortem.pk}/")
+    expect(page.locator("#id_version")).to_have_value("1")
+
+    # Meanwhile a colleague saves a different root cause.
+    from postmortems import services
+
+    services.postmortem_update(
+        postmortem_id=postmortem.pk,
+        expected_version=1,
+        changes={"root_cause": "Autovacuum was disabled on `orders`."},
+        actor=colleague,
+    )
+
+    page.fill("#id_root_cause", "A migration took an ACCESS EXCLUSIVE lock.")
+    page.get_by_role("button", name="Save", exact=True).click()
+    banner = page.locator("#conflict")
+    expect(banner).to_contain_text("Someone else saved while you were editing")
+    expect(banner).to_contain_text("tomas")
+    theirs = page.locator("#section-root_cause .pm-theirs")
+    expect(theirs).to_contain_text("Autovacuum was disabled on orders.")
+    expect(page.locator("#id_root_cause")).to_have_value(
+        "A migration took an ACCESS EXCLUSIVE lock."
+    )
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot("01-conflict-both-versions")
+    postmortem.refresh_from_db()
+    assert postmortem.root_cause == "Autovacuum was disabled on `orders`."
+
+    # Having read theirs, the author merges both and saves deliberately.
+    page.fill(
+        "#id_root_cause",
+        "A migration took an ACCESS EXCLUSIVE lock; autovacuum was disabled on `orders`.",
+    )
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Saved (version 3)")
+    postmortem.refresh_from_db()
+    assert postmortem.root_cause.startswith("A migration took")
+    assert postmortem.version == 3
