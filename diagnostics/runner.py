@@ -101,7 +101,7 @@ def _unreachable_results(
     for check_class in check_classes:
         if check_class.key == CONNECTION_CHECK_KEY:
             summary = (
-                "too many clients: the server refuses new connections"
+                "too many connections: the server refuses new ones"
                 if exc.too_many_clients
                 else "target unreachable"
             )

@@ -453,11 +453,19 @@ def _connect(spec: ConnectionSpec, timeouts: Timeouts) -> tuple[psycopg.Connecti
     except psycopg.Error as exc:
         sqlstate = getattr(exc, "sqlstate", None)
         message = _error_message(exc, spec)
-        too_many = (
-            sqlstate == "53300"
-            or "too many clients" in message
-            or ("remaining connection slots are reserved" in message)
+        # libpq reports a refused login without its SQLSTATE: recognise 53300 by its texts
+        # ("too many clients already", "too many connections for role/database", "remaining
+        # connection slots are reserved ...").
+        too_many = sqlstate == "53300" or any(
+            text in message
+            for text in (
+                "too many clients",
+                "too many connections",
+                "remaining connection slots are reserved",
+            )
         )
+        if too_many:
+            sqlstate = "53300"
         if isinstance(exc, psycopg.errors.ConnectionTimeout) or "timeout expired" in message:
             message = (
                 f"connection to {spec.describe()} timed out after "
