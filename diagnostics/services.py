@@ -554,7 +554,9 @@ def diagnostic_run_start(
     """
     _check_trigger(trigger)
     suite = normalize_suite(suite)
-    target = TargetDatabase.objects.filter(pk=target_id).first()
+    # The row lock serialises starts per target: two concurrent clicks cannot both miss the
+    # active run.
+    target = TargetDatabase.objects.select_for_update().filter(pk=target_id).first()
     if target is None:
         raise DiagnosticsError(f"Target {target_id} does not exist.", field="target")
     if not target.enabled:
@@ -563,8 +565,6 @@ def diagnostic_run_start(
         )
     if incident_id is not None and not Incident.objects.filter(pk=incident_id).exists():
         raise DiagnosticsError(f"Incident {incident_id} does not exist.", field="incident")
-    # Serialise starts per target so two concurrent clicks cannot both miss the active run.
-    TargetDatabase.objects.select_for_update().filter(pk=target.pk).first()
     active = DiagnosticRun.objects.filter(
         target=target, incident_id=incident_id, suite=suite, status__in=ACTIVE_RUN_STATUSES
     ).first()
@@ -716,7 +716,7 @@ def diagnostic_run_execute(*, run_id: int, task_id: str = "") -> DiagnosticRun |
         # run_checks never raises for target problems; this is a bug in Quell, not the target.
         logger.exception("Diagnostic run %s failed unexpectedly", run_id)
         error = f"Internal error while running checks: {type(exc).__name__}"
-    return _finish(run_id=run_id, token=token, executions=executions, error=error, secrets=secrets)
+    return _finish(run=run, token=token, executions=executions, error=error, secrets=secrets)
 
 
 class _LenientEncoder(DjangoJSONEncoder):
@@ -738,57 +738,57 @@ def _json_safe(value):
 
 
 def _finish(
-    *, run_id: int, token: str, executions: list, error: str, secrets: tuple[str, ...]
+    *, run: DiagnosticRun, token: str, executions: list, error: str, secrets: tuple[str, ...]
 ) -> DiagnosticRun | None:
+    """Store the results and the final status, if this execution still owns the run."""
     from .checks import registry, worst
 
+    rows = []
+    for execution in executions:
+        outcome = execution.outcome
+        try:
+            check_class = registry.get(execution.key)
+            title, family = check_class.title, str(check_class.family)
+        except KeyError:
+            title, family = execution.key, ""
+        rows.append(
+            CheckResult(
+                run=run,
+                key=execution.key,
+                title=title,
+                family=family,
+                status=str(outcome.status),
+                summary=_scrub(outcome.summary, secrets=secrets),
+                findings=_json_safe(outcome.findings or []),
+                metrics=_json_safe(outcome.metrics or {}),
+                duration_ms=max(0, int(execution.duration_ms or 0)),
+                error=_scrub(outcome.error, secrets=secrets),
+                fix=outcome.fix or "",
+            )
+        )
+    if error:
+        status, worst_status, error = RunStatus.FAILED, "error", _scrub(error, secrets=secrets)
+    else:
+        status = RunStatus.SUCCEEDED
+        worst_status = str(worst(r.status for r in rows)) if rows else "ok"
+    finished_at = timezone.now()
     with transaction.atomic():
         _relaxed_commit()
-        run = (
-            DiagnosticRun.objects.select_for_update(of=("self",))
-            .select_related("target")
-            .get(pk=run_id)
-        )
-        if run.status != RunStatus.RUNNING or run.execution_token != token:
-            logger.warning(
-                "Diagnostic run %s was taken over (now %s); late results discarded",
-                run_id,
-                run.status,
-            )
+        # The conditional UPDATE takes the row lock and checks ownership in one statement: an
+        # execution the sweep took over (or a duplicate) finds nothing to update.
+        owned = DiagnosticRun.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, execution_token=token
+        ).update(status=status, finished_at=finished_at, error=error, worst_status=worst_status)
+        if not owned:
+            logger.warning("Diagnostic run %s was taken over; late results discarded", run.pk)
             return None
-        rows = []
-        for execution in executions:
-            outcome = execution.outcome
-            try:
-                check_class = registry.get(execution.key)
-                title, family = check_class.title, str(check_class.family)
-            except KeyError:
-                title, family = execution.key, ""
-            rows.append(
-                CheckResult(
-                    run=run,
-                    key=execution.key,
-                    title=title,
-                    family=family,
-                    status=str(outcome.status),
-                    summary=_scrub(outcome.summary, secrets=secrets),
-                    findings=_json_safe(outcome.findings or []),
-                    metrics=_json_safe(outcome.metrics or {}),
-                    duration_ms=max(0, int(execution.duration_ms or 0)),
-                    error=_scrub(outcome.error, secrets=secrets),
-                    fix=outcome.fix or "",
-                )
-            )
         CheckResult.objects.bulk_create(rows)
-        run.finished_at = timezone.now()
-        if error:
-            run.status = RunStatus.FAILED
-            run.error = _scrub(error, secrets=secrets)
-            run.worst_status = "error"
-        else:
-            run.status = RunStatus.SUCCEEDED
-            run.worst_status = str(worst(r.status for r in rows)) if rows else "ok"
-        run.save(update_fields=["status", "finished_at", "error", "worst_status"])
+        run.status, run.finished_at, run.error, run.worst_status = (
+            status,
+            finished_at,
+            error,
+            worst_status,
+        )
         if run.incident_id:
             _timeline_summary(run, rows)
     return run

@@ -155,7 +155,8 @@ def test_sweep_takes_over_a_stuck_running_run_and_late_results_are_discarded(
     run.refresh_from_db()
     assert run.status == "queued" and run.requeues == 1
     # The first worker comes back late: its results must not be mixed in.
-    assert services._finish(run_id=run.pk, token=token, executions=[], error="", secrets=()) is None
+    late = services._finish(run=claimed, token=token, executions=[], error="", secrets=())
+    assert late is None
     services.diagnostic_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded" and run.results.count() == 2
@@ -376,7 +377,7 @@ def test_results_with_dates_decimals_and_odd_values_are_stored_as_json(live_targ
     run = DiagnosticRun.objects.create(
         target=live_target, queued_at=timezone.now(), deadline=timezone.now()
     )
-    _claimed, token = services._claim(run.pk, "")
+    claimed, token = services._claim(run.pk, "")
     outcome = CheckOutcome(
         CheckStatus.WARNING,
         "odd values",
@@ -391,7 +392,7 @@ def test_results_with_dates_decimals_and_odd_values_are_stored_as_json(live_targ
         metrics={"ratio": Decimal("0.99")},
     )
     services._finish(
-        run_id=run.pk,
+        run=claimed,
         token=token,
         executions=[CheckExecution("odd", outcome, 1.0)],
         error="",
