@@ -161,6 +161,10 @@ SPECTACULAR_SETTINGS = {
         "TargetEnvironmentEnum": "diagnostics.models.Environment",
         "TargetSslmodeEnum": "diagnostics.models.SSLMode",
         "DiagnosticRunTriggerEnum": "diagnostics.models.Trigger",
+        "PostmortemStatusEnum": "postmortems.models.PostmortemStatus",
+        "ActionItemStatusEnum": "postmortems.models.ActionStatus",
+        "ActionItemCategoryEnum": "postmortems.models.ActionCategory",
+        "ReviewStatusEnum": "postmortems.models.ReviewStatus",
     },
 }
 
