@@ -238,3 +238,44 @@ class IdleInTransactionCheck(Check):
             what="sessions of other roles are",
             fix=session.monitor_fix,
         )
+
+
+@register
+class PreparedTransactionsCheck(Check):
+    key = "prepared_transactions"
+    title = "Prepared transactions"
+    family = Family.ACTIVITY
+    description = (
+        "Two-phase-commit transactions left prepared: they hold their locks and stop vacuum "
+        "until a transaction manager commits or rolls them back, and survive restarts."
+    )
+    sql = """
+        SELECT p.gid, p.database, p.owner, p.prepared, p.transaction::text AS xid,
+               EXTRACT(EPOCH FROM clock_timestamp() - p.prepared)::float AS age_s
+        FROM pg_prepared_xacts p ORDER BY p.prepared LIMIT %(limit)s
+    """
+    default_thresholds = {"warning_s": 1.0, "critical_s": 300.0, "limit": 50}
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        found = rows(session.query(self.sql, {"limit": int(t["limit"])}))
+        if not found:
+            return CheckOutcome(
+                CheckStatus.OK, "no prepared transaction", metrics={"prepared_transactions": 0}
+            )
+        oldest = max(r["age_s"] or 0 for r in found)
+        for r in found:
+            gid = (r["gid"] or "").replace("'", "''")
+            r["fix"] = (
+                f"COMMIT PREPARED '{gid}'; or ROLLBACK PREPARED '{gid}'; (in database "
+                f"{r['database']}, once the transaction manager confirms the outcome)"
+            )
+        status = by_threshold(oldest, float(t["warning_s"]), float(t["critical_s"]))
+        return CheckOutcome(
+            status,
+            f"{len(found)} prepared transaction{'s' if len(found) != 1 else ''}, oldest "
+            f"{human_seconds(oldest)} ({found[0]['gid']} in {found[0]['database']})",
+            findings=found,
+            fix=found[0]["fix"],
+            metrics={"prepared_transactions": len(found), "oldest_prepared_s": oldest},
+        )

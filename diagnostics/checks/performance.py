@@ -209,3 +209,62 @@ class CacheHitRatioCheck(Check):
             f"indexes {r['index_hit_pct']} %)"
         )
         return CheckOutcome(status, summary, findings=[r], metrics=metrics)
+
+
+@register
+class CheckpointsCheck(Check):
+    key = "checkpoints"
+    title = "Checkpoints"
+    family = Family.PERFORMANCE
+    description = (
+        "Timed versus requested checkpoints: many requested ones mean WAL volume forces them "
+        "(max_wal_size too small), each one a burst of writes. PostgreSQL 17 moved these "
+        "counters from pg_stat_bgwriter to pg_stat_checkpointer."
+    )
+    default_thresholds = {"requested_warning_pct": 50.0, "min_checkpoints": 10}
+
+    @staticmethod
+    def sql(version: int) -> str:
+        if version >= 170000:
+            return """
+                SELECT num_timed, num_requested, write_time AS write_ms,
+                       sync_time AS sync_ms, buffers_written, stats_reset,
+                       'pg_stat_checkpointer' AS source
+                FROM pg_stat_checkpointer
+            """
+        return """
+            SELECT checkpoints_timed AS num_timed, checkpoints_req AS num_requested,
+                   checkpoint_write_time AS write_ms, checkpoint_sync_time AS sync_ms,
+                   buffers_checkpoint AS buffers_written, stats_reset,
+                   'pg_stat_bgwriter' AS source
+            FROM pg_stat_bgwriter
+        """
+
+    def run(self, session) -> CheckOutcome:
+        r = rows([session.one(self.sql(session.server_version_num))])[0]
+        total = (r["num_timed"] or 0) + (r["num_requested"] or 0)
+        requested_pct = round(100.0 * (r["num_requested"] or 0) / total, 1) if total else 0.0
+        r["requested_pct"] = requested_pct
+        r["max_wal_size"] = session.setting("max_wal_size")
+        r["checkpoint_timeout"] = session.setting("checkpoint_timeout")
+        status = CheckStatus.OK
+        summary = (
+            f"{total} checkpoints since statistics reset, {requested_pct} % requested "
+            f"(forced), max_wal_size {r['max_wal_size']} MB"
+        )
+        if total >= int(self.thresholds["min_checkpoints"]) and requested_pct >= float(
+            self.thresholds["requested_warning_pct"]
+        ):
+            status = CheckStatus.WARNING
+            summary = "most checkpoints are forced by WAL volume - " + summary
+        metrics = {
+            k: float(r[k] or 0)
+            for k in ("num_timed", "num_requested", "write_ms", "sync_ms", "buffers_written")
+        }
+        return CheckOutcome(
+            status,
+            summary,
+            findings=[r],
+            metrics=metrics,
+            fix="raise max_wal_size" if status == CheckStatus.WARNING else "",
+        )

@@ -118,3 +118,18 @@ def test_role_without_pg_monitor_reports_a_coverage_gap_not_health(pg_cluster, h
         assert any(f.get("pid") == sleeper.pid for f in outcome.findings)
     finally:
         pg_cluster.sql(f"REVOKE pg_monitor FROM {LIMITED_ROLE}")
+
+
+def test_orphaned_prepared_transaction_is_flagged(pg_cluster, target_spec, holders):
+    gid = f"quell-test-{pg_cluster.name}"
+    holders(pg_cluster).send(f"BEGIN; SELECT txid_current(); PREPARE TRANSACTION '{gid}';").pid  # noqa: B018
+    try:
+        pg_cluster.wait_for("SELECT count(*) > 0 FROM pg_prepared_xacts WHERE gid = %s", (gid,))
+        outcome = run_check(target_spec, "prepared_transactions", warning_s=0).outcome
+        assert outcome.status == CheckStatus.WARNING
+        [row] = [f for f in outcome.findings if f["gid"] == gid]
+        assert row["database"] == "quell_target"
+        assert f"ROLLBACK PREPARED '{gid}'" in row["fix"]
+    finally:
+        pg_cluster.sql(f"ROLLBACK PREPARED '{gid}'")
+    assert run_check(target_spec, "prepared_transactions").outcome.status == CheckStatus.OK

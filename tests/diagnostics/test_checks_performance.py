@@ -100,3 +100,18 @@ def test_cache_hit_ratio_judges_only_with_enough_reads(target_spec):
     assert judged.status == CheckStatus.WARNING
     assert judged.metrics["blks_hit"] > 0
     assert "cache hit ratio" in judged.summary
+
+
+def test_checkpoints_read_from_the_view_of_the_server_version(pg_cluster, target_spec):
+    for _ in range(2):
+        pg_cluster.sql("CHECKPOINT")
+    outcome = run_check(
+        target_spec, "checkpoints", min_checkpoints=1, requested_warning_pct=1
+    ).outcome
+    row = outcome.findings[0]
+    # PostgreSQL 17 moved the counters to pg_stat_checkpointer.
+    expected = "pg_stat_checkpointer" if pg_cluster.version_num >= 170000 else "pg_stat_bgwriter"
+    assert row["source"] == expected
+    assert outcome.metrics["num_requested"] >= 2
+    assert outcome.status == CheckStatus.WARNING
+    assert "forced by WAL volume" in outcome.summary
