@@ -293,3 +293,41 @@ def test_list_page_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(12):
         response = client.get(reverse("postmortems:list"))
     assert response.content.decode().count("scheduled") >= 4
+
+
+def test_action_item_edit_page_changes_owner_and_status(responder, commander, postmortem):
+    item = services.action_item_create(
+        postmortem_id=postmortem.pk, title="Runbook for restores", category="playbook",
+        actor=commander,
+    )  # fmt: skip
+    client = _client(responder)
+    url = reverse("postmortems:action-item-edit", args=[item.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and "Runbook for restores" in page.content.decode()
+    response = client.post(
+        url,
+        {
+            "title": "Runbook for restores",
+            "category": "backup_recovery",
+            "owner": responder.pk,
+            "due_date": "2030-02-01",
+            "status": "done",
+        },
+    )
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert item.category == "backup_recovery" and item.owner == responder
+    assert item.status == "done" and item.completed_by == responder
+    bad = client.post(url, {"title": "", "category": "playbook", "status": "open"})
+    assert bad.status_code == 400
+
+
+def test_start_page_for_a_sev4_incident(responder, incident_factory, resolve, commander):
+    incident = resolve(incident_factory(severity="SEV4", staffed=False), commander)
+    client = _client(responder)
+    url = reverse("postmortems:for-incident", args=[incident.pk])
+    assert b"Start a postmortem" in client.get(url).content
+    response = client.post(url)
+    assert response.status_code == 302
+    assert incident.__class__.objects.get(pk=incident.pk).postmortem.status == "draft"
+    assert client.get(url).status_code == 302  # now it just leads to the postmortem
