@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class CommsConfig(AppConfig):
@@ -8,3 +9,13 @@ class CommsConfig(AppConfig):
 
     def ready(self):
         from . import receivers  # noqa: F401  (connects the lifecycle receivers)
+
+        # Setup, not domain flow: the playbook's templates exist after every migrate (and after
+        # a test database flush), like the access groups. Existing ones are never overwritten.
+        post_migrate.connect(_install_default_templates, sender=self)
+
+
+def _install_default_templates(sender, using="default", **kwargs):
+    from .services import templates_install_defaults
+
+    templates_install_defaults()

@@ -45,7 +45,12 @@ class Receiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(
-                        {"path": self.path, "headers": dict(self.headers), "body": body}
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                            "time": time.monotonic(),
+                        }
                     )
                     step = receiver.script.pop(0) if receiver.script else 200
                 if isinstance(step, tuple) and step[0] == "hang":

@@ -1,0 +1,105 @@
+"""A real Celery worker: deliveries are retried with backoff until the receiver takes them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import Group, User
+from django.db import connection
+
+from comms import services
+from comms.models import Channel, Delivery, DeliveryState, MessageTemplate
+from incidents import services as incident_services
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def worker(settings):
+    """`celery worker --pool=solo` on this test's database and Redis, stopped afterwards."""
+    db = django_settings.DATABASES["default"]
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        QUELL_COMMS_RETRY_BASE_SECONDS="1",
+        QUELL_COMMS_HTTP_TIMEOUT="0.5",
+        QUELL_BASE_URL="http://status.test",
+    )
+    from config.celery import app
+
+    app.control.purge()  # nothing left over from earlier runs on this Redis database
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=WARNING",
+        ],
+        cwd=BASE_DIR,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield proc
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_worker_retries_a_failing_receiver_with_backoff_and_a_hang_never_blocks_publish(
+    worker, receiver
+):
+    user = User.objects.create_user("ic-worker", "ic@example.com", "x")
+    user.groups.add(Group.objects.get(name="commander"))
+    incident = incident_services.incident_declare(title="Replica lag", severity="SEV2", actor=user)
+    # The channel comes after the declaration, so only this update is sent to it.
+    Channel.objects.create(name="flaky", kind="slack", audience="internal", url=receiver.url)
+    # First a hang (longer than the timeout), then a 503, then success.
+    receiver.script = [("hang", 2), 503]
+    template = MessageTemplate.objects.get(key="internal-update")
+    started = time.monotonic()
+    update = services.update_create_and_publish(
+        incident_id=incident.pk, template_id=template.pk, actor=user
+    )
+    assert time.monotonic() - started < 1.0  # publishing waits for no receiver
+    connection.close()  # let the worker's transactions be seen fresh
+
+    def delivered():
+        return Delivery.objects.filter(status_update=update, state=DeliveryState.DELIVERED).exists()
+
+    assert _wait_for(delivered), list(
+        Delivery.objects.filter(status_update=update).values("state", "attempts", "error")
+    )
+    delivery = Delivery.objects.get(status_update=update)
+    assert delivery.attempts == 3
+    assert len(receiver.requests) == 3
+    times = [r["time"] for r in receiver.requests]
+    # Backoff: about 1 s after the first failure, about 2 s after the second.
+    assert times[1] - times[0] >= 0.9
+    assert times[2] - times[1] >= 1.8
