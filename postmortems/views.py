@@ -305,6 +305,7 @@ def postmortem_preview(request, postmortem_id: int):
 @require_POST
 def postmortem_status(request, postmortem_id: int):
     """Submit for review, return to draft, publish (closes the incident) or waive."""
+    _require(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     action = request.POST.get("action", "")
     perms = _permissions(request.user, postmortem)

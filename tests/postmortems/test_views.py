@@ -331,3 +331,10 @@ def test_start_page_for_a_sev4_incident(responder, incident_factory, resolve, co
     assert response.status_code == 302
     assert incident.__class__.objects.get(pk=incident.pk).postmortem.status == "draft"
     assert client.get(url).status_code == 302  # now it just leads to the postmortem
+
+
+def test_status_changes_are_refused_to_viewers(viewer, postmortem):
+    url = reverse("postmortems:status", args=[postmortem.pk])
+    assert _client(viewer).post(url, {"action": "submit"}).status_code == 403
+    postmortem.refresh_from_db()
+    assert postmortem.status == PostmortemStatus.DRAFT
