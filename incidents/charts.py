@@ -94,7 +94,7 @@ def grouped_bars(
     group_w = plot_w / max(len(groups), 1)
     bar_w = max(min((group_w - 8) / max(len(series), 1), 28), 2)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
+        f'<svg class="chart wide" viewBox="0 0 {width} {height}" role="img" '
         f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]

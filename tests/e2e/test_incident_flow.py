@@ -16,9 +16,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def people(transactional_db):
+def people(transactional_db, settings):
     # transactional_db empties tables between tests, groups included: make sure they exist.
     ensure_groups()
+    # The insights page must show this test's data, not figures cached by an earlier run.
+    settings.QUELL_INSIGHTS_CACHE_SECONDS = 0
     newbie = UserFactory(username="nadia", first_name="Nadia", last_name="Novak", role="responder")
     colleague = UserFactory(
         username="tomas", first_name="Tomas", last_name="Lind", role="responder"
@@ -185,11 +187,26 @@ def test_incident_flow(page, login, screenshot, live_server, people, target_data
 
 
 def test_phone_layout(page, login, screenshot, live_server, people):
+    from incidents import services
+
     newbie, _ = people
+    incident = services.incident_declare(
+        title="Replica lag over 5 minutes on the reporting replica",
+        severity="SEV3",
+        kind="availability",
+        description="Dashboards show data from yesterday.",
+        actor=newbie,
+    )
     page.set_viewport_size({"width": 390, "height": 844})
     login(newbie)
-    page.goto(f"{live_server.url}/incidents/declare/")
-    expect(page.get_by_role("heading", name="Declare an incident", exact=True)).to_be_visible()
-    # Nothing is wider than the screen.
-    assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    screenshot("phone-declare")
+    for name, path in (
+        ("phone-list", "/"),
+        ("phone-declare", "/incidents/declare/"),
+        ("phone-incident", f"/incidents/{incident.pk}/"),
+        ("phone-insights", "/insights/"),
+    ):
+        page.goto(f"{live_server.url}{path}")
+        expect(page.locator("main h1").first).to_be_visible()
+        # Nothing is wider than the screen: no sideways scrolling of the page.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, name
+        screenshot(name)
