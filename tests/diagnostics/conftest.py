@@ -16,13 +16,15 @@ Fixtures:
 - ``silent_listener``: (host, port) of a socket that accepts and never answers.
 - ``closed_port``: (host, port) nothing listens on.
 
-Clusters start lazily (only when a test asks) and stop at the end of the session.
+Clusters start lazily (only when a test asks; pg15 and pg18 together, in parallel) and stop at
+the end of the session.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import threading
 
 import pytest
 
@@ -40,17 +42,39 @@ def _started(cluster: Cluster, *, extension: bool = True):
 
 
 @pytest.fixture(scope="session")
-def pg15():
-    cluster = _started(Cluster("pg15", PG15_BIN))
-    yield cluster
-    cluster.stop()
+def _pg_pair():
+    """Both versions, started side by side (initdb and start-up are mostly waiting)."""
+    clusters = {"pg15": Cluster("pg15", PG15_BIN), "pg18": Cluster("pg18", embedded_bin())}
+    errors = []
+
+    def start(cluster):
+        try:
+            _started(cluster)
+        except Exception as exc:  # re-raised below, after both threads finish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(c,)) for c in clusters.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        for cluster in clusters.values():
+            cluster.stop()
+        raise errors[0]
+    yield clusters
+    for cluster in clusters.values():
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")
-def pg18():
-    cluster = _started(Cluster("pg18", embedded_bin()))
-    yield cluster
-    cluster.stop()
+def pg15(_pg_pair):
+    return _pg_pair["pg15"]
+
+
+@pytest.fixture(scope="session")
+def pg18(_pg_pair):
+    return _pg_pair["pg18"]
 
 
 @pytest.fixture(scope="session", params=["pg15", "pg18"])

@@ -216,7 +216,9 @@ def test_server_that_stops_answering_mid_run_is_cut_off_by_the_watchdog(target_s
 def test_statistics_snapshot_is_fresh_for_every_check(fresh_db):
     cluster, dbname, spec = fresh_db
     cluster.sql(
-        "CREATE TABLE snap (x int); INSERT INTO snap SELECT generate_series(1, 100)", dbname=dbname
+        "CREATE TABLE snap (x int) WITH (autovacuum_enabled = off);"
+        "INSERT INTO snap SELECT generate_series(1, 100)",
+        dbname=dbname,
     )
     seen = []
     dead = "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'snap'"
@@ -256,8 +258,13 @@ def test_both_versions_give_the_same_statuses_for_the_same_state(pg15, pg18):
         finally:
             cluster.drop_database(dbname)
         statuses[cluster.name] = {r.key: str(r.outcome.status) for r in results}
-    assert statuses["pg15"] == statuses["pg18"]
     assert "error" not in statuses["pg15"].values()
+    assert "error" not in statuses["pg18"].values()
+    # Checkpoint counters are server-wide history (each CREATE DATABASE forces two), which
+    # other tests drive differently on each cluster: compare everything else.
+    for result in statuses.values():
+        result.pop("checkpoints")
+    assert statuses["pg15"] == statuses["pg18"]
 
 
 def test_too_many_connections_on_connect_is_critical(pg_cluster):
