@@ -221,6 +221,11 @@ def _add_service_error(form, exc: IncidentError) -> None:
 # --- Incident page ----------------------------------------------------------------------
 
 
+# Panels re-read after an action on this page (a resolve opens the postmortem draft). Panels
+# where people type (comms' composer) are not: re-rendering them would lose what was typed.
+REFRESH_ON_CHANGE = {"postmortems"}
+
+
 def _render_panels(request, incident, specs) -> list[dict]:
     panels = []
     for key, title, names in specs:
@@ -229,7 +234,9 @@ def _render_panels(request, incident, specs) -> list[dict]:
         except TemplateDoesNotExist:
             continue
         html = template.render({"incident": incident, "user": request.user}, request)
-        panels.append({"key": key, "title": title, "html": html})
+        panels.append(
+            {"key": key, "title": title, "html": html, "refresh": key in REFRESH_ON_CHANGE}
+        )
     return panels
 
 

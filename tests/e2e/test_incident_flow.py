@@ -163,6 +163,8 @@ def test_incident_flow(page, login, screenshot, live_server, people, target_data
     expect(page.locator(".incident-head")).to_contain_text("Resolved")
     expect(page.get_by_role("button", name="Reopen")).to_be_visible()
     expect(page.locator("#timeline .live")).to_have_count(0)  # no more polling once resolved
+    # The postmortem panel follows without a reload: the draft opened on resolve.
+    expect(page.locator("#panel-postmortems")).to_contain_text("Open postmortem", timeout=15_000)
     screenshot("08-resolved")
 
     incident.refresh_from_db()
