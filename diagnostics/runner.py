@@ -15,7 +15,6 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import errors as pg_errors
 
-from .checks import base
 from .checks.base import Check, CheckOutcome, CheckStatus
 from .target import (
     ConnectionSpec,
@@ -180,4 +179,4 @@ def _run_one(
     return CheckExecution(check_class.key, outcome, round((time.monotonic() - started) * 1000, 2))
 
 
-__all__ = ["CheckExecution", "base", "run_checks"]
+__all__ = ["CheckExecution", "run_checks"]

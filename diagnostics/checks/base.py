@@ -68,6 +68,9 @@ class Check:
     title: ClassVar[str]
     family: ClassVar[Family]
     description: ClassVar[str] = ""
+    # The main SQL the check sends (for display and review). Checks whose SQL depends on the
+    # server or extension version build the variant in run() (see their `sql_for`).
+    sql: ClassVar[str] = ""
     min_server_version: ClassVar[int | None] = None  # server_version_num, e.g. 130000
     max_server_version: ClassVar[int | None] = None
     # Default thresholds; a target's or a run's overrides are merged over these.

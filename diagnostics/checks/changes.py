@@ -111,6 +111,7 @@ class RecentMigrationsCheck(Check):
         "Django, Prisma, Flyway, Knex, goose, Rails/golang-migrate/dbmate (schema_migrations) "
         "and Alembic, in any schema. A migration shortly before an incident is a prime suspect."
     )
+    sql = FIND_SQL  # then each tool's table is read with its own query (MIGRATION_TABLES)
     default_thresholds = {"window_s": 86400, "limit": 10}
 
     def run(self, session) -> CheckOutcome:

@@ -41,7 +41,8 @@ class DatabaseErrorsCheck(Check):
         "baseline_age_s": None,
     }
 
-    def sql(self, version: int) -> str:
+    @staticmethod
+    def sql_for(version: int) -> str:
         extra = SESSION_COUNTERS if version >= 140000 else []
         cols = ", ".join(f"COALESCE(d.{c}, 0)::bigint AS {c}" for c in COUNTERS + extra)
         return f"""
@@ -52,9 +53,11 @@ class DatabaseErrorsCheck(Check):
             FROM pg_stat_database d WHERE d.datname = current_database()
         """
 
+    sql = sql_for(170000)  # for display; run() builds it for the server version
+
     def run(self, session) -> CheckOutcome:
         t = self.thresholds
-        row = jsonable(session.one(self.sql(session.server_version_num)))
+        row = jsonable(session.one(self.sql_for(session.server_version_num)))
         counters = [c for c in COUNTERS + SESSION_COUNTERS if c in row]
         metrics = {c: float(row[c]) for c in counters}
         baseline = t.get("baseline") or None

@@ -45,7 +45,8 @@ class SlowQueriesCheck(Check):
         "top": 10,
     }
 
-    def sql(self, schema: str, extversion: str) -> str:
+    @staticmethod
+    def sql_for(schema: str, extversion: str) -> str:
         c = statements_columns(extversion)
         return f"""
             WITH s AS (
@@ -63,6 +64,8 @@ class SlowQueriesCheck(Check):
             UNION ALL
             (SELECT 'total' AS ranking, s.* FROM s ORDER BY s.total_ms DESC LIMIT %(top)s)
         """
+
+    sql = sql_for("public", "1.11")  # for display; run() uses the extension's version and schema
 
     hidden_sql_tpl = """
         SELECT count(*) FILTER (WHERE query = %(hidden)s OR queryid IS NULL) AS hidden,
@@ -86,7 +89,8 @@ class SlowQueriesCheck(Check):
         schema, version = state["schema"], state["version"]
         found = rows(
             session.query(
-                self.sql(schema, version), {"min_calls": int(t["min_calls"]), "top": int(t["top"])}
+                self.sql_for(schema, version),
+                {"min_calls": int(t["min_calls"]), "top": int(t["top"])},
             )
         )
         totals = session.one(
@@ -224,7 +228,7 @@ class CheckpointsCheck(Check):
     default_thresholds = {"requested_warning_pct": 50.0, "min_checkpoints": 10}
 
     @staticmethod
-    def sql(version: int) -> str:
+    def sql_for(version: int) -> str:
         if version >= 170000:
             return """
                 SELECT num_timed, num_requested, write_time AS write_ms,
@@ -240,8 +244,10 @@ class CheckpointsCheck(Check):
             FROM pg_stat_bgwriter
         """
 
+    sql = sql_for(170000)  # for display; run() picks the view for the server version
+
     def run(self, session) -> CheckOutcome:
-        r = rows([session.one(self.sql(session.server_version_num))])[0]
+        r = rows([session.one(self.sql_for(session.server_version_num))])[0]
         total = (r["num_timed"] or 0) + (r["num_requested"] or 0)
         requested_pct = round(100.0 * (r["num_requested"] or 0) / total, 1) if total else 0.0
         r["requested_pct"] = requested_pct

@@ -46,6 +46,7 @@ class ReplicationLagCheck(Check):
                    AS replay_lag_bytes,
                (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status
     """
+    sql = primary_sql  # on a standby run() sends standby_sql instead
     default_thresholds = {"lag_warning_s": 5.0, "lag_critical_s": 60.0}
 
     def run(self, session) -> CheckOutcome:
@@ -116,7 +117,8 @@ class ReplicationSlotsCheck(Check):
         "inactive_is_warning": True,
     }
 
-    def sql(self, version: int, in_recovery: bool) -> str:
+    @staticmethod
+    def sql_for(version: int, in_recovery: bool) -> str:
         current = "pg_last_wal_receive_lsn()" if in_recovery else "pg_current_wal_lsn()"
         extra = ""
         if version >= 170000:
@@ -132,11 +134,13 @@ class ReplicationSlotsCheck(Check):
             FROM pg_replication_slots s ORDER BY s.slot_name
         """
 
+    sql = sql_for(170000, False)  # for display; run() builds it for the server
+
     def run(self, session) -> CheckOutcome:
         if session.platform == "aurora":
             return CheckOutcome(CheckStatus.SKIPPED, AURORA_REASON)
         t = self.thresholds
-        slots = rows(session.query(self.sql(session.server_version_num, session.in_recovery)))
+        slots = rows(session.query(self.sql_for(session.server_version_num, session.in_recovery)))
         if not slots:
             return CheckOutcome(CheckStatus.OK, "no replication slot", metrics={"slots": 0})
         status = CheckStatus.OK

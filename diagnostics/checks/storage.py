@@ -39,6 +39,7 @@ class DatabaseSizesCheck(Check):
         ORDER BY d.datname
         LIMIT %(limit)s
     """
+    sql = this_sql  # plus others_sql for the other databases
     default_thresholds = {"other_databases": True, "limit": 50, "warning_bytes": None}
 
     def run(self, session) -> CheckOutcome:
