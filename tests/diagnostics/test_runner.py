@@ -282,3 +282,37 @@ def test_too_many_connections_on_connect_is_critical(pg_cluster):
     assert connection.status == CheckStatus.CRITICAL
     assert connection.summary.startswith("too many connections")
     assert connection.findings[0]["sqlstate"] == "53300"
+
+
+def test_full_suite_during_a_migration_holding_access_exclusive_locks(fresh_db, holders):
+    """A migration mid-flight: no check waits behind its locks, none fails because of them."""
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE TABLE django_migrations (id bigserial PRIMARY KEY, app varchar(255), "
+        "name varchar(255), applied timestamptz);"
+        "INSERT INTO django_migrations (app, name, applied) VALUES ('a', '0001', now());"
+        "CREATE TABLE orders (id serial PRIMARY KEY, v int);"
+        "INSERT INTO orders (v) VALUES (1), (1);"
+        "ANALYZE",
+        dbname=dbname,
+    )
+    with pytest.raises(Exception, match="could not create unique index"):
+        cluster.sql("CREATE UNIQUE INDEX CONCURRENTLY orders_v_key ON orders (v)", dbname=dbname)
+    locker = holders(cluster, dbname).send(
+        "BEGIN; LOCK TABLE orders, django_migrations IN ACCESS EXCLUSIVE MODE; "
+        "ALTER SEQUENCE orders_id_seq RENAME TO orders_id_seq_renamed;"
+    )
+    locker.wait_state("state = 'idle in transaction'")
+
+    started = time.monotonic()
+    results = _by_key(run_checks(spec, builtin_checks(), timeouts=FAST))
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 3.0
+    errors = {k: r.outcome.error for k, r in results.items() if r.outcome.status == "error"}
+    assert errors == {}
+    assert "catalog locked" in results["table_sizes"].outcome.summary
+    assert "catalog locked" in results["recent_migrations"].outcome.summary
+    assert "catalog locked" in results["sequence_exhaustion"].outcome.summary
+    assert results["invalid_indexes"].outcome.status == CheckStatus.WARNING
+    assert "catalog-locked" in results["invalid_indexes"].outcome.summary
