@@ -21,7 +21,7 @@ class StatusPageMiddleware:
         kind = FAST_PATHS.get(request.path_info)
         if kind is None or request.method != "GET":
             return self.get_response(request)
-        response = views.cached_response(kind)
+        response = views.cached_response(kind, request)
         # What the skipped middleware would have added that matters for a public page.
         response["X-Frame-Options"] = "DENY"
         response["X-Content-Type-Options"] = "nosniff"

@@ -10,6 +10,7 @@ Redis, and another process sees an invalidation at most that long after it happe
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import threading
@@ -31,9 +32,9 @@ CONTENT_TYPES = {
     "json": "application/json",
     "atom": "application/atom+xml; charset=utf-8",
 }
-_KEY = "comms:status:{kind}"
+_KEY = "comms:status:v2:{kind}"
 
-_local: dict[str, tuple[float, bytes]] = {}
+_local: dict[str, tuple[float, tuple[bytes, bytes]]] = {}
 _local_lock = threading.Lock()
 
 
@@ -120,8 +121,15 @@ def _atom(snapshot: dict) -> bytes:
     return feed.writeString("utf-8").encode()
 
 
-def get(kind: str) -> bytes:
-    """The cached bytes of one representation, rendering and storing them on a miss."""
+def _entry(kind: str) -> tuple[bytes, bytes]:
+    """(raw, gzip) bytes of one representation, freshly rendered from the database."""
+    raw = render(kind)
+    # Compressed once per render, not per request: browsers always accept gzip.
+    return raw, gzip.compress(raw, compresslevel=6, mtime=0)
+
+
+def get(kind: str) -> tuple[bytes, bytes]:
+    """The cached (raw, gzip) bytes of one representation, rendered and stored on a miss."""
     local_ttl = float(settings.QUELL_STATUS_PAGE_LOCAL_SECONDS)
     now = time.monotonic()
     if local_ttl > 0:
@@ -131,22 +139,22 @@ def get(kind: str) -> bytes:
     key = _KEY.format(kind=kind)
     cache = _cache()
     try:
-        content = cache.get(key)
+        entry = cache.get(key)
     except Exception:
         # The cache is down: the page still works, from the database (slower, but up).
         logger.exception("status page cache unavailable")
-        return render(kind)
-    if content is None:
-        content = render(kind)
+        return _entry(kind)
+    if entry is None:
+        entry = _entry(kind)
         try:
-            cache.set(key, content, timeout=settings.QUELL_STATUS_PAGE_CACHE_SECONDS)
+            cache.set(key, entry, timeout=settings.QUELL_STATUS_PAGE_CACHE_SECONDS)
         except Exception:
             logger.exception("status page cache unavailable")
-            return content
+            return entry
     if local_ttl > 0:
         with _local_lock:
-            _local[kind] = (now + local_ttl, content)
-    return content
+            _local[kind] = (now + local_ttl, entry)
+    return entry
 
 
 def invalidate() -> None:

@@ -28,9 +28,16 @@ from .models import Audience, Delivery, MessageTemplate, StatusUpdate
 # --- Public status page ---------------------------------------------------------------------
 
 
-def cached_response(kind: str) -> HttpResponse:
+def cached_response(kind: str, request) -> HttpResponse:
     """One representation of the status page, from cache (comms.middleware uses it too)."""
-    response = HttpResponse(status_cache.get(kind), content_type=status_cache.CONTENT_TYPES[kind])
+    raw, compressed = status_cache.get(kind)
+    use_gzip = "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", "")
+    response = HttpResponse(
+        compressed if use_gzip else raw, content_type=status_cache.CONTENT_TYPES[kind]
+    )
+    if use_gzip:
+        response["Content-Encoding"] = "gzip"
+    response["Vary"] = "Accept-Encoding"
     # Browsers and proxies may keep it briefly; the page itself is rebuilt on change.
     response["Cache-Control"] = "public, max-age=15"
     if kind == "json":
@@ -38,25 +45,22 @@ def cached_response(kind: str) -> HttpResponse:
     return response
 
 
-_cached = cached_response
-
-
 @require_safe
 def status_page(request):
     """The public status page (HTML), served from cache."""
-    return _cached("html")
+    return cached_response("html", request)
 
 
 @require_safe
 def status_json(request):
     """The status page as JSON."""
-    return _cached("json")
+    return cached_response("json", request)
 
 
 @require_safe
 def status_feed(request):
     """The status page's updates as an Atom feed."""
-    return _cached("atom")
+    return cached_response("atom", request)
 
 
 @csrf_exempt  # the public page is cached, so it carries no CSRF token; double opt-in protects

@@ -292,3 +292,16 @@ def test_page_still_served_when_the_cache_is_down(settings, public_incident):
     response = Client().get("/status/")
     assert response.status_code == 200
     assert "Our team is investigating the issue" in response.content.decode()
+
+
+def test_gzip_is_served_to_clients_that_accept_it(public_incident):
+    import gzip
+
+    client = Client()
+    plain = client.get("/status/")
+    packed = client.get("/status/", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip"
+    assert packed["Vary"] == "Accept-Encoding"
+    assert "Content-Encoding" not in plain
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) < len(plain.content)
