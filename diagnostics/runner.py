@@ -27,6 +27,8 @@ from .target import (
 )
 
 CONNECTION_CHECK_KEY = "connection"
+# Exceptions a worker raises into a run to end it (Celery's time limits): never a check result.
+_RUN_LIMITS = {"SoftTimeLimitExceeded", "TimeLimitExceeded", "Terminated", "WorkerLostError"}
 
 
 @dataclasses.dataclass
@@ -170,6 +172,8 @@ def _run_one(
                     session.clear_stats_snapshot()
                     outcome = check.run(session)
         except Exception as exc:
+            if type(exc).__name__ in _RUN_LIMITS:
+                raise  # the task's own time limit: stop the run, do not carry on to the next
             outcome = _failure_outcome(exc, spec, timeouts, session)
     # Defence in depth: nothing a check returns may carry a credential.
     outcome.summary = scrub(outcome.summary, spec)

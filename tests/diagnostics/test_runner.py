@@ -1,5 +1,6 @@
 """The runner: one session for a whole suite, isolated checks, bounded faults, both versions."""
 
+import json
 import os
 import signal
 import time
@@ -78,6 +79,8 @@ def test_full_suite_runs_clean_on_both_versions(pg_cluster, target_spec):
     assert by_key["slow_queries"].outcome.status in (CheckStatus.OK, CheckStatus.WARNING)
     assert all(r.duration_ms >= 0 for r in results)
     assert elapsed < 5
+    # Findings and metrics are stored as JSON as they are.
+    json.dumps([[r.outcome.findings, r.outcome.metrics] for r in results], allow_nan=False)
     # Quell's session is gone afterwards (a backend leaves pg_stat_activity a moment after its
     # client closes the connection).
     pg_cluster.wait_for(
@@ -315,3 +318,17 @@ def test_full_suite_during_a_migration_holding_access_exclusive_locks(fresh_db, 
     assert "catalog locked" in results["sequence_exhaustion"].outcome.summary
     assert results["invalid_indexes"].outcome.status == CheckStatus.WARNING
     assert "catalog-locked" in results["invalid_indexes"].outcome.summary
+
+
+def test_a_worker_time_limit_ends_the_run_instead_of_becoming_a_result(target_spec):
+    class SoftTimeLimitExceeded(Exception):
+        pass
+
+    class HitByTimeLimit(Check):
+        key, title, family = "t_time_limit", "time limit", Family.CONNECTION
+
+        def run(self, session):
+            raise SoftTimeLimitExceeded()
+
+    with pytest.raises(SoftTimeLimitExceeded):
+        run_checks(target_spec, [HitByTimeLimit, registry.get("connection")], timeouts=FAST)
