@@ -77,10 +77,33 @@ class Check:
     default_thresholds: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, thresholds: dict[str, Any] | None = None):
-        self.thresholds = {**self.default_thresholds, **(thresholds or {})}
+        merged = {**self.default_thresholds}
+        for name, value in (thresholds or {}).items():
+            merged[name] = _coerce(name, value, self.default_thresholds.get(name))
+        self.thresholds = merged
 
     def run(self, session: TargetSession) -> CheckOutcome:  # noqa: F821 (see diagnostics.target)
         raise NotImplementedError
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """An override in its default's type ("300" from a form or JSON -> 300.0); clear if not."""
+    if value is None or default is None or isinstance(value, type(default)):
+        return value
+    try:
+        if isinstance(default, bool):
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            return int(float(value))
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold {name!r} must be like {default!r}, not {value!r}") from None
+    return value
 
 
 class CheckRegistry:

@@ -332,3 +332,26 @@ def test_a_worker_time_limit_ends_the_run_instead_of_becoming_a_result(target_sp
 
     with pytest.raises(SoftTimeLimitExceeded):
         run_checks(target_spec, [HitByTimeLimit, registry.get("connection")], timeouts=FAST)
+
+
+def test_threshold_overrides_take_their_defaults_type():
+    check_class = registry.get("long_running_queries")
+    assert check_class({"threshold_s": "0.5"}).thresholds["threshold_s"] == 0.5
+    assert check_class({"limit": "7"}).thresholds["limit"] == 7
+    assert check_class({}).thresholds["threshold_s"] == 300.0
+    with pytest.raises(ValueError, match="threshold 'threshold_s' must be like 300.0"):
+        check_class({"threshold_s": "five minutes"})
+
+
+def test_a_bad_threshold_is_that_checks_error_only(target_spec):
+    results = _by_key(
+        run_checks(
+            target_spec,
+            [registry.get("long_running_queries"), registry.get("connection")],
+            thresholds={"long_running_queries": {"threshold_s": "five minutes"}},
+            timeouts=FAST,
+        )
+    )
+    bad = results["long_running_queries"].outcome
+    assert bad.status == CheckStatus.ERROR and "must be like" in bad.error
+    assert results["connection"].outcome.status == CheckStatus.OK
