@@ -339,7 +339,7 @@ def test_threshold_overrides_take_their_defaults_type():
     assert check_class({"threshold_s": "0.5"}).thresholds["threshold_s"] == 0.5
     assert check_class({"limit": "7"}).thresholds["limit"] == 7
     assert check_class({}).thresholds["threshold_s"] == 300.0
-    with pytest.raises(ValueError, match="threshold 'threshold_s' must be like 300.0"):
+    with pytest.raises(ValueError, match=r"threshold 'threshold_s' must be like 300\.0"):
         check_class({"threshold_s": "five minutes"})
 
 
