@@ -11,6 +11,7 @@ lets other panels refresh); without JavaScript they post normally and are redire
 
 from __future__ import annotations
 
+import datetime
 import hmac
 from functools import wraps
 
@@ -131,6 +132,11 @@ def _get_incident(incident_id: int) -> Incident:
 # --- List -------------------------------------------------------------------------------
 
 
+def _start_of_day(day: datetime.date) -> datetime.datetime:
+    """Midnight of `day` in the current time zone."""
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
 @require_GET
 @viewer_required
 def incident_list(request):
@@ -153,20 +159,13 @@ def incident_list(request):
         qs = qs.filter(kind=data["kind"])
     if data.get("target"):
         qs = qs.filter(related.incident_target_q(data["target"]))
-    tz = timezone.get_current_timezone()
     if data.get("declared_after"):
-        start = timezone.make_aware(
-            timezone.datetime.combine(data["declared_after"], timezone.datetime.min.time()), tz
-        )
-        qs = qs.filter(declared_at__gte=start)
+        qs = qs.filter(declared_at__gte=_start_of_day(data["declared_after"]))
     if data.get("declared_before"):
-        end = timezone.make_aware(
-            timezone.datetime.combine(
-                data["declared_before"] + timezone.timedelta(days=1), timezone.datetime.min.time()
-            ),
-            tz,
+        # "Until" includes the whole of that day.
+        qs = qs.filter(
+            declared_at__lt=_start_of_day(data["declared_before"] + datetime.timedelta(days=1))
         )
-        qs = qs.filter(declared_at__lt=end)
     incidents = OpenFirst(qs, count_cap=SEARCH_COUNT_CAP if data.get("q") else None)
     page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
     for incident in page:
