@@ -26,6 +26,11 @@ def test_tasks_are_registered_with_late_acks_and_time_limits():
     assert "diagnostics.run_diagnostics" in app.tasks
     assert "diagnostics.sweep_stuck_runs" in app.tasks
     assert tasks.run_diagnostics.acks_late is True
+    # Only Quell's own database hiccups are retried; target problems are results, not errors.
+    from django.db import OperationalError
+
+    assert OperationalError in tasks.run_diagnostics.autoretry_for
+    assert tasks.run_diagnostics.max_retries == 5
     assert settings.CELERY_TASK_ACKS_LATE and settings.CELERY_TASK_REJECT_ON_WORKER_LOST
     assert settings.CELERY_TASK_TIME_LIMIT > settings.CELERY_TASK_SOFT_TIME_LIMIT > 0
     # A run's deadline outlives the hard time limit, so the sweep never fails a live run.
