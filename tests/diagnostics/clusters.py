@@ -51,9 +51,11 @@ def free_port() -> int:
 
 
 def _as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        args, user=OS_USER, group=OS_USER, check=True, capture_output=True, text=True, **kwargs
-    )
+    """Run a server binary as the `postgres` OS user when we are root (PostgreSQL refuses root);
+    as ourselves otherwise."""
+    if os.geteuid() == 0:
+        kwargs.update(user=OS_USER, group=OS_USER)
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
 
 
 # Password-authenticated role (the rest of the cluster trusts everyone, like the machine's server).
@@ -97,8 +99,9 @@ class Cluster:
 
     def start(self) -> Cluster:
         self.root = Path(tempfile.mkdtemp(prefix=f"quell-{self.name}-", dir="/tmp"))
-        pw = pwd.getpwnam(OS_USER)
-        os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(OS_USER)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
         _as_postgres(
             [
                 str(self.bindir / "initdb"),
