@@ -313,6 +313,8 @@ def _detail_context(request, incident, **forms) -> dict:
         "missing_roles": [ResponderRole(r).label for r in missing],
         "required_roles": [ResponderRole(r).label for r in required],
         "can_respond": can_respond,
+        # Notes stay open after closing: a correction or a late finding is a new event.
+        "can_note": user_has_role(request.user, RESPONDER),
         "can_command": can_command and bool(allowed),
         "can_regrade": can_command and incident.status != Status.CLOSED,
         "transitions": _transition_buttons(incident.status, allowed),

@@ -335,5 +335,10 @@ def test_closed_incident_offers_no_actions(commander_client, commander, incident
     services.incident_transition(incident_id=incident.pk, to_status="closed", actor=commander)
     html = commander_client.get(url("detail", incident)).content.decode()
     assert "Closed incidents are final." in html
-    for action in ("edit", "transition", "severity", "role-assign", "note"):
+    for action in ("edit", "transition", "severity", "role-assign"):
         assert url(action, incident) not in html, action
+    # A late finding or a correction is still a note on the timeline.
+    assert url("note", incident) in html
+    response = commander_client.post(url("note", incident), {"message": "Late finding"})
+    assert response.status_code == 302
+    assert incident.timeline.filter(kind=EventKind.NOTE, message="Late finding").exists()
