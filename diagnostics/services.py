@@ -618,14 +618,14 @@ def diagnostic_runs_fan_out(
     if not targets:
         raise DiagnosticsError("No enabled target matches that selection.", field="targets")
     now = timezone.now()
-    runs = []
+    runs, new = [], []
     for target in targets:
-        active = DiagnosticRun.objects.filter(
+        # A target already being examined with this suite keeps its run (no double load).
+        run = DiagnosticRun.objects.filter(
             target=target, incident_id=incident_id, suite=suite, status__in=ACTIVE_RUN_STATUSES
         ).first()
-        runs.append(
-            active
-            or _new_run(
+        if run is None:
+            run = _new_run(
                 target=target,
                 incident_id=incident_id,
                 trigger=trigger,
@@ -633,8 +633,8 @@ def diagnostic_runs_fan_out(
                 suite=suite,
                 now=now,
             )
-        )
-    new = [(r.pk, r.celery_task_id) for r in runs if r.queued_at == now]
+            new.append((run.pk, run.celery_task_id))
+        runs.append(run)
     transaction.on_commit(lambda: _enqueue(new))
     return runs
 

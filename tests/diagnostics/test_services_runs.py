@@ -419,3 +419,17 @@ def test_a_run_stopped_by_the_soft_time_limit_fails_with_a_clear_message(
     services.diagnostic_run_execute(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == "failed" and "time limit" in run.error
+
+
+def test_fan_out_keeps_a_target_s_active_run_and_sends_only_new_ones(
+    target_dbname, test_checks, sent_runs, django_capture_on_commit_callbacks
+):
+    a = make_target(name="eu-1", database=target_dbname, tags=["eu"])
+    make_target(name="eu-2", database=target_dbname, tags=["eu"])
+    with django_capture_on_commit_callbacks(execute=True):
+        busy = services.diagnostic_run_start(target_id=a.pk, suite=TEST_SUITE)
+    with django_capture_on_commit_callbacks(execute=True):
+        runs = services.diagnostic_runs_fan_out(tag="eu", suite=TEST_SUITE)
+    assert busy.pk in [r.pk for r in runs] and len(runs) == 2
+    fresh = next(r for r in runs if r.pk != busy.pk)
+    assert sent_runs == [[busy.pk], [fresh.pk]]
