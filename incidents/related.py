@@ -9,6 +9,7 @@ apps are built alongside this one. So these reads look models up by name at run 
 from __future__ import annotations
 
 import datetime
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -79,7 +80,8 @@ class _Link:
     target_field: str
 
 
-def target_links() -> list[_Link]:
+@functools.cache
+def target_links() -> tuple[_Link, ...]:
     """Every model (explicit or auto-created m2m table) that ties an incident to a target.
 
     A link table (IncidentTarget or an m2m) and the diagnostic runs made for an incident both
@@ -87,7 +89,7 @@ def target_links() -> list[_Link]:
     """
     target = target_model()
     if target is None:
-        return []
+        return ()
     links = []
     for model in apps.get_models(include_auto_created=True):
         if model._meta.app_label not in ("diagnostics", "incidents"):
@@ -102,7 +104,8 @@ def target_links() -> list[_Link]:
                 target_fk = field.name
         if incident_fk and target_fk:
             links.append(_Link(model, incident_fk, target_fk))
-    return links
+    # Models are fixed once Django has started, so the search is done once.
+    return tuple(links)
 
 
 def target_choices(limit: int = 500) -> list[tuple[int, str]]:

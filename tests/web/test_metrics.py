@@ -153,3 +153,24 @@ def test_metrics_page_reuses_its_figures_for_the_configured_time(viewer_client, 
     assert viewer_client.get(url).context["board"].total == first.total
     settings.QUELL_INSIGHTS_CACHE_SECONDS = 0
     assert viewer_client.get(url).context["board"].total == first.total + 1
+
+
+def test_pages_and_metrics_do_without_the_other_apps(viewer_client, monkeypatch, settings):
+    """Guarded reads: when diagnostics, comms or postmortems models are absent, their parts
+    are left out instead of failing."""
+    from incidents import metrics as metrics_module
+    from incidents import related
+
+    monkeypatch.setattr(related, "get_model", lambda *args: None)
+    monkeypatch.setattr(related, "target_links", lambda: ())
+    monkeypatch.setattr(related, "delivery_model", lambda: None)
+    IncidentFactory(severity="SEV2")
+    board = metrics_module.dashboard(months=3)
+    assert board.counts_target is None and board.action_items is None
+    text = metrics_module.prometheus_exposition()
+    assert "quell_incidents_open" in text
+    for absent in ("quell_diagnostic", "quell_comms", "quell_action_items", "task_latency"):
+        assert absent not in text
+    page = viewer_client.get(reverse("incidents:metrics-dashboard")).content.decode()
+    assert "By target" not in page and "action items open" not in page
+    assert 'name="target"' not in viewer_client.get("/").content.decode()
