@@ -17,6 +17,8 @@ class ComposeForm(forms.Form):
     template = forms.ModelChoiceField(
         queryset=MessageTemplate.objects.filter(active=True), required=False
     )
+    # Set when editing a saved draft: saving or publishing changes that draft.
+    draft = forms.IntegerField(required=False, widget=forms.HiddenInput)
     audience = forms.ChoiceField(choices=Audience.choices)
     status = forms.ChoiceField(choices=PUBLIC_STATUS_CHOICES)
     subject = forms.CharField(max_length=200)

@@ -27,5 +27,6 @@ urlpatterns = [
         name="compose-submit",
     ),
     path("comms/updates/<int:update_id>/publish/", views.draft_publish, name="draft-publish"),
+    path("comms/updates/<int:update_id>/discard/", views.draft_discard, name="draft-discard"),
     path("comms/deliveries/<int:delivery_id>/retry/", views.delivery_retry, name="delivery-retry"),
 ]

@@ -174,6 +174,28 @@ def _compose_form(incident: Incident, template: MessageTemplate | None, audience
     return ComposeForm(initial=initial), preview
 
 
+def _draft_form(draft: StatusUpdate) -> dict:
+    """The composer filled with a saved draft, and what it still lacks."""
+    initial = {
+        "template": draft.template_id,
+        "draft": draft.pk,
+        "audience": draft.audience,
+        "status": draft.status,
+        "subject": draft.subject,
+        "body": draft.body,
+    }
+    for pk, state in (draft.component_states or {}).items():
+        initial[f"component_{pk}"] = state
+    preview = services.update_preview(
+        incident_id=draft.incident_id,
+        audience=draft.audience,
+        subject=draft.subject,
+        body=draft.body,
+        status=draft.status,
+    )
+    return {"form": ComposeForm(initial=initial), "preview": preview, "editing": draft}
+
+
 @login_required
 @require_GET
 def compose(request, incident_id):
@@ -184,6 +206,15 @@ def compose(request, incident_id):
     if audience not in Audience.values:
         audience = None
     template = None
+    if request.GET.get("draft"):
+        draft = get_object_or_404(
+            StatusUpdate, pk=request.GET["draft"], incident=incident, state="draft"
+        )
+        return render(
+            request,
+            "comms/partials/composer.html",
+            {"incident": incident, **_draft_form(draft), "templates": selectors.template_list()},
+        )
     if request.GET.get("template"):
         template = get_object_or_404(MessageTemplate, pk=request.GET["template"], active=True)
     elif audience:
@@ -235,20 +266,43 @@ def compose_submit(request, incident_id):
             ctx["checked"] = True
             return render(request, "comms/partials/composer.html", ctx)
         states = form.component_states()
+        draft_id = data.get("draft")
+        if draft_id is not None:
+            get_object_or_404(StatusUpdate, pk=draft_id, incident=incident)
         if action == "publish":
             if not services.can_publish(request.user, incident, data["audience"]):
                 raise PermissionDenied(
                     "External updates are published by a commander, or by this incident's "
                     "Incident Commander or Communications Lead."
                 )
-            services.update_create_and_publish(
-                incident_id=incident.pk, actor=request.user, component_states=states, **fields
-            )
+            if draft_id is not None:
+                services.update_edit_and_publish(
+                    update_id=draft_id,
+                    actor=request.user,
+                    subject=fields["subject"],
+                    body=fields["body"],
+                    status=fields["status"],
+                    component_states=states,
+                )
+            else:
+                services.update_create_and_publish(
+                    incident_id=incident.pk, actor=request.user, component_states=states, **fields
+                )
             message = "Update published."
         else:
-            services.update_create(
-                incident_id=incident.pk, actor=request.user, component_states=states, **fields
-            )
+            if draft_id is not None:
+                services.update_edit(
+                    update_id=draft_id,
+                    actor=request.user,
+                    subject=fields["subject"],
+                    body=fields["body"],
+                    status=fields["status"],
+                    component_states=states,
+                )
+            else:
+                services.update_create(
+                    incident_id=incident.pk, actor=request.user, component_states=states, **fields
+                )
             message = "Draft saved."
     except IncidentError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
@@ -275,6 +329,26 @@ def draft_publish(request, update_id):
     try:
         services.update_publish(update_id=update.pk, actor=request.user)
         notice, status = "Update published.", 200
+    except IncidentError as exc:
+        notice, status = str(exc), 400
+    return render(
+        request,
+        "comms/partials/panel.html",
+        _panel_context(request, incident, notice=notice, notice_error=status != 200),
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def draft_discard(request, update_id):
+    """Delete a draft from the panel."""
+    _require(request.user, RESPONDER)
+    update = get_object_or_404(StatusUpdate.objects.select_related("incident"), pk=update_id)
+    incident = update.incident
+    try:
+        services.update_discard(update_id=update.pk, actor=request.user)
+        notice, status = "Draft discarded.", 200
     except IncidentError as exc:
         notice, status = str(exc), 400
     return render(

@@ -362,6 +362,13 @@ def update_create_and_publish(*, incident_id: int, actor=None, actor_label: str 
         return update_publish(update_id=draft.pk, actor=actor, actor_label=actor_label)
 
 
+def update_edit_and_publish(*, update_id: int, actor=None, **changes) -> StatusUpdate:
+    """Apply the author's last edits to a draft and publish it, in one transaction."""
+    with transaction.atomic():
+        update_edit(update_id=update_id, actor=actor, **changes)
+        return update_publish(update_id=update_id, actor=actor)
+
+
 @transaction.atomic
 def update_discard(*, update_id: int, actor) -> None:
     """Delete a draft nobody published."""

@@ -115,3 +115,50 @@ def test_failed_delivery_is_listed_with_a_retry_button(incident_factory, respond
 def test_viewer_cannot_compose(incident_factory, viewer):
     incident = incident_factory()
     assert _client(viewer).get(f"/comms/incidents/{incident.pk}/compose/").status_code == 403
+
+
+def test_a_saved_draft_is_edited_then_published_from_the_panel(incident_factory, commander):
+    incident = incident_factory(severity="SEV1")
+    client = _client(commander)
+    form = {
+        "audience": "external",
+        "status": "identified",
+        "subject": "Database Issue",
+        "body": "Fixed within [TO FILL: estimated time to restore service].",
+    }
+    saved = client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/", {**form, "action": "draft"}
+    )
+    assert saved.status_code == 200
+    draft = StatusUpdate.objects.get()
+    assert not draft.is_published
+    panel = client.get(f"/comms/incidents/{incident.pk}/panel/").content.decode()
+    assert f"?draft={draft.pk}" in panel and f"/comms/updates/{draft.pk}/discard/" in panel
+    editor = client.get(f"/comms/incidents/{incident.pk}/compose/", {"draft": draft.pk})
+    assert "Fixed within [TO FILL" in editor.content.decode()
+    published = client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/",
+        {**form, "body": "Fixed within the hour.", "draft": draft.pk, "action": "publish"},
+    )
+    assert published.status_code == 200
+    draft.refresh_from_db()
+    assert draft.is_published and draft.body == "Fixed within the hour."
+    assert StatusUpdate.objects.count() == 1
+
+
+def test_a_draft_is_discarded_but_a_published_update_is_not(incident_factory, commander):
+    incident = incident_factory()
+    client = _client(commander)
+    template = MessageTemplate.objects.get(key="internal-update")
+    from comms import services
+
+    draft = services.update_create(
+        incident_id=incident.pk, template_id=template.pk, actor=commander
+    )
+    assert client.post(f"/comms/updates/{draft.pk}/discard/").status_code == 200
+    assert not StatusUpdate.objects.filter(pk=draft.pk).exists()
+    sent = services.update_create_and_publish(
+        incident_id=incident.pk, template_id=template.pk, actor=commander
+    )
+    assert client.post(f"/comms/updates/{sent.pk}/discard/").status_code == 400
+    assert StatusUpdate.objects.filter(pk=sent.pk).exists()
