@@ -207,9 +207,10 @@ def test_linking_a_target_to_an_open_incident_starts_a_run_and_summarises_it_on_
     kinds = list(incident.timeline.values_list("kind", flat=True))
     assert kinds == ["declared", "fields_changed", "diagnostic_run"]
     event = incident.timeline.get(kind=EventKind.DIAGNOSTIC_RUN)
-    assert event.data["worst_status"] == "critical"
-    assert event.data["findings"][0]["key"] == "d2_test_markers"
-    assert event.data["findings"][0]["rows"][0] == {"name": "a", "size": 1}
+    assert event.data["worst_status"] == "critical"  # three markers (and the whole suite ran)
+    marker_finding = next(f for f in event.data["findings"] if f["key"] == "d2_test_markers")
+    assert marker_finding["status"] == "critical"
+    assert marker_finding["rows"][0] == {"name": "a", "size": 1}
     assert event.data["url"].startswith(settings.QUELL_BASE_URL)
     assert f"/diagnostics/runs/{run.pk}/" in event.message
     assert "CRITICAL" in event.message
@@ -268,17 +269,24 @@ def test_summary_is_empty_without_runs_and_lists_findings_after_one(
     responder, live_target, test_checks, markers, sent_runs
 ):
     incident = _declare(responder)
-    services.incident_target_add(incident_id=incident.pk, target_id=live_target.pk)
+    services.incident_target_add(incident_id=incident.pk, target_id=live_target.pk, start_run=False)
+    (t,) = selectors.incident_diagnostics_summary(incident_id=incident.pk)["targets"]
+    assert t["name"] == live_target.name and t["run_id"] is None and t["findings"] == []
+    run = services.diagnostic_run_start(
+        target_id=live_target.pk, incident_id=incident.pk, suite=TEST_SUITE
+    )
     summary = selectors.incident_diagnostics_summary(incident_id=incident.pk)
     (t,) = summary["targets"]
-    assert t["name"] == live_target.name and t["run_status"] == "queued"
+    assert t["run_id"] == run.pk and t["run_status"] == "queued"
     assert t["findings"] == [] and t["metrics"] == {}
+    assert "diagnostics queued" in summary["text"]
     markers.set("x")
-    services.diagnostic_run_execute(run_id=t["run_id"])
+    services.diagnostic_run_execute(run_id=run.pk)
     summary = selectors.incident_diagnostics_summary(incident_id=incident.pk)
     (t,) = summary["targets"]
     assert t["worst_status"] == "warning" and summary["worst_status"] == "warning"
     assert t["findings"][0]["summary"] == "1 marker(s)"
+    assert t["counts"] == {"ok": 1, "warning": 1} and t["error_count"] == 0
     assert "xact_commit" in t["metrics"]["d2_test_counters"]
     assert t["url"].endswith(f"/diagnostics/runs/{t['run_id']}/")
     assert "Test markers: 1 marker(s)" in summary["text"]
