@@ -41,9 +41,18 @@ def _reminder_text(incident: Incident, due: selectors.UpdateDue, owner) -> tuple
     return subject, body
 
 
+def _reminder_slot(due: selectors.UpdateDue, now: datetime.datetime) -> datetime.datetime:
+    """The due time, then one slot per QUELL_COMMS_REMINDER_REPEAT_MINUTES while still late:
+    one reminder per slot, so a forgotten update is asked for again, not once only."""
+    repeat = datetime.timedelta(minutes=max(int(settings.QUELL_COMMS_REMINDER_REPEAT_MINUTES), 1))
+    late = max(now - due.due_at, datetime.timedelta(0))
+    return due.due_at + repeat * (late // repeat)
+
+
 def reminders_send_due(*, now: datetime.datetime | None = None) -> int:
-    """Remind the Communications Lead (or Commander) of every overdue update, once per due
-    time, through the reminder channels and by e-mail. Returns how many were sent."""
+    """Remind the Communications Lead (or Commander) of every overdue update, through the
+    reminder channels and by e-mail: at the due time, then again every
+    QUELL_COMMS_REMINDER_REPEAT_MINUTES until an update is published. Returns how many."""
     now = now or timezone.now()
     sent = 0
     for incident, due in selectors.overdue_incidents(now=now):
@@ -55,10 +64,10 @@ def reminders_send_due(*, now: datetime.datetime | None = None) -> int:
             try:
                 with transaction.atomic():
                     ReminderLog.objects.create(
-                        incident=locked, due_at=due.due_at, reminded_user=owner
+                        incident=locked, due_at=_reminder_slot(due, now), reminded_user=owner
                     )
             except IntegrityError:
-                continue  # already reminded for this due time
+                continue  # already reminded in this slot
             subject, body = _reminder_text(locked, due, owner)
             rows = []
             for channel in selectors.reminder_channels_for(severity=locked.severity):

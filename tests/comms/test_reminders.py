@@ -133,3 +133,16 @@ def test_beat_schedule_declares_the_reminder_task(settings):
     entry = settings.CELERY_BEAT_SCHEDULE["comms-reminders"]
     assert entry["task"] == "comms.reminders_send_due"
     assert entry["task"] in app.tasks
+
+
+def test_reminder_repeats_while_the_update_stays_overdue(
+    settings, incident_factory, django_capture_on_commit_callbacks
+):
+    settings.QUELL_COMMS_REMINDER_REPEAT_MINUTES = 15
+    incident = _age(incident_factory(severity="SEV3"), 250)  # due 10 minutes ago
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.reminders_send_due(now=now) == 1
+        assert services.reminders_send_due(now=now + datetime.timedelta(minutes=4)) == 0
+        assert services.reminders_send_due(now=now + datetime.timedelta(minutes=6)) == 1
+    assert ReminderLog.objects.filter(incident=incident).count() == 2
