@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib.postgres.fields import ArrayField
 from django.db.models import JSONField, Prefetch, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -60,14 +62,17 @@ _HOLDERS_SQL = """ARRAY(
     ORDER BY a.assigned_at, a.id)"""
 
 
-def _current_holders() -> RawSQL:
-    """`holders`: the current role holders of each incident, as a list of dicts."""
-    sql = _HOLDERS_SQL.format(
+def _holders_sql() -> str:
+    return _HOLDERS_SQL.format(
         assignment=ResponderAssignment._meta.db_table,
         user=ResponderAssignment._meta.get_field("user").related_model._meta.db_table,
         incident=Incident._meta.db_table,
     )
-    return RawSQL(sql, (), output_field=ArrayField(JSONField()))  # noqa: S611 - constant SQL
+
+
+def _current_holders() -> RawSQL:
+    """`holders`: the current role holders of each incident, as a list of dicts."""
+    return RawSQL(_holders_sql(), (), output_field=ArrayField(JSONField()))  # noqa: S611
 
 
 def incident_summary_list() -> QuerySet[Incident]:
@@ -75,18 +80,37 @@ def incident_summary_list() -> QuerySet[Incident]:
     return Incident.objects.only(*SUMMARY_FIELDS).annotate(holders=_current_holders())
 
 
+_DETAIL_SQL = """
+SELECT {incident}.*, u.username AS declared_by_username, {holders} AS holders
+FROM {incident} LEFT JOIN {user} u ON u.id = {incident}.declared_by_id
+WHERE {incident}.id = %s
+"""
+
+
 def incident_detail_get(*, incident_id: int) -> Incident:
-    """One incident for the API detail: every column, its declaring user, `holders`."""
-    return (
-        Incident.objects.select_related("declared_by")
-        .only(
-            *(f.name for f in Incident._meta.concrete_fields),
-            "declared_by__id",
-            "declared_by__username",
-        )
-        .annotate(holders=_current_holders())
-        .get(pk=incident_id)
+    """One incident for the API detail: every column, its declaring user, `holders`.
+
+    One constant SQL statement (Manager.raw): the detail is the API's most frequent read and
+    the ORM would rebuild and recompile the same query for every request.
+    """
+    user_model = Incident._meta.get_field("declared_by").related_model
+    sql = _DETAIL_SQL.format(
+        incident=Incident._meta.db_table,
+        user=user_model._meta.db_table,
+        holders=_holders_sql(),
     )
+    rows = list(Incident.objects.raw(sql, [incident_id]))
+    if not rows:
+        raise Incident.DoesNotExist(f"Incident {incident_id} does not exist.")
+    incident = rows[0]
+    incident.holders = [h if isinstance(h, dict) else json.loads(h) for h in incident.holders]
+    # The declaring user as far as the detail shows it (id and username), without a query.
+    incident.declared_by = (
+        user_model(pk=incident.declared_by_id, username=incident.declared_by_username)
+        if incident.declared_by_id
+        else None
+    )
+    return incident
 
 
 def incident_open_list() -> QuerySet[Incident]:

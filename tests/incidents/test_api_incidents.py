@@ -66,6 +66,27 @@ def test_token_authentication_works(viewer, incident):
     assert client.get(detail(incident.pk)).status_code == 401
 
 
+def test_token_of_inactive_user_is_refused(viewer, incident):
+    token = Token.objects.create(user=viewer)
+    viewer.is_active = False
+    viewer.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.get(detail(incident.pk))
+    assert response.status_code == 401
+    assert response.json()["detail"] == "User inactive or deleted."
+
+
+def test_token_user_groups_decide_access(incident):
+    client = APIClient()
+    for role, status in (("viewer", 403), ("responder", 201)):
+        user = UserFactory(username=f"tok-{role}", role=role)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        assert client.get(detail(incident.pk)).status_code == 200
+        response = client.post(f"/api/v1/incidents/{incident.pk}/timeline/", {"message": "hi"})
+        assert response.status_code == status
+
+
 def test_session_authentication_works(client, viewer, incident):
     client.force_login(viewer)
     response = client.get(detail(incident.pk))
