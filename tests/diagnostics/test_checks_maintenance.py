@@ -135,3 +135,23 @@ def test_many_sequences_read_only_the_narrow_ones(fresh_db):
     assert {"near_end", "capped"} <= found
     assert outcome.status == CheckStatus.CRITICAL
     assert "1 wide-range (bigint) sequences not read" in outcome.summary
+
+
+def test_index_being_built_concurrently_is_not_reported_invalid(fresh_db, holders):
+    cluster, dbname, spec = fresh_db
+    cluster.sql("CREATE TABLE building (v int); INSERT INTO building VALUES (1)", dbname=dbname)
+    # An open writing transaction makes CREATE INDEX CONCURRENTLY wait after creating its (not
+    # yet valid) index entry: exactly the state a naive check reports as an invalid index.
+    writer = holders(cluster, dbname).send("BEGIN; INSERT INTO building VALUES (2);")
+    writer.wait_state("state = 'idle in transaction'")
+    builder = holders(cluster, dbname).send("CREATE INDEX CONCURRENTLY building_v ON building (v);")
+    builder.wait_state("wait_event_type = 'Lock'")
+    assert cluster.sql(
+        "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = 'building_v'::regclass",
+        dbname=dbname,
+    )[0][0]
+
+    outcome = run_check(spec, "invalid_indexes").outcome
+
+    assert outcome.status == CheckStatus.OK
+    assert "1 index build in progress skipped" in outcome.summary
