@@ -63,6 +63,9 @@ VARIABLES: dict[str, str] = {
     "root_cause": "Root cause, from the timeline or postmortem",
     "data_integrity_status": "Data integrity verification status",
     "data_loss_statement": "'No data was lost during this incident.' when verified",
+    "data_impact": "Data impact, from the postmortem when written",
+    "known_data_issues": "Known data issues (for the author)",
+    "data_recovery_actions": "Data recovery actions taken (for the author)",
     "review_scheduled": "When the post-incident review is scheduled",
     "channel": "Incident channel name",
     "bridge": "Video bridge link",
@@ -163,6 +166,7 @@ class IncidentFacts:
     diagnostics: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
     review_scheduled: str = ""
+    data_impact: str = ""
     next_update_at: datetime.datetime | None = None
     has_cadence: bool = True
 
@@ -251,6 +255,9 @@ def build_context(
         "root_cause": facts.root_cause or marker("root cause, if known"),
         "data_integrity_status": facts.integrity or marker("status of data integrity verification"),
         "data_loss_statement": data_loss,
+        "data_impact": facts.data_impact or marker("data impact, if any"),
+        "known_data_issues": marker("any known data issues, or 'none'"),
+        "data_recovery_actions": marker("data recovery actions taken, or 'none'"),
         "review_scheduled": facts.review_scheduled or marker("review date"),
         "channel": incident.channel_name,
         "bridge": incident.bridge_url or "none",
@@ -358,10 +365,12 @@ Impact Summary:
 - {{ users_affected }}
 - Duration of impact: {{ total_duration }}
 - {{ business_impact }}
-- Data impact: {{ data_integrity_status }}
+- Data impact: {{ data_impact }}
 
 Data Integrity Status:
 - {{ data_integrity_status }}
+- Known data issues: {{ known_data_issues }}
+- Data recovery actions: {{ data_recovery_actions }}
 
 Actions Taken:
 {{ actions_taken }}

@@ -203,28 +203,32 @@ def _target_lines(targets: list[dict]) -> list[str]:
     return lines
 
 
-def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str]:
-    """(root cause, review time) from the incident's postmortem, when it has one."""
+def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str, str]:
+    """(root cause, review time, data impact) from the incident's postmortem, if any."""
     try:
         from postmortems import selectors as pm_selectors
     except ImportError:
-        return "", ""
+        return "", "", ""
     try:
         postmortem = pm_selectors.postmortem_for_incident(incident_id=incident_id)
         if postmortem is None:
-            return "", ""
+            return "", "", ""
         review = pm_selectors.current_review(postmortem)
     except Exception:
         # Postmortems is another app; its failure must not stop anyone from writing.
         logger.exception("postmortem facts failed for incident %s", incident_id)
-        return "", ""
+        return "", "", ""
     if review is not None and review.status == "scheduled":
         review_text = fmt_time(review.starts_at)
     elif postmortem.review_due_at is not None:
         review_text = f"[TO FILL: review date (due by {fmt_time(postmortem.review_due_at)})]"
     else:
         review_text = ""
-    return (postmortem.root_cause or "").strip(), review_text
+    return (
+        (postmortem.root_cause or "").strip(),
+        review_text,
+        (postmortem.data_impact or "").strip(),
+    )
 
 
 def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) -> IncidentFacts:
@@ -256,7 +260,7 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
             integrity_ok = _integrity_ok(data)
         stamp = timezone.localtime(ev.occurred_at)
         actions.append(f"{stamp:%H:%M} {ev.message} ({ev.actor_display})")
-    pm_root, review = _root_cause_from_postmortem(incident.pk)
+    pm_root, review, data_impact = _root_cause_from_postmortem(incident.pk)
     next_at = next_update_time(incident, now=now) if incident.status in OPEN_STATUSES else None
     roles = [
         f"{a.role_label}: {a.user.get_username()}"
@@ -271,6 +275,7 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         diagnostics=_diagnostics_lines(incident.pk),
         roles=roles,
         review_scheduled=review,
+        data_impact=data_impact,
         next_update_at=next_at,
         has_cadence=bool(cadence_for(incident.severity).get("every_minutes")),
     )

@@ -153,10 +153,13 @@ def test_root_cause_and_review_come_from_the_postmortem(incident_factory, comman
     postmortem = Postmortem.objects.filter(incident=incident).first() or Postmortem.objects.create(
         incident=incident, title="PM"
     )
-    Postmortem.objects.filter(pk=postmortem.pk).update(root_cause="Autovacuum fell behind")
+    Postmortem.objects.filter(pk=postmortem.pk).update(
+        root_cause="Autovacuum fell behind", data_impact="12 orders saved twice"
+    )
     starts = timezone.now() + datetime.timedelta(days=2)
     Review.objects.create(postmortem=postmortem, status="scheduled", starts_at=starts)
     template = MessageTemplate.objects.get(key="internal-resolution")
     _, body = services.update_render(incident=incident, template=template)
     assert "Autovacuum fell behind" in body
+    assert "Data impact: 12 orders saved twice" in body
     assert rendering.fmt_time(starts) in body
