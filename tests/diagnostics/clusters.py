@@ -121,7 +121,56 @@ class Cluster:
             "local all all trust\n"
             f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n"
+            "host replication all 127.0.0.1/32 trust\n"
         )
+        self._launch()
+        with self.connect("postgres") as conn:
+            conn.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+            conn.execute(f"CREATE ROLE {LIMITED_ROLE} LOGIN")
+        return self
+
+    def start_standby(self, name: str) -> Cluster:
+        """A streaming hot standby of this cluster (pg_basebackup -R), started."""
+        standby = Cluster(
+            name,
+            self.bindir,
+            preload=self.preload,
+            track_commit_timestamp=self.track_commit_timestamp,
+            max_connections=self.max_connections,
+            settings=self.settings,
+        )
+        standby.root = Path(tempfile.mkdtemp(prefix=f"quell-{name}-", dir="/tmp"))
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(OS_USER)
+            os.chown(standby.root, pw.pw_uid, pw.pw_gid)
+        _as_postgres(
+            [
+                str(self.bindir / "pg_basebackup"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(standby.datadir),
+                "-R",
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",
+            ],
+            timeout=120,
+        )
+        try:
+            standby._launch()
+        except BaseException:
+            standby.stop()
+            raise
+        return standby
+
+    def _launch(self) -> None:
+        """Start the server in self.datadir on a free port, then learn its version."""
         options = [
             "-c listen_addresses=127.0.0.1",
             f"-c unix_socket_directories={self.root}",
@@ -163,9 +212,6 @@ class Cluster:
             raise RuntimeError(f"{self.name} did not start:\n{(self.root / 'log').read_text()}")
         with self.connect("postgres") as conn:
             self.version_num = conn.info.server_version
-            conn.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
-            conn.execute(f"CREATE ROLE {LIMITED_ROLE} LOGIN")
-        return self
 
     def stop(self) -> None:
         if self.root is None:
