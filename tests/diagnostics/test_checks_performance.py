@@ -115,3 +115,22 @@ def test_checkpoints_read_from_the_view_of_the_server_version(pg_cluster, target
     assert outcome.metrics["num_requested"] >= 2
     assert outcome.status == CheckStatus.WARNING
     assert "forced by WAL volume" in outcome.summary
+
+
+@pytest.mark.parametrize("extversion", ["1.7", "1.10"])
+def test_slow_queries_read_older_extension_versions_by_their_column_names(fresh_db, extversion):
+    # A server keeps an older pg_stat_statements until ALTER EXTENSION ... UPDATE: 1.7 still
+    # has total_time/mean_time, 1.10 still has blk_read_time (renamed in 1.11).
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "DROP EXTENSION pg_stat_statements; "
+        f"CREATE EXTENSION pg_stat_statements VERSION '{extversion}'",
+        dbname=dbname,
+    )
+    with cluster.connect(dbname) as conn:
+        for _ in range(3):
+            conn.execute("SELECT pg_sleep(0.02)")
+    outcome = run_check(spec, "slow_queries", slow_mean_ms=10, min_calls=2).outcome
+    assert outcome.status == CheckStatus.WARNING, outcome.error
+    assert f"pg_stat_statements {extversion} in schema public" in outcome.summary
+    assert any("pg_sleep" in f["query"] and f["mean_ms"] >= 20 for f in outcome.findings)
