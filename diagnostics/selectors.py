@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from .models import CheckResult, DiagnosticRun, IncidentTarget, RunStatus, TargetDatabase
 
@@ -23,6 +23,18 @@ def target_list(*, filters: dict | None = None) -> QuerySet[TargetDatabase]:
     if filters:
         qs = qs.filter(**filters)
     return qs.order_by("name")
+
+
+def target_overview() -> QuerySet[TargetDatabase]:
+    """Targets by name, each annotated with its latest run (latest_run_id, _status, _worst,
+    _queued_at) in one query."""
+    latest = DiagnosticRun.objects.filter(target=OuterRef("pk")).order_by("-queued_at", "-id")
+    return TargetDatabase.objects.annotate(
+        latest_run_id=Subquery(latest.values("id")[:1]),
+        latest_run_status=Subquery(latest.values("status")[:1]),
+        latest_run_worst=Subquery(latest.values("worst_status")[:1]),
+        latest_run_queued_at=Subquery(latest.values("queued_at")[:1]),
+    ).order_by("name")
 
 
 def run_list(*, filters: dict | None = None) -> QuerySet[DiagnosticRun]:

@@ -27,6 +27,13 @@ urlpatterns = [
         views.incident_target_remove,
         name="incident-target-remove",
     ),
+    path("diagnostics/", views.target_list, name="target-list"),
+    path("diagnostics/targets/<int:target_id>/run/", views.target_run, name="target-run"),
+    path(
+        "diagnostics/targets/<int:target_id>/test-connection/",
+        views.target_test_connection,
+        name="target-test-connection",
+    ),
     path("diagnostics/runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("diagnostics/targets/<int:target_id>/runs/", views.target_runs, name="target-runs"),
 ]

@@ -213,3 +213,56 @@ def target_runs(request: HttpRequest, target_id: int) -> HttpResponse:
     target = get_object_or_404(TargetDatabase, pk=target_id)
     runs = selectors.run_list(filters={"target_id": target.pk})[:100]
     return render(request, "diagnostics/target_runs.html", {"target": target, "runs": runs})
+
+
+@login_required
+@require_GET
+def target_list(request: HttpRequest) -> HttpResponse:
+    """Every target database with its latest run; responders run diagnostics or test it."""
+    _require(request.user, VIEWER)
+    return render(
+        request,
+        "diagnostics/target_list.html",
+        {
+            "targets": selectors.target_overview(),
+            "can_run": user_has_role(request.user, RESPONDER),
+            "probe": request.session.pop("quell_diag_probe", None),
+        },
+    )
+
+
+@login_required
+@require_POST
+def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Run every check on one target now, then show its run page."""
+    _require(request.user, RESPONDER)
+    target = get_object_or_404(TargetDatabase, pk=target_id)
+    try:
+        run = services.diagnostic_run_start(
+            target_id=target.pk, trigger="manual", requested_by=request.user
+        )
+    except services.DiagnosticsError as exc:
+        messages.error(request, str(exc))
+        return redirect("diagnostics:target-list")
+    return redirect("diagnostics:run-detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def target_test_connection(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Probe one target and show what it found on the targets page."""
+    _require(request.user, RESPONDER)
+    target = get_object_or_404(TargetDatabase, pk=target_id)
+    result = services.target_test_connection(target_id=target.pk)
+    # Kept for one display (post/redirect/get); the probe result never holds a credential.
+    request.session["quell_diag_probe"] = {
+        "target": target.name,
+        "reachable": bool(result.get("reachable")),
+        "latency_ms": result.get("latency_ms"),
+        "server_version": result.get("server_version"),
+        "in_recovery": result.get("in_recovery"),
+        "platform": result.get("platform"),
+        "missing": result.get("missing") or [],
+        "error": result.get("error", ""),
+    }
+    return redirect("diagnostics:target-list")

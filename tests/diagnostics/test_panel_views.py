@@ -133,3 +133,30 @@ def test_run_page_shows_results_and_compares_two_runs(
     assert "1 finding(s) appeared, 1 cleared" in html
     assert "xact_commit" in html and "/s" in html
     assert client.get("/diagnostics/runs/999999/").status_code == 404
+
+
+def test_databases_page_lists_targets_with_their_latest_run(viewer, live_target, test_checks):
+    run = services.diagnostic_run_start(target_id=live_target.pk, suite={"keys": TEST_KEYS})
+    services.diagnostic_run_execute(run_id=run.pk)
+    html = _client(viewer).get("/diagnostics/").content.decode()
+    assert live_target.name in html and f"/diagnostics/runs/{run.pk}/" in html
+    assert "succeeded" in html
+    assert "Run diagnostics" not in html and "Test connection" not in html  # viewer
+
+
+def test_responder_tests_a_connection_and_runs_diagnostics_from_the_databases_page(
+    responder, viewer, live_target, sent_runs, django_capture_on_commit_callbacks
+):
+    client = _client(responder)
+    page = client.post(f"/diagnostics/targets/{live_target.pk}/test-connection/", follow=True)
+    html = page.content.decode()
+    assert "Test connection: orders-primary" in html and "Reachable in" in html
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/diagnostics/targets/{live_target.pk}/run/")
+    run = DiagnosticRun.objects.get(target=live_target)
+    assert response.status_code == 302 and response["Location"] == f"/diagnostics/runs/{run.pk}/"
+    assert sent_runs == [[run.pk]]
+    viewer_client = _client(viewer)
+    assert viewer_client.post(f"/diagnostics/targets/{live_target.pk}/run/").status_code == 403
+    response = viewer_client.post(f"/diagnostics/targets/{live_target.pk}/test-connection/")
+    assert response.status_code == 403
