@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -63,10 +65,36 @@ def status_feed(request):
     return cached_response("atom", request)
 
 
+def _subscribe_rate_limited(request) -> bool:
+    """More than QUELL_STATUS_SUBSCRIBE_PER_HOUR requests from one client address this hour.
+
+    The public form sends mail to whatever address it is given (a confirmation only), so one
+    client may not use it as a mail cannon. Counted in the shared cache; if the cache is down
+    the form stays open rather than closed.
+    """
+    limit = settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR
+    if not limit:
+        return False
+    key = f"comms:subscribe-rate:{request.META.get('REMOTE_ADDR', '')}"
+    try:
+        cache = caches[settings.QUELL_STATUS_PAGE_CACHE_ALIAS]
+        cache.add(key, 0, timeout=3600)
+        return cache.incr(key) > limit
+    except Exception:
+        return False
+
+
 @csrf_exempt  # the public page is cached, so it carries no CSRF token; double opt-in protects
 @require_POST
 def subscribe(request):
     """Start an e-mail subscription; the address gets a confirmation link."""
+    if _subscribe_rate_limited(request):
+        return render(
+            request,
+            "comms/subscribe_result.html",
+            {"error": "Too many subscription requests from your address; try again later."},
+            status=429,
+        )
     form = SubscribeForm(request.POST)
     if not form.is_valid():
         return render(request, "comms/subscribe_result.html", {"form": form}, status=400)

@@ -321,6 +321,8 @@ QUELL_STATUS_PAGE_HISTORY_DAYS = env.int("QUELL_STATUS_PAGE_HISTORY_DAYS", defau
 QUELL_STATUS_PAGE_CACHE_SECONDS = env.int("QUELL_STATUS_PAGE_CACHE_SECONDS", default=60)
 QUELL_STATUS_PAGE_LOCAL_SECONDS = env.float("QUELL_STATUS_PAGE_LOCAL_SECONDS", default=1.0)
 QUELL_STATUS_PAGE_CACHE_ALIAS = "default"
+# Subscription requests one client address may make per hour (0: no limit).
+QUELL_STATUS_SUBSCRIBE_PER_HOUR = env.int("QUELL_STATUS_SUBSCRIBE_PER_HOUR", default=10)
 # While an update stays overdue, remind again this often.
 QUELL_COMMS_REMINDER_REPEAT_MINUTES = env.int("QUELL_COMMS_REMINDER_REPEAT_MINUTES", default=15)
 CELERY_BEAT_SCHEDULE["comms-reminders"] = {

@@ -21,6 +21,8 @@ def _fresh_status_cache(settings):
     settings.QUELL_COMMS_HTTP_TIMEOUT = 0.5
     settings.QUELL_COMMS_RETRY_BASE_SECONDS = 30
     settings.QUELL_BASE_URL = "http://status.test"
+    # The per-client limit lives in Redis across runs; its own test turns it on.
+    settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR = 0
     status_cache.invalidate()
     yield
     status_cache.invalidate()

@@ -305,3 +305,18 @@ def test_gzip_is_served_to_clients_that_accept_it(public_incident):
     assert "Content-Encoding" not in plain
     assert gzip.decompress(packed.content) == plain.content
     assert len(packed.content) < len(plain.content)
+
+
+def test_subscribe_form_is_rate_limited_per_client(settings):
+    from django.core.cache import cache
+
+    settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR = 3
+    cache.delete("comms:subscribe-rate:127.0.0.1")
+    client = Client(REMOTE_ADDR="127.0.0.1")
+    codes = [
+        client.post("/status/subscribe/", {"email": f"u{i}@example.com"}).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+    assert Subscriber.objects.count() == 3
+    cache.delete("comms:subscribe-rate:127.0.0.1")
