@@ -138,6 +138,7 @@ def fmt_duration(delta: datetime.timedelta) -> str:
 
 
 def _bullets(lines: list[str]) -> str:
+    """Lines as a "- " list."""
     return "\n".join(f"- {line}" for line in lines)
 
 

@@ -39,10 +39,12 @@ _local_lock = threading.Lock()
 
 
 def _cache():
+    """The cache holding the rendered page."""
     return caches[settings.QUELL_STATUS_PAGE_CACHE_ALIAS]
 
 
 def _abs(path: str) -> str:
+    """An absolute URL on QUELL_BASE_URL."""
     return settings.QUELL_BASE_URL.rstrip("/") + path
 
 
@@ -59,6 +61,7 @@ def render(kind: str, snapshot: dict | None = None) -> bytes:
 
 
 def _json_view(snapshot: dict) -> dict:
+    """The JSON document."""
     return {
         "page": {
             "name": snapshot["name"],
@@ -74,6 +77,7 @@ def _json_view(snapshot: dict) -> dict:
 
 
 def _json_incident(item: dict) -> dict:
+    """One incident in the JSON document."""
     return {
         "id": item["id"],
         "title": item["title"],
@@ -96,6 +100,7 @@ def _json_incident(item: dict) -> dict:
 
 
 def _atom(snapshot: dict) -> bytes:
+    """The Atom feed: one entry per external update, newest first."""
     feed = feedgenerator.Atom1Feed(
         title=f"{snapshot['name']} status",
         link=_abs("/status/"),

@@ -69,10 +69,12 @@ def verify_signature(
 
 
 def _timeout() -> float:
+    """Seconds a receiver may take."""
     return float(settings.QUELL_COMMS_HTTP_TIMEOUT)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+    """POST a body; SendError (transient or not) on anything but 2xx."""
     request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
     for name, value in headers.items():
         request.add_header(name, value)

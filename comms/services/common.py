@@ -32,10 +32,12 @@ PUBLIC_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING, S
 
 
 def _site_name() -> str:
+    """The organisation name shown on the status page and in e-mail."""
     return settings.QUELL_STATUS_PAGE_NAME
 
 
 def _get_incident(incident_id: int) -> Incident:
+    """The incident, or CommsError naming the field."""
     incident = Incident.objects.filter(pk=incident_id).first()
     if incident is None:
         raise CommsError(f"Incident {incident_id} does not exist.", field="incident")
@@ -43,6 +45,7 @@ def _get_incident(incident_id: int) -> Incident:
 
 
 def _enqueue_on_commit(delivery_ids: list[int]) -> None:
+    """Queue one send task per delivery once the transaction commits."""
     if not delivery_ids:
         return
 
@@ -61,6 +64,7 @@ def _enqueue_on_commit(delivery_ids: list[int]) -> None:
 
 
 def _channel_delivery(channel: Channel, **kwargs) -> Delivery | None:
+    """An unsaved Delivery to a channel (None for e-mail with nobody to send to)."""
     recipients: list[str] = []
     if channel.kind == ChannelKind.EMAIL:
         recipients = list(channel.recipients or [])

@@ -73,6 +73,7 @@ def _claim(delivery_id: int) -> Delivery | None:
 
 
 def _send(delivery: Delivery) -> transports.SendResult:
+    """One attempt over the delivery's transport, with the channel's current secrets."""
     channel = delivery.channel
     if delivery.transport == ChannelKind.EMAIL:
         return transports.send_email(
@@ -119,6 +120,7 @@ def delivery_attempt(*, delivery_id: int) -> AttemptOutcome:
 
 @transaction.atomic
 def _record(delivery_id: int, *, error: str, transient: bool, code, excerpt: str) -> AttemptOutcome:
+    """Store an attempt's outcome: delivered, retry later (backoff) or failed for good."""
     delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
     now = timezone.now()
     delivery.response_code = code

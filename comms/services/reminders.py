@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def _reminder_text(incident: Incident, due: selectors.UpdateDue, owner) -> tuple[str, str]:
+    """Subject and body of a reminder."""
     who = f"@{owner.get_username()}" if owner is not None else "Communications Lead"
     base = settings.QUELL_BASE_URL.rstrip("/")
     subject = f"[{incident.severity}] Update due: {incident.title}"

@@ -40,11 +40,13 @@ CONFIRM_RESEND_AFTER = datetime.timedelta(minutes=10)
 
 
 def unsubscribe_url(subscriber: Subscriber) -> str:
+    """The signed link that unsubscribes this subscriber (never expires)."""
     token = signing.dumps({"s": subscriber.pk, "e": subscriber.email}, salt=UNSUBSCRIBE_SALT)
     return settings.QUELL_BASE_URL.rstrip("/") + f"/status/unsubscribe/{token}/"
 
 
 def _confirm_url(sub: Subscriber) -> str:
+    """The signed confirmation link (valid CONFIRM_MAX_AGE)."""
     token = signing.dumps({"s": sub.pk, "e": sub.email}, salt=CONFIRM_SALT)
     return settings.QUELL_BASE_URL.rstrip("/") + f"/status/subscribe/confirm/{token}/"
 
@@ -99,6 +101,7 @@ def subscriber_subscribe(*, email: str) -> Subscriber:
 
 
 def _load_token(token: str, *, salt: str, max_age=None) -> Subscriber:
+    """The subscriber a signed link names, locked; CommsError when invalid or expired."""
     try:
         data = signing.loads(token, salt=salt, max_age=max_age)
     except signing.SignatureExpired:

@@ -68,6 +68,7 @@ class Preview:
 
 
 def _get_template(template_id) -> MessageTemplate:
+    """The template, or CommsError naming the field."""
     template = MessageTemplate.objects.filter(pk=template_id).first()
     if template is None:
         raise CommsError(f"Template {template_id} does not exist.", field="template")
@@ -121,6 +122,7 @@ def _incident_target_ids(incident_id: int) -> set[int]:
 
 
 def _validate_component_states(states) -> dict[str, str]:
+    """{"<component id>": "<state>"} checked against existing components and states."""
     if states in (None, ""):
         return {}
     if not isinstance(states, dict):
@@ -195,10 +197,12 @@ def update_preview(
 
 
 def _public_status(incident: Incident) -> str:
+    """The status an update announces by default (closed shows as resolved)."""
     return Status.RESOLVED if incident.status == Status.CLOSED else incident.status
 
 
 def _clean_text(subject: str, body: str) -> tuple[str, str]:
+    """Subject and body stripped and required."""
     subject, body = (subject or "").strip(), (body or "").strip()
     if not subject:
         raise CommsError("A subject is required.", field="subject")
@@ -251,6 +255,7 @@ def update_create(
 
 
 def _lock_update(update_id: int) -> StatusUpdate:
+    """The update row, locked for this transaction."""
     update = (
         StatusUpdate.objects.select_for_update(of=("self",))
         .select_related("incident")
@@ -379,6 +384,7 @@ def update_discard(*, update_id: int, actor) -> None:
 
 
 def _apply_component_states(states: dict, *, now) -> dict[str, str]:
+    """Set the confirmed component states; returns {name: state} of what changed."""
     changed = {}
     if not states:
         return changed
@@ -393,11 +399,13 @@ def _apply_component_states(states: dict, *, now) -> dict[str, str]:
 
 
 def _email_for_channel(update: StatusUpdate, incident: Incident) -> tuple[str, str]:
+    """Subject and body as channels receive them."""
     prefix = f"[{incident.severity}] " if update.audience == Audience.INTERNAL else ""
     return prefix + update.subject, update.body
 
 
 def _webhook_payload(update: StatusUpdate, incident: Incident) -> dict:
+    """The signed webhook's JSON (internal details only for internal updates)."""
     base = settings.QUELL_BASE_URL.rstrip("/")
     payload = {
         "event": "status_update.published",
@@ -424,6 +432,7 @@ def _webhook_payload(update: StatusUpdate, incident: Incident) -> dict:
 
 
 def _deliveries_for_update(update: StatusUpdate, incident: Incident) -> list[Delivery]:
+    """One delivery per routed channel (and per confirmed subscriber for external updates)."""
     rows: list[Delivery] = []
     subject, body = _email_for_channel(update, incident)
     payload = _webhook_payload(update, incident)
@@ -448,6 +457,7 @@ def _deliveries_for_update(update: StatusUpdate, incident: Incident) -> list[Del
 
 
 def _subscriber_delivery(sub: Subscriber, update: StatusUpdate, incident) -> Delivery:
+    """An e-mail to one subscriber, with its one-click unsubscribe link."""
     link = unsubscribe_url(sub)
     base = settings.QUELL_BASE_URL.rstrip("/")
     body = (
