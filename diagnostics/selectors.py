@@ -232,48 +232,66 @@ def summary_text(targets: list[dict[str, Any]]) -> str:
 # --- comparison ----------------------------------------------------------------------------
 
 
-def _finding_identity(row: dict) -> str:
+# Fields that name the thing a findings row is about (never a measurement of it).
+_NAMING_FIELDS = (
+    "pid",
+    "queryid",
+    "query_id",
+    "relation",
+    "table",
+    "schema",
+    "index",
+    "sequence",
+    "slot",
+    "slot_name",
+    "name",
+    "database",
+    "datname",
+    "usename",
+    "user",
+    "application_name",
+    "client_addr",
+    "state",
+    "dimension",
+    "scope",
+    "source",
+    "version",
+    "migration",
+    "tool",
+    "blocked_pid",
+    "blocking_pid",
+    "gid",
+)
+
+
+def _finding_identity(row: dict, position: int) -> str:
     """A stable identity for a findings row, so 'appeared' and 'cleared' can be computed.
 
-    Checks may put an explicit "id" in a row; otherwise the identity is built from fields that
-    name a thing (pid, relation, query id, ...) and never from measurements that change.
+    A check may put an explicit "id" in a row; otherwise the identity is built from the fields
+    that name a thing (pid, relation, query id, ...). A row with none of them (a check's single
+    summary row, say) is identified by its position, so its new measurements read as a change.
     """
     if "id" in row:
         return str(row["id"])
-    naming = (
-        "pid",
-        "queryid",
-        "query_id",
-        "relation",
-        "table",
-        "schema",
-        "index",
-        "sequence",
-        "slot",
-        "slot_name",
-        "name",
-        "database",
-        "datname",
-        "usename",
-        "user",
-        "application_name",
-        "state",
-        "version",
-        "migration",
-        "client_addr",
-        "blocked_pid",
-        "blocking_pid",
-    )
-    parts = [f"{k}={row[k]}" for k in naming if k in row]
-    if not parts:
-        parts = [f"{k}={v}" for k, v in sorted(row.items()) if not isinstance(v, int | float)]
-    return "|".join(parts) or repr(sorted(row.items()))
+    parts = [f"{k}={row[k]}" for k in _NAMING_FIELDS if k in row]
+    if "value" in row and isinstance(row["value"], str):
+        parts.append(f"value={row['value']}")
+    return "|".join(parts) if parts else f"#{position}"
 
 
 def _index_findings(result: CheckResult | None) -> dict[str, dict]:
     if result is None:
         return {}
-    return {_finding_identity(row): row for row in (result.findings or []) if isinstance(row, dict)}
+    rows = [row for row in (result.findings or []) if isinstance(row, dict)]
+    indexed: dict[str, dict] = {}
+    for i, row in enumerate(rows):
+        identity = _finding_identity(row, i)
+        n = 1
+        while identity in indexed:  # two rows naming the same thing stay two rows
+            n += 1
+            identity = f"{_finding_identity(row, i)}~{n}"
+        indexed[identity] = row
+    return indexed
 
 
 def _flatten_metrics(metrics: dict, prefix: str = "") -> dict[str, float]:

@@ -441,3 +441,22 @@ def test_fan_out_keeps_a_target_s_active_run_and_sends_only_new_ones(
     assert busy.pk in [r.pk for r in runs] and len(runs) == 2
     fresh = next(r for r in runs if r.pk != busy.pk)
     assert sent_runs == [[busy.pk], [fresh.pk]]
+
+
+def test_compare_reads_a_check_s_unnamed_summary_row_as_a_change_not_a_new_finding(
+    live_target,
+):
+    t0 = timezone.now() - datetime.timedelta(seconds=10)
+    before = _run_with(
+        live_target,
+        t0,
+        [("connection", "ok", [{"connect_ms": 4.1, "samples_ms": [0.3, 0.4]}], {})],
+    )
+    after = _run_with(
+        live_target,
+        t0 + datetime.timedelta(seconds=5),
+        [("connection", "ok", [{"connect_ms": 3.6, "samples_ms": [0.2, 0.5]}], {})],
+    )
+    (check,) = selectors.run_compare(base_run_id=before.pk, head_run_id=after.pk)["checks"]
+    assert check["appeared"] == [] and check["cleared"] == []
+    assert check["changed"][0]["after"]["connect_ms"] == 3.6
