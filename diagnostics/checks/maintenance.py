@@ -440,3 +440,126 @@ class SequenceExhaustionCheck(Check):
                 outcome, hidden=len(unreadable), what="sequences are", fix=fix
             )
         return outcome
+
+
+@register
+class UnusedIndexesCheck(Check):
+    key = "unused_indexes"
+    title = "Unused indexes"
+    family = Family.MAINTENANCE
+    description = (
+        "Indexes of at least 10 MB never scanned since statistics were reset (PgHero's rule): "
+        "they slow every write. Unique, primary-key and constraint indexes are left out, and "
+        "scans on replicas are not counted here, so confirm there before dropping. "
+        "Informational unless `as_warning` is set."
+    )
+    sql = """
+        WITH big AS MATERIALIZED (  -- size first (no stats call), statistics for the few left
+            SELECT i.indexrelid, i.indrelid,
+                   ic.relpages::bigint * current_setting('block_size')::bigint AS approx_bytes
+            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+            WHERE NOT i.indisunique AND NOT i.indisprimary AND i.indisvalid
+              AND ic.relpages::bigint * current_setting('block_size')::bigint >= %(min_bytes)s
+              AND ic.relnamespace NOT IN ('pg_catalog'::regnamespace,
+                                          'information_schema'::regnamespace)
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint co WHERE co.conindid = i.indexrelid)
+        )
+        SELECT n.nspname AS schema, ic.relname AS index, tc.relname AS table, big.approx_bytes,
+               pg_stat_get_numscans(big.indexrelid) AS scans,
+               (SELECT stats_reset FROM pg_stat_database
+                WHERE datname = current_database()) AS stats_reset
+        FROM big
+        JOIN pg_class ic ON ic.oid = big.indexrelid
+        JOIN pg_class tc ON tc.oid = big.indrelid
+        JOIN pg_namespace n ON n.oid = ic.relnamespace
+        WHERE pg_stat_get_numscans(big.indexrelid) = 0
+        ORDER BY big.approx_bytes DESC
+        LIMIT %(limit)s
+    """
+    default_thresholds = {"min_bytes": 10 * 1024 * 1024, "limit": 50, "as_warning": False}
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        found = rows(
+            session.query(self.sql, {"min_bytes": int(t["min_bytes"]), "limit": int(t["limit"])})
+        )
+        if not found:
+            return CheckOutcome(
+                CheckStatus.OK,
+                f"no unused index of {human_bytes(t['min_bytes'])} or more",
+                metrics={"unused_indexes": 0},
+            )
+        for r in found:
+            r["fix"] = f'DROP INDEX CONCURRENTLY "{r["schema"]}"."{r["index"]}";'
+        total = sum(r["approx_bytes"] or 0 for r in found)
+        return CheckOutcome(
+            CheckStatus.WARNING if t["as_warning"] else CheckStatus.OK,
+            f"{len(found)} unused index{'es' if len(found) != 1 else ''} (~{human_bytes(total)}"
+            f"), largest {found[0]['schema']}.{found[0]['index']}: candidates to drop after "
+            "checking replicas",
+            findings=found,
+            metrics={"unused_indexes": len(found), "unused_bytes": total},
+        )
+
+
+@register
+class DuplicateIndexesCheck(Check):
+    key = "duplicate_indexes"
+    title = "Duplicate indexes"
+    family = Family.MAINTENANCE
+    description = (
+        "Indexes whose columns are a leading prefix of another index on the same table (same "
+        "method and operator classes, no expressions or predicates): the longer one serves "
+        "the same queries. A unique index is never reported as the redundant one. "
+        "Informational unless `as_warning` is set."
+    )
+    sql = """
+        WITH idx AS MATERIALIZED (
+            SELECT i.indexrelid, i.indrelid, i.indisunique, i.indkey::text AS keys,
+                   i.indclass::text AS classes, ic.relam,
+                   ic.relpages::bigint * current_setting('block_size')::bigint AS approx_bytes
+            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+            WHERE i.indisvalid AND i.indexprs IS NULL AND i.indpred IS NULL
+              AND ic.relnamespace NOT IN ('pg_catalog'::regnamespace,
+                                          'information_schema'::regnamespace)
+        )
+        SELECT n.nspname AS schema, tc.relname AS table, dc.relname AS index,
+               kc.relname AS covered_by, d.approx_bytes
+        FROM idx d
+        JOIN idx k ON k.indrelid = d.indrelid AND k.indexrelid <> d.indexrelid
+                  AND k.relam = d.relam
+                  AND (k.keys || ' ') LIKE (d.keys || ' %%')
+                  AND (k.classes || ' ') LIKE (d.classes || ' %%')
+                  -- equal column lists: report only one of the pair
+                  AND (k.keys <> d.keys OR k.indexrelid < d.indexrelid OR k.indisunique)
+        JOIN pg_class dc ON dc.oid = d.indexrelid
+        JOIN pg_class kc ON kc.oid = k.indexrelid
+        JOIN pg_class tc ON tc.oid = d.indrelid
+        JOIN pg_namespace n ON n.oid = dc.relnamespace
+        WHERE NOT d.indisunique
+        ORDER BY d.approx_bytes DESC, n.nspname, dc.relname
+        LIMIT %(limit)s
+    """
+    default_thresholds = {"limit": 50, "as_warning": False}
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        found = rows(session.query(self.sql, {"limit": int(t["limit"])}))
+        if not found:
+            return CheckOutcome(
+                CheckStatus.OK, "no duplicate index", metrics={"duplicate_indexes": 0}
+            )
+        seen, unique_rows = set(), []
+        for r in found:  # an index covered by several others is listed once
+            if (r["schema"], r["index"]) not in seen:
+                seen.add((r["schema"], r["index"]))
+                r["fix"] = f'DROP INDEX CONCURRENTLY "{r["schema"]}"."{r["index"]}";'
+                unique_rows.append(r)
+        first = unique_rows[0]
+        return CheckOutcome(
+            CheckStatus.WARNING if t["as_warning"] else CheckStatus.OK,
+            f"{len(unique_rows)} duplicate index{'es' if len(unique_rows) != 1 else ''}: "
+            f"{first['schema']}.{first['index']} is covered by {first['covered_by']}",
+            findings=unique_rows,
+            metrics={"duplicate_indexes": len(unique_rows)},
+        )

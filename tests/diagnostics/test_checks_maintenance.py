@@ -155,3 +155,43 @@ def test_index_being_built_concurrently_is_not_reported_invalid(fresh_db, holder
 
     assert outcome.status == CheckStatus.OK
     assert "1 index build in progress skipped" in outcome.summary
+
+
+def test_unused_and_duplicate_indexes_are_listed_as_candidates(fresh_db):
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE TABLE dups (id int PRIMARY KEY, a int, b int);"
+        "INSERT INTO dups SELECT g, g % 10, g FROM generate_series(1, 1000) g;"
+        "CREATE INDEX dups_a ON dups (a); CREATE INDEX dups_ab ON dups (a, b);"
+        "CREATE INDEX dups_a_again ON dups (a); CREATE INDEX dups_b ON dups (b);"
+        "CREATE UNIQUE INDEX dups_b_unique ON dups (b);"
+        "CREATE TABLE used (c int); INSERT INTO used SELECT generate_series(1, 1000);"
+        "CREATE INDEX used_c ON used (c); ANALYZE",
+        dbname=dbname,
+    )
+    with cluster.connect(dbname) as conn:  # used_c gets scanned
+        conn.execute("SET enable_seqscan = off")
+        conn.execute("SELECT * FROM used WHERE c = 5")
+    cluster.wait_for(
+        "SELECT idx_scan > 0 FROM pg_stat_user_indexes WHERE indexrelname = 'used_c'",
+        dbname=dbname,
+    )
+
+    duplicates = run_check(spec, "duplicate_indexes").outcome
+    assert duplicates.status == CheckStatus.OK  # informational by default
+    names = {f["index"] for f in duplicates.findings}
+    # dups_a and dups_a_again are prefixes of dups_ab; dups_b is covered by the unique one;
+    # a unique index is never the one to drop.
+    assert names == {"dups_a", "dups_a_again", "dups_b"}
+    assert all(f["fix"].startswith("DROP INDEX CONCURRENTLY") for f in duplicates.findings)
+
+    unused = run_check(spec, "unused_indexes", min_bytes=0).outcome
+    unused_names = {f["index"] for f in unused.findings}
+    assert {"dups_a", "dups_a_again", "dups_b"} <= unused_names
+    assert "used_c" not in unused_names  # scanned
+    assert "dups_pkey" not in unused_names and "dups_b_unique" not in unused_names
+    assert (
+        run_check(spec, "unused_indexes", min_bytes=0, as_warning=True).outcome.status
+        == CheckStatus.WARNING
+    )
+    assert run_check(spec, "unused_indexes").outcome.summary.startswith("no unused index")
