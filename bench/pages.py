@@ -23,6 +23,7 @@ import datetime
 import os
 import platform
 import re
+import secrets
 import statistics
 import sys
 import time
@@ -38,6 +39,8 @@ DB_NAME = "quell_bench_pages"
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 200.0
 RESPONDERS = 40
+# A throwaway token for the benchmark process only.
+BENCH_TOKEN = secrets.token_urlsafe(16)
 
 
 def with_dbname(url: str, name: str) -> str:
@@ -248,7 +251,8 @@ def scenarios() -> list[tuple[str, str, dict]]:
             f"/?kind=performance&declared_after={a_year_ago}",
             {},
         ),
-        ("List, search 'replica'", "/?q=replica", {}),
+        ("List, search 'replica' (common word)", "/?q=replica", {}),
+        ("List, search matching nothing (reads the table)", "/?q=zzqq", {}),
         ("List, htmx fragment (filter change)", "/?severity=SEV2", htmx),
         ("Incident page (8 events)", f"/incidents/{typical}/", {}),
         ("Incident page (1,008 events, 32 assignments)", f"/incidents/{big}/", {}),
@@ -261,6 +265,7 @@ def scenarios() -> list[tuple[str, str, dict]]:
         ("Declare form", "/incidents/declare/", {}),
         ("Insights, 12 months", "/insights/", {}),
         ("Insights, 24 months", "/insights/?months=24", {}),
+        ("Prometheus /metrics", "/metrics", {"HTTP_AUTHORIZATION": f"Bearer {BENCH_TOKEN}"}),
     ]
 
 
@@ -309,7 +314,7 @@ def measure(runs: int) -> list[dict]:
         print(
             f"{name:<48} median {row['median']:7.1f} ms  p95 {row['p95']:7.1f} ms  "
             f"max {row['max']:7.1f} ms  {row['queries']:>2} queries  {row['bytes'] / 1024:6.1f} KiB"
-            f"{'' if row['median'] < TARGET_MS else '  OVER TARGET'}",
+            f"{'' if row['median'] < TARGET_MS else '  over 200 ms'}",
             flush=True,
         )
     return rows
@@ -321,7 +326,7 @@ def markdown(rows: list[dict], counts: dict, args) -> str:
     with connection.cursor() as cur:
         cur.execute("SHOW server_version")
         pg = cur.fetchone()[0]
-    page_rows = [r for r in rows if not r["name"].startswith("Insights")]
+    page_rows = [r for r in rows if not r["name"].startswith(("Insights", "Prometheus"))]
     worst = max(page_rows, key=lambda r: r["median"])
     lines = [
         "## Pages",
@@ -361,17 +366,20 @@ def markdown(rows: list[dict], counts: dict, args) -> str:
         f"Target: every list and incident page under {TARGET_MS:.0f} ms server time: **{verdict}**"
         f" (slowest median: {worst['name']}, {worst['median']:.1f} ms). The insights page"
         " aggregates every incident of the period (percentile_cont over the whole table) and is"
-        " shown for information; in operation it reuses its figures for"
+        " shown for information (as is /metrics, which a scraper reads every 15 to 60 s);"
+        " in operation it reuses its figures for"
         " QUELL_INSIGHTS_CACHE_SECONDS (60 s), the benchmark measures the computation.",
         "",
         'What keeps them there: the list\'s "open first, then newest" order is two'
         " index-ordered queries (open incidents by the status index, the rest by declared_at)"
         " instead of a sort over the table; a text search (no trigram index on these columns,"
-        " so it reads the table) reads it once for both the page and a count capped at 1,000;"
+        " so it reads the table) uses ILIKE, whose statistics let PostgreSQL walk the newest"
+        " incidents first and stop at the page, and reads once for both the page and a count"
+        " capped at 1,000;"
         " the timeline poll answers 204 when nothing is new; the incident page shows the latest"
-        " 200 events. Remaining cost: a text search on a cold or busy server, and deep pages"
-        " (OFFSET walks the index); a pg_trgm index on title and description would make search"
-        " independent of the table's size.",
+        " 200 events. Remaining cost: a search for a rare word reads the whole table, and deep"
+        " pages (OFFSET walks the index); a pg_trgm index on title and description would make"
+        " search independent of the table's size.",
         "",
     ]
     return "\n".join(lines)
@@ -410,6 +418,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     # Measure the work, not the insights page's short-lived cache.
     os.environ["QUELL_INSIGHTS_CACHE_SECONDS"] = "0"
+    os.environ["QUELL_METRICS_TOKEN"] = BENCH_TOKEN
     import django
 
     django.setup()
@@ -433,7 +442,9 @@ def main() -> None:
         if args.write_docs:
             print(f"Wrote {write_docs(markdown(rows, counts, args))}")
         slow = [
-            r for r in rows if not r["name"].startswith("Insights") and r["median"] >= TARGET_MS
+            r
+            for r in rows
+            if not r["name"].startswith(("Insights", "Prometheus")) and r["median"] >= TARGET_MS
         ]
         if slow:
             print(f"{len(slow)} page(s) over the {TARGET_MS:.0f} ms target")

@@ -57,6 +57,16 @@ def test_filters_by_declared_date(viewer_client):
     assert titles(response) == ["april"]
 
 
+def test_search_is_case_insensitive_and_takes_wildcards_literally(viewer_client):
+    hit = IncidentFactory(title="Disk at 100% on primary")
+    IncidentFactory(title="Disk at 1000 IOPS")
+    IncidentFactory(title="other", description="the PRIMARY replica lags")
+    assert titles(viewer_client.get("/?q=100%25")) == ["Disk at 100% on primary"]
+    assert titles(viewer_client.get("/?q=at_1")) == []
+    assert len(titles(viewer_client.get("/?q=primary"))) == 2
+    assert hit.title in titles(viewer_client.get(f"/?q=%23{hit.pk}"))
+
+
 def test_invalid_filters_are_reported_and_ignored(viewer_client):
     IncidentFactory(title="a")
     response = viewer_client.get(
