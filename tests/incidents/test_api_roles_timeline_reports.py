@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from incidents import services
 from incidents.models import EventKind, Incident, ResponderAssignment, Status
@@ -314,3 +315,19 @@ def test_quell_token_creates_prints_and_rotates(db):
 def test_quell_token_unknown_user_fails_clearly(db):
     with pytest.raises(CommandError, match="No user named 'nobody'"):
         call_command("quell_token", "nobody")
+
+
+@pytest.mark.parametrize("n", [5, 50])
+def test_timeline_list_runs_a_fixed_number_of_queries(
+    incident, responder, commander, django_assert_num_queries, n
+):
+    for i in range(n):
+        services.timeline_append(
+            incident_id=incident.pk, message=f"step {i}", actor=(responder, commander)[i % 2]
+        )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=responder).key}")
+    # Token (with groups), the incident's existence, count, page (actors joined).
+    with django_assert_num_queries(4):
+        response = client.get(timeline(incident.pk), {"page_size": 100})
+    assert len(response.json()["results"]) == n + 1
