@@ -589,3 +589,12 @@ def json_roundtrip(data):
     from rest_framework.utils.encoders import JSONEncoder
 
     return json.loads(json.dumps(data, cls=JSONEncoder))
+
+
+def test_search_takes_wildcards_literally(viewer_api, db):
+    IncidentFactory(title="Disk 100% full")
+    IncidentFactory(title="Disk 1000 blocks full")
+    IncidentFactory(title="slow_query log huge")
+    IncidentFactory(title="slowXquery")
+    assert titles(viewer_api.get(LIST, {"search": "100%"})) == ["Disk 100% full"]
+    assert titles(viewer_api.get(LIST, {"search": "SLOW_QUERY"})) == ["slow_query log huge"]
