@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from incidents.models import Status
-
-from .models import Audience, Component, ComponentState, MessageTemplate
-
-PUBLIC_STATUS_CHOICES = [(s.value, s.label) for s in Status if s != Status.CLOSED]
+from .models import PUBLIC_STATUS_CHOICES, Audience, Component, ComponentState, MessageTemplate
 
 
 class ComposeForm(forms.Form):

@@ -14,6 +14,9 @@ from django.db.models.functions import Lower
 
 from incidents.models import Status
 
+# The statuses an update can announce (the public never sees "closed").
+PUBLIC_STATUS_CHOICES = [(s.value, s.label) for s in Status if s != Status.CLOSED]
+
 
 class Audience(models.TextChoices):
     INTERNAL = "internal", "Internal"
@@ -34,7 +37,7 @@ class MessageTemplate(models.Model):
     # The incident status an update from this template announces (external templates); the
     # status page shows it. Blank: the incident's status at the time.
     announces_status = models.CharField(
-        max_length=20, choices=Status.choices[:4], blank=True, default=""
+        max_length=20, choices=PUBLIC_STATUS_CHOICES, blank=True, default=""
     )
     subject = models.CharField(max_length=200)
     body = models.TextField()
@@ -122,7 +125,7 @@ class StatusUpdate(models.Model):
     )
     audience = models.CharField(max_length=10, choices=Audience.choices)
     # The incident status this update announces (investigating ... resolved).
-    status = models.CharField(max_length=20, choices=Status.choices[:4])
+    status = models.CharField(max_length=20, choices=PUBLIC_STATUS_CHOICES)
     subject = models.CharField(max_length=200)
     body = models.TextField()
     state = models.CharField(

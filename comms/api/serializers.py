@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from incidents.models import Status
 from incidents.permissions import ADMIN, user_has_role
 from incidents.severity import Severity
 
 from ..models import (
+    PUBLIC_STATUS_CHOICES,
     Audience,
     Channel,
     ChannelAudience,
@@ -20,8 +20,6 @@ from ..models import (
     StatusUpdate,
     Subscriber,
 )
-
-PUBLIC_STATUS_CHOICES = [s for s in Status.values if s != Status.CLOSED]
 
 
 class TemplateOut(serializers.ModelSerializer):
@@ -47,7 +45,7 @@ class TemplateIn(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     audience = serializers.ChoiceField(choices=Audience.choices)
     announces_status = serializers.ChoiceField(
-        choices=["", *PUBLIC_STATUS_CHOICES], required=False, allow_blank=True
+        choices=PUBLIC_STATUS_CHOICES, required=False, allow_blank=True
     )
     subject = serializers.CharField(max_length=200)
     body = serializers.CharField()

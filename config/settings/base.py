@@ -165,6 +165,14 @@ SPECTACULAR_SETTINGS = {
         "ActionItemStatusEnum": "postmortems.models.ActionStatus",
         "ActionItemCategoryEnum": "postmortems.models.ActionCategory",
         "ReviewStatusEnum": "postmortems.models.ReviewStatus",
+        "CommsAudienceEnum": "comms.models.Audience",
+        "ChannelAudienceEnum": "comms.models.ChannelAudience",
+        "ChannelKindEnum": "comms.models.ChannelKind",
+        "DeliveryKindEnum": "comms.models.DeliveryKind",
+        "DeliveryStateEnum": "comms.models.DeliveryState",
+        "ComponentStateEnum": "comms.models.ComponentState",
+        "StatusUpdateStateEnum": "comms.models.UpdateState",
+        "PublicStatusEnum": "comms.models.PUBLIC_STATUS_CHOICES",
     },
 }
 
