@@ -126,6 +126,13 @@ class AssignRoleInline(admin.TabularInline):
     def get_queryset(self, request):
         return super().get_queryset(request).none()
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "user" and hasattr(field.widget, "widget"):
+            # A plain choice of user: no add/change/delete-user buttons beside a role.
+            field.widget = field.widget.widget
+        return field
+
     def has_add_permission(self, request, obj=None):
         return (
             obj is not None
