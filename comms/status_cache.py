@@ -119,7 +119,7 @@ def _atom(snapshot: dict) -> bytes:
             title=f"{item['title']}: {upd['status_label']}",
             link=_abs(f"/status/#incident-{item['id']}"),
             description=upd["body"],
-            unique_id=f"tag:quell,status:incident-{item['id']}:update-{upd['id']}",
+            unique_id=_abs(f"/status/#update-{upd['id']}"),
             pubdate=upd["published_at"],
             updateddate=upd["published_at"],
         )
