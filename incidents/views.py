@@ -27,6 +27,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import charts, metrics, related, selectors, services
@@ -178,8 +179,12 @@ def incident_list(request):
         "can_declare": user_has_role(request.user, RESPONDER),
     }
     if request.htmx and request.htmx.target == "incident-results":
-        return render(request, "incidents/partials/incident_results.html", context)
-    return render(request, "incidents/incident_list.html", context)
+        response = render(request, "incidents/partials/incident_results.html", context)
+    else:
+        response = render(request, "incidents/incident_list.html", context)
+    # Same address, two bodies (fragment for htmx, page otherwise): caches must keep both.
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 # --- Declare ----------------------------------------------------------------------------

@@ -95,6 +95,7 @@ def test_list_htmx_request_returns_only_the_results(viewer_client, htmx_headers)
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="incident-results"')
     assert "only me" in html and "<html" not in html
+    assert "HX-Request" in response["Vary"]
 
 
 def test_list_query_count_does_not_grow_with_rows(viewer_client, django_assert_max_num_queries):
