@@ -13,6 +13,7 @@ from . import rendering, services
 from .models import (
     Channel,
     Component,
+    ComponentStateChange,
     Delivery,
     DeliveryState,
     MessageTemplate,
@@ -195,9 +196,14 @@ class ComponentAdmin(admin.ModelAdmin):
 
         from . import status_cache
 
-        if change and "state" in form.changed_data:
+        state_changed = "state" in form.changed_data
+        if state_changed:
             obj.state_changed_at = timezone.now()
         super().save_model(request, obj, form, change)
+        if state_changed:
+            ComponentStateChange.objects.create(
+                component=obj, state=obj.state, changed_at=obj.state_changed_at
+            )
         transaction.on_commit(status_cache.invalidate)
 
 

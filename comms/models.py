@@ -109,6 +109,25 @@ class Component(models.Model):
         return self.name
 
 
+class ComponentStateChange(models.Model):
+    """A component entering a state: the history behind the status page's uptime figures."""
+
+    component = models.ForeignKey(Component, on_delete=models.CASCADE, related_name="changes")
+    state = models.CharField(max_length=20, choices=ComponentState.choices)
+    changed_at = models.DateTimeField(db_index=True)
+    # The update that set it (None when set by hand).
+    status_update = models.ForeignKey(
+        "StatusUpdate", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["component", "changed_at", "id"]
+        indexes = [models.Index(fields=["component", "changed_at"], name="component_change_time")]
+
+    def __str__(self) -> str:
+        return f"{self.component_id} -> {self.state} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
 class UpdateState(models.TextChoices):
     DRAFT = "draft", "Draft"
     PUBLISHED = "published", "Published"

@@ -19,6 +19,7 @@ from .models import (
     Channel,
     Component,
     ComponentState,
+    ComponentStateChange,
     Delivery,
     DeliveryState,
     MessageTemplate,
@@ -424,6 +425,40 @@ SEVERITY_IMPACT = {
 }
 
 
+OUTAGE_STATES = (ComponentState.PARTIAL_OUTAGE, ComponentState.MAJOR_OUTAGE)
+
+
+def component_uptime(
+    *, components: list[Component], since: datetime.datetime, now: datetime.datetime
+) -> dict[int, float]:
+    """Percent of the time since `since` each component spent without an outage (partial or
+    major), from its recorded state changes; operational before the first one."""
+    changes: dict[int, list[tuple[datetime.datetime, str]]] = {c.pk: [] for c in components}
+    before: dict[int, str] = {}
+    rows = ComponentStateChange.objects.filter(
+        component__in=components, changed_at__lte=now
+    ).order_by("component_id", "changed_at", "id")
+    for row in rows.values_list("component_id", "changed_at", "state"):
+        component_id, at, state = row
+        if at <= since:
+            before[component_id] = state  # the state the window starts in
+        else:
+            changes[component_id].append((at, state))
+    total = (now - since).total_seconds()
+    out = {}
+    for c in components:
+        state = before.get(c.pk, ComponentState.OPERATIONAL)
+        cursor, down = since, 0.0
+        for at, new_state in changes[c.pk]:
+            if state in OUTAGE_STATES:
+                down += (at - cursor).total_seconds()
+            cursor, state = at, new_state
+        if state in OUTAGE_STATES:
+            down += (now - cursor).total_seconds()
+        out[c.pk] = round(100.0 * (1 - down / total), 2) if total > 0 else 100.0
+    return out
+
+
 def status_page_snapshot(*, now: datetime.datetime | None = None) -> dict:
     """Everything the public status page shows, from external published updates only.
 
@@ -502,6 +537,8 @@ def status_page_snapshot(*, now: datetime.datetime | None = None) -> dict:
     current.sort(key=lambda pair: (pair[0], -pair[1]["updated_at"].timestamp()))
     current_items = [item for _, item in current]
     history.sort(key=lambda i: i["updated_at"], reverse=True)
+    visible = list(Component.objects.filter(visible=True))
+    uptime = component_uptime(components=visible, since=since, now=now)
     components = [
         {
             "id": c.pk,
@@ -510,8 +547,9 @@ def status_page_snapshot(*, now: datetime.datetime | None = None) -> dict:
             "state": c.state,
             "state_label": ComponentState(c.state).label,
             "updated_at": c.state_changed_at,
+            "uptime_percent": uptime[c.pk],
         }
-        for c in Component.objects.filter(visible=True)
+        for c in visible
     ]
     worst = max(
         (ComponentState(c["state"]) for c in components),

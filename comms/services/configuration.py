@@ -20,6 +20,7 @@ from ..models import (
     ChannelKind,
     Component,
     ComponentState,
+    ComponentStateChange,
     Delivery,
     DeliveryKind,
 )
@@ -170,6 +171,9 @@ def component_set_state(
         comp.state = state
         comp.state_changed_at = timezone.now()
         comp.save(update_fields=["state", "state_changed_at", "updated_at"])
+        ComponentStateChange.objects.create(
+            component=comp, state=state, changed_at=comp.state_changed_at
+        )
         if incident_id is not None:
             user = actor if getattr(actor, "is_authenticated", False) else None
             timeline_append(

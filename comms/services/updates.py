@@ -22,6 +22,7 @@ from ..models import (
     ChannelKind,
     Component,
     ComponentState,
+    ComponentStateChange,
     Delivery,
     DeliveryKind,
     MessageTemplate,
@@ -337,7 +338,7 @@ def update_publish(*, update_id: int, actor=None, actor_label: str = "") -> Stat
     update.published_by = user
     update.published_by_label = "" if user else (actor_label or "quell")
     update.save()
-    changed = _apply_component_states(update.component_states, now=now)
+    changed = _apply_component_states(update.component_states, now=now, update=update)
     deliveries = _deliveries_for_update(update, incident)
     timeline_append(
         incident_id=incident.pk,
@@ -383,7 +384,7 @@ def update_discard(*, update_id: int, actor) -> None:
     update.delete()
 
 
-def _apply_component_states(states: dict, *, now) -> dict[str, str]:
+def _apply_component_states(states: dict, *, now, update: StatusUpdate) -> dict[str, str]:
     """Set the confirmed component states; returns {name: state} of what changed."""
     changed = {}
     if not states:
@@ -394,6 +395,9 @@ def _apply_component_states(states: dict, *, now) -> dict[str, str]:
             comp.state = new
             comp.state_changed_at = now
             comp.save(update_fields=["state", "state_changed_at", "updated_at"])
+            ComponentStateChange.objects.create(
+                component=comp, state=new, changed_at=now, status_update=update
+            )
             changed[comp.name] = new
     return changed
 

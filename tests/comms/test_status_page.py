@@ -320,3 +320,30 @@ def test_subscribe_form_is_rate_limited_per_client(settings):
     assert codes == [200, 200, 200, 429]
     assert Subscriber.objects.count() == 3
     cache.delete("comms:subscribe-rate:127.0.0.1")
+
+
+def test_component_uptime_counts_outages_over_ninety_days(commander):
+    from comms import selectors
+    from comms.models import ComponentStateChange
+
+    now = timezone.now()
+    comp = services.component_save(actor=commander, name="Orders")
+    start = now - datetime.timedelta(days=10)
+    ComponentStateChange.objects.create(component=comp, state="major_outage", changed_at=start)
+    ComponentStateChange.objects.create(
+        component=comp, state="degraded", changed_at=start + datetime.timedelta(hours=6)
+    )
+    ComponentStateChange.objects.create(
+        component=comp, state="partial_outage", changed_at=start + datetime.timedelta(hours=7)
+    )
+    ComponentStateChange.objects.create(
+        component=comp, state="operational", changed_at=start + datetime.timedelta(hours=10)
+    )
+    since = now - datetime.timedelta(days=90)
+    uptime = selectors.component_uptime(components=[comp], since=since, now=now)
+    # 6 h major + 3 h partial outage; degraded does not count as down.
+    assert uptime[comp.pk] == round(100 * (1 - 9 / (90 * 24)), 2)
+    services.component_set_state(component_id=comp.pk, state="major_outage", actor=commander)
+    assert ComponentStateChange.objects.filter(component=comp).count() == 5
+    data = json.loads(Client().get("/status/index.json").content)
+    assert data["components"][0]["uptime_percent"] <= uptime[comp.pk]
