@@ -183,8 +183,21 @@ class StatusUpdateAdmin(admin.ModelAdmin):
         return obj is None or not obj.is_published
 
 
+class ComponentStateChangeInline(admin.TabularInline):
+    model = ComponentStateChange
+    fields = ["changed_at", "state", "status_update"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-changed_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Component)
 class ComponentAdmin(admin.ModelAdmin):
+    inlines = [ComponentStateChangeInline]
     list_display = ["name", "state", "position", "visible", "state_changed_at"]
     list_editable = ["position", "visible"]
     filter_horizontal = ["targets"]

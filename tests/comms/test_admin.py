@@ -63,3 +63,24 @@ def test_admin_retry_action_requeues_failed_deliveries(admin_client_):
     assert response.status_code == 302
     failed.refresh_from_db()
     assert failed.state == DeliveryState.PENDING
+
+
+def test_component_admin_records_state_history(admin_client_):
+    from comms.models import Component, ComponentStateChange
+
+    comp = Component.objects.create(name="API")
+    response = admin_client_.post(
+        f"/admin/comms/component/{comp.pk}/change/",
+        {
+            "name": "API",
+            "description": "",
+            "state": "degraded",
+            "position": 1,
+            "visible": "on",
+            "changes-TOTAL_FORMS": "0",
+            "changes-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert ComponentStateChange.objects.get(component=comp).state == "degraded"
+    assert admin_client_.get(f"/admin/comms/component/{comp.pk}/change/").status_code == 200
