@@ -250,7 +250,10 @@ class NoteForm(forms.Form):
 
 
 class TimelineFilterForm(forms.Form):
-    kind = forms.MultipleChoiceField(
+    """Which kinds of timeline event to show ("event", not "kind": the details form, which
+    posts together with this filter, has a "kind" of its own)."""
+
+    event = forms.MultipleChoiceField(
         required=False, choices=EventKind.choices, widget=forms.CheckboxSelectMultiple
     )
 

@@ -245,8 +245,10 @@ def _render_panels(request, incident, specs) -> list[dict]:
 
 
 def _timeline_context(request, incident) -> dict:
-    kinds = TimelineFilterForm(request.GET or None)
-    chosen = kinds.cleaned_data["kind"] if kinds.is_valid() else []
+    # Actions post the filter along (hx-include), so the timeline they send back keeps it.
+    data = request.GET if request.method == "GET" else request.POST
+    kinds = TimelineFilterForm({"event": data.getlist("event")})
+    chosen = kinds.cleaned_data["event"] if kinds.is_valid() else []
     qs = selectors.timeline_for(incident_id=incident.pk, kinds=chosen or None, newest_first=True)
     events = list(qs[: TIMELINE_LIMIT + 1])
     return {
@@ -254,7 +256,7 @@ def _timeline_context(request, incident) -> dict:
         "truncated": len(events) > TIMELINE_LIMIT,
         "timeline_kinds": chosen,
         "timeline_filter": kinds,
-        "timeline_query": "&".join(f"kind={k}" for k in chosen),
+        "timeline_query": "&".join(f"event={k}" for k in chosen),
         "poll_seconds": TIMELINE_POLL_SECONDS,
         "latest_event_id": _latest_event_id(incident.pk),
     }

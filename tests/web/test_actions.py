@@ -174,7 +174,7 @@ def test_transition_with_htmx_returns_the_body_fragment(commander_client, incide
     )
     html = response.content.decode()
     assert response.status_code == 200
-    assert html.lstrip().startswith('<div id="incident-body">')
+    assert html.lstrip().startswith('<div id="incident-body"')
     assert "<html" not in html and "<body" not in html
     assert response["HX-Trigger"] == "incidentChanged"
     assert "Status is now monitoring." in html

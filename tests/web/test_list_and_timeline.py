@@ -113,12 +113,25 @@ def test_timeline_is_newest_first_and_filters_by_kind(viewer_client, commander, 
     assert html.index("second note") < html.index("Status changed") < html.index("first note")
     assert html.index("first note") < html.index("Incident declared")
     only_notes = viewer_client.get(
-        reverse("incidents:timeline", args=[incident.pk]) + "?kind=note"
+        reverse("incidents:timeline", args=[incident.pk]) + "?event=note"
     ).content.decode()
     assert "second note" in only_notes and "first note" in only_notes
     assert "Status changed" not in only_notes and "Incident declared" not in only_notes
     # The polling element keeps the filter.
-    assert re.search(r'hx-get="[^"]*\?poll=1&amp;after=\d+&amp;kind=note"', only_notes)
+    assert re.search(r'hx-get="[^"]*\?poll=1&amp;after=\d+&amp;event=note"', only_notes)
+
+
+def test_an_action_keeps_the_timeline_filter(responder_client, incident, htmx_headers):
+    response = responder_client.post(
+        reverse("incidents:note", args=[incident.pk]),
+        {"message": "only notes please", "event": "note"},
+        **htmx_headers(),
+    )
+    html = response.content.decode()
+    timeline = html[html.index('<div id="timeline"') :]
+    assert "only notes please" in timeline
+    assert "Incident declared" not in timeline
+    assert 'name="event" value="note" checked' in html
 
 
 def test_timeline_poll_stops_when_the_incident_is_no_longer_open(
