@@ -452,7 +452,9 @@ def role_relieve(*, assignment_id: int, actor=None) -> ResponderAssignment:
         raise IncidentError(f"Assignment {assignment_id} does not exist.")
     if assignment.relieved_at is not None:
         return assignment
-    _lock(assignment.incident_id)
+    incident = _lock(assignment.incident_id)
+    if incident.status == Status.CLOSED:
+        raise IncidentError("A closed incident's staffing is final; add a note instead.")
     assignment.relieved_at = timezone.now()
     assignment.relieved_by = actor if actor is not None and actor.is_authenticated else None
     assignment.save(update_fields=["relieved_at", "relieved_by"])

@@ -93,6 +93,18 @@ def test_relieve_ends_assignment_and_role_shows_missing(incident, responder, com
     assert "incident_commander" in selectors.incident_missing_roles(fresh)
 
 
+def test_relieve_on_closed_incident_is_refused(incident, commander):
+    assignment = services.role_assign(
+        incident_id=incident.pk, role="incident_commander", user=commander
+    )
+    services.incident_transition(incident_id=incident.pk, to_status=Status.RESOLVED)
+    services.incident_transition(incident_id=incident.pk, to_status=Status.CLOSED)
+    with pytest.raises(IncidentError, match="staffing is final"):
+        services.role_relieve(assignment_id=assignment.pk)
+    assignment.refresh_from_db()
+    assert assignment.is_active
+
+
 def test_relieve_unknown_assignment_is_refused():
     with pytest.raises(IncidentError, match="does not exist"):
         services.role_relieve(assignment_id=424242)
