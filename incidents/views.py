@@ -262,6 +262,12 @@ def _timeline_context(request, incident) -> dict:
     }
 
 
+def _postmortem_closes() -> bool:
+    # With the postmortems app, an incident closes when its postmortem is published or waived
+    # (DESIGN.md): the page leaves closing to that panel instead of offering a bare "Close".
+    return related.get_model("postmortems", "Postmortem") is not None
+
+
 def _transition_buttons(status: str, allowed) -> list[dict]:
     labels = {
         Status.INVESTIGATING: "Reopen" if status == Status.RESOLVED else "Back to investigating",
@@ -277,6 +283,7 @@ def _transition_buttons(status: str, allowed) -> list[dict]:
             "css": "ok" if s == Status.RESOLVED else "secondary",
         }
         for s in allowed
+        if not (s == Status.CLOSED and _postmortem_closes())
     ]
 
 
@@ -325,6 +332,7 @@ def _detail_context(request, incident, **forms) -> dict:
         "can_command": can_command and bool(allowed),
         "can_regrade": can_command and incident.status != Status.CLOSED,
         "transitions": _transition_buttons(incident.status, allowed),
+        "closes_with_postmortem": incident.status == Status.RESOLVED and _postmortem_closes(),
         "lifecycle": Status.choices,
         "lifecycle_done": _lifecycle_done(incident),
         "times": _since_detection(incident),
