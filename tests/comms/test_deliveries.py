@@ -317,3 +317,52 @@ def test_channel_secrets_are_validated(admin_user):
 def test_locmem_outbox_unused_when_no_email_channels(incident_factory, responder):
     _publish_internal(incident_factory(), responder)
     assert mail.outbox == []
+
+
+def test_a_delivery_claimed_by_another_worker_is_not_sent_twice(
+    incident_factory, responder, slack_channel, receiver, django_capture_on_commit_callbacks
+):
+    import datetime
+
+    from django.utils import timezone
+
+    incident = incident_factory()
+    with django_capture_on_commit_callbacks(execute=False):
+        update = _publish_internal(incident, responder)
+    delivery = Delivery.objects.get(status_update=update)
+    Delivery.objects.filter(pk=delivery.pk).update(
+        state=DeliveryState.SENDING, claimed_at=timezone.now(), attempts=1
+    )
+    # A duplicate task message while another worker is sending: nothing happens.
+    assert services.delivery_attempt(delivery_id=delivery.pk).state == DeliveryState.SENDING
+    assert receiver.requests == []
+    # That worker died mid-send long ago: the next message takes over.
+    Delivery.objects.filter(pk=delivery.pk).update(
+        claimed_at=timezone.now() - datetime.timedelta(minutes=10)
+    )
+    assert services.delivery_attempt(delivery_id=delivery.pk).state == DeliveryState.DELIVERED
+    assert len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2
+
+
+def test_lost_tasks_are_resumed(incident_factory, responder, slack_channel, settings):
+    import datetime
+
+    from django.utils import timezone
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from config.celery import app
+
+    incident = incident_factory()
+    update = _publish_internal(incident, responder)  # on_commit never fires here: task "lost"
+    delivery = Delivery.objects.get(status_update=update)
+    assert delivery.state == DeliveryState.PENDING
+    app.conf.task_always_eager = True
+    try:
+        later = timezone.now() + datetime.timedelta(minutes=5)
+        assert services.deliveries_resume(now=later) == 1
+    finally:
+        app.conf.task_always_eager = False
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DELIVERED
