@@ -283,3 +283,38 @@ def test_openapi_schema_has_no_warnings_for_diagnostics(capsys):
     ]
     assert problems == []
     assert "/api/v1/diagnostics/targets/{id}/test-connection/" in out.getvalue()
+
+
+def test_unknown_ids_answer_404(responder_api, viewer_api):
+    assert responder_api.post(f"{TARGETS}424242/test-connection/").status_code == 404
+    assert viewer_api.get(f"{RUNS}424242/").status_code == 404
+    assert viewer_api.get("/api/v1/diagnostics/incidents/424242/summary/").status_code == 404
+
+
+def test_put_replaces_settings_but_keeps_unsent_secrets(admin_api):
+    target = make_target(name="t", password=SECRET, tags=["eu"])
+    body = {"name": "t2", "host": "db.internal", "database": "app", "user": "quell"}
+    r = admin_api.put(f"{TARGETS}{target.pk}/", body, format="json")
+    assert r.status_code == 200, r.content
+    out = r.json()
+    assert out["name"] == "t2" and out["tags"] == [] and out["password_set"] is True
+    r = admin_api.put(f"{TARGETS}{target.pk}/", {"host": "x"}, format="json")
+    assert r.status_code == 400 and "name" in r.json()
+
+
+def test_compare_with_a_run_of_another_target_answers_400(viewer_api, live_target, sent_runs):
+    other = make_target(name="other")
+    a = DiagnosticRun.objects.create(
+        target=live_target,
+        status="succeeded",
+        queued_at="2026-01-01T00:00Z",
+        deadline="2026-01-01T00:10Z",
+    )
+    b = DiagnosticRun.objects.create(
+        target=other,
+        status="succeeded",
+        queued_at="2026-01-01T00:01Z",
+        deadline="2026-01-01T00:10Z",
+    )
+    r = viewer_api.get(f"{RUNS}{b.pk}/compare/", {"with": a.pk})
+    assert r.status_code == 400 and "same target" in r.json()["detail"]
