@@ -11,6 +11,7 @@ Redis, and another process sees an invalidation at most that long after it happe
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import threading
@@ -32,9 +33,9 @@ CONTENT_TYPES = {
     "json": "application/json",
     "atom": "application/atom+xml; charset=utf-8",
 }
-_KEY = "comms:status:v2:{kind}"
+_KEY = "comms:status:v3:{kind}"
 
-_local: dict[str, tuple[float, tuple[bytes, bytes]]] = {}
+_local: dict[str, tuple[float, tuple[bytes, bytes, str]]] = {}
 _local_lock = threading.Lock()
 
 
@@ -126,15 +127,16 @@ def _atom(snapshot: dict) -> bytes:
     return feed.writeString("utf-8").encode()
 
 
-def _entry(kind: str) -> tuple[bytes, bytes]:
-    """(raw, gzip) bytes of one representation, freshly rendered from the database."""
+def _entry(kind: str) -> tuple[bytes, bytes, str]:
+    """(raw, gzip, etag) of one representation, freshly rendered from the database."""
     raw = render(kind)
     # Compressed once per render, not per request: browsers always accept gzip.
-    return raw, gzip.compress(raw, compresslevel=6, mtime=0)
+    etag = hashlib.sha256(raw).hexdigest()[:24]
+    return raw, gzip.compress(raw, compresslevel=6, mtime=0), etag
 
 
-def get(kind: str) -> tuple[bytes, bytes]:
-    """The cached (raw, gzip) bytes of one representation, rendered and stored on a miss."""
+def get(kind: str) -> tuple[bytes, bytes, str]:
+    """The cached (raw, gzip, etag) of one representation, rendered and stored on a miss."""
     local_ttl = float(settings.QUELL_STATUS_PAGE_LOCAL_SECONDS)
     now = time.monotonic()
     if local_ttl > 0:

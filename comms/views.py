@@ -32,13 +32,19 @@ from .models import Audience, Delivery, MessageTemplate, StatusUpdate
 
 def cached_response(kind: str, request) -> HttpResponse:
     """One representation of the status page, from cache (comms.middleware uses it too)."""
-    raw, compressed = status_cache.get(kind)
+    raw, compressed, digest = status_cache.get(kind)
     use_gzip = "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", "")
-    response = HttpResponse(
-        compressed if use_gzip else raw, content_type=status_cache.CONTENT_TYPES[kind]
-    )
-    if use_gzip:
-        response["Content-Encoding"] = "gzip"
+    # Each encoding is its own representation, so each has its own validator.
+    etag = f'"{digest}-gz"' if use_gzip else f'"{digest}"'
+    if etag in request.META.get("HTTP_IF_NONE_MATCH", ""):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(
+            compressed if use_gzip else raw, content_type=status_cache.CONTENT_TYPES[kind]
+        )
+        if use_gzip:
+            response["Content-Encoding"] = "gzip"
+    response["ETag"] = etag
     response["Vary"] = "Accept-Encoding"
     # Browsers and proxies may keep it briefly; the page itself is rebuilt on change.
     response["Cache-Control"] = "public, max-age=15"

@@ -347,3 +347,19 @@ def test_component_uptime_counts_outages_over_ninety_days(commander):
     assert ComponentStateChange.objects.filter(component=comp).count() == 5
     data = json.loads(Client().get("/status/index.json").content)
     assert data["components"][0]["uptime_percent"] <= uptime[comp.pk]
+
+
+def test_conditional_get_answers_not_modified_until_the_page_changes(public_incident, commander):
+    client = Client()
+    first = client.get("/status/")
+    etag = first["ETag"]
+    again = client.get("/status/", HTTP_IF_NONE_MATCH=etag)
+    assert again.status_code == 304 and again.content == b""
+    gz = client.get("/status/", HTTP_ACCEPT_ENCODING="gzip")
+    assert gz["ETag"] != etag
+    from comms import status_cache
+
+    services.component_save(actor=commander, name="Billing")
+    status_cache.invalidate()  # what the save's on_commit does
+    changed = client.get("/status/", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and "Billing" in changed.content.decode()
