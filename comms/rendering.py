@@ -9,7 +9,6 @@ updates with a marker left are refused at publish time (`unfilled_markers`).
 from __future__ import annotations
 
 import datetime
-import logging
 import re
 from dataclasses import dataclass, field
 
@@ -17,10 +16,9 @@ from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
 
-from incidents.models import EventKind, Incident, ResponderRole, Status
+from incidents.models import EventKind, Incident, Status
 from incidents.severity import severity_definition
 
-logger = logging.getLogger(__name__)
 
 MARKER_RE = re.compile(r"\[TO FILL:[^\]]*\]")
 
@@ -433,12 +431,3 @@ systems are now operating normally.
 We apologize for any inconvenience this may have caused.""",
     ),
 )
-
-
-def comms_lead_or_commander_labels(assignments) -> list[str]:
-    """'Incident Commander: alice' lines for the current role holders."""
-    order = {r: i for i, r in enumerate(ResponderRole.values)}
-    return [
-        f"{a.role_label}: {a.user.get_username()}"
-        for a in sorted(assignments, key=lambda a: order.get(a.role, 99))
-    ]
