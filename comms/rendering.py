@@ -19,7 +19,6 @@ from django.utils import timezone
 from incidents.models import EventKind, Incident, Status
 from incidents.severity import severity_definition
 
-
 MARKER_RE = re.compile(r"\[TO FILL:[^\]]*\]")
 
 # A dedicated engine: plain text out (no HTML escaping), no template loaders, no app tags, so
