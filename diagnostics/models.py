@@ -280,3 +280,16 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.status}"
+
+
+# Data integrity checks and runs (a package of their own, app label "diagnostics").
+from .integrity.models import (  # noqa: E402, F401
+    IntegrityCheck,
+    IntegrityKind,
+    IntegrityPurpose,
+    IntegrityResult,
+    IntegrityResultStatus,
+    IntegrityRun,
+    IntegrityRunStatus,
+    IntegritySeverity,
+)

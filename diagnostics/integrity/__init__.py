@@ -1,0 +1,1 @@
+"""Data integrity verification: checks per target, baseline and verification runs."""

@@ -1,0 +1,231 @@
+"""Data integrity checks per target database, their runs and per-check results.
+
+Imported by diagnostics.models (so the app label is "diagnostics" and migrations live there).
+Writes go through diagnostics.integrity.services; SQL is built by diagnostics.integrity.compiler.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+
+class IntegrityKind(models.TextChoices):
+    ORPHANS = "orphans", "Orphaned rows"
+    DUPLICATES = "duplicates", "Duplicates"
+    ROW_COUNT = "row_count", "Record count"
+    CRITICAL_COUNT = "critical_count", "Critical records"
+    BUSINESS_RULE = "business_rule", "Business rule"
+
+
+class IntegritySeverity(models.TextChoices):
+    CRITICAL = "critical", "Critical"
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+class IntegrityCheck(models.Model):
+    """One data integrity check on one target database.
+
+    Structured kinds name tables and columns (compiled with psycopg.sql.Identifier); only
+    `predicate` (a WHERE condition) and `query` (a whole SELECT) are user-written SQL, and
+    those are validated as a single read-only SELECT before they are saved or run.
+    """
+
+    target = models.ForeignKey(
+        "diagnostics.TargetDatabase", on_delete=models.CASCADE, related_name="integrity_checks"
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=IntegrityKind.choices)
+    enabled = models.BooleanField(default=True)
+    severity = models.CharField(
+        max_length=10, choices=IntegritySeverity.choices, default=IntegritySeverity.HIGH
+    )
+
+    # The table checked: the child of a relationship (orphans), the table scanned otherwise.
+    schema_name = models.CharField(max_length=63, default="public")
+    table_name = models.CharField(max_length=63, blank=True)
+    # orphans: the child's referencing columns; duplicates: the column set that must be unique.
+    columns = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    # orphans: the referenced (parent) table and columns, in the same order as `columns`.
+    parent_schema = models.CharField(max_length=63, blank=True)
+    parent_table = models.CharField(max_length=63, blank=True)
+    parent_columns = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    # A WHERE condition: which rows count (critical_count), which rows break the rule
+    # (business_rule), or an optional filter (row_count, duplicates, orphans).
+    predicate = models.TextField(blank=True)
+    # business_rule alternative to table + predicate: one SELECT whose rows are violations.
+    query = models.TextField(blank=True)
+    # row_count: the expected range; critical_count: min_count is the minimum required.
+    min_count = models.BigIntegerField(null=True, blank=True)
+    max_count = models.BigIntegerField(null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["target_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["target", "name"], name="integrity_check_name_once"),
+            models.CheckConstraint(
+                condition=Q(kind__in=IntegrityKind.values), name="integrity_check_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(severity__in=IntegritySeverity.values),
+                name="integrity_check_severity_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_count__isnull=True)
+                | Q(max_count__isnull=True)
+                | Q(min_count__lte=models.F("max_count")),
+                name="integrity_check_range_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def gate_key(self) -> str:
+        """The key a postmortem action item uses to be gated on this check."""
+        return f"integrity:{self.pk}"
+
+
+class IntegrityPurpose(models.TextChoices):
+    BASELINE = "baseline", "Baseline"
+    VERIFICATION = "verification", "Verification"
+    ADHOC = "adhoc", "Ad hoc"
+
+
+class IntegrityRunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class IntegrityResultStatus(models.TextChoices):
+    OK = "ok", "OK"
+    VIOLATION = "violation", "Violation"
+    ERROR = "error", "Error"
+
+
+class IntegrityRun(models.Model):
+    """One execution of a target's integrity checks (all enabled ones, or the listed ones)."""
+
+    target = models.ForeignKey(
+        "diagnostics.TargetDatabase", on_delete=models.PROTECT, related_name="integrity_runs"
+    )
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="integrity_runs",
+    )
+    purpose = models.CharField(
+        max_length=20, choices=IntegrityPurpose.choices, default=IntegrityPurpose.ADHOC
+    )
+    # A verification is compared with this baseline (the latest one before it, by default).
+    baseline = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="verifications"
+    )
+    # Empty = every enabled check of the target at execution time.
+    check_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=20,
+        choices=IntegrityRunStatus.choices,
+        default=IntegrityRunStatus.QUEUED,
+        db_index=True,
+    )
+    queued_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Past this time the sweep fails a run left queued or running: nothing stays hanging.
+    deadline = models.DateTimeField()
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    checks_total = models.PositiveIntegerField(default=0)
+    checks_violated = models.PositiveIntegerField(default=0)
+    checks_errored = models.PositiveIntegerField(default=0)
+    summary = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            models.Index(fields=["target", "-queued_at"], name="irun_target_queued"),
+            models.Index(fields=["incident", "-queued_at"], name="irun_incident_queued"),
+            models.Index(
+                fields=["deadline"],
+                condition=Q(status__in=["queued", "running"]),
+                name="irun_active_deadline",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=IntegrityRunStatus.values), name="irun_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(purpose__in=IntegrityPurpose.values), name="irun_purpose_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"integrity {self.purpose} #{self.pk} on target {self.target_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (IntegrityRunStatus.QUEUED, IntegrityRunStatus.RUNNING)
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
+
+
+class IntegrityResult(models.Model):
+    """The outcome of one integrity check in one run (a snapshot: the check may change later)."""
+
+    run = models.ForeignKey(IntegrityRun, on_delete=models.CASCADE, related_name="results")
+    # Named so it does not shadow Model.check() (Django's system checks).
+    integrity_check = models.ForeignKey(
+        IntegrityCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="results"
+    )
+    check_name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=IntegrityKind.choices)
+    severity = models.CharField(max_length=10, choices=IntegritySeverity.choices)
+    status = models.CharField(max_length=10, choices=IntegrityResultStatus.choices)
+    # Violating rows (orphans, duplicate groups, rule matches) or the counted rows.
+    count = models.BigIntegerField(null=True, blank=True)
+    # What the count was held against, e.g. {"min": 1} or {"max": 0}.
+    expected = models.JSONField(default=dict, blank=True)
+    # Up to QUELL_INTEGRITY_SAMPLE_ROWS identifying rows (primary keys or the duplicate key).
+    sample = models.JSONField(default=list, blank=True)
+    sample_columns = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    sql = models.TextField(blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["run_id", "check_name", "id"]
+        indexes = [models.Index(fields=["integrity_check", "run"], name="iresult_check_run")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "integrity_check"], name="iresult_once_per_run"),
+            models.CheckConstraint(
+                condition=Q(status__in=IntegrityResultStatus.values), name="iresult_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_name}: {self.status} ({self.count})"
