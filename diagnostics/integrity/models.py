@@ -63,6 +63,9 @@ class IntegrityCheck(models.Model):
     # row_count: the expected range; critical_count: min_count is the minimum required.
     min_count = models.BigIntegerField(null=True, blank=True)
     max_count = models.BigIntegerField(null=True, blank=True)
+    # A statement timeout for this check alone (big tables); capped by
+    # QUELL_INTEGRITY_MAX_STATEMENT_TIMEOUT_MS. Empty: QUELL_INTEGRITY_STATEMENT_TIMEOUT_MS.
+    timeout_ms = models.PositiveIntegerField(null=True, blank=True)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -153,7 +156,11 @@ class IntegrityRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Past this time the sweep fails a run left queued or running: nothing stays hanging.
     deadline = models.DateTimeField()
+    requeues = models.PositiveSmallIntegerField(default=0)
     celery_task_id = models.CharField(max_length=255, blank=True)
+    # Identifies the execution that owns a running run: a late, superseded execution finds a
+    # different token and discards its results.
+    execution_token = models.CharField(max_length=64, blank=True)
     checks_total = models.PositiveIntegerField(default=0)
     checks_violated = models.PositiveIntegerField(default=0)
     checks_errored = models.PositiveIntegerField(default=0)
