@@ -220,6 +220,8 @@ class IntegrityResult(models.Model):
     # Up to QUELL_INTEGRITY_SAMPLE_ROWS identifying rows (primary keys or the duplicate key).
     sample = models.JSONField(default=list, blank=True)
     sample_columns = ArrayField(models.CharField(max_length=63), default=list, blank=True)
+    # Further figures of the kind, e.g. {"rows": 7} (rows in the duplicate groups).
+    metrics = models.JSONField(default=dict, blank=True)
     sql = models.TextField(blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
