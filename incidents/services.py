@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
 from . import events, signals
@@ -83,6 +84,19 @@ EDITABLE_FIELDS = (
     "business_impact",
     "bridge_url",
 )
+
+
+def _enforce_close_guards(incident: Incident) -> None:
+    """Refuse to close while a guard objects (settings.QUELL_CLOSE_GUARDS, dotted paths).
+
+    Closing means the follow-up is done: with the postmortems app that is its postmortem
+    published or waived. The guards are named in settings so that this app imports none of
+    the apps that judge it.
+    """
+    for path in settings.QUELL_CLOSE_GUARDS:
+        objection = import_string(path)(incident)
+        if objection:
+            raise InvalidTransition(objection, field="status")
 
 
 def allowed_transitions(status: str) -> tuple[str, ...]:
@@ -252,6 +266,8 @@ def incident_transition(
             f"Allowed from {incident.status}: {allowed_text}.",
             field="status",
         )
+    if to_status == Status.CLOSED:
+        _enforce_close_guards(incident)
     from_status = incident.status
     now = timezone.now()
     incident.status = to_status

@@ -211,6 +211,12 @@ QUELL_REQUIRED_ROLES = env.json(
         "SEV4": ["incident_commander"],
     },
 )
+# Callables (dotted paths) asked before an incident closes; each returns None or the reason it
+# may not close yet. The default keeps incidents open until their postmortem is published or
+# waived (DESIGN: "closed once the postmortem is published or waived").
+QUELL_CLOSE_GUARDS = env.list(
+    "QUELL_CLOSE_GUARDS", default=["postmortems.guards.postmortem_settled_before_close"]
+)
 # Video bridge for SEV1/SEV2; "{slug}" and "{id}" are filled from the incident. Empty: none.
 QUELL_BRIDGE_URL_TEMPLATE = env("QUELL_BRIDGE_URL_TEMPLATE", default="")
 # Severities that get a bridge.

@@ -4,6 +4,13 @@ from incidents import services
 from tests.factories import IncidentFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _incidents_close_without_postmortems(settings):
+    """These tests exercise the incidents app alone; the postmortem close guard has its own
+    tests (tests/postmortems/test_close_guard.py)."""
+    settings.QUELL_CLOSE_GUARDS = []
+
+
 @pytest.fixture
 def incident(responder):
     """A SEV2 incident declared through the service (so it has its first timeline event)."""

@@ -288,3 +288,17 @@ def test_acknowledge_stamps_once(incident, responder, commander):
     second = services.incident_acknowledge(incident_id=incident.pk, actor=commander)
     assert first.acknowledged_at == second.acknowledged_at
     assert incident.timeline.filter(kind=EventKind.ACKNOWLEDGED).count() == 1
+
+
+def refuse_every_close(incident):
+    return f"Incident #{incident.pk} has unfinished follow-up."
+
+
+def test_close_guard_objection_refuses_closing_and_names_the_reason(settings, make_incident):
+    settings.QUELL_CLOSE_GUARDS = ["tests.incidents.test_lifecycle.refuse_every_close"]
+    incident = make_incident(status="resolved")
+    with pytest.raises(services.InvalidTransition, match="unfinished follow-up"):
+        services.incident_transition(incident_id=incident.pk, to_status="closed")
+    incident.refresh_from_db()
+    assert incident.status == "resolved"
+    assert not incident.timeline.filter(kind="status_changed").exists()
