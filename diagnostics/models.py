@@ -293,3 +293,17 @@ from .integrity.models import (  # noqa: E402, F401
     IntegrityRunStatus,
     IntegritySeverity,
 )
+
+# Guarded remediation and runbooks (packages of their own, app label "diagnostics").
+from .remediation.models import (  # noqa: E402, F401
+    RemediationAction,
+    RemediationKind,
+    RemediationStatus,
+)
+from .runbooks.models import (  # noqa: E402, F401
+    IncidentRunbook,
+    IncidentRunbookStep,
+    Runbook,
+    RunbookStep,
+    StepAction,
+)

@@ -195,6 +195,9 @@ _PLATFORM_ROLES = [
 class TargetSession:
     """One read-only transaction on a target, for the checks to query through."""
 
+    # Prefixed to every statement (a subclass for another purpose tags its own).
+    sql_marker = SQL_MARKER
+
     def __init__(
         self, conn: psycopg.Connection, spec: ConnectionSpec, timeouts: Timeouts, connect_ms: float
     ):
@@ -234,7 +237,7 @@ class TargetSession:
         lost = ""
         try:
             with self._conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(SQL_MARKER + sql, params, prepare=False)
+                cur.execute(self.sql_marker + sql, params, prepare=False)
                 return cur.fetchall() if cur.description else []
         except psycopg.OperationalError as exc:
             if not (self._conn.closed or self._conn.broken):
@@ -434,11 +437,13 @@ def detect_platform(session: TargetSession) -> str:
     return ""
 
 
-def _connect(spec: ConnectionSpec, timeouts: Timeouts) -> tuple[psycopg.Connection, float]:
+def _connect(
+    spec: ConnectionSpec, timeouts: Timeouts, *, application_name: str = APPLICATION_NAME
+) -> tuple[psycopg.Connection, float]:
     """A new autocommit connection (we issue BEGIN ourselves), or TargetUnreachable."""
     params = spec.conninfo_params()
     params["connect_timeout"] = timeouts.connect_timeout_s
-    params["application_name"] = APPLICATION_NAME
+    params["application_name"] = application_name
     # TCP keepalives so a peer that vanishes is noticed by the kernel, not after hours.
     params.setdefault("keepalives", 1)
     params.setdefault("keepalives_idle", 5)

@@ -27,3 +27,7 @@ def run_diagnostics(self, run_id: int) -> None:
 def sweep_stuck_runs() -> dict:
     """Re-queue once, then fail, runs left queued or running past their deadline."""
     return services.diagnostic_runs_sweep()
+
+
+# Registered with the worker through this module (Celery autodiscovers diagnostics.tasks).
+from .remediation.tasks import remediation_escalate  # noqa: E402, F401

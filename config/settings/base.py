@@ -243,6 +243,12 @@ QUELL_DIAGNOSTICS_STATEMENT_TIMEOUT_MS = env.int(
     "QUELL_DIAGNOSTICS_STATEMENT_TIMEOUT_MS", default=5000
 )
 QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS = env.int("QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS", default=100)
+# Remediation (cancel/terminate): a preview older than this must be taken again before it is
+# executed; how long to wait for a signalled backend to let go; the default grace period of
+# "cancel, then terminate".
+QUELL_REMEDIATION_PREVIEW_TTL_S = env.int("QUELL_REMEDIATION_PREVIEW_TTL_S", default=600)
+QUELL_REMEDIATION_CONFIRM_TIMEOUT_S = env.float("QUELL_REMEDIATION_CONFIRM_TIMEOUT_S", default=5.0)
+QUELL_REMEDIATION_GRACE_S = env.int("QUELL_REMEDIATION_GRACE_S", default=30)
 # A run still queued this long after it was queued (or still running this long after it started)
 # is re-queued once by the sweep, then failed.
 QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S = env.int("QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S", default=600)
