@@ -30,4 +30,6 @@ def sweep_stuck_runs() -> dict:
 
 
 # Registered with the worker through this module (Celery autodiscovers diagnostics.tasks).
+# Integrity runs live in their own package; imported here so the worker registers them.
+from .integrity.tasks import run_integrity, sweep_stuck_integrity_runs  # noqa: E402, F401
 from .remediation.tasks import remediation_escalate  # noqa: E402, F401

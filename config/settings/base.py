@@ -167,6 +167,11 @@ SPECTACULAR_SETTINGS = {
         "TargetEnvironmentEnum": "diagnostics.models.Environment",
         "TargetSslmodeEnum": "diagnostics.models.SSLMode",
         "DiagnosticRunTriggerEnum": "diagnostics.models.Trigger",
+        "IntegrityCheckKindEnum": "diagnostics.models.IntegrityKind",
+        "IntegrityCheckSeverityEnum": "diagnostics.models.IntegritySeverity",
+        "IntegrityRunPurposeEnum": "diagnostics.models.IntegrityPurpose",
+        "IntegrityRunStatusEnum": "diagnostics.models.IntegrityRunStatus",
+        "IntegrityResultStatusEnum": "diagnostics.models.IntegrityResultStatus",
         "PostmortemStatusEnum": "postmortems.models.PostmortemStatus",
         "ActionItemStatusEnum": "postmortems.models.ActionStatus",
         "ActionItemCategoryEnum": "postmortems.models.ActionCategory",
@@ -257,6 +262,19 @@ QUELL_DIAGNOSTICS_RUN_DEADLINE_S = env.int(
 )
 CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-runs"] = {
     "task": "diagnostics.sweep_stuck_runs",
+    "schedule": env.int("QUELL_DIAGNOSTICS_SWEEP_INTERVAL_S", default=60),
+}
+# Data integrity checks: the statement timeout of each check (a check may ask for more, up to
+# the maximum), and how many identifying rows a result keeps as its sample.
+QUELL_INTEGRITY_STATEMENT_TIMEOUT_MS = env.int(
+    "QUELL_INTEGRITY_STATEMENT_TIMEOUT_MS", default=30000
+)
+QUELL_INTEGRITY_MAX_STATEMENT_TIMEOUT_MS = env.int(
+    "QUELL_INTEGRITY_MAX_STATEMENT_TIMEOUT_MS", default=120000
+)
+QUELL_INTEGRITY_SAMPLE_ROWS = env.int("QUELL_INTEGRITY_SAMPLE_ROWS", default=20)
+CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-integrity-runs"] = {
+    "task": "diagnostics.sweep_stuck_integrity_runs",
     "schedule": env.int("QUELL_DIAGNOSTICS_SWEEP_INTERVAL_S", default=60),
 }
 

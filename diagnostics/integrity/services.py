@@ -1,0 +1,562 @@
+"""Writes for data integrity: defining checks, starting and executing runs, the timeline.
+
+Keyword-only, transactional, row-locked. Work against the target (running the checks) happens
+outside any transaction: a slow target never holds a lock in Quell's database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.models import EventKind, Incident
+from incidents.services import timeline_append
+
+from .. import crypto
+from ..models import (
+    IntegrityCheck,
+    IntegrityKind,
+    IntegrityPurpose,
+    IntegrityResult,
+    IntegrityRun,
+    IntegrityRunStatus,
+    IntegritySeverity,
+    TargetDatabase,
+)
+from .compiler import (
+    IntegrityCheckError,
+    canonical_predicate,
+    canonical_query,
+    validate_identifier,
+)
+
+logger = logging.getLogger(__name__)
+
+ACTOR_LABEL = "integrity"
+ACTIVE = (IntegrityRunStatus.QUEUED, IntegrityRunStatus.RUNNING)
+CHECK_FIELDS = (
+    "name",
+    "description",
+    "kind",
+    "enabled",
+    "severity",
+    "schema_name",
+    "table_name",
+    "columns",
+    "parent_schema",
+    "parent_table",
+    "parent_columns",
+    "predicate",
+    "query",
+    "min_count",
+    "max_count",
+    "timeout_ms",
+)
+
+
+def _user(actor):
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+# --- checks --------------------------------------------------------------------------------
+
+
+def _columns(values, *, field: str) -> list[str]:
+    if isinstance(values, str):
+        values = values.split(",")
+    out = [validate_identifier(v, field=field) for v in (values or [])]
+    if len(set(out)) != len(out):
+        raise IntegrityCheckError("A column is named twice.", field=field)
+    return out
+
+
+def validate_check(check: IntegrityCheck) -> None:
+    """Every rule a definition must meet before it is saved (IntegrityCheckError otherwise)."""
+    check.name = (check.name or "").strip()
+    if not check.name:
+        raise IntegrityCheckError("A name is required.", field="name")
+    if check.kind not in IntegrityKind.values:
+        raise IntegrityCheckError(
+            f"Kind must be one of {', '.join(IntegrityKind.values)}.", field="kind"
+        )
+    if check.severity not in IntegritySeverity.values:
+        raise IntegrityCheckError(
+            f"Severity must be one of {', '.join(IntegritySeverity.values)}.", field="severity"
+        )
+    kind = check.kind
+    check.schema_name = validate_identifier(check.schema_name or "public", field="schema_name")
+    if kind == IntegrityKind.BUSINESS_RULE and (check.query or "").strip():
+        if (check.table_name or "").strip() or (check.predicate or "").strip():
+            raise IntegrityCheckError(
+                "A business rule is either a table with a predicate or a whole query, not both.",
+                field="query",
+            )
+        canonical_query(check.query)
+        check.table_name = ""
+    else:
+        check.table_name = validate_identifier(check.table_name, field="table_name")
+        if (check.query or "").strip():
+            raise IntegrityCheckError("Only a business rule takes a whole query.", field="query")
+        check.query = ""
+    check.columns = _columns(check.columns, field="columns")
+    check.parent_columns = _columns(check.parent_columns, field="parent_columns")
+    if kind == IntegrityKind.ORPHANS:
+        if not check.columns:
+            raise IntegrityCheckError("Name the referencing column(s).", field="columns")
+        check.parent_table = validate_identifier(check.parent_table, field="parent_table")
+        check.parent_schema = validate_identifier(
+            check.parent_schema or check.schema_name, field="parent_schema"
+        )
+        if not check.parent_columns:
+            raise IntegrityCheckError("Name the referenced column(s).", field="parent_columns")
+        if len(check.parent_columns) != len(check.columns):
+            raise IntegrityCheckError(
+                "Name as many referenced columns as referencing ones, in the same order.",
+                field="parent_columns",
+            )
+    else:
+        check.parent_table, check.parent_schema, check.parent_columns = "", "", []
+        if kind == IntegrityKind.DUPLICATES and not check.columns:
+            raise IntegrityCheckError(
+                "Name the column(s) whose values must be unique.", field="columns"
+            )
+        if kind != IntegrityKind.DUPLICATES:
+            check.columns = []
+    if kind in (IntegrityKind.CRITICAL_COUNT,) and not (check.predicate or "").strip():
+        raise IntegrityCheckError(
+            "A critical-record count needs a predicate (for example role = 'ADMIN').",
+            field="predicate",
+        )
+    check.predicate = (check.predicate or "").strip()
+    if kind == IntegrityKind.BUSINESS_RULE and check.table_name and not check.predicate:
+        raise IntegrityCheckError(
+            "A business rule needs a predicate matching the rows that break it.",
+            field="predicate",
+        )
+    canonical_predicate(check.predicate)
+    for name in ("min_count", "max_count"):
+        value = getattr(check, name)
+        if value is not None and int(value) < 0:
+            raise IntegrityCheckError("Counts cannot be negative.", field=name)
+    if (
+        check.min_count is not None
+        and check.max_count is not None
+        and check.min_count > check.max_count
+    ):
+        raise IntegrityCheckError("The minimum is above the maximum.", field="min_count")
+    if check.timeout_ms is not None:
+        cap = settings.QUELL_INTEGRITY_MAX_STATEMENT_TIMEOUT_MS
+        if not 100 <= int(check.timeout_ms) <= cap:
+            raise IntegrityCheckError(
+                f"The timeout must be between 100 and {cap} ms.", field="timeout_ms"
+            )
+    duplicate = IntegrityCheck.objects.filter(target_id=check.target_id, name=check.name)
+    if check.pk:
+        duplicate = duplicate.exclude(pk=check.pk)
+    if duplicate.exists():
+        raise IntegrityCheckError("This target already has a check with that name.", field="name")
+
+
+def _lock_target(target_id: int) -> TargetDatabase:
+    target = TargetDatabase.objects.select_for_update().filter(pk=target_id).first()
+    if target is None:
+        raise IntegrityCheckError(f"Target {target_id} does not exist.", field="target")
+    return target
+
+
+@transaction.atomic
+def integrity_check_create(*, target_id: int, actor=None, **values) -> IntegrityCheck:
+    """Define an integrity check on a target (validated, names as identifiers only)."""
+    unknown = set(values) - set(CHECK_FIELDS)
+    if unknown:
+        raise IntegrityCheckError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    target = _lock_target(target_id)
+    check = IntegrityCheck(target=target, created_by=_user(actor), **values)
+    validate_check(check)
+    check.save()
+    return check
+
+
+@transaction.atomic
+def integrity_check_update(*, check_id: int, actor=None, **changes) -> IntegrityCheck:
+    """Change a check's definition (validated as a whole)."""
+    unknown = set(changes) - set(CHECK_FIELDS)
+    if unknown:
+        raise IntegrityCheckError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    check = IntegrityCheck.objects.select_for_update().filter(pk=check_id).first()
+    if check is None:
+        raise IntegrityCheckError(f"Check {check_id} does not exist.", field="check")
+    for name, value in changes.items():
+        setattr(check, name, value)
+    validate_check(check)
+    check.save()
+    return check
+
+
+@transaction.atomic
+def integrity_check_delete(*, check_id: int, actor=None) -> None:
+    """Delete a check; its past results keep their snapshot (name, kind, SQL, counts)."""
+    check = IntegrityCheck.objects.select_for_update().filter(pk=check_id).first()
+    if check is None:
+        raise IntegrityCheckError(f"Check {check_id} does not exist.", field="check")
+    check.delete()
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def run_url(run: IntegrityRun) -> str:
+    """The absolute URL of a run's results (API), for timelines and messages."""
+    return settings.QUELL_BASE_URL.rstrip("/") + reverse(
+        "diagnostics-integrity-run-detail", kwargs={"pk": run.pk}
+    )
+
+
+def _enqueue(run_id: int, task_id: str) -> None:
+    """Send the task after commit; a broker outage leaves the run queued for the sweep."""
+    from . import tasks
+
+    try:
+        tasks.run_integrity.apply_async(args=[run_id], task_id=task_id)
+    except Exception:
+        logger.exception("Could not enqueue integrity run %s; the sweep will retry", run_id)
+
+
+@transaction.atomic
+def integrity_run_start(
+    *,
+    target_id: int,
+    purpose: str = IntegrityPurpose.ADHOC,
+    incident_id: int | None = None,
+    check_ids: list[int] | None = None,
+    requested_by=None,
+    baseline_id: int | None = None,
+) -> IntegrityRun:
+    """Queue a run of a target's enabled checks (or the listed ones); the task is sent after
+    commit. An identical run still queued or running is returned instead of a second one."""
+    if purpose not in IntegrityPurpose.values:
+        raise IntegrityCheckError(
+            f"Purpose must be one of {', '.join(IntegrityPurpose.values)}.", field="purpose"
+        )
+    target = _lock_target(target_id)
+    if not target.enabled:
+        raise IntegrityCheckError(
+            f"Target {target.name!r} is disabled; enable it to run checks.", field="target"
+        )
+    if incident_id is not None and not Incident.objects.filter(pk=incident_id).exists():
+        raise IntegrityCheckError(f"Incident {incident_id} does not exist.", field="incident")
+    check_ids = sorted({int(c) for c in (check_ids or [])})
+    checks = IntegrityCheck.objects.filter(target=target)
+    if check_ids:
+        found = set(checks.filter(pk__in=check_ids).values_list("pk", flat=True))
+        missing = [c for c in check_ids if c not in found]
+        if missing:
+            raise IntegrityCheckError(
+                f"Not checks of this target: {', '.join(map(str, missing))}.", field="checks"
+            )
+    elif not checks.filter(enabled=True).exists():
+        raise IntegrityCheckError(
+            f"Target {target.name!r} has no enabled integrity checks; define some first.",
+            field="checks",
+        )
+    baseline = None
+    if purpose == IntegrityPurpose.VERIFICATION:
+        if baseline_id is not None:
+            baseline = IntegrityRun.objects.filter(
+                pk=baseline_id, target=target, purpose=IntegrityPurpose.BASELINE
+            ).first()
+            if baseline is None:
+                raise IntegrityCheckError(
+                    f"Run {baseline_id} is not a baseline of this target.", field="baseline"
+                )
+        else:
+            candidates = IntegrityRun.objects.filter(
+                target=target, purpose=IntegrityPurpose.BASELINE
+            ).exclude(status=IntegrityRunStatus.FAILED)
+            if incident_id is not None:
+                candidates = candidates.filter(incident_id=incident_id)
+            baseline = candidates.order_by("-queued_at", "-id").first()
+    active = IntegrityRun.objects.filter(
+        target=target,
+        incident_id=incident_id,
+        purpose=purpose,
+        check_ids=check_ids,
+        status__in=ACTIVE,
+    ).first()
+    if active is not None:
+        return active
+    now = timezone.now()
+    run = IntegrityRun.objects.create(
+        target=target,
+        incident_id=incident_id,
+        purpose=purpose,
+        baseline=baseline,
+        check_ids=check_ids,
+        requested_by=_user(requested_by),
+        status=IntegrityRunStatus.QUEUED,
+        queued_at=now,
+        deadline=now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S),
+        celery_task_id=str(uuid.uuid4()),
+    )
+    pair = (run.pk, run.celery_task_id)
+    transaction.on_commit(lambda: _enqueue(*pair))
+    return run
+
+
+def _claim(run_id: int, task_id: str) -> tuple[IntegrityRun | None, str]:
+    with transaction.atomic():
+        run = (
+            IntegrityRun.objects.select_for_update(of=("self",))
+            .select_related("target")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.status != IntegrityRunStatus.QUEUED:
+            # Gone, or a duplicate delivery: the first delivery owns the run.
+            return None, ""
+        token = uuid.uuid4().hex
+        now = timezone.now()
+        run.status = IntegrityRunStatus.RUNNING
+        run.started_at = now
+        run.deadline = now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_RUN_DEADLINE_S)
+        run.execution_token = token
+        if task_id:
+            run.celery_task_id = task_id
+        run.save(
+            update_fields=["status", "started_at", "deadline", "execution_token", "celery_task_id"]
+        )
+        return run, token
+
+
+def _checks_of(run: IntegrityRun) -> list[IntegrityCheck]:
+    qs = IntegrityCheck.objects.filter(target_id=run.target_id)
+    qs = qs.filter(pk__in=run.check_ids) if run.check_ids else qs.filter(enabled=True)
+    return list(qs.order_by("name", "id"))
+
+
+def integrity_run_execute(*, run_id: int, task_id: str = "") -> IntegrityRun | None:
+    """Run a queued run's checks once and store the results (the task's body; callable
+    directly). The claim commits first, the checks run with no lock held here, the results
+    commit with the final status and the timeline event."""
+    from .runner import run_integrity_checks
+
+    run, token = _claim(run_id, task_id)
+    if run is None:
+        return None
+    checks = _checks_of(run)
+    outcomes, error = [], ""
+    secrets: tuple[str, ...] = ()
+    try:
+        spec = run.target.to_connection_spec()
+        secrets = tuple(spec.secrets())
+        outcomes, error = run_integrity_checks(spec, checks)
+    except crypto.SecretError as exc:
+        error = str(exc)
+    except SoftTimeLimitExceeded:
+        error = (
+            f"The run took longer than the worker's time limit "
+            f"({settings.CELERY_TASK_SOFT_TIME_LIMIT} s) and was stopped."
+        )
+    except Exception as exc:
+        logger.exception("Integrity run %s failed unexpectedly", run_id)
+        error = f"Internal error while running checks: {type(exc).__name__}"
+    return _finish(run, token, checks, outcomes, error, secrets)
+
+
+def _scrub(text: str, secrets) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None:
+    by_id = {c.pk: c for c in checks}
+    rows = []
+    for o in outcomes:
+        check = by_id[o.check_id]
+        rows.append(
+            IntegrityResult(
+                run=run,
+                integrity_check=check,
+                check_name=check.name,
+                kind=check.kind,
+                severity=check.severity,
+                status=o.status,
+                count=o.count,
+                expected=o.expected,
+                sample=o.sample,
+                sample_columns=o.sample_columns,
+                metrics=o.metrics,
+                sql=o.sql,
+                duration_ms=max(0, o.duration_ms),
+                error=_scrub(o.error, secrets),
+            )
+        )
+    status = IntegrityRunStatus.FAILED if error else IntegrityRunStatus.SUCCEEDED
+    finished = timezone.now()
+    violated = sum(1 for r in rows if r.status == "violation")
+    errored = sum(1 for r in rows if r.status == "error")
+    with transaction.atomic():
+        run_row = (
+            IntegrityRun.objects.select_for_update(of=("self",))
+            .select_related("target", "baseline")
+            .filter(pk=run.pk, status=IntegrityRunStatus.RUNNING, execution_token=token)
+            .first()
+        )
+        if run_row is None:
+            logger.warning("Integrity run %s was taken over; late results discarded", run.pk)
+            return None
+        IntegrityResult.objects.bulk_create(rows)
+        run_row.status = status
+        run_row.finished_at = finished
+        run_row.error = _scrub(error, secrets)
+        run_row.checks_total = len(rows)
+        run_row.checks_violated = violated
+        run_row.checks_errored = errored
+        from .selectors import run_compare
+
+        comparison = run_compare(run_row) if run_row.baseline_id else None
+        run_row.summary = summarize(run_row, rows, comparison)
+        run_row.save(
+            update_fields=[
+                "status",
+                "finished_at",
+                "error",
+                "checks_total",
+                "checks_violated",
+                "checks_errored",
+                "summary",
+            ]
+        )
+        if run_row.incident_id:
+            _timeline(run_row, rows, comparison)
+    return run_row
+
+
+PURPOSE_LABEL = {
+    IntegrityPurpose.BASELINE: "Integrity baseline",
+    IntegrityPurpose.VERIFICATION: "Integrity verification",
+    IntegrityPurpose.ADHOC: "Integrity check",
+}
+
+
+def summarize(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict | None) -> str:
+    """One line: e.g. "Integrity verification on shop: 0 violations in 6 checks; orphaned
+    profiles 12 -> 0"."""
+    label = f"{PURPOSE_LABEL[run.purpose]} on {run.target.name}"
+    if run.status == IntegrityRunStatus.FAILED:
+        return f"{label} failed: {run.error}"
+    n = len(rows)
+    text = (
+        f"{label}: {run.checks_violated} violation{'s' if run.checks_violated != 1 else ''} "
+        f"in {n} check{'s' if n != 1 else ''}"
+    )
+    if run.checks_errored:
+        text += f", {run.checks_errored} could not run"
+    details = []
+    if comparison:
+        for item in comparison["checks"]:
+            if item["before"] != item["after"] and item["outcome"] != "informational":
+                details.append(f"{item['name']} {item['before']} -> {item['after']}")
+    else:
+        details = [f"{r.check_name}: {r.count}" for r in rows if r.status == "violation"]
+    if details:
+        text += "; " + "; ".join(details[:6])
+    return text
+
+
+def _timeline(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict | None) -> None:
+    ok = run.status == IntegrityRunStatus.SUCCEEDED and not run.checks_violated
+    ok = ok and not run.checks_errored
+    url = run_url(run)
+    timeline_append(
+        incident_id=run.incident_id,
+        kind=EventKind.INTEGRITY,
+        message=f"{run.summary} — {url}",
+        actor=_user(run.requested_by),
+        actor_label="" if _user(run.requested_by) else ACTOR_LABEL,
+        data={
+            "integrity_run_id": run.pk,
+            "purpose": run.purpose,
+            "target_id": run.target_id,
+            "target_name": run.target.name,
+            "status": "ok" if ok else ("failed" if run.status == "failed" else "violations"),
+            "ok": ok,
+            "checks": len(rows),
+            "violations": run.checks_violated,
+            "errors": run.checks_errored,
+            "baseline_run_id": run.baseline_id,
+            "error": run.error,
+            "url": url,
+            "results": [
+                {
+                    "check_id": r.integrity_check_id,
+                    "name": r.check_name,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "count": r.count,
+                    "expected": r.expected,
+                }
+                for r in rows
+            ],
+            "diff": comparison["checks"] if comparison else [],
+        },
+    )
+
+
+def integrity_runs_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
+    """Runs stuck in queued or running past their deadline: re-queued once, then failed."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "failed": 0}
+    ids = list(
+        IntegrityRun.objects.filter(status__in=ACTIVE, deadline__lt=now)
+        .order_by("deadline")
+        .values_list("pk", flat=True)[:500]
+    )
+    for run_id in ids:
+        with transaction.atomic():
+            run = (
+                IntegrityRun.objects.select_for_update(of=("self",), skip_locked=True)
+                .select_related("target")
+                .filter(pk=run_id, status__in=ACTIVE, deadline__lt=now)
+                .first()
+            )
+            if run is None:
+                continue
+            was = run.status
+            if run.requeues < 1 and run.target.enabled:
+                run.status = IntegrityRunStatus.QUEUED
+                run.requeues += 1
+                run.execution_token = ""
+                run.started_at = None
+                run.celery_task_id = str(uuid.uuid4())
+                run.deadline = now + datetime.timedelta(
+                    seconds=settings.QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S
+                )
+                run.save()
+                pair = (run.pk, run.celery_task_id)
+                transaction.on_commit(lambda pair=pair: _enqueue(*pair))
+                counts["requeued"] += 1
+                continue
+            run.status = IntegrityRunStatus.FAILED
+            run.finished_at = now
+            run.execution_token = ""
+            run.error = (
+                f"Stuck in {was} past its deadline"
+                + (" after a re-queue" if run.requeues else "")
+                + "; no worker finished it (worker down or broker unreachable?)."
+            )
+            run.summary = summarize(run, [], None)
+            run.save()
+            if run.incident_id:
+                _timeline(run, [], None)
+            counts["failed"] += 1
+    return counts
