@@ -242,3 +242,14 @@ class TimelineEvent(models.Model):
         if self.actor_id:
             return self.actor.get_username()
         return self.actor_label or "system"
+
+
+# Triage trees and walks (incidents.triage); defined there, registered under this app.
+from .triage.models import (  # noqa: E402, F401
+    TriageAnswer,
+    TriageNextStep,
+    TriageNode,
+    TriageStep,
+    TriageTree,
+    TriageWalk,
+)

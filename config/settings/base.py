@@ -184,6 +184,11 @@ SPECTACULAR_SETTINGS = {
         "ComponentStateEnum": "comms.models.ComponentState",
         "StatusUpdateStateEnum": "comms.models.UpdateState",
         "PublicStatusEnum": "comms.models.PUBLIC_STATUS_CHOICES",
+        "TriageNodeKindEnum": "incidents.triage.models.NodeKind",
+        "TriageTreeStatusEnum": "incidents.triage.models.TreeStatus",
+        "TriageWalkStatusEnum": "incidents.triage.models.WalkStatus",
+        "TriageActionEnum": "incidents.triage.models.TriageAction",
+        "TriageSuggestionOutcomeEnum": "incidents.triage.models.SuggestionOutcome",
     },
 }
 
@@ -221,6 +226,11 @@ QUELL_REQUIRED_ROLES = env.json(
 # waived (DESIGN: "closed once the postmortem is published or waived").
 QUELL_CLOSE_GUARDS = env.list(
     "QUELL_CLOSE_GUARDS", default=["postmortems.guards.postmortem_settled_before_close"]
+)
+# Callables (dotted paths) proposing triage answers from what other apps know; each gets the
+# incident id and returns {question key: {"answer", "evidence", "run_url"}}. First one wins.
+QUELL_TRIAGE_ANSWER_PROVIDERS = env.list(
+    "QUELL_TRIAGE_ANSWER_PROVIDERS", default=["diagnostics.triage.suggest_answers"]
 )
 # Video bridge for SEV1/SEV2; "{slug}" and "{id}" are filled from the incident. Empty: none.
 QUELL_BRIDGE_URL_TEMPLATE = env("QUELL_BRIDGE_URL_TEMPLATE", default="")

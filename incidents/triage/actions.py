@@ -1,0 +1,89 @@
+"""Where a next step's Quell action takes the responder, found without importing other apps.
+
+Checks and runbooks live in other apps (diagnostics); incidents knows them only by URL names and
+by the incident page's panels. An action whose app is not installed shows as plain text.
+"""
+
+from __future__ import annotations
+
+from django.template import TemplateDoesNotExist
+from django.template.loader import select_template
+from django.urls import NoReverseMatch, reverse
+
+from .models import TriageAction
+
+# The incident page's panels (incidents.views.FEATURE_PANELS / APP_PANELS) by template.
+_PANELS = {
+    "diagnostics": ("diagnostics/incident_panel.html",),
+    "remediation": ("incidents/panels/remediation.html", "diagnostics/remediation_panel.html"),
+    "runbooks": ("incidents/panels/runbooks.html", "diagnostics/runbooks_panel.html"),
+    "integrity": ("incidents/panels/integrity.html", "diagnostics/integrity_panel.html"),
+}
+
+# action -> (panel it lives in, diagnostics check key it is about or "", how to say it)
+ACTIONS = {
+    TriageAction.RUN_DIAGNOSTICS: ("diagnostics", "", "Run diagnostics"),
+    TriageAction.CHECK_MIGRATIONS: ("diagnostics", "recent_migrations", "Recent migrations"),
+    TriageAction.BLOCKING_QUERIES: ("diagnostics", "blocking_locks", "Blocking queries"),
+    TriageAction.SLOW_QUERIES: ("diagnostics", "slow_queries", "Slow queries"),
+    TriageAction.LONG_RUNNING_QUERIES: (
+        "diagnostics",
+        "long_running_queries",
+        "Long-running queries",
+    ),
+    TriageAction.CONNECTIONS: ("diagnostics", "connections", "Connections"),
+    TriageAction.REMEDIATION: ("remediation", "", "Remediation"),
+    TriageAction.INTEGRITY_VERIFICATION: ("integrity", "", "Integrity verification"),
+    TriageAction.PITR_RUNBOOK: ("runbooks", "", "Point-in-time recovery runbook"),
+    TriageAction.SCHEMA_ROLLBACK_RUNBOOK: ("runbooks", "", "Schema rollback runbook"),
+    TriageAction.MITIGATION_RUNBOOK: ("runbooks", "", "Quick mitigation runbook"),
+}
+
+_available: dict[str, bool] = {}
+
+
+def panel_available(panel: str) -> bool:
+    """True when the incident page shows that panel (its template exists)."""
+    if panel not in _available:
+        try:
+            select_template(list(_PANELS[panel]))
+            _available[panel] = True
+        except TemplateDoesNotExist:
+            _available[panel] = False
+    return _available[panel]
+
+
+def _reverse(name: str, **kwargs) -> str:
+    try:
+        return reverse(name, kwargs=kwargs)
+    except NoReverseMatch:
+        return ""
+
+
+def resolve(action: str, *, incident_id: int) -> dict:
+    """{action, label, check, url, run_url, available} for a next step's action."""
+    if not action or action not in ACTIONS:
+        return {
+            "action": "",
+            "label": "",
+            "check": "",
+            "url": "",
+            "run_url": "",
+            "available": False,
+        }
+    panel, check, label = ACTIONS[action]
+    available = panel_available(panel)
+    detail = _reverse("incidents:detail", incident_id=incident_id)
+    url = f"{detail}#panel-{panel}" if available and detail else ""
+    run_url = ""
+    if action == TriageAction.RUN_DIAGNOSTICS and available:
+        # A POST target for a "Run diagnostics" button in the triage panel.
+        run_url = _reverse("diagnostics:incident-run", incident_id=incident_id)
+    return {
+        "action": str(action),
+        "label": label,
+        "check": check,
+        "url": url,
+        "run_url": run_url,
+        "available": available,
+    }
