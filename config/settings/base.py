@@ -288,6 +288,49 @@ CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-integrity-runs"] = {
     "schedule": env.int("QUELL_DIAGNOSTICS_SWEEP_INTERVAL_S", default=60),
 }
 
+# --- Detection: alerts and monitors (docs/detection.md) -------------------------------------
+# Shared secret Alertmanager (or any sender) presents as `Authorization: Bearer <token>` or uses
+# to sign the body (`X-Quell-Signature: sha256=<hex HMAC>`). Empty: only API tokens of
+# responder-level users are accepted.
+QUELL_ALERT_WEBHOOK_TOKEN = env("QUELL_ALERT_WEBHOOK_TOKEN", default="")
+# Alert severity label -> Quell severity; "<kind>:<label>" entries win for that kind. SEV1-SEV4
+# given as the label are taken as they are.
+QUELL_ALERT_SEVERITY_MAP = env.json(
+    "QUELL_ALERT_SEVERITY_MAP",
+    default={
+        "availability:critical": "SEV1",
+        "critical": "SEV2",
+        "page": "SEV2",
+        "high": "SEV2",
+        "error": "SEV3",
+        "warning": "SEV3",
+        "medium": "SEV3",
+        "low": "SEV4",
+        "info": "SEV4",
+        "none": "SEV4",
+    },
+)
+# Severity of an alert whose severity label is missing or unknown.
+QUELL_ALERT_DEFAULT_SEVERITY = env("QUELL_ALERT_DEFAULT_SEVERITY", default="SEV3")
+# Alert name -> incident kind, for names the built-in keyword rules classify wrongly.
+QUELL_ALERT_KIND_MAP = env.json("QUELL_ALERT_KIND_MAP", default={})
+# A repeat of the same alert (or a persisting monitor breach) within this many seconds is
+# counted, not written to the timeline again.
+QUELL_DETECTION_REPEAT_WINDOW_S = env.int("QUELL_DETECTION_REPEAT_WINDOW_S", default=3600)
+# Monitor rule overrides merged over diagnostics.monitors.DEFAULT_RULES (JSON object).
+QUELL_MONITOR_RULES = env.json("QUELL_MONITOR_RULES", default={})
+# The built-in monitor sweeps every enabled target this often; 0 declares no built-in sweep
+# (monitors are then only the PeriodicTask rows added in the admin).
+QUELL_MONITOR_INTERVAL_S = env.int("QUELL_MONITOR_INTERVAL_S", default=60)
+if QUELL_MONITOR_INTERVAL_S > 0:
+    CELERY_BEAT_SCHEDULE["diagnostics-monitor"] = {
+        "task": "diagnostics.monitor_sweep",
+        "schedule": QUELL_MONITOR_INTERVAL_S,
+        "kwargs": {"name": "default"},
+        # A sweep still waiting in the queue after an interval is superseded by the next one.
+        "options": {"expire_seconds": QUELL_MONITOR_INTERVAL_S},
+    }
+
 # --- Postmortems ----------------------------------------------------------------------------
 # Severities whose resolution opens a postmortem draft by itself (others can start one by hand).
 QUELL_POSTMORTEM_SEVERITIES = env.list(

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from ..alerts import api as alert_views
 from . import views
 
 urlpatterns = [
@@ -63,4 +64,11 @@ urlpatterns = [
         views.DeclareWithTargetsApi.as_view(),
         name="diagnostics-declare",
     ),
+    # Detection: alerts from monitoring tools (docs/detection.md).
+    path(
+        "alerts/alertmanager/",
+        alert_views.AlertmanagerWebhookApi.as_view(),
+        name="alerts-alertmanager",
+    ),
+    path("alerts/webhook/", alert_views.GenericWebhookApi.as_view(), name="alerts-webhook"),
 ]

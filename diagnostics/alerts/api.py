@@ -1,0 +1,196 @@
+"""/api/v1/alerts/: the Alertmanager webhook and the generic JSON webhook.
+
+Who may send: a responder-level user's API token (`Authorization: Token <key>`), or the shared
+secret QUELL_ALERT_WEBHOOK_TOKEN as `Authorization: Bearer <secret>` or as an HMAC-SHA256 of
+the body (`X-Quell-Signature: sha256=<hex>`). Anything else is 401; a lesser role 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import SessionAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from incidents.authentication import QuellTokenAuthentication
+from incidents.permissions import RESPONDER, user_has_role
+
+from . import signal_ingest
+from .payloads import (
+    AlertmanagerPayloadSerializer,
+    GenericAlertSerializer,
+    alertmanager_signals,
+    generic_signal,
+)
+
+logger = logging.getLogger(__name__)
+TAGS = ["alerts"]
+# How much of a refused body the log keeps (the body is never lost silently, nor unbounded).
+RAW_LOG_LIMIT = 64 * 1024
+
+
+class WebhookSender:
+    """The principal of a request authenticated by the shared webhook secret (no user)."""
+
+    is_authenticated = True
+    is_active = True
+    is_superuser = False
+    is_staff = False
+    pk = None
+    id = None
+    _quell_level = 0
+    username = "alert-webhook"
+
+    def get_username(self) -> str:
+        return self.username
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class WebhookSecretAuthentication:
+    """`Authorization: Bearer <QUELL_ALERT_WEBHOOK_TOKEN>` or `X-Quell-Signature: sha256=<hex
+    HMAC-SHA256 of the body>`; anything else is left to the token and session classes."""
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).decode("latin-1")
+        signature = request.META.get("HTTP_X_QUELL_SIGNATURE", "")
+        is_bearer = header[:7].lower() == "bearer "
+        if not is_bearer and not signature:
+            return None
+        secret = settings.QUELL_ALERT_WEBHOOK_TOKEN
+        if not secret:
+            raise exceptions.AuthenticationFailed(
+                "Webhook secret authentication is not configured (QUELL_ALERT_WEBHOOK_TOKEN); "
+                "use a responder's API token."
+            )
+        if is_bearer:
+            if hmac.compare_digest(header[7:].strip().encode(), secret.encode()):
+                return (WebhookSender(), "webhook-secret")
+            raise exceptions.AuthenticationFailed("Invalid webhook token.")
+        given = signature.strip()
+        if given.lower().startswith("sha256="):
+            given = given[7:]
+        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(given.lower().encode(), expected.encode()):
+            return (WebhookSender(), "webhook-signature")
+        raise exceptions.AuthenticationFailed("Invalid webhook signature.")
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="quell-alerts"'
+
+
+class SendsAlerts(BasePermission):
+    """The webhook secret, or a user with the responder role or higher."""
+
+    message = "Sending alerts needs the responder role (or the webhook secret)."
+
+    def has_permission(self, request, view):
+        if isinstance(request.user, WebhookSender):
+            return True
+        return user_has_role(request.user, RESPONDER)
+
+
+class OutcomeSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=["declared", "appended", "repeated", "resolved", "ignored"]
+    )
+    fingerprint = serializers.CharField()
+    incident_id = serializers.IntegerField(allow_null=True)
+    target = serializers.CharField(allow_null=True)
+    repeats = serializers.IntegerField()
+
+
+class IngestResultSerializer(serializers.Serializer):
+    received = serializers.IntegerField()
+    alerts = OutcomeSerializer(many=True)
+
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid payload: field names to lists of messages."),
+    401: OpenApiResponse(description="No or invalid credentials."),
+    403: OpenApiResponse(description="Your role does not allow sending alerts."),
+}
+
+
+class _AlertApi(APIView):
+    authentication_classes = [
+        WebhookSecretAuthentication,
+        QuellTokenAuthentication,
+        SessionAuthentication,
+    ]
+    permission_classes = [SendsAlerts]
+    throttle_classes: list = []
+
+    def _actor(self):
+        return None if isinstance(self.request.user, WebhookSender) else self.request.user
+
+    def _payload(self, request) -> tuple[dict | None, Response | None]:
+        """The JSON object sent, or the 400 answer refusing it."""
+        # The raw bytes are read first so that a refusal can log them (Django refuses to give
+        # the body once the parser has consumed the stream).
+        self._raw = request.body
+        try:
+            data = request.data
+        except exceptions.ParseError as exc:
+            return None, self._refuse({"non_field_errors": [str(exc.detail)]})
+        if not isinstance(data, dict):
+            return None, self._refuse({"non_field_errors": ["Expected a JSON object."]})
+        return data, None
+
+    def _refuse(self, errors) -> Response:
+        # Nothing is lost: the refused body is in the log with the reasons.
+        body = self._raw[:RAW_LOG_LIMIT].decode("utf-8", errors="replace")
+        logger.warning("Alert payload refused at %s: %s; body: %s", self.request.path, errors, body)
+        return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+
+
+class AlertmanagerWebhookApi(_AlertApi):
+    """Prometheus Alertmanager's webhook receiver (payload version 4)."""
+
+    @extend_schema(
+        tags=TAGS,
+        request=OpenApiTypes.OBJECT,
+        responses={200: IngestResultSerializer, **ERRORS},
+        summary="Alertmanager webhook",
+    )
+    def post(self, request):
+        data, refusal = self._payload(request)
+        if refusal is not None:
+            return refusal
+        serializer = AlertmanagerPayloadSerializer(data=data)
+        if not serializer.is_valid():
+            return self._refuse(serializer.errors)
+        raw_alerts = data.get("alerts") or []
+        signals = alertmanager_signals(serializer.validated_data, raw_alerts)
+        outcomes = [signal_ingest(signal=s, actor=self._actor()).as_dict() for s in signals]
+        return Response({"received": len(signals), "alerts": outcomes})
+
+
+class GenericWebhookApi(_AlertApi):
+    """Quell's generic JSON alert (docs/detection.md has the schema)."""
+
+    @extend_schema(
+        tags=TAGS,
+        request=GenericAlertSerializer,
+        responses={200: IngestResultSerializer, **ERRORS},
+        summary="Generic alert webhook",
+    )
+    def post(self, request):
+        data, refusal = self._payload(request)
+        if refusal is not None:
+            return refusal
+        serializer = GenericAlertSerializer(data=data)
+        if not serializer.is_valid():
+            return self._refuse(serializer.errors)
+        signal = generic_signal(serializer.validated_data, dict(data))
+        outcome = signal_ingest(signal=signal, actor=self._actor())
+        return Response({"received": 1, "alerts": [outcome.as_dict()]})
