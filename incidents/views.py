@@ -43,7 +43,7 @@ from .forms import (
     TransitionForm,
     severity_options,
 )
-from .listing import SEARCH_COUNT_CAP, OpenFirst, incident_text_search
+from .listing import SEARCH_COUNT_CAP, OpenFirst
 from .models import (
     OPEN_STATUSES,
     EventKind,
@@ -148,7 +148,7 @@ def incident_list(request):
     data = getattr(form, "cleaned_data", {})
     qs = selectors.incident_list()
     if data.get("q"):
-        qs = incident_text_search(qs, data["q"])
+        qs = selectors.incident_search(qs, data["q"])
     if data.get("severity"):
         qs = qs.filter(severity=data["severity"])
     status = data.get("status")
