@@ -335,6 +335,8 @@ def triage_walk_answer(
         )
     now = timezone.now()
     path, stop = _advance(edge.to_node)
+    # Providers may name an answer by its label ("No"): record the key it stands for.
+    suggestion = selectors.normalise_suggestion(node, suggestion)
     suggested = (suggestion or {}).get("answer", "")
     position = walk.steps.filter(withdrawn_at__isnull=True).count()
     step = TriageStep.objects.create(
