@@ -41,8 +41,9 @@ from ..target import (
 
 APPLICATION_NAME = "quell-remediation"
 SQL_MARKER = "/* quell-remediation */ "
-# Sessions Quell itself opens carry this prefix (quell-diagnostics, quell-remediation, ...).
-QUELL_APP_PREFIX = "quell-"
+# application_name of the sessions Quell itself opens on targets (diagnostics, integrity checks,
+# monitors, remediation): never signalled.
+QUELL_APPLICATIONS = ("quell-diagnostics", "quell-remediation", "quell-integrity", "quell-monitor")
 QUERY_EXCERPT = 300
 
 STATES = (
@@ -197,8 +198,15 @@ def refusal(row: dict[str, Any], *, kind: str, force: bool, facts: dict[str, Any
     """Why a guardrail refuses this backend ('' when it may be signalled)."""
     if row["own"]:
         return "Quell's own remediation session"
-    if (row["application"] or "").startswith(QUELL_APP_PREFIX):
+    if (row["application"] or "").startswith(QUELL_APPLICATIONS):
         return f"a Quell session ({row['application']})"
+    if row["backend_type"] is None or row["backend_start"] is None:
+        # Without pg_read_all_stats another role's session shows almost nothing: no backend
+        # type, no start time, no query. Nothing can be judged, so nothing is signalled.
+        return (
+            f"hidden from Quell's role {facts['user']} (another role's session): "
+            f"GRANT pg_monitor TO {facts['user']}; to see and judge it"
+        )
     if row["backend_type"] == "parallel worker":
         leader = row.get("leader_pid")
         return "a parallel worker: signal its leader" + (f" (pid {leader})" if leader else "")
