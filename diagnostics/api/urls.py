@@ -72,3 +72,8 @@ urlpatterns = [
     ),
     path("alerts/webhook/", alert_views.GenericWebhookApi.as_view(), name="alerts-webhook"),
 ]
+
+# Data integrity checks, runs and comparisons (diagnostics/integrity/).
+from diagnostics.integrity.api_urls import urlpatterns as _integrity  # noqa: E402
+
+urlpatterns += _integrity
