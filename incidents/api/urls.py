@@ -39,3 +39,45 @@ urlpatterns = [
     ),
     path("reports/", views.ReportSubmitApi.as_view(), name="report-submit"),
 ]
+
+# Triage (incidents.triage): the decision tree and an incident's walk through it.
+from incidents.triage import api as triage_api  # noqa: E402
+
+urlpatterns += [
+    path("triage/tree/", triage_api.TriageTreeCurrentApi.as_view(), name="triage-tree"),
+    path(
+        "triage/trees/<int:version>/",
+        triage_api.TriageTreeVersionApi.as_view(),
+        name="triage-tree-version",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/",
+        triage_api.IncidentTriageApi.as_view(),
+        name="incident-triage",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/answer/",
+        triage_api.IncidentTriageAnswerApi.as_view(),
+        name="incident-triage-answer",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/back/",
+        triage_api.IncidentTriageBackApi.as_view(),
+        name="incident-triage-back",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/apply/",
+        triage_api.IncidentTriageApplyApi.as_view(),
+        name="incident-triage-apply",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/suggestions/",
+        triage_api.IncidentTriageSuggestionsApi.as_view(),
+        name="incident-triage-suggestions",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/walks/",
+        triage_api.IncidentTriageWalksApi.as_view(),
+        name="incident-triage-walks",
+    ),
+]

@@ -60,8 +60,9 @@ def _reverse(name: str, **kwargs) -> str:
         return ""
 
 
-def resolve(action: str, *, incident_id: int) -> dict:
-    """{action, label, check, url, run_url, available} for a next step's action."""
+def resolve(action: str, *, incident_id: int | None) -> dict:
+    """{action, label, check, url, run_url, available} for a next step's action (no URLs
+    without an incident)."""
     if not action or action not in ACTIONS:
         return {
             "action": "",
@@ -73,10 +74,10 @@ def resolve(action: str, *, incident_id: int) -> dict:
         }
     panel, check, label = ACTIONS[action]
     available = panel_available(panel)
-    detail = _reverse("incidents:detail", incident_id=incident_id)
+    detail = _reverse("incidents:detail", incident_id=incident_id) if incident_id else ""
     url = f"{detail}#panel-{panel}" if available and detail else ""
     run_url = ""
-    if action == TriageAction.RUN_DIAGNOSTICS and available:
+    if action == TriageAction.RUN_DIAGNOSTICS and available and incident_id:
         # A POST target for a "Run diagnostics" button in the triage panel.
         run_url = _reverse("diagnostics:incident-run", incident_id=incident_id)
     return {

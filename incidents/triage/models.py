@@ -287,3 +287,8 @@ class TriageStep(models.Model):
     @property
     def is_withdrawn(self) -> bool:
         return self.withdrawn_at is not None
+
+
+# Choice lists without the blank "none" value, for API fields that say null instead.
+ACTION_CHOICES = [c for c in TriageAction.choices if c[0]]
+SUGGESTION_CHOICES = [c for c in SuggestionOutcome.choices if c[0]]

@@ -11,7 +11,6 @@ from django.utils.module_loading import import_string
 
 from . import actions
 from .models import (
-    NodeKind,
     TreeStatus,
     TriageAnswer,
     TriageNode,
@@ -118,7 +117,8 @@ def node_snapshot(node: TriageNode) -> dict:
     }
 
 
-def _node_out(node: TriageNode, *, incident_id: int) -> dict:
+def node_out(node: TriageNode, *, incident_id: int | None) -> dict:
+    """A node as pages and the API show it (next steps' actions resolved for the incident)."""
     return {
         "id": node.pk,
         "key": node.key,
@@ -131,9 +131,7 @@ def _node_out(node: TriageNode, *, incident_id: int) -> dict:
         "answers": [
             {"key": a.key, "label": a.label or a.key, "to": a.to_node.key}
             for a in node.answers.all()
-        ]
-        if node.kind == NodeKind.QUESTION
-        else [],
+        ],
         "next_steps": [
             {"text": s.text, **actions.resolve(s.action, incident_id=incident_id)}
             for s in node.next_steps.all()
@@ -172,11 +170,11 @@ def walk_state(walk: TriageWalk, *, suggestions: dict | None = None) -> dict[str
     question = None
     suggestion = None
     if current is not None and walk.status == WalkStatus.IN_PROGRESS:
-        question = _node_out(current, incident_id=walk.incident_id)
+        question = node_out(current, incident_id=walk.incident_id)
         suggestion = normalise_suggestion(question, (suggestions or {}).get(current.key))
     outcome = None
     if walk.status == WalkStatus.COMPLETED and walk.outcome_node_id:
-        outcome = _node_out(_load_node(walk.outcome_node_id), incident_id=walk.incident_id)
+        outcome = node_out(_load_node(walk.outcome_node_id), incident_id=walk.incident_id)
         outcome["text"] = walk.outcome_text or outcome["text"]
     return {
         "walk": walk,
