@@ -187,8 +187,8 @@ SPECTACULAR_SETTINGS = {
         "TriageNodeKindEnum": "incidents.triage.models.NodeKind",
         "TriageTreeStatusEnum": "incidents.triage.models.TreeStatus",
         "TriageWalkStatusEnum": "incidents.triage.models.WalkStatus",
-        "TriageActionEnum": "incidents.triage.models.TriageAction",
-        "TriageSuggestionOutcomeEnum": "incidents.triage.models.SuggestionOutcome",
+        "TriageActionEnum": "incidents.triage.models.ACTION_CHOICES",
+        "TriageSuggestionOutcomeEnum": "incidents.triage.models.SUGGESTION_CHOICES",
     },
 }
 

@@ -54,7 +54,7 @@ def test_responder_walks_answer_by_answer(responder_api, incident):
     walk = r.json()["walk"]
     assert walk["question"]["key"] == "recent_schema_change"
     assert walk["proposed_severity"] == "SEV1"
-    assert [p["text"] for p in walk["steps"][0]["passed"]][0] == "SEV1: Connection Issue"
+    assert walk["steps"][0]["passed"][0]["text"] == "SEV1: Connection Issue"
     r = responder_api.post(
         url(incident, "answer"), {"question": "recent_schema_change", "answer": "yes"}
     )
