@@ -170,7 +170,6 @@ SPECTACULAR_SETTINGS = {
         "IntegrityCheckKindEnum": "diagnostics.models.IntegrityKind",
         "IntegrityCheckSeverityEnum": "diagnostics.models.IntegritySeverity",
         "IntegrityRunPurposeEnum": "diagnostics.models.IntegrityPurpose",
-        "IntegrityRunStatusEnum": "diagnostics.models.IntegrityRunStatus",
         "IntegrityResultStatusEnum": "diagnostics.models.IntegrityResultStatus",
         "PostmortemStatusEnum": "postmortems.models.PostmortemStatus",
         "ActionItemStatusEnum": "postmortems.models.ActionStatus",

@@ -80,8 +80,23 @@ class Command(BaseCommand):
     def handle(self, *args, shop_database: str, reset_passwords: bool, **options):
         self.load_shop(shop_database)
         target = self.register_target(shop_database)
+        self.create_integrity_checks(target)
         users = self.create_users(reset=reset_passwords)
         self.create_incident(target, users)
+
+    def create_integrity_checks(self, target: TargetDatabase) -> None:
+        """The playbook's checks for the shop, proposed from its catalog (foreign keys, unique
+        indexes, record counts, admins, published posts); ones already defined are kept."""
+        from diagnostics.integrity.compiler import IntegrityCheckError
+        from diagnostics.integrity.suggest import apply_suggestions
+
+        try:
+            created = apply_suggestions(target)
+        except IntegrityCheckError as exc:
+            self.stderr.write(f"Integrity checks not created: {exc}")
+            return
+        if created:
+            self.stdout.write(f"Defined {len(created)} integrity checks on {TARGET_NAME!r}.")
 
     # --- the shop database ----------------------------------------------------------------
 
