@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import services
+from . import monitors, services
 
 
 # Retried: only Quell's own database being briefly unreachable (a target's problems never
@@ -20,7 +20,10 @@ from . import services
 )
 def run_diagnostics(self, run_id: int) -> None:
     """Execute one queued diagnostic run (a duplicate delivery returns at once)."""
-    services.diagnostic_run_execute(run_id=run_id, task_id=self.request.id or "")
+    run = services.diagnostic_run_execute(run_id=run_id, task_id=self.request.id or "")
+    # A monitor's run is judged once its results are stored (a separate task: never re-runs
+    # the checks); other runs return at once.
+    monitors.after_run(run)
 
 
 @shared_task(name="diagnostics.sweep_stuck_runs", ignore_result=True)
@@ -32,4 +35,5 @@ def sweep_stuck_runs() -> dict:
 # Registered with the worker through this module (Celery autodiscovers diagnostics.tasks).
 # Integrity runs live in their own package; imported here so the worker registers them.
 from .integrity.tasks import run_integrity, sweep_stuck_integrity_runs  # noqa: E402, F401
+from .monitors.tasks import monitor_evaluate, monitor_sweep  # noqa: E402, F401
 from .remediation.tasks import remediation_escalate  # noqa: E402, F401
