@@ -334,3 +334,8 @@ class IncidentTargetAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# Remediation records (read-only) and runbooks (editable definitions).
+from .remediation import admin as _remediation_admin  # noqa: E402, F401
+from .runbooks import admin as _runbooks_admin  # noqa: E402, F401

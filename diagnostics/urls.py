@@ -37,3 +37,40 @@ urlpatterns = [
     path("diagnostics/runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("diagnostics/targets/<int:target_id>/runs/", views.target_runs, name="target-runs"),
 ]
+
+# Guarded remediation and runbooks (the incident page's panels).
+from .remediation import views as remediation_views  # noqa: E402
+from .runbooks import views as runbooks_views  # noqa: E402
+
+urlpatterns += [
+    path(
+        "incidents/<int:incident_id>/remediation/",
+        remediation_views.remediation_panel,
+        name="incident-remediation",
+    ),
+    path(
+        "incidents/<int:incident_id>/remediation/preview/",
+        remediation_views.remediation_preview,
+        name="incident-remediation-preview",
+    ),
+    path(
+        "incidents/<int:incident_id>/remediation/<int:action_id>/execute/",
+        remediation_views.remediation_execute,
+        name="incident-remediation-execute",
+    ),
+    path(
+        "incidents/<int:incident_id>/runbooks/",
+        runbooks_views.runbooks_panel,
+        name="incident-runbooks",
+    ),
+    path(
+        "incidents/<int:incident_id>/runbooks/start/",
+        runbooks_views.runbook_start,
+        name="incident-runbook-start",
+    ),
+    path(
+        "incidents/<int:incident_id>/runbooks/<int:run_id>/steps/<int:step_id>/",
+        runbooks_views.runbook_step,
+        name="incident-runbook-step",
+    ),
+]

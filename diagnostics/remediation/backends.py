@@ -63,6 +63,7 @@ TERMINATED = "terminated"  # the session is gone
 SIGNALLED = "signalled"  # signal sent, effect not seen within the confirmation window
 SKIPPED = "skipped"  # not signalled: changed since the preview, or a guardrail refused it
 FAILED = "failed"  # the server refused the signal (privileges) or an error occurred
+OUTCOMES = (CANCELLED, TERMINATED, SIGNALLED, SKIPPED, FAILED)
 
 
 class RemediationSession(TargetSession):

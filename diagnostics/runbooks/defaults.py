@@ -144,8 +144,7 @@ DEFAULT_RUNBOOKS = [
             ),
             (
                 "Identify the point in time before the issue occurred",
-                "Use the incident's timeline, the diagnostics at detection and recent "
-                "migrations.",
+                "Use the incident's timeline, the diagnostics at detection and recent migrations.",
                 "run_diagnostics",
             ),
             (

@@ -1,0 +1,152 @@
+"""The incident page's Remediation panel (htmx partials): filter, preview, confirm, results.
+
+Thin views: the services decide (permission, guardrails, identity re-check); these render.
+Without JavaScript every form posts normally and the partial is shown on its own page.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET, require_POST
+
+from incidents.models import Incident
+from incidents.permissions import ADMIN, VIEWER, user_has_role
+
+from ..models import IncidentTarget
+from ..services import DiagnosticsError
+from . import backends as b
+from . import services
+from .models import RemediationAction, RemediationKind
+
+HISTORY = 20
+DEFAULT_MIN_DURATION_S = 300  # the playbook's "longer than 5 minutes"
+
+
+def _context(request: HttpRequest, incident: Incident, **extra) -> dict:
+    links = list(
+        IncidentTarget.objects.filter(incident=incident)
+        .select_related("target")
+        .order_by("target__name")
+    )
+    can_act = services.may_remediate(request.user, incident=incident) and incident.status != (
+        "closed"
+    )
+    context = {
+        "incident": incident,
+        "targets": [link.target for link in links if link.target.remediation_allowed],
+        "blocked_targets": [link.target for link in links if not link.target.remediation_allowed],
+        "can_act": can_act,
+        "can_force": can_act and user_has_role(request.user, ADMIN),
+        "kinds": RemediationKind.choices,
+        "states": b.STATES,
+        "history": RemediationAction.objects.filter(incident=incident)
+        .exclude(status="previewed")
+        .select_related("target", "executed_by")[:HISTORY],
+        "form": {"min_duration_s": DEFAULT_MIN_DURATION_S, "states": ["active"], "kind": "cancel"},
+        "action": None,
+        "error": "",
+    }
+    context.update(extra)
+    return context
+
+
+def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
+    return render(
+        request,
+        "diagnostics/_remediation_body.html",
+        _context(request, incident, **extra),
+        status=status,
+    )
+
+
+def _require_viewer(user) -> None:
+    if not user_has_role(user, VIEWER):
+        raise PermissionDenied("You need the viewer role (or higher) for this.")
+
+
+@login_required
+@require_GET
+def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """The panel's body: the filter form (for those allowed) and past remediations."""
+    _require_viewer(request.user)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    return _render(request, incident)
+
+
+def _form_filters(post) -> tuple[dict, dict]:
+    """The posted form as service filters, and as the form's values to show again."""
+    form = {
+        "target": post.get("target", ""),
+        "kind": post.get("kind", ""),
+        "pid": post.get("pid", "").strip(),
+        "states": post.getlist("states"),
+        "min_duration_s": post.get("min_duration_s", "").strip(),
+        "user": post.get("user", "").strip(),
+        "application": post.get("application", "").strip(),
+        "query_contains": post.get("query_contains", "").strip(),
+        "grace_s": post.get("grace_s", "").strip(),
+        "force": bool(post.get("force")),
+    }
+    if form["pid"]:
+        filters = {"pid": form["pid"]}
+    else:
+        filters = {
+            k: form[k]
+            for k in ("states", "min_duration_s", "user", "application", "query_contains")
+            if form[k]
+        }
+    return filters, form
+
+
+@login_required
+@require_POST
+def remediation_preview(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """Preview: exactly which backends the action would hit (checkboxes to confirm)."""
+    incident = get_object_or_404(Incident, pk=incident_id)
+    if not services.may_remediate(request.user, incident=incident):
+        raise PermissionDenied("Only a commander or this incident's Incident Commander may.")
+    filters, form = _form_filters(request.POST)
+    try:
+        target_id = int(form["target"])
+    except ValueError:
+        return _render(request, incident, status=400, error="Choose a database.", form=form)
+    try:
+        action = services.remediation_preview(
+            target_id=target_id,
+            incident_id=incident.pk,
+            kind=form["kind"],
+            filters=filters,
+            force=form["force"],
+            grace_s=form["grace_s"] or None,
+            actor=request.user,
+        )
+    except DiagnosticsError as exc:
+        return _render(request, incident, status=400, error=str(exc), form=form)
+    return _render(request, incident, action=action, form=form)
+
+
+@login_required
+@require_POST
+def remediation_execute(request: HttpRequest, incident_id: int, action_id: int) -> HttpResponse:
+    """Signal the backends ticked in the preview (each re-checked right before)."""
+    incident = get_object_or_404(Incident, pk=incident_id)
+    action = get_object_or_404(RemediationAction, pk=action_id, incident=incident)
+    if not services.may_remediate(request.user, incident=incident):
+        raise PermissionDenied("Only a commander or this incident's Incident Commander may.")
+    confirmed = []
+    for value in request.POST.getlist("backend"):
+        pid, _, start = value.partition("|")
+        confirmed.append({"pid": pid, "backend_start": start})
+    try:
+        action = services.remediation_execute(
+            action_id=action.pk, confirmed=confirmed, actor=request.user
+        )
+    except DiagnosticsError as exc:
+        return _render(request, incident, status=400, error=str(exc), action=action)
+    response = _render(request, incident, executed=action)
+    # The timeline listens for this and refreshes itself.
+    response["HX-Trigger"] = "incidentChanged"
+    return response
