@@ -30,3 +30,26 @@ urlpatterns = [
     path("insights/", views.metrics_dashboard, name="metrics-dashboard"),
     path("metrics", views.prometheus_metrics, name="prometheus"),
 ]
+
+# Triage (incidents.triage): the incident page's panel and its actions.
+from .triage import views as triage_views  # noqa: E402
+
+urlpatterns += [
+    path("incidents/<int:incident_id>/triage/", triage_views.triage_panel, name="triage"),
+    path(
+        "incidents/<int:incident_id>/triage/start/",
+        triage_views.triage_start,
+        name="triage-start",
+    ),
+    path(
+        "incidents/<int:incident_id>/triage/answer/",
+        triage_views.triage_answer,
+        name="triage-answer",
+    ),
+    path("incidents/<int:incident_id>/triage/back/", triage_views.triage_back, name="triage-back"),
+    path(
+        "incidents/<int:incident_id>/triage/apply/",
+        triage_views.triage_apply,
+        name="triage-apply",
+    ),
+]
