@@ -179,7 +179,7 @@ def _event_data(signal: Signal, *, repeats: int = 0) -> dict[str, Any]:
 
 def _where(signal: Signal) -> str:
     if signal.target is not None:
-        return f" on {signal.target.name}"
+        return "" if signal.target.name in signal.title else f" on {signal.target.name}"
     if signal.target_hint:
         return f" on {signal.target_hint} (not a registered target)"
     return ""

@@ -12,6 +12,7 @@ import hmac
 import logging
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -86,6 +87,23 @@ class WebhookSecretAuthentication:
 
     def authenticate_header(self, request):
         return 'Bearer realm="quell-alerts"'
+
+
+class WebhookSecretScheme(OpenApiAuthenticationExtension):
+    """The webhook secret in the OpenAPI schema (bearer; the HMAC header is documented)."""
+
+    target_class = "diagnostics.alerts.api.WebhookSecretAuthentication"
+    name = "alertWebhookSecret"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "QUELL_ALERT_WEBHOOK_TOKEN as a bearer token, or an HMAC-SHA256 of the body "
+                "with it in X-Quell-Signature: sha256=<hex>."
+            ),
+        }
 
 
 class SendsAlerts(BasePermission):
