@@ -421,3 +421,26 @@ def test_a_targets_bad_monitor_override_is_ignored_not_fatal(target):
     target.refresh_from_db()
     monitors.monitor_run_evaluate(run_id=monitor_run(target, {"connections": ("warning", {})}).pk)
     assert Incident.objects.get().severity == "SEV3"
+
+
+def test_sweep_task_takes_the_periodic_tasks_kwargs(target, sent):
+    result = tasks.monitor_sweep.apply(
+        kwargs={"name": "prod", "environment": "production", "keys": ["connection"]}
+    )
+    assert result.successful() and result.get()["started"] == 1
+    run = DiagnosticRun.objects.get()
+    assert run.suite == {"keys": ["connection"]}
+    assert cache.get(f"monitor:run:{run.pk}") == {"monitor": "prod", "rules": {}}
+
+
+def test_hook_survives_a_broker_outage(target, monkeypatch):
+    from diagnostics.monitors import tasks as monitor_tasks
+
+    def down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(monitor_tasks.monitor_evaluate, "delay", down)
+    run = monitor_run(target, {"connections": ("warning", {})})
+    monitors.after_run(run)  # logged; the next sweep's catch-up judges the run
+    assert monitors.monitor_sweep(targets=["nothing-matches"])["judged"] == 1
+    assert Incident.objects.count() == 1
