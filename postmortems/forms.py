@@ -71,10 +71,20 @@ class UserChoiceField(forms.ModelChoiceField):
 
 def _check_choices():
     from diagnostics.checks import registry
+    from diagnostics.models import IntegrityCheck
 
-    return [("", "— none —")] + [
-        (c.key, f"{c.title} ({c.key})") for c in sorted(registry.all(), key=lambda c: c.title)
+    # Data integrity checks are defined per target; choosing one sets the target too.
+    integrity = [
+        (check.gate_key, f"Integrity: {check.name} on {check.target.name}")
+        for check in IntegrityCheck.objects.select_related("target").order_by(
+            "target__name", "name"
+        )
     ]
+    return (
+        [("", "— none —")]
+        + [(c.key, f"{c.title} ({c.key})") for c in sorted(registry.all(), key=lambda c: c.title)]
+        + integrity
+    )
 
 
 class ActionItemForm(forms.Form):
@@ -108,6 +118,9 @@ class ActionItemForm(forms.Form):
 
     def clean(self):
         data = super().clean()
+        key = data.get("check_key") or ""
+        if key.startswith("integrity:") and not data.get("check_target"):
+            return data  # the integrity check names its own target
         if bool(data.get("check_target")) != bool(data.get("check_key")):
             raise forms.ValidationError(
                 "Choose both a target and a check for verification, or neither."

@@ -204,6 +204,14 @@ class ActionItem(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # The same for an item gated on a data integrity check (check_key "integrity:<id>").
+    verification_integrity_run = models.ForeignKey(
+        "diagnostics.IntegrityRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     verification_status = models.CharField(max_length=20, blank=True)
     verification_summary = models.TextField(blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)

@@ -74,6 +74,9 @@ class ActionItemOutputSerializer(serializers.ModelSerializer):
     check_target = serializers.IntegerField(source="check_target_id", allow_null=True)
     overdue = serializers.SerializerMethodField()
     verification_run = serializers.IntegerField(source="verification_run_id", allow_null=True)
+    verification_integrity_run = serializers.IntegerField(
+        source="verification_integrity_run_id", allow_null=True
+    )
 
     class Meta:
         model = ActionItem
@@ -93,6 +96,7 @@ class ActionItemOutputSerializer(serializers.ModelSerializer):
             "check_target",
             "check_key",
             "verification_run",
+            "verification_integrity_run",
             "verification_status",
             "verification_summary",
             "verified_at",

@@ -24,6 +24,9 @@ from ..models import (
 from .errors import PostmortemError
 from .postmortems import _user
 
+# An action item gated on a data integrity check names it "integrity:<check id>".
+INTEGRITY_PREFIX = "integrity:"
+
 EDITABLE = (
     "title",
     "description",
@@ -92,12 +95,24 @@ def _validate(values: dict) -> dict:
 
 
 def _validate_gate(target, check_key: str) -> None:
+    if check_key.startswith(INTEGRITY_PREFIX):
+        from diagnostics.models import IntegrityCheck
+
+        raw = check_key.removeprefix(INTEGRITY_PREFIX)
+        check = IntegrityCheck.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+        if check is None:
+            raise PostmortemError(f"Unknown integrity check {check_key!r}.", field="check_key")
+        if target and getattr(target, "pk", target) != check.target_id:
+            raise PostmortemError(
+                f"Integrity check {check.name!r} belongs to another target.",
+                field="check_target",
+            )
     if bool(target) != bool(check_key):
         raise PostmortemError(
             "A verification check needs both a target database and a check.",
             field="check_key" if target else "check_target",
         )
-    if check_key:
+    if check_key and not check_key.startswith(INTEGRITY_PREFIX):
         from diagnostics.checks import registry
 
         try:
@@ -106,6 +121,19 @@ def _validate_gate(target, check_key: str) -> None:
             raise PostmortemError(
                 f"Unknown diagnostic check {check_key!r}.", field="check_key"
             ) from None
+
+
+def _integrity_target(target, check_key: str):
+    """An integrity gate names its check's target by itself: fill it in when left out."""
+    if target or not check_key.startswith(INTEGRITY_PREFIX):
+        return target
+    from diagnostics.models import IntegrityCheck
+
+    raw = check_key.removeprefix(INTEGRITY_PREFIX)
+    if not raw.isdigit():
+        return target
+    check = IntegrityCheck.objects.select_related("target").filter(pk=int(raw)).first()
+    return check.target if check is not None else target
 
 
 def _describe(item: ActionItem) -> str:
@@ -149,6 +177,7 @@ def action_item_create(
             "check_key": check_key,
         }
     )
+    check_target = _integrity_target(check_target, values["check_key"])
     _validate_gate(check_target, values["check_key"])
     item = ActionItem.objects.create(
         postmortem=postmortem,
@@ -203,6 +232,10 @@ def action_item_update(*, action_item_id: int, actor=None, **changes) -> ActionI
     target = changes.get("check_target", item.check_target)
     key = changes.get("check_key", item.check_key)
     if "check_target" in changes or "check_key" in changes:
+        if key.startswith(INTEGRITY_PREFIX) and "check_target" not in changes:
+            # An integrity check names its own target.
+            target = _integrity_target(None, key) or target
+            changes["check_target"] = target
         _validate_gate(target, key)
     changed = []
     for name, value in changes.items():

@@ -18,14 +18,52 @@ from diagnostics.services import DiagnosticsError, diagnostic_run_start
 from ..models import ActionItem, ActionStatus
 from .errors import PostmortemError
 
+INTEGRITY_PREFIX = "integrity:"
+
 RUNNING = "running"
 PASSED = "ok"
 
 
+def _integrity_check_id(item: ActionItem) -> int | None:
+    """The integrity check an item is gated on ("integrity:<id>"), if it is."""
+    if item.check_key.startswith(INTEGRITY_PREFIX):
+        raw = item.check_key.removeprefix(INTEGRITY_PREFIX)
+        return int(raw) if raw.isdigit() else None
+    return None
+
+
+def _start_integrity(item: ActionItem, check_id: int, *, actor) -> None:
+    """Run the one integrity check on its target now (a worker executes it)."""
+    from diagnostics.integrity.services import integrity_run_start
+    from diagnostics.models import IntegrityCheck
+
+    check = IntegrityCheck.objects.filter(pk=check_id).first()
+    if check is None:
+        raise PostmortemError(
+            f"The integrity check {item.check_key} no longer exists.", field="check_key"
+        )
+    try:
+        run = integrity_run_start(
+            target_id=check.target_id,
+            incident_id=item.postmortem.incident_id,
+            check_ids=[check.pk],
+            requested_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+    except DiagnosticsError as exc:
+        raise PostmortemError(f"Cannot run the integrity check: {exc}", field="check_key") from exc
+    item.verification_run = None
+    item.verification_integrity_run = run
+    item.verification_summary = f"Running integrity check {check.name!r} on {check.target}…"
+
+
 def start_verification(item: ActionItem, *, actor) -> ActionItem:
     """Start (or join) the verification run of a locked, gated item."""
-    if item.is_verifying and item.verification_run_id:
+    if item.is_verifying and (item.verification_run_id or item.verification_integrity_run_id):
         return item
+    integrity_check_id = _integrity_check_id(item)
+    if integrity_check_id is not None:
+        _start_integrity(item, integrity_check_id, actor=actor)
+        return _started(item, actor=actor)
     try:
         run = diagnostic_run_start(
             target_id=item.check_target_id,
@@ -39,8 +77,13 @@ def start_verification(item: ActionItem, *, actor) -> ActionItem:
             f"Cannot run the verification check: {exc}", field="check_key"
         ) from exc
     item.verification_run = run
-    item.verification_status = RUNNING
+    item.verification_integrity_run = None
     item.verification_summary = f"Running {item.check_key} on {item.check_target}…"
+    return _started(item, actor=actor)
+
+
+def _started(item: ActionItem, *, actor) -> ActionItem:
+    item.verification_status = RUNNING
     item.completion_requested_by = actor if getattr(actor, "is_authenticated", False) else None
     item.save()
     from ..tasks import settle_action_item_verification
@@ -54,10 +97,38 @@ def start_verification(item: ActionItem, *, actor) -> ActionItem:
     return item
 
 
+def _integrity_verdict(item: ActionItem) -> tuple[str, str] | None:
+    """(status, summary) of a finished integrity run, None while it runs."""
+    from diagnostics.models import IntegrityResult, IntegrityRunStatus
+
+    run = item.verification_integrity_run
+    if run.status not in (IntegrityRunStatus.SUCCEEDED, IntegrityRunStatus.FAILED):
+        return None
+    result = IntegrityResult.objects.filter(
+        run=run, integrity_check_id=_integrity_check_id(item)
+    ).first()
+    if run.status == IntegrityRunStatus.FAILED or result is None:
+        return "error", run.error or f"The run produced no result for {item.check_key}."
+    if result.status == "error":
+        return "error", f"{result.check_name}: {result.error}"
+    expected = ", ".join(f"{k} {v}" for k, v in result.expected.items())
+    summary = f"{result.check_name}: {result.count} (expected {expected or 'any'})"
+    return result.status, summary
+
+
 def settle_verification(item: ActionItem, *, mark_done, record) -> ActionItem:
     """Apply a finished verification run's verdict to a locked item."""
+    if not item.is_verifying:
+        return item
+    if item.verification_integrity_run_id:
+        verdict = _integrity_verdict(item)
+        if verdict is None:
+            return item
+        status, summary = verdict
+        run = item.verification_integrity_run
+        return _apply(item, status, summary, run, mark_done=mark_done, record=record)
     run = item.verification_run
-    if not item.is_verifying or run is None:
+    if run is None:
         return item
     if run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         return item
@@ -68,6 +139,10 @@ def settle_verification(item: ActionItem, *, mark_done, record) -> ActionItem:
     else:
         status = result.status
         summary = result.summary or result.error or status
+    return _apply(item, status, summary, run, mark_done=mark_done, record=record)
+
+
+def _apply(item: ActionItem, status: str, summary: str, run, *, mark_done, record) -> ActionItem:
     item.verification_status = status
     item.verification_summary = summary
     item.verified_at = timezone.now()
