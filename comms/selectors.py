@@ -239,7 +239,8 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         .select_related("actor")
         .order_by("occurred_at", "id")
     )
-    actions, root_cause, resolution, integrity, integrity_ok = [], "", "", "", None
+    actions, root_cause, resolution = [], "", ""
+    integrity_events: list[tuple[str, dict]] = []
     for ev in events:
         data = ev.data or {}
         if data.get("root_cause"):
@@ -257,10 +258,10 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         ):
             resolution = str(data["reason"])
         if ev.kind == EventKind.INTEGRITY:
-            integrity = ev.message
-            integrity_ok = _integrity_ok(data)
+            integrity_events.append((ev.message, data))
         stamp = timezone.localtime(ev.occurred_at)
         actions.append(f"{stamp:%H:%M} {ev.message} ({ev.actor_display})")
+    integrity, integrity_ok = _integrity_status(integrity_events)
     pm_root, review, data_impact = _root_cause_from_postmortem(incident.pk)
     next_at = next_update_time(incident, now=now) if incident.status in OPEN_STATUSES else None
     roles = [
@@ -280,6 +281,41 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         next_update_at=next_at,
         has_cadence=bool(cadence_for(incident.severity).get("every_minutes")),
     )
+
+
+def _integrity_status(events: list[tuple[str, dict]]) -> tuple[str, bool | None]:
+    """The data integrity status from the incident's integrity events, oldest first.
+
+    Per target, a verification (after remediation) outranks a baseline or an ad hoc check, and
+    the latest of a kind wins; every target's line is shown. Only verifications say whether
+    the data is intact: a clean baseline was taken before the fix and proves nothing after it.
+    """
+    latest: dict[str, tuple[str, dict]] = {}
+    for message, data in events:
+        target = str(data.get("target_id") or data.get("target_name") or "")
+        known = latest.get(target)
+        if (
+            known is not None
+            and known[1].get("purpose") == "verification"
+            and data.get("purpose") not in (None, "verification")
+        ):
+            continue
+        latest[target] = (message, data)
+    if not latest:
+        return "", None
+    lines = [message for message, _ in latest.values()]
+    verdicts = [
+        _integrity_ok(data)
+        for _, data in latest.values()
+        if data.get("purpose") in (None, "verification")
+    ]
+    if any(v is False for v in verdicts):
+        ok = False
+    elif verdicts and len(verdicts) == len(latest) and all(v is True for v in verdicts):
+        ok = True
+    else:
+        ok = None
+    return "; ".join(lines), ok
 
 
 def _integrity_ok(data: dict) -> bool | None:
