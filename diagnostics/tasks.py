@@ -35,5 +35,8 @@ def sweep_stuck_runs() -> dict:
 # Registered with the worker through this module (Celery autodiscovers diagnostics.tasks).
 # Integrity runs live in their own package; imported here so the worker registers them.
 from .integrity.tasks import run_integrity, sweep_stuck_integrity_runs  # noqa: E402, F401
-from .monitors.tasks import monitor_evaluate, monitor_sweep  # noqa: E402, F401
-from .remediation.tasks import remediation_escalate  # noqa: E402, F401
+from .monitors.tasks import monitor_evaluate, monitor_prune, monitor_sweep  # noqa: E402, F401
+from .remediation.tasks import (  # noqa: E402, F401
+    remediation_escalate,
+    remediation_escalations_due,
+)

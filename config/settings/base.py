@@ -334,6 +334,13 @@ if QUELL_MONITOR_INTERVAL_S > 0:
         # A sweep still waiting in the queue after an interval is superseded by the next one.
         "options": {"expire_seconds": QUELL_MONITOR_INTERVAL_S},
     }
+# Monitoring runs (and monitor integrity runs) older than this many days that no incident cites
+# are deleted by an hourly task; 0 keeps them forever.
+QUELL_MONITOR_RETENTION_DAYS = env.int("QUELL_MONITOR_RETENTION_DAYS", default=7)
+CELERY_BEAT_SCHEDULE["diagnostics-monitor-prune"] = {
+    "task": "diagnostics.monitor_prune",
+    "schedule": 60 * 60,
+}
 
 # --- Postmortems ----------------------------------------------------------------------------
 # Severities whose resolution opens a postmortem draft by itself (others can start one by hand).

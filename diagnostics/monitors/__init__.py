@@ -616,3 +616,53 @@ def monitor_sweep(
     if integrity and merged["integrity"].get("enabled", True):
         counts["integrity_started"] = _integrity_started(selected, merged["integrity"], now)
     return counts
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def monitor_runs_prune(*, now: datetime.datetime | None = None, batch: int = 2000) -> dict:
+    """Delete monitoring runs (and monitor integrity runs) older than
+    QUELL_MONITOR_RETENTION_DAYS that no incident's timeline cites; returns counts."""
+    from incidents.models import EventKind, TimelineEvent
+
+    from ..integrity.models import IntegrityPurpose, IntegrityRun
+
+    counts = {"runs": 0, "integrity_runs": 0}
+    days = settings.QUELL_MONITOR_RETENTION_DAYS
+    if days <= 0:
+        return counts
+    cutoff = (now or timezone.now()) - datetime.timedelta(days=days)
+    # Runs a breach event links to stay: they are the evidence behind an incident.
+    cited = TimelineEvent.objects.filter(kind=EventKind.ALERT, data__source="monitor")
+    cited_runs = {r for r in cited.values_list("data__run_id", flat=True) if r}
+    cited_integrity = {r for r in cited.values_list("data__integrity_run_id", flat=True) if r}
+    run_ids = list(
+        DiagnosticRun.objects.filter(
+            trigger=Trigger.MONITOR,
+            incident__isnull=True,
+            queued_at__lt=cutoff,
+            status__in=(RunStatus.SUCCEEDED, RunStatus.FAILED),
+        )
+        .exclude(pk__in=cited_runs)
+        .values_list("pk", flat=True)[:batch]
+    )
+    if run_ids:
+        DiagnosticRun.objects.filter(pk__in=run_ids).delete()  # results cascade
+    integrity_ids = list(
+        IntegrityRun.objects.filter(
+            purpose=IntegrityPurpose.ADHOC,
+            requested_by__isnull=True,
+            incident__isnull=True,
+            queued_at__lt=cutoff,
+            finished_at__isnull=False,
+        )
+        .exclude(pk__in=cited_integrity)
+        .values_list("pk", flat=True)[:batch]
+    )
+    if integrity_ids:
+        IntegrityRun.objects.filter(pk__in=integrity_ids).delete()
+    counts.update(runs=len(run_ids), integrity_runs=len(integrity_ids))
+    if run_ids or integrity_ids:
+        logger.info("Monitor retention: deleted %s", counts)
+    return counts

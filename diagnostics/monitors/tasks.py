@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import monitor_run_evaluate
+from . import monitor_run_evaluate, monitor_runs_prune
 from . import monitor_sweep as _sweep
 
 
@@ -27,3 +27,9 @@ def monitor_sweep(**kwargs) -> dict:
 def monitor_evaluate(run_id: int) -> list:
     """Judge one finished monitoring run against the monitor rules."""
     return monitor_run_evaluate(run_id=run_id)
+
+
+@shared_task(name="diagnostics.monitor_prune", ignore_result=True)
+def monitor_prune() -> dict:
+    """Delete monitoring runs past their retention that no incident cites."""
+    return monitor_runs_prune()

@@ -444,3 +444,21 @@ def test_hook_survives_a_broker_outage(target, monkeypatch):
     monitors.after_run(run)  # logged; the next sweep's catch-up judges the run
     assert monitors.monitor_sweep(targets=["nothing-matches"])["judged"] == 1
     assert Incident.objects.count() == 1
+
+
+def test_old_monitor_runs_are_pruned_unless_an_incident_cites_them(target, settings):
+    settings.QUELL_MONITOR_RETENTION_DAYS = 7
+    old = timezone.now() - datetime.timedelta(days=8)
+    healthy = monitor_run(target, {"connections": ("ok", {})}, when=old)
+    cited = monitor_run(target, {"connections": ("warning", {})}, when=old)
+    monitors.monitor_run_evaluate(run_id=cited.pk)
+    recent = monitor_run(target, {"connections": ("ok", {})})
+    manual = monitor_run(target, {"connections": ("ok", {})}, when=old)
+    DiagnosticRun.objects.filter(pk=manual.pk).update(trigger="manual")
+    assert tasks.monitor_prune.apply().get() == {"runs": 1, "integrity_runs": 0}
+    left = set(DiagnosticRun.objects.values_list("pk", flat=True))
+    assert healthy.pk not in left and {cited.pk, recent.pk, manual.pk} <= left
+    assert not CheckResult.objects.filter(run_id=healthy.pk).exists()
+    settings.QUELL_MONITOR_RETENTION_DAYS = 0
+    assert monitors.monitor_runs_prune() == {"runs": 0, "integrity_runs": 0}
+    assert "diagnostics-monitor-prune" in django_settings.CELERY_BEAT_SCHEDULE
