@@ -268,6 +268,12 @@ QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS = env.int("QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS",
 QUELL_REMEDIATION_PREVIEW_TTL_S = env.int("QUELL_REMEDIATION_PREVIEW_TTL_S", default=600)
 QUELL_REMEDIATION_CONFIRM_TIMEOUT_S = env.float("QUELL_REMEDIATION_CONFIRM_TIMEOUT_S", default=5.0)
 QUELL_REMEDIATION_GRACE_S = env.int("QUELL_REMEDIATION_GRACE_S", default=30)
+# "Cancel, then terminate" whose escalation task never arrived (broker outage) is escalated by
+# this sweep.
+CELERY_BEAT_SCHEDULE["diagnostics-remediation-escalations-due"] = {
+    "task": "diagnostics.remediation_escalations_due",
+    "schedule": 60,
+}
 # A run still queued this long after it was queued (or still running this long after it started)
 # is re-queued once by the sweep, then failed.
 QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S = env.int("QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S", default=600)

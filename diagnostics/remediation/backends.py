@@ -250,7 +250,8 @@ def _shape(row: dict[str, Any], reason: str) -> dict[str, Any]:
         "duration_s": round(duration, 1) if duration is not None else None,
         "query_start": row["query_start"].isoformat() if row["query_start"] else None,
         "wait_event": ":".join(x for x in (row["wait_event_type"], row["wait_event"]) if x),
-        "query": row["query"] or "",
+        # Another database's query text is none of this target's business.
+        "query": (row["query"] or "") if row["same_db"] else "",
         "superuser": bool(row["superuser"]),
         "replication": bool(row["replication"]),
         "eligible": not reason,

@@ -524,3 +524,18 @@ def remediation_escalate(*, action_id: int) -> RemediationAction | None:
         _record(action, results=results, actor=None, escalation=True)
         action.save()
     return action
+
+
+def remediation_escalations_due(*, now: datetime.datetime | None = None) -> int:
+    """Escalate the actions whose grace period ended over a minute ago and whose task never
+    came (broker outage, lost message); returns how many were escalated."""
+    now = now or timezone.now()
+    due = list(
+        RemediationAction.objects.filter(
+            status=RemediationStatus.ESCALATION_PENDING,
+            escalate_at__lt=now - datetime.timedelta(seconds=60),
+        )
+        .order_by("escalate_at")
+        .values_list("pk", flat=True)[:100]
+    )
+    return sum(1 for pk in due if remediation_escalate(action_id=pk) is not None)

@@ -19,3 +19,9 @@ from . import services
 def remediation_escalate(action_id: int) -> None:
     """Terminate what a cancel did not stop, once the grace period is over."""
     services.remediation_escalate(action_id=action_id)
+
+
+@shared_task(name="diagnostics.remediation_escalations_due", ignore_result=True)
+def remediation_escalations_due() -> int:
+    """Escalate what is past its grace period when its own task never arrived."""
+    return services.remediation_escalations_due()

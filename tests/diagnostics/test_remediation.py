@@ -559,3 +559,76 @@ def test_bad_filters_are_refused_with_the_field(target, incident, commander_user
         )
     assert refused.value.field == field
     assert not RemediationAction.objects.exists()
+
+
+def test_parallel_workers_are_refused_and_point_at_their_leader(server, scratch, plant, target):
+    server.sql(
+        "CREATE TABLE IF NOT EXISTS par AS SELECT generate_series(1, 5000) AS i", dbname=scratch
+    )
+    server.sql("GRANT SELECT ON par TO PUBLIC", dbname=scratch)
+    leader = plant(
+        "SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; "
+        "SET min_parallel_table_scan_size = 0; SET max_parallel_workers_per_gather = 2; "
+        "SELECT count(*) FROM par WHERE pg_sleep(0.005) IS NOT NULL;"
+    )
+    server.wait_for(
+        "SELECT count(*) > 0 FROM pg_stat_activity WHERE leader_pid = %s",
+        (leader.pid,),
+        dbname=scratch,
+    )
+    with b.open_remediation_session(target.to_connection_spec()) as session:
+        found = b.preview(
+            session,
+            b.BackendFilter(user=APP_ROLE, query_contains="FROM par"),
+            kind="cancel",
+            force=False,
+        )
+    rows = {r["pid"]: r for r in found["backends"]}
+    workers = [r for r in rows.values() if r["backend_type"] == "parallel worker"]
+    assert workers
+    assert all(
+        r["reason"] == f"a parallel worker: signal its leader (pid {leader.pid})" for r in workers
+    )
+    assert rows[leader.pid]["eligible"]
+
+
+def test_another_databases_query_text_is_not_shown(server, plant, target):
+    plant(
+        "SELECT pg_sleep(60) /* secret */;",
+        user="postgres",
+        dbname="postgres",
+        wait="state = 'active'",
+    )
+    other = server.wait_for(
+        "SELECT pid FROM pg_stat_activity WHERE datname = 'postgres' AND query LIKE %s",
+        ("%/* secret */%",),
+    )
+    with b.open_remediation_session(target.to_connection_spec()) as session:
+        row = b.preview(session, b.BackendFilter(pid=other), kind="cancel", force=True)["backends"][
+            0
+        ]
+    assert not row["eligible"] and row["query"] == ""
+
+
+def test_escalations_whose_task_never_came_are_swept(
+    plant, target, incident, commander_user, django_capture_on_commit_callbacks
+):
+    stubborn = plant(STUBBORN, wait="state = 'active' AND strpos(query, 'DO ') = 1")
+    action = rs.remediation_preview(
+        target_id=target.pk,
+        incident_id=incident.pk,
+        kind="cancel_then_terminate",
+        filters={"pid": stubborn.pid},
+        grace_s=1,
+        actor=commander_user,
+    )
+    with django_capture_on_commit_callbacks(execute=False):  # the task is "lost"
+        rs.remediation_execute(
+            action_id=action.pk, confirmed=_pairs(action, stubborn.pid), actor=commander_user
+        )
+    assert rs.remediation_escalations_due() == 0  # not due yet
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=2)
+    assert rs.remediation_escalations_due(now=later) == 1
+    action.refresh_from_db()
+    assert action.status == "done"
+    assert action.escalation_results[0]["outcome"] == "terminated"
