@@ -462,3 +462,18 @@ def test_old_monitor_runs_are_pruned_unless_an_incident_cites_them(target, setti
     settings.QUELL_MONITOR_RETENTION_DAYS = 0
     assert monitors.monitor_runs_prune() == {"runs": 0, "integrity_runs": 0}
     assert "diagnostics-monitor-prune" in django_settings.CELERY_BEAT_SCHEDULE
+
+
+def test_beat_writes_the_builtin_monitor_to_the_admin_and_keeps_it_disabled_once_disabled():
+    from django_celery_beat.models import PeriodicTask
+    from django_celery_beat.schedulers import ModelEntry
+
+    entry = django_settings.CELERY_BEAT_SCHEDULE["diagnostics-monitor"]
+    ModelEntry.from_entry("diagnostics-monitor", app=app, **entry)
+    task = PeriodicTask.objects.get(name="diagnostics-monitor")
+    assert task.task == "diagnostics.monitor_sweep" and task.enabled
+    assert task.interval.every == django_settings.QUELL_MONITOR_INTERVAL_S
+    assert task.expire_seconds == django_settings.QUELL_MONITOR_INTERVAL_S
+    PeriodicTask.objects.filter(pk=task.pk).update(enabled=False)  # an admin disables it
+    ModelEntry.from_entry("diagnostics-monitor", app=app, **entry)  # beat restarts
+    assert PeriodicTask.objects.get(name="diagnostics-monitor").enabled is False
