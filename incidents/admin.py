@@ -515,3 +515,7 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The triage tree's admin (incidents.triage.admin) registers its own models.
+from .triage import admin as triage_admin  # noqa: E402, F401
