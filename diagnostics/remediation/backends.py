@@ -365,6 +365,7 @@ def signal(
     """
     facts = _facts(session)
     pairs = [(int(c["pid"]), _parse_start(c["backend_start"])) for c in confirmed]
+    seen_query = {int(c["pid"]): c.get("query_start") for c in confirmed}
     current = {r["pid"]: r for r in _select(session, flt, pids=[p for p, _ in pairs])}
     use_timeout_arg = session.server_version_num >= 140000 and not legacy_confirm
     results = []
@@ -397,6 +398,10 @@ def signal(
         mismatch = flt.matches(row)
         if mismatch:
             result["detail"] = f"no longer matches the filter: {mismatch}"
+            continue
+        previewed = seen_query.get(pid)
+        if this_kind == CANCEL and previewed and previewed != result["query_start"]:
+            result["detail"] = "runs a different query than the one previewed: preview again"
             continue
         result["action"] = this_kind
         try:

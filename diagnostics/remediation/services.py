@@ -298,7 +298,14 @@ def _confirmed_pairs(action: RemediationAction, confirmed) -> list[dict[str, Any
         if (pid, start) in seen:
             continue
         seen.add((pid, start))
-        out.append({"pid": pid, "backend_start": start.isoformat()})
+        out.append(
+            {
+                "pid": pid,
+                "backend_start": start.isoformat(),
+                # A cancel hits the query the responder saw, not whatever runs next.
+                "query_start": eligible[(pid, start)].get("query_start"),
+            }
+        )
     return out
 
 

@@ -632,3 +632,24 @@ def test_escalations_whose_task_never_came_are_swept(
     action.refresh_from_db()
     assert action.status == "done"
     assert action.escalation_results[0]["outcome"] == "terminated"
+
+
+def test_cancel_skips_a_session_that_moved_on_to_another_query(
+    server, scratch, plant, target, incident, commander_user
+):
+    sleeper = plant("SELECT pg_sleep(1);", wait="state = 'active'")
+    action = rs.remediation_preview(
+        target_id=target.pk,
+        incident_id=incident.pk,
+        kind="cancel",
+        filters={"pid": sleeper.pid},
+        actor=commander_user,
+    )
+    sleeper.send("SELECT pg_sleep(60);")  # the next query, not the one previewed
+    sleeper.wait_state("state = 'active' AND strpos(query, 'pg_sleep(60)') > 0")
+    done = rs.remediation_execute(
+        action_id=action.pk, confirmed=_pairs(action, sleeper.pid), actor=commander_user
+    )
+    assert done.results[0]["outcome"] == "skipped"
+    assert "different query" in done.results[0]["detail"]
+    assert server.backend(sleeper.pid, scratch)[2] == "active"
