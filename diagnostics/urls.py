@@ -74,3 +74,8 @@ urlpatterns += [
         name="incident-runbook-step",
     ),
 ]
+
+# Data integrity: the incident panel, run and target pages (diagnostics/integrity/).
+from diagnostics.integrity.urls import urlpatterns as _integrity  # noqa: E402
+
+urlpatterns += _integrity

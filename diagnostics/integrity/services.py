@@ -213,9 +213,9 @@ def integrity_check_delete(*, check_id: int, actor=None) -> None:
 
 
 def run_url(run: IntegrityRun) -> str:
-    """The absolute URL of a run's results (API), for timelines and messages."""
+    """The absolute URL of a run's results page, for timelines and messages."""
     return settings.QUELL_BASE_URL.rstrip("/") + reverse(
-        "diagnostics-integrity-run-detail", kwargs={"pk": run.pk}
+        "diagnostics:integrity-run", kwargs={"run_id": run.pk}
     )
 
 

@@ -1,0 +1,179 @@
+"""Web pages for data integrity: the incident page's panel (htmx partials), a run's page and a
+target's checks page. Thin views: permission check, a service or a selector, a template."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from incidents.models import Incident
+from incidents.permissions import ADMIN, RESPONDER, VIEWER, user_has_role
+
+from ..models import IntegrityPurpose, IntegrityRun, TargetDatabase
+from ..services import DiagnosticsError
+from . import selectors, services, suggest
+
+POLL_SECONDS = 2
+
+
+def _require(user, role: str) -> None:
+    if not user_has_role(user, role):
+        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
+
+
+def _panel_context(request: HttpRequest, incident: Incident) -> dict:
+    blocks = selectors.incident_blocks(incident_id=incident.pk)
+    return {
+        "incident": incident,
+        "blocks": blocks,
+        "polling": any(b["latest"] is not None and b["latest"].is_active for b in blocks),
+        "poll_seconds": POLL_SECONDS,
+        "can_run": user_has_role(request.user, RESPONDER),
+        "can_define": user_has_role(request.user, ADMIN),
+    }
+
+
+def _render_panel(request, incident, *, error: str = "", status: int = 200) -> HttpResponse:
+    context = _panel_context(request, incident)
+    context["error"] = error
+    return render(request, "diagnostics/integrity/_panel_body.html", context, status=status)
+
+
+@login_required
+@require_GET
+def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """The panel's body: affected targets' checks, latest results, baseline vs verification."""
+    _require(request.user, VIEWER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    return _render_panel(request, incident)
+
+
+@login_required
+@require_POST
+def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """Run a baseline, a verification or an ad hoc check on the affected targets (or one)."""
+    _require(request.user, RESPONDER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    purpose = request.POST.get("purpose", IntegrityPurpose.ADHOC)
+    blocks = selectors.incident_blocks(incident_id=incident.pk)
+    wanted = request.POST.get("target")
+    if wanted:
+        blocks = [b for b in blocks if str(b["target"].pk) == wanted]
+    blocks = [b for b in blocks if any(c.enabled for c in b["checks"])]
+    errors = []
+    if not blocks:
+        errors.append("No affected target has enabled integrity checks; define some first.")
+    for block in blocks:
+        try:
+            services.integrity_run_start(
+                target_id=block["target"].pk,
+                incident_id=incident.pk,
+                purpose=purpose,
+                requested_by=request.user,
+            )
+        except DiagnosticsError as exc:
+            errors.append(f"{block['target'].name}: {exc}")
+    if request.htmx:
+        return _render_panel(
+            request, incident, error=" ".join(errors), status=400 if errors else 200
+        )
+    for message in errors:
+        messages.error(request, message)
+    return redirect(
+        request.META.get("HTTP_REFERER") or reverse("incidents:detail", args=[incident.pk])
+    )
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run's results (counts, samples, the SQL that ran) and its comparison with the
+    baseline or any other run of the target (?compare=<id>)."""
+    _require(request.user, VIEWER)
+    try:
+        run = selectors.run_get(run_id=run_id)
+    except IntegrityRun.DoesNotExist:
+        raise Http404("No such integrity run.") from None
+    other = None
+    compare_error = ""
+    raw = request.GET.get("compare")
+    if raw:
+        other = IntegrityRun.objects.filter(pk=int(raw) if raw.isdigit() else 0).first()
+        if other is None or other.target_id != run.target_id:
+            compare_error, other = "Choose another run of the same target.", None
+    comparison = None
+    if run.status == "succeeded":
+        comparison = selectors.run_compare(run, other=other)
+    context = {
+        "run": run,
+        "results": list(run.results.all()),
+        "comparison": comparison,
+        "compare_error": compare_error,
+        "other_runs": selectors.run_list(target_id=run.target_id)
+        .exclude(pk=run.pk)
+        .filter(status="succeeded")[:50],
+        "poll_seconds": POLL_SECONDS,
+    }
+    return render(request, "diagnostics/integrity/run_detail.html", context)
+
+
+@login_required
+@require_GET
+def target_checks(request: HttpRequest, target_id: int) -> HttpResponse:
+    """A target's integrity checks and runs; responders see suggestions from its catalog."""
+    _require(request.user, VIEWER)
+    target = get_object_or_404(TargetDatabase, pk=target_id)
+    suggestions, suggest_error = None, ""
+    if request.GET.get("suggest") and user_has_role(request.user, RESPONDER):
+        try:
+            suggestions = suggest.suggestions_for(target)
+        except DiagnosticsError as exc:
+            suggest_error = str(exc)
+    context = {
+        "target": target,
+        "checks": list(selectors.check_list(target_id=target.pk)),
+        "runs": list(selectors.run_list(target_id=target.pk)[:20]),
+        "suggestions": suggestions,
+        "suggest_error": suggest_error,
+        "can_run": user_has_role(request.user, RESPONDER),
+        "can_define": user_has_role(request.user, ADMIN),
+    }
+    return render(request, "diagnostics/integrity/target_checks.html", context)
+
+
+@login_required
+@require_POST
+def target_apply_suggestions(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Create the chosen suggested checks (admin)."""
+    _require(request.user, ADMIN)
+    target = get_object_or_404(TargetDatabase, pk=target_id)
+    names = request.POST.getlist("name")
+    if not names:
+        messages.error(request, "Choose at least one suggestion.")
+        return redirect(reverse("diagnostics:integrity-target", args=[target.pk]) + "?suggest=1")
+    try:
+        created = suggest.apply_suggestions(target, names=names, actor=request.user)
+    except DiagnosticsError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Defined {len(created)} integrity check(s).")
+    return redirect("diagnostics:integrity-target", target_id=target.pk)
+
+
+@login_required
+@require_POST
+def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
+    """Run a target's enabled checks now (ad hoc) and show the run."""
+    _require(request.user, RESPONDER)
+    target = get_object_or_404(TargetDatabase, pk=target_id)
+    try:
+        run = services.integrity_run_start(target_id=target.pk, requested_by=request.user)
+    except DiagnosticsError as exc:
+        messages.error(request, str(exc))
+        return redirect("diagnostics:integrity-target", target_id=target.pk)
+    return redirect("diagnostics:integrity-run", run_id=run.pk)
