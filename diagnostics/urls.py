@@ -49,6 +49,11 @@ urlpatterns += [
         name="incident-remediation",
     ),
     path(
+        "incidents/<int:incident_id>/remediation/history/",
+        remediation_views.remediation_history,
+        name="incident-remediation-history",
+    ),
+    path(
         "incidents/<int:incident_id>/remediation/preview/",
         remediation_views.remediation_preview,
         name="incident-remediation-preview",

@@ -19,9 +19,10 @@ from ..models import IncidentTarget
 from ..services import DiagnosticsError
 from . import backends as b
 from . import services
-from .models import RemediationAction, RemediationKind
+from .models import RemediationAction, RemediationKind, RemediationStatus
 
 HISTORY = 20
+POLL_SECONDS = 2
 DEFAULT_MIN_DURATION_S = 300  # the playbook's "longer than 5 minutes"
 
 
@@ -42,15 +43,27 @@ def _context(request: HttpRequest, incident: Incident, **extra) -> dict:
         "can_force": can_act and user_has_role(request.user, ADMIN),
         "kinds": RemediationKind.choices,
         "states": b.STATES,
-        "history": RemediationAction.objects.filter(incident=incident)
-        .exclude(status="previewed")
-        .select_related("target", "executed_by")[:HISTORY],
+        **_history(incident),
         "form": {"min_duration_s": DEFAULT_MIN_DURATION_S, "states": ["active"], "kind": "cancel"},
         "action": None,
         "error": "",
     }
     context.update(extra)
     return context
+
+
+def _history(incident: Incident) -> dict:
+    history = list(
+        RemediationAction.objects.filter(incident=incident)
+        .exclude(status=RemediationStatus.PREVIEWED)
+        .select_related("target", "executed_by")[:HISTORY]
+    )
+    working = (RemediationStatus.EXECUTING, RemediationStatus.ESCALATION_PENDING)
+    return {
+        "history": history,
+        "history_polling": any(a.status in working for a in history),
+        "poll_seconds": POLL_SECONDS,
+    }
 
 
 def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
@@ -74,6 +87,19 @@ def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     _require_viewer(request.user)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render(request, incident)
+
+
+@login_required
+@require_GET
+def remediation_history(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """Past remediations (polled while one waits for its grace period or is executing)."""
+    _require_viewer(request.user)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    return render(
+        request,
+        "diagnostics/_remediation_history.html",
+        {"incident": incident, **_history(incident)},
+    )
 
 
 def _form_filters(post) -> tuple[dict, dict]:

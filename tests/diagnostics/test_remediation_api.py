@@ -269,3 +269,32 @@ def test_incident_page_includes_the_remediation_and_runbooks_panels(incident, co
     html = _client(commander_user).get(f"/incidents/{incident.pk}/").content.decode()
     assert f"remediation-panel-{incident.pk}" in html
     assert f"runbooks-panel-{incident.pk}" in html
+
+
+def test_history_polls_while_an_escalation_waits(
+    plant, target, incident, commander_user, django_capture_on_commit_callbacks
+):
+    from diagnostics.remediation import services as rs
+
+    sleeper = plant(SLEEP, wait="state = 'active'")
+    action = rs.remediation_preview(
+        target_id=target.pk,
+        incident_id=incident.pk,
+        kind="cancel_then_terminate",
+        filters={"pid": sleeper.pid},
+        actor=commander_user,
+    )
+    pair = next(r for r in action.preview if r["pid"] == sleeper.pid)
+    with django_capture_on_commit_callbacks(execute=False):
+        rs.remediation_execute(
+            action_id=action.pk,
+            confirmed=[{"pid": sleeper.pid, "backend_start": pair["backend_start"]}],
+            actor=commander_user,
+        )
+    viewer = _client(UserFactory(role="viewer"))
+    url = f"/incidents/{incident.pk}/remediation/history/"
+    html = viewer.get(url, **HTMX).content.decode()
+    assert 'hx-trigger="every 2s"' in html and "escalation_pending" in html
+    rs.remediation_escalate(action_id=action.pk)
+    html = viewer.get(url, **HTMX).content.decode()
+    assert "every 2s" not in html and "After the grace period" in html
