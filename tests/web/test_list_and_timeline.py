@@ -223,13 +223,13 @@ def test_panels_render_when_their_templates_exist(viewer_client, incident, tmp_p
 def test_missing_panels_are_simply_absent(viewer_client, incident, tmp_path, monkeypatch):
     from incidents import views as incident_views
 
-    # Triage ships its panel now; a panel named with no template stands in for a missing one.
+    # Triage and data integrity ship their panels now; a panel named with no template stands
+    # in for a missing one.
     absent = ("absent", "Absent", ("nowhere/absent_panel.html",))
     monkeypatch.setattr(incident_views, "FEATURE_PANELS", (*incident_views.FEATURE_PANELS, absent))
     with _templates_with(tmp_path, {}):
         html = viewer_client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
     assert 'id="panel-absent"' not in html
-    assert 'id="panel-integrity"' not in html
     assert "not available" not in html.lower()
 
 
