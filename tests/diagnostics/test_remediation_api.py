@@ -77,6 +77,15 @@ def test_preview_then_execute_through_the_api(
     assert listed.status_code == 200
     assert [a["id"] for a in listed.json()["results"]] == [preview["id"]]
     assert TimelineEvent.objects.filter(incident=incident, kind=EventKind.REMEDIATION).count() == 1
+    detail = _api(UserFactory(role="viewer")).get(preview["url"])
+    assert detail.status_code == 200 and detail.json()["results"] == body["results"]
+    assert api.get("/api/v1/diagnostics/remediations/999999/").status_code == 404
+    assert (
+        api.post(
+            "/api/v1/diagnostics/remediations/999999/execute/", {"confirmed": []}, format="json"
+        ).status_code
+        == 404
+    )
 
 
 def test_the_incident_commander_may_remediate_a_responder_may_not(plant, target, incident):
