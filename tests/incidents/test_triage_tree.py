@@ -281,3 +281,36 @@ def test_closed_incidents_are_not_triaged(make_incident, responder):
     closed = make_incident(status="closed")
     with pytest.raises(IncidentError, match="closed"):
         services.triage_walk_start(incident_id=closed.pk, actor=responder)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_responders_answering_at_once_one_wins_the_other_gets_a_conflict(responder):
+    import threading
+
+    from django.db import connection
+
+    from incidents import services as incident_services
+
+    incident = incident_services.incident_declare(title="Race", severity="SEV3", actor=responder)
+    services.triage_walk_start(incident_id=incident.pk, actor=responder)
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def answer(value):
+        try:
+            barrier.wait(timeout=5)
+            _answer(incident, "can_connect", value, responder)
+            outcomes.append("ok")
+        except IncidentConflict:
+            outcomes.append("conflict")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=answer, args=(v,)) for v in ("yes", "no")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert sorted(outcomes) == ["conflict", "ok"]
+    walk = selectors.walk_current(incident_id=incident.pk)
+    assert walk.steps.filter(withdrawn_at__isnull=True).count() == 1
