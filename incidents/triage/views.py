@@ -48,6 +48,7 @@ def _context(request, incident: Incident, *, error: str = "") -> dict:
         "proposed_kind_label": Kind(state["proposed_kind"]).label
         if state and state["proposed_kind"]
         else "",
+        "history": list(selectors.walk_history(incident_id=incident.pk)) if walk else [],
         "error": error,
     }
 

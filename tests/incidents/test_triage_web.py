@@ -126,3 +126,14 @@ def test_without_javascript_forms_post_and_redirect_with_csrf(responder, inciden
     assert r.status_code == 302 and r["Location"] == panel(incident)
     r = c.post(panel(incident) + "back/", {"csrfmiddlewaretoken": token}, follow=True)
     assert "There is no answer to go back from." in r.content.decode()
+
+
+def test_history_shows_withdrawn_answers_and_earlier_walks(responder, incident):
+    c = client_for(responder)
+    c.post(panel(incident) + "start/", **HX)
+    c.post(panel(incident) + "answer/", {"question": "can_connect", "answer": "no"}, **HX)
+    c.post(panel(incident) + "back/", **HX)
+    c.post(panel(incident) + "start/", {"restart": "1"}, **HX)
+    html = c.get(panel(incident), **HX).content.decode()
+    assert "<del>Can connect to database? No</del>" in html
+    assert "abandoned (restarted)" in html and "withdrawn by responder" in html
