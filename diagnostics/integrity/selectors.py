@@ -37,6 +37,26 @@ def run_get(*, run_id: int) -> IntegrityRun:
     )
 
 
+# Display order: what needs attention first.
+RESULT_ORDER = {"error": 0, "violation": 1, "ok": 2}
+OUTCOME_ORDER = {
+    "new": 0,
+    "worse": 1,
+    "error": 2,
+    "improved": 3,
+    "fixed": 4,
+    "informational": 5,
+    "added": 6,
+    "removed": 7,
+    "unchanged": 8,
+}
+
+
+def ordered_results(results) -> list[IntegrityResult]:
+    """Errors, then violations, then passes; by check name within each."""
+    return sorted(results, key=lambda r: (RESULT_ORDER.get(r.status, 3), r.check_name))
+
+
 def _key(result: IntegrityResult):
     return result.integrity_check_id or f"name:{result.check_name}"
 
@@ -90,6 +110,7 @@ def compare(base: IntegrityRun, head: IntegrityRun) -> dict:
                 "outcome": outcome,
             }
         )
+    checks.sort(key=lambda c: OUTCOME_ORDER.get(c["outcome"], 9))
     return {
         "base": {"id": base.pk, "purpose": base.purpose, "finished_at": base.finished_at},
         "head": {"id": head.pk, "purpose": head.purpose, "finished_at": head.finished_at},
@@ -132,7 +153,7 @@ def incident_blocks(*, incident_id: int) -> list[dict]:
                 "target": link.target,
                 "checks": list(check_list(target_id=link.target_id)),
                 "latest": shown,
-                "results": list(shown.results.order_by("check_name", "id")) if shown else [],
+                "results": ordered_results(shown.results.all()) if shown else [],
                 "baseline": baseline,
                 "verification": verification,
                 "comparison": comparison,

@@ -463,9 +463,10 @@ def summarize(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
         text += f", {run.checks_errored} could not run"
     details = []
     if comparison:
-        for item in comparison["checks"]:
-            if item["before"] != item["after"] and item["outcome"] != "informational":
-                details.append(f"{item['name']} {item['before']} -> {item['after']}")
+        # What the verification changed first, then record counts that moved (lost rows?).
+        moved = [c for c in comparison["checks"] if c["before"] != c["after"]]
+        moved.sort(key=lambda c: c["outcome"] == "informational")
+        details = [f"{c['name']} {c['before']} -> {c['after']}" for c in moved]
     else:
         details = [f"{r.check_name}: {r.count}" for r in rows if r.status == "violation"]
     if details:

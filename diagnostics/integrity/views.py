@@ -111,7 +111,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         comparison = selectors.run_compare(run, other=other)
     context = {
         "run": run,
-        "results": list(run.results.all()),
+        "results": selectors.ordered_results(run.results.all()),
         "comparison": comparison,
         "compare_error": compare_error,
         "other_runs": selectors.run_list(target_id=run.target_id)
