@@ -255,7 +255,8 @@ def target_delete(*, target_id: int, actor=None) -> None:
     target = TargetDatabase.objects.select_for_update().filter(pk=target_id).first()
     if target is None:
         raise DiagnosticsError(f"Target {target_id} does not exist.", field="target")
-    runs = target.runs.count()
+    # Integrity runs are evidence too (and protect the target row).
+    runs = target.runs.count() + target.integrity_runs.count()
     links = target.incident_links.count()
     if runs or links:
         raise TargetInUse(

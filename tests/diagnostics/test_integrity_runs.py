@@ -187,3 +187,40 @@ def test_sweep_requeues_then_fails_stuck_runs(shop_target, shop_checks, monkeypa
     assert integrity.integrity_runs_sweep() == {"requeued": 0, "failed": 1}
     run.refresh_from_db()
     assert run.status == "failed" and "deadline" in run.error
+
+
+def test_predicates_with_percent_signs_and_reserved_names_run(shop_db, shop_target):
+    shop_sql(shop_db, 'CREATE TABLE "order" ("user" integer, "created-at" date)')
+    shop_sql(shop_db, 'INSERT INTO "order" VALUES (1, NULL), (999, NULL)')
+    like = integrity.integrity_check_create(
+        target_id=shop_target.pk,
+        name="foreign emails",
+        kind="business_rule",
+        table_name="users",
+        predicate="email NOT LIKE '%@x.test'",
+    )
+    reserved = integrity.integrity_check_create(
+        target_id=shop_target.pk,
+        name="orders of missing users",
+        kind="orphans",
+        table_name="order",
+        columns=["user"],
+        parent_table="users",
+        parent_columns=["id"],
+    )
+    run = _run(shop_target)
+    r = _results(run)
+    assert (r["foreign emails"].status, r["foreign emails"].count) == ("ok", 0)
+    # No primary key: the physical row address identifies the sample row.
+    orphans = r["orders of missing users"]
+    assert (orphans.count, orphans.sample_columns) == (1, ["ctid"])
+    assert orphans.sample == [["(0,2)"]]
+    assert like.pk and reserved.pk
+
+
+def test_target_with_integrity_runs_is_kept_as_evidence(shop_target, shop_checks):
+    from diagnostics import services as diagnostics_services
+
+    _run(shop_target)
+    with pytest.raises(diagnostics_services.TargetInUse, match="1 diagnostic run"):
+        diagnostics_services.target_delete(target_id=shop_target.pk)
