@@ -39,6 +39,13 @@ ACTIONS = {
     TriageAction.MITIGATION_RUNBOOK: ("runbooks", "", "Quick mitigation runbook"),
 }
 
+# The runbook each runbook action starts (keys of the runbooks diagnostics seeds).
+RUNBOOKS = {
+    TriageAction.PITR_RUNBOOK: "point-in-time-recovery",
+    TriageAction.SCHEMA_ROLLBACK_RUNBOOK: "schema-rollback",
+    TriageAction.MITIGATION_RUNBOOK: "quick-mitigation",
+}
+
 _available: dict[str, bool] = {}
 
 
@@ -61,8 +68,9 @@ def _reverse(name: str, **kwargs) -> str:
 
 
 def resolve(action: str, *, incident_id: int | None) -> dict:
-    """{action, label, check, url, run_url, available} for a next step's action (no URLs
-    without an incident)."""
+    """{action, label, check, url, run_url, runbook, panel, available} for a next step's action
+    (no URLs without an incident). run_url takes a POST (with `runbook` when set) that answers
+    with that panel's body."""
     if not action or action not in ACTIONS:
         return {
             "action": "",
@@ -70,21 +78,29 @@ def resolve(action: str, *, incident_id: int | None) -> dict:
             "check": "",
             "url": "",
             "run_url": "",
+            "runbook": "",
+            "panel": "",
             "available": False,
         }
     panel, check, label = ACTIONS[action]
     available = panel_available(panel)
     detail = _reverse("incidents:detail", incident_id=incident_id) if incident_id else ""
     url = f"{detail}#panel-{panel}" if available and detail else ""
+    # A POST target for a button in the triage panel: run diagnostics, or start the runbook.
     run_url = ""
-    if action == TriageAction.RUN_DIAGNOSTICS and available and incident_id:
-        # A POST target for a "Run diagnostics" button in the triage panel.
-        run_url = _reverse("diagnostics:incident-run", incident_id=incident_id)
+    runbook = RUNBOOKS.get(action, "")
+    if available and incident_id:
+        if action == TriageAction.RUN_DIAGNOSTICS:
+            run_url = _reverse("diagnostics:incident-run", incident_id=incident_id)
+        elif runbook:
+            run_url = _reverse("diagnostics:incident-runbook-start", incident_id=incident_id)
     return {
         "action": str(action),
         "label": label,
         "check": check,
         "url": url,
         "run_url": run_url,
+        "runbook": runbook,
+        "panel": panel,
         "available": available,
     }

@@ -67,7 +67,12 @@ class NextStepOutputSerializer(serializers.Serializer):
     label = serializers.CharField(help_text="The action's name ('' without one).")
     check = serializers.CharField(help_text="The diagnostics check it is about, if any.")
     url = serializers.CharField(help_text="Where to take the action in Quell ('' if unavailable).")
-    run_url = serializers.CharField(help_text="POST here to run diagnostics (run_diagnostics).")
+    run_url = serializers.CharField(
+        help_text="POST here to take the action (run diagnostics, or start the runbook named "
+        "in `runbook` with runbook=<key>); '' when there is none."
+    )
+    runbook = serializers.CharField(help_text="Key of the runbook the action starts, if any.")
+    panel = serializers.CharField(help_text="The incident page's panel the action lives in.")
     available = serializers.BooleanField()
 
 

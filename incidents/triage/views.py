@@ -48,6 +48,8 @@ def _context(request, incident: Incident, *, error: str = "") -> dict:
         "proposed_kind_label": Kind(state["proposed_kind"]).label
         if state and state["proposed_kind"]
         else "",
+        # Loaded into the incident page (htmx): buttons can act on the other panels there.
+        "in_panel": bool(request.htmx),
         "history": list(selectors.walk_history(incident_id=incident.pk)) if walk else [],
         "error": error,
     }

@@ -81,6 +81,11 @@ def test_walk_in_the_panel_highlights_the_suggestion(responder, incident):
     assert "Outcome: Check migration logs" in html
     assert f'href="/incidents/{incident.pk}/#panel-diagnostics"' in html
     assert "Apply kind only" in html and "Apply SEV1" not in html  # responder: no re-grade
+    # Next steps act on the other panels of the page: start the runbook, run diagnostics.
+    assert f'hx-post="/incidents/{incident.pk}/runbooks/start/"' in html
+    assert 'name="runbook" value="schema-rollback"' in html
+    assert f'hx-target="#runbooks-panel-{incident.pk}"' in html
+    assert f'hx-post="/incidents/{incident.pk}/diagnostics/run/"' in html
 
 
 def test_stale_answer_shows_the_conflict_and_the_current_question(responder, incident):
