@@ -67,7 +67,7 @@ def validate_identifier(value: str, *, field: str) -> str:
         raise IntegrityCheckError(
             f"{value[:70]!r} is longer than PostgreSQL's 63-byte identifier limit.", field=field
         )
-    if not _IDENT.fullmatch(value):
+    if not _IDENT.fullmatch(value) or "--" in value:
         raise IntegrityCheckError(
             f"{value[:70]!r} is not a plain table or column name (letters, digits, _, $, space "
             "and hyphen only; give the schema in its own field).",
