@@ -50,11 +50,6 @@ def tree_get(*, version: int) -> TriageTree:
     return _tree_queryset().get(version=version)
 
 
-def tree_list() -> QuerySet[TriageTree]:
-    """All versions, newest first."""
-    return TriageTree.objects.order_by("-version")
-
-
 def tree_root(tree: TriageTree) -> TriageNode | None:
     """The node no answer leads to."""
     nodes = list(tree.nodes.all())
