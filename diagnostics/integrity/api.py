@@ -148,7 +148,6 @@ class IntegrityResultSerializer(serializers.ModelSerializer):
 class IntegrityRunSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
-    results = serializers.SerializerMethodField()
 
     class Meta:
         model = IntegrityRun
@@ -171,7 +170,6 @@ class IntegrityRunSerializer(serializers.ModelSerializer):
             "checks_errored",
             "summary",
             "error",
-            "results",
         ]
         read_only_fields = fields
 
@@ -182,10 +180,13 @@ class IntegrityRunSerializer(serializers.ModelSerializer):
             request=self.context.get("request"),
         )
 
-    def get_results(self, obj) -> list[dict]:
-        if not self.context.get("with_results"):
-            return []
-        return IntegrityResultSerializer(obj.results.all(), many=True).data
+
+class IntegrityRunDetailSerializer(IntegrityRunSerializer):
+    results = IntegrityResultSerializer(many=True, read_only=True)
+
+    class Meta(IntegrityRunSerializer.Meta):
+        fields = [*IntegrityRunSerializer.Meta.fields, "results"]
+        read_only_fields = fields
 
 
 class RunInputSerializer(serializers.Serializer):
@@ -449,11 +450,11 @@ class RunDetailApi(APIView):
     @extend_schema(
         tags=TAGS,
         summary="An integrity run with every check's result",
-        responses={200: IntegrityRunSerializer, **ERRORS},
+        responses={200: IntegrityRunDetailSerializer, **ERRORS},
     )
     def get(self, request, pk: int):
-        context = {"request": request, "with_results": True}
-        return Response(IntegrityRunSerializer(_run(pk), context=context).data)
+        context = {"request": request}
+        return Response(IntegrityRunDetailSerializer(_run(pk), context=context).data)
 
 
 class RunCompareApi(APIView):

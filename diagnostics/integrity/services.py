@@ -459,6 +459,9 @@ def summarize(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
         f"{label}: {run.checks_violated} violation{'s' if run.checks_violated != 1 else ''} "
         f"in {n} check{'s' if n != 1 else ''}"
     )
+    critical = sum(1 for r in rows if r.status == "violation" and r.severity == "critical")
+    if critical:
+        text += f" ({critical} critical)"
     if run.checks_errored:
         text += f", {run.checks_errored} could not run"
     details = []
@@ -502,6 +505,7 @@ def _timeline(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
                     "check_id": r.integrity_check_id,
                     "name": r.check_name,
                     "kind": r.kind,
+                    "severity": r.severity,
                     "status": r.status,
                     "count": r.count,
                     "expected": r.expected,

@@ -48,7 +48,7 @@ def test_playbook_checks_find_the_planted_problems(shop_target, shop_checks):
     rule = r["published posts without content"]
     assert (rule.status, rule.count, rule.sample) == ("violation", 3, [[5], [6], [7]])
     assert run.checks_total == 6 and run.checks_violated == 4 and run.checks_errored == 0
-    assert "4 violations in 6 checks" in run.summary
+    assert "4 violations in 6 checks (1 critical)" in run.summary
 
 
 def test_sample_is_capped(shop_target, shop_checks, settings):
