@@ -184,3 +184,8 @@ def test_admin_validates_definitions_and_runs_checks(shop_target, shop_checks, a
     integrity.integrity_run_execute(run_id=run.pk)
     page = client.get(f"/admin/diagnostics/integrityrun/{run.pk}/change/").content.decode()
     assert "bad rule" in page and "violation" in page
+
+
+def test_databases_page_links_each_target_to_its_integrity_checks(shop_target, viewer):
+    html = _client(viewer).get("/diagnostics/").content.decode()
+    assert f'href="/diagnostics/targets/{shop_target.pk}/integrity/"' in html
