@@ -224,3 +224,17 @@ def test_target_with_integrity_runs_is_kept_as_evidence(shop_target, shop_checks
     _run(shop_target)
     with pytest.raises(diagnostics_services.TargetInUse, match="1 diagnostic run"):
         diagnostics_services.target_delete(target_id=shop_target.pk)
+
+
+def test_tasks_are_registered_and_the_sweep_is_scheduled(settings):
+    from config.celery import app
+    from diagnostics.integrity import tasks
+
+    app.loader.import_default_modules()
+    assert "diagnostics.run_integrity" in app.tasks
+    assert "diagnostics.sweep_stuck_integrity_runs" in app.tasks
+    assert tasks.run_integrity.acks_late is True
+    entry = settings.CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-integrity-runs"]
+    assert entry["task"] == "diagnostics.sweep_stuck_integrity_runs"
+    # A missing run is nothing to do, not an error.
+    assert tasks.run_integrity.apply(args=[987654]).successful()
