@@ -299,6 +299,29 @@ class TargetChecksApi(GenericAPIView):
         return Response(body, status=status.HTTP_201_CREATED, headers={"Location": body["url"]})
 
 
+class PreviewSerializer(serializers.Serializer):
+    sql = serializers.CharField()
+    estimated_rows = serializers.FloatField(allow_null=True)
+    estimated_cost = serializers.FloatField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+
+
+class CheckPreviewApi(APIView):
+    permission_classes = [ReadViewerWriteAdmin]
+
+    @extend_schema(
+        tags=TAGS,
+        summary="Validate a check definition and EXPLAIN it on the target without saving or "
+        "running it (admin): the SQL, the planner's estimates, or the target's error",
+        request=IntegrityCheckSerializer,
+        responses={200: PreviewSerializer, **ERRORS},
+    )
+    def post(self, request, pk: int):
+        _target(pk)
+        values = _input(request, partial=False)
+        return Response(services.integrity_check_preview(target_id=pk, **values))
+
+
 class CheckDetailApi(GenericAPIView):
     permission_classes = [ReadViewerWriteAdmin]
     serializer_class = IntegrityCheckSerializer

@@ -11,6 +11,11 @@ urlpatterns = [
         name="diagnostics-integrity-target-checks",
     ),
     path(
+        "diagnostics/targets/<int:pk>/integrity/checks/preview/",
+        api.CheckPreviewApi.as_view(),
+        name="diagnostics-integrity-check-preview",
+    ),
+    path(
         "diagnostics/targets/<int:pk>/integrity/suggestions/",
         api.SuggestionsApi.as_view(),
         name="diagnostics-integrity-suggestions",

@@ -152,3 +152,30 @@ def run_integrity_checks(
             return [_run_one(session, check, base, sample_limit) for check in checks], ""
     except TargetUnreachable as exc:
         return [], f"Target unreachable: {exc}"
+
+
+def explain_check(spec, check) -> dict:
+    """Compile a (possibly unsaved) check and EXPLAIN it on the target without running it:
+    the SQL, the planner's row and cost estimates, or the error the target gives."""
+    base = base_timeouts()
+    out: dict[str, Any] = {"sql": "", "estimated_rows": None, "estimated_cost": None, "error": ""}
+    try:
+        with open_session(spec, base) as session:
+            pk: list[str] = []
+            if check.table_name:
+                pk = _primary_key(session, check.schema_name, check.table_name)
+            compiled = compile_check(
+                check, pk=pk, sample_limit=settings.QUELL_INTEGRITY_SAMPLE_ROWS
+            )
+            out["sql"] = compiled.text()
+            plan = session.scalar("EXPLAIN (FORMAT JSON) " + out["sql"])
+            top = (plan[0] if isinstance(plan, list) else {}).get("Plan", {})
+            out["estimated_rows"] = top.get("Plan Rows")
+            out["estimated_cost"] = top.get("Total Cost")
+    except TargetUnreachable as exc:
+        out["error"] = f"Target unreachable: {exc}"
+    except IntegrityCheckError as exc:
+        out["error"] = str(exc)
+    except Exception as exc:  # the target's answer: unknown column, type mismatch, permission
+        out["error"] = _describe_error(exc, base)
+    return out

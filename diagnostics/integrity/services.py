@@ -77,7 +77,7 @@ def _columns(values, *, field: str) -> list[str]:
     return out
 
 
-def validate_check(check: IntegrityCheck) -> None:
+def validate_check(check: IntegrityCheck, *, unique_name: bool = True) -> None:
     """Every rule a definition must meet before it is saved (IntegrityCheckError otherwise)."""
     check.name = (check.name or "").strip()
     if not check.name:
@@ -160,7 +160,7 @@ def validate_check(check: IntegrityCheck) -> None:
     duplicate = IntegrityCheck.objects.filter(target_id=check.target_id, name=check.name)
     if check.pk:
         duplicate = duplicate.exclude(pk=check.pk)
-    if duplicate.exists():
+    if unique_name and duplicate.exists():
         raise IntegrityCheckError("This target already has a check with that name.", field="name")
 
 
@@ -182,6 +182,28 @@ def integrity_check_create(*, target_id: int, actor=None, **values) -> Integrity
     validate_check(check)
     check.save()
     return check
+
+
+def integrity_check_preview(*, target_id: int, **values) -> dict:
+    """Validate a definition and EXPLAIN it on the target (nothing saved, nothing executed)."""
+    from .runner import explain_check
+
+    unknown = set(values) - set(CHECK_FIELDS)
+    if unknown:
+        raise IntegrityCheckError(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    target = TargetDatabase.objects.filter(pk=target_id).first()
+    if target is None:
+        raise IntegrityCheckError(f"Target {target_id} does not exist.", field="target")
+    values.setdefault("name", "preview")
+    check = IntegrityCheck(target=target, **values)
+    validate_check(check, unique_name=False)
+    try:
+        spec = target.to_connection_spec()
+    except crypto.SecretError as exc:
+        raise IntegrityCheckError(str(exc), field="target") from None
+    result = explain_check(spec, check)
+    result["error"] = _scrub(result["error"], tuple(spec.secrets()))
+    return result
 
 
 @transaction.atomic

@@ -211,3 +211,30 @@ def test_run_refuses_unknown_checks_and_targets_without_checks(shop_target, resp
     response = responder_api.post(_runs_url(shop_target), {"checks": [999999]}, format="json")
     assert response.status_code == 400 and "999999" in response.json()["checks"][0]
     assert not IntegrityRun.objects.exists()
+
+
+def test_preview_explains_a_definition_on_the_target_without_saving_it(
+    shop_target, shop_checks, admin_api, responder_api
+):
+    url = reverse("diagnostics-integrity-check-preview", kwargs={"pk": shop_target.pk})
+    body = {
+        "name": "orphaned profiles",  # the name of an existing check: previewing an edit
+        "kind": "orphans",
+        "table_name": "profiles",
+        "columns": ["user_id"],
+        "parent_table": "users",
+        "parent_columns": ["id"],
+    }
+    assert responder_api.post(url, body, format="json").status_code == 403
+    preview = admin_api.post(url, body, format="json")
+    assert preview.status_code == 200, preview.json()
+    assert preview.json()["error"] == ""
+    assert preview.json()["sql"].startswith('SELECT "profiles"."id"')
+    assert preview.json()["estimated_rows"] is not None
+    wrong = admin_api.post(url, {**body, "columns": ["nope"]}, format="json").json()
+    assert "column profiles.nope does not exist" in wrong["error"]
+    missing = admin_api.post(url, {**body, "table_name": "nowhere"}, format="json").json()
+    assert "Table public.nowhere does not exist" in missing["error"]
+    bad = admin_api.post(url, {**body, "predicate": "1=1; DELETE FROM users"}, format="json")
+    assert bad.status_code == 400 and "predicate" in bad.json()
+    assert IntegrityCheck.objects.filter(target=shop_target).count() == len(PLAYBOOK_CHECKS)
