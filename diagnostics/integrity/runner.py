@@ -62,7 +62,10 @@ def _json_value(value: Any) -> Any:
 
 
 PK_SQL = """
-SELECT a.attname
+SELECT c.relkind::text AS relkind, a.attname,
+       (SELECT f.attname FROM pg_attribute f
+        WHERE f.attrelid = c.oid AND f.attnum > 0 AND NOT f.attisdropped
+        ORDER BY f.attnum LIMIT 1) AS first_column
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary
@@ -73,11 +76,17 @@ ORDER BY k.ord
 """
 
 
-def _primary_key(session, schema: str, table: str) -> list[str]:
-    rows = session.query(PK_SQL, (schema or "public", table))
+def _sample_key(session, check) -> list[str]:
+    """The columns that identify a sampled row: the primary key; for a table without one its
+    ctid ([]); for a view or foreign table (no ctid) the check's columns or the first column."""
+    schema, table = check.schema_name or "public", check.table_name
+    rows = session.query(PK_SQL, (schema, table))
     if not rows:
-        raise IntegrityCheckError(f"Table {schema or 'public'}.{table} does not exist.")
-    return [r["attname"] for r in rows if r["attname"]]
+        raise IntegrityCheckError(f"Table {schema}.{table} does not exist.")
+    pk = [r["attname"] for r in rows if r["attname"]]
+    if pk or rows[0]["relkind"] not in ("v", "f"):
+        return pk
+    return list(check.columns) or [rows[0]["first_column"]]
 
 
 def _run_one(session, check, base: Timeouts, sample_limit: int) -> Outcome:
@@ -89,9 +98,7 @@ def _run_one(session, check, base: Timeouts, sample_limit: int) -> Outcome:
             # SET LOCAL inside the savepoint: kept for this check, set again for the next one.
             session.execute(f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}")
             session.timeouts = timeouts  # the client-side watchdog follows the server's limit
-            pk: list[str] = []
-            if check.table_name:
-                pk = _primary_key(session, check.schema_name, check.table_name)
+            pk = _sample_key(session, check) if check.table_name else []
             compiled = compile_check(check, pk=pk, sample_limit=sample_limit)
             outcome.sql = compiled.text()
             rows = session.query(outcome.sql)
@@ -161,9 +168,7 @@ def explain_check(spec, check) -> dict:
     out: dict[str, Any] = {"sql": "", "estimated_rows": None, "estimated_cost": None, "error": ""}
     try:
         with open_session(spec, base) as session:
-            pk: list[str] = []
-            if check.table_name:
-                pk = _primary_key(session, check.schema_name, check.table_name)
+            pk = _sample_key(session, check) if check.table_name else []
             compiled = compile_check(
                 check, pk=pk, sample_limit=settings.QUELL_INTEGRITY_SAMPLE_ROWS
             )

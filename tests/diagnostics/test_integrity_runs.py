@@ -238,3 +238,19 @@ def test_tasks_are_registered_and_the_sweep_is_scheduled(settings):
     assert entry["task"] == "diagnostics.sweep_stuck_integrity_runs"
     # A missing run is nothing to do, not an error.
     assert tasks.run_integrity.apply(args=[987654]).successful()
+
+
+def test_checks_on_a_view_sample_by_its_columns(shop_db, shop_target):
+    shop_sql(shop_db, "CREATE VIEW live_profiles AS SELECT user_id, bio FROM profiles")
+    integrity.integrity_check_create(
+        target_id=shop_target.pk,
+        name="view orphans",
+        kind="orphans",
+        table_name="live_profiles",
+        columns=["user_id"],
+        parent_table="users",
+        parent_columns=["id"],
+    )
+    result = IntegrityResult.objects.get(run=_run(shop_target))
+    assert (result.status, result.count) == ("violation", 3)
+    assert result.sample_columns == ["user_id"] and result.sample == [[100], [101], [102]]
