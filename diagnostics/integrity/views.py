@@ -41,7 +41,13 @@ def _panel_context(request: HttpRequest, incident: Incident) -> dict:
 def _render_panel(request, incident, *, error: str = "", status: int = 200) -> HttpResponse:
     context = _panel_context(request, incident)
     context["error"] = error
-    return render(request, "diagnostics/integrity/_panel_body.html", context, status=status)
+    response = render(request, "diagnostics/integrity/_panel_body.html", context, status=status)
+    # A run that was started (or has just finished while the panel polled) wrote to the
+    # timeline: the incident page refreshes what listens for incidentChanged.
+    finished = request.GET.get("polled") and not context["polling"]
+    if status == 200 and (request.method == "POST" or finished):
+        response["HX-Trigger"] = "incidentChanged"
+    return response
 
 
 @login_required

@@ -85,9 +85,14 @@ def test_baseline_and_verification_from_the_panel_show_the_difference(
         )
     assert response.status_code == 200
     assert 'hx-trigger="every 2s"' in response.content.decode()  # polls while queued
+    assert response["HX-Trigger"] == "incidentChanged"
     baseline = IntegrityRun.objects.get(incident=incident)
     assert sent == [baseline.pk] and baseline.purpose == "baseline"
+    still = client.get(f"/incidents/{incident.pk}/integrity/?polled=1", **HTMX)
+    assert "HX-Trigger" not in still  # nothing new for the page while the run is queued
     integrity.integrity_run_execute(run_id=baseline.pk)
+    done = client.get(f"/incidents/{incident.pk}/integrity/?polled=1", **HTMX)
+    assert done["HX-Trigger"] == "incidentChanged"  # the run's timeline event is there now
     html = client.get(f"/incidents/{incident.pk}/integrity/", **HTMX).content.decode()
     assert 'hx-trigger="every 2s"' not in html
     assert "4 violations in 6 checks" in html and "run a verification" in html
