@@ -471,8 +471,7 @@ PURPOSE_LABEL = {
 
 
 def summarize(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict | None) -> str:
-    """One line: e.g. "Integrity verification on shop: 0 violations in 6 checks; orphaned
-    profiles 12 -> 0"."""
+    """The run in one line, e.g. "... on shop: 0 violations in 6 checks; orphans 12 -> 0"."""
     label = f"{PURPOSE_LABEL[run.purpose]} on {run.target.name}"
     if run.status == IntegrityRunStatus.FAILED:
         return f"{label} failed: {run.error}"
