@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from . import crypto
+from .lifecycle import RunLifecycleMixin
 
 
 class Environment(models.TextChoices):
@@ -178,8 +179,10 @@ class ResultStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
-class DiagnosticRun(models.Model):
+class DiagnosticRun(RunLifecycleMixin, models.Model):
     """One execution of a suite of checks against one target."""
+
+    ACTIVE_STATUSES = ACTIVE_RUN_STATUSES
 
     target = models.ForeignKey(TargetDatabase, on_delete=models.PROTECT, related_name="runs")
     incident = models.ForeignKey(
@@ -235,22 +238,12 @@ class DiagnosticRun(models.Model):
         return f"run #{self.pk} on {self.target} ({self.status})"
 
     @property
-    def is_active(self) -> bool:
-        return self.status in ACTIVE_RUN_STATUSES
-
-    @property
     def suite_label(self) -> str:
         if self.suite.get("keys"):
             return ", ".join(self.suite["keys"])
         if self.suite.get("family"):
             return f"family {self.suite['family']}"
         return "all checks"
-
-    @property
-    def duration_ms(self) -> int | None:
-        if self.started_at and self.finished_at:
-            return int((self.finished_at - self.started_at).total_seconds() * 1000)
-        return None
 
 
 class CheckResult(models.Model):

@@ -27,6 +27,7 @@ from incidents.models import OPEN_STATUSES, EventKind, Incident, Status
 from incidents.services import IncidentError, incident_declare, timeline_append
 
 from . import crypto
+from .lifecycle import stuck_runs_sweep
 from .models import (
     ACTIVE_RUN_STATUSES,
     CheckResult,
@@ -844,64 +845,21 @@ def _timeline_summary(run: DiagnosticRun, rows: list[CheckResult]) -> None:
     )
 
 
+def _mark_failed_by_sweep(run: DiagnosticRun) -> list[str]:
+    run.worst_status = "error"
+    return ["worst_status"]
+
+
 def diagnostic_runs_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
     """Runs stuck in queued or running past their deadline: re-queued once, then failed."""
-    now = now or timezone.now()
-    counts = {"requeued": 0, "failed": 0}
-    stuck_ids = list(
-        DiagnosticRun.objects.filter(status__in=ACTIVE_RUN_STATUSES, deadline__lt=now)
-        .order_by("deadline")
-        .values_list("pk", flat=True)[:500]
+    return stuck_runs_sweep(
+        model=DiagnosticRun,
+        active_statuses=ACTIVE_RUN_STATUSES,
+        queued_status=RunStatus.QUEUED,
+        failed_status=RunStatus.FAILED,
+        enqueue=lambda run_id, task_id: _enqueue([(run_id, task_id)]),
+        mark_failed=_mark_failed_by_sweep,
+        timeline_failed=lambda run: _timeline_summary(run, []),
+        label="Diagnostic run",
+        now=now,
     )
-    for run_id in stuck_ids:
-        with transaction.atomic():
-            run = (
-                DiagnosticRun.objects.select_for_update(of=("self",), skip_locked=True)
-                .select_related("target")
-                .filter(pk=run_id, status__in=ACTIVE_RUN_STATUSES, deadline__lt=now)
-                .first()
-            )
-            if run is None:
-                continue  # finished meanwhile, or being finished right now
-            was = run.status
-            if run.requeues < 1 and run.target.enabled:
-                run.status = RunStatus.QUEUED
-                run.requeues += 1
-                run.execution_token = ""
-                run.started_at = None
-                run.celery_task_id = str(uuid.uuid4())
-                run.deadline = now + datetime.timedelta(
-                    seconds=settings.QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S
-                )
-                run.save(
-                    update_fields=[
-                        "status",
-                        "requeues",
-                        "execution_token",
-                        "started_at",
-                        "celery_task_id",
-                        "deadline",
-                    ]
-                )
-                pair = (run.pk, run.celery_task_id)
-                transaction.on_commit(lambda pair=pair: _enqueue([pair]))
-                counts["requeued"] += 1
-                logger.warning("Diagnostic run %s stuck in %s: re-queued", run.pk, was)
-                continue
-            run.status = RunStatus.FAILED
-            run.finished_at = now
-            run.worst_status = "error"
-            run.execution_token = ""
-            run.error = (
-                f"Stuck in {was} past its deadline"
-                + (" after a re-queue" if run.requeues else "")
-                + "; no worker finished it (worker down or broker unreachable?)."
-            )
-            run.save(
-                update_fields=["status", "finished_at", "worst_status", "execution_token", "error"]
-            )
-            if run.incident_id:
-                _timeline_summary(run, [])
-            counts["failed"] += 1
-            logger.warning("Diagnostic run %s stuck in %s: failed", run.pk, was)
-    return counts

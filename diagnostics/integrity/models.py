@@ -11,6 +11,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
+from ..lifecycle import RunLifecycleMixin
+
 
 class IntegrityKind(models.TextChoices):
     ORPHANS = "orphans", "Orphaned rows"
@@ -120,7 +122,7 @@ class IntegrityResultStatus(models.TextChoices):
     ERROR = "error", "Error"
 
 
-class IntegrityRun(models.Model):
+class IntegrityRun(RunLifecycleMixin, models.Model):
     """One execution of a target's integrity checks (all enabled ones, or the listed ones)."""
 
     target = models.ForeignKey(
@@ -189,16 +191,6 @@ class IntegrityRun(models.Model):
 
     def __str__(self) -> str:
         return f"integrity {self.purpose} #{self.pk} on target {self.target_id} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in (IntegrityRunStatus.QUEUED, IntegrityRunStatus.RUNNING)
-
-    @property
-    def duration_ms(self) -> int | None:
-        if self.started_at and self.finished_at:
-            return int((self.finished_at - self.started_at).total_seconds() * 1000)
-        return None
 
 
 class IntegrityResult(models.Model):

@@ -20,6 +20,7 @@ from incidents.models import EventKind, Incident
 from incidents.services import timeline_append
 
 from .. import crypto
+from ..lifecycle import stuck_runs_sweep
 from ..models import (
     IntegrityCheck,
     IntegrityKind,
@@ -538,51 +539,21 @@ def _timeline(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
     )
 
 
+def _mark_failed_by_sweep(run: IntegrityRun) -> list[str]:
+    run.summary = summarize(run, [], None)
+    return ["summary"]
+
+
 def integrity_runs_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
     """Runs stuck in queued or running past their deadline: re-queued once, then failed."""
-    now = now or timezone.now()
-    counts = {"requeued": 0, "failed": 0}
-    ids = list(
-        IntegrityRun.objects.filter(status__in=ACTIVE, deadline__lt=now)
-        .order_by("deadline")
-        .values_list("pk", flat=True)[:500]
+    return stuck_runs_sweep(
+        model=IntegrityRun,
+        active_statuses=ACTIVE,
+        queued_status=IntegrityRunStatus.QUEUED,
+        failed_status=IntegrityRunStatus.FAILED,
+        enqueue=_enqueue,
+        mark_failed=_mark_failed_by_sweep,
+        timeline_failed=lambda run: _timeline(run, [], None),
+        label="Integrity run",
+        now=now,
     )
-    for run_id in ids:
-        with transaction.atomic():
-            run = (
-                IntegrityRun.objects.select_for_update(of=("self",), skip_locked=True)
-                .select_related("target")
-                .filter(pk=run_id, status__in=ACTIVE, deadline__lt=now)
-                .first()
-            )
-            if run is None:
-                continue
-            was = run.status
-            if run.requeues < 1 and run.target.enabled:
-                run.status = IntegrityRunStatus.QUEUED
-                run.requeues += 1
-                run.execution_token = ""
-                run.started_at = None
-                run.celery_task_id = str(uuid.uuid4())
-                run.deadline = now + datetime.timedelta(
-                    seconds=settings.QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S
-                )
-                run.save()
-                pair = (run.pk, run.celery_task_id)
-                transaction.on_commit(lambda pair=pair: _enqueue(*pair))
-                counts["requeued"] += 1
-                continue
-            run.status = IntegrityRunStatus.FAILED
-            run.finished_at = now
-            run.execution_token = ""
-            run.error = (
-                f"Stuck in {was} past its deadline"
-                + (" after a re-queue" if run.requeues else "")
-                + "; no worker finished it (worker down or broker unreachable?)."
-            )
-            run.summary = summarize(run, [], None)
-            run.save()
-            if run.incident_id:
-                _timeline(run, [], None)
-            counts["failed"] += 1
-    return counts
