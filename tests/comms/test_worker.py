@@ -1,64 +1,33 @@
 """A real Celery worker: deliveries are retried with backoff until the receiver takes them."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
 from comms import services
 from comms.models import Channel, Delivery, DeliveryState, MessageTemplate
 from incidents import services as incident_services
-
-BASE_DIR = Path(__file__).resolve().parents[2]
+from tests.celery_worker import celery_worker
 
 
 @pytest.fixture
-def worker(settings):
+def worker(tmp_path):
     """`celery worker --pool=solo` on this test's database and Redis, stopped afterwards."""
-    db = django_settings.DATABASES["default"]
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        QUELL_COMMS_RETRY_BASE_SECONDS="1",
-        QUELL_COMMS_HTTP_TIMEOUT="0.5",
-        QUELL_BASE_URL="http://status.test",
-    )
-    from config.celery import app
-
-    app.control.purge()  # nothing left over from earlier runs on this Redis database
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=WARNING",
-        ],
-        cwd=BASE_DIR,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # Nothing left over from earlier runs on this Redis database.
+    with celery_worker(
+        tmp_path,
+        name="quell-comms",
+        private_queue=False,
+        purge_default=True,
+        env={
+            "QUELL_COMMS_RETRY_BASE_SECONDS": "1",
+            "QUELL_COMMS_HTTP_TIMEOUT": "0.5",
+            "QUELL_BASE_URL": "http://status.test",
+        },
+    ) as running:
+        yield running.proc
 
 
 def _wait_for(predicate, timeout=30.0):

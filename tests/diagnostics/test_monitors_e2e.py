@@ -8,101 +8,33 @@ tasks (the evaluation, the run at detection) go.
 
 from __future__ import annotations
 
-import os
-import pathlib
-import signal
-import subprocess
-import sys
 import time
-import uuid
 
 import pytest
-import redis
-from celery import current_app
 from django.core.cache import cache
-from django.db import connection
 
 from diagnostics import monitors
 from diagnostics.models import DiagnosticRun, IncidentTarget
 from incidents.models import EventKind, Incident, TimelineEvent
+from tests.celery_worker import celery_worker
 from tests.diagnostics.records import make_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
 def worker(tmp_path, settings):
     """`celery worker --pool=solo` on a private queue plus the default one; stopped at teardown."""
     settings.QUELL_COMMS_NOTIFY_ON_DECLARE = False
-    queue = f"quell-monitor-e2e-{uuid.uuid4().hex[:8]}"
-    default = current_app.conf.task_default_queue or "celery"
     # Left-overs of earlier runs on this broker database must not reach this worker.
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(default)
-    log = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "REDIS_URL": settings.REDIS_URL,
-        "QUELL_COMMS_NOTIFY_ON_DECLARE": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    celery = ROOT / ".venv" / "bin" / "celery"
-    cmd = [str(celery)] if celery.exists() else [sys.executable, "-m", "celery"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                *cmd,
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "-l",
-                "info",
-                "-Q",
-                f"{queue},{default}",
-                "-n",
-                f"{queue}@%h",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: teardown ends everything it started
-        )
-    conf = current_app.conf
-    old_queue = conf.task_default_queue
-    conf.task_default_queue = queue
-    try:
-        deadline = time.monotonic() + 60
-        while b" ready." not in log.read_bytes():
-            if proc.poll() is not None:
-                pytest.fail(f"celery worker exited early:\n{log.read_text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"celery worker not ready in 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield {"proc": proc, "log": log}
-    finally:
-        conf.task_default_queue = old_queue
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    with celery_worker(
+        tmp_path,
+        name="quell-monitor-e2e",
+        consume_default=True,
+        purge_default=True,
+        env={"QUELL_COMMS_NOTIFY_ON_DECLARE": "false"},
+    ) as running:
+        yield running
 
 
 def test_real_worker_runs_monitor_and_opens_availability_incident(worker, closed_port):
