@@ -209,8 +209,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-# Periodic schedules are declared in code by each app (config/celery.py merges them) and
-# appear in the admin through django-celery-beat.
+# Periodic schedules are declared in code: each app's block below adds its entries, and
+# django-celery-beat's DatabaseScheduler shows them in the admin.
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Quell --------------------------------------------------------------------------------
