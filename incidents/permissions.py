@@ -81,14 +81,21 @@ class IsAdmin(_RolePermission):
     role = ADMIN
 
 
-class ReadViewerWriteResponder(BasePermission):
+class ReadWriteRolePermission(BasePermission):
+    """Safe methods (GET, HEAD, OPTIONS) need read_role; the others need write_role."""
+
+    read_role = VIEWER
+    write_role = RESPONDER
+
+    def has_permission(self, request, view):
+        safe = request.method in ("GET", "HEAD", "OPTIONS")
+        return user_has_role(request.user, self.read_role if safe else self.write_role)
+
+
+class ReadViewerWriteResponder(ReadWriteRolePermission):
     """Safe methods for viewers, writes for responders."""
 
     message = "Reading needs the viewer role; changing needs the responder role."
-
-    def has_permission(self, request, view):
-        needed = VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else RESPONDER
-        return user_has_role(request.user, needed)
 
 
 class CommandsIncident(BasePermission):

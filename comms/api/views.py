@@ -7,7 +7,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,7 +17,7 @@ from incidents.permissions import (
     IsCommander,
     IsResponder,
     IsViewer,
-    user_has_role,
+    ReadWriteRolePermission,
 )
 
 from .. import selectors, services
@@ -27,14 +26,11 @@ from ..rendering import VARIABLES
 from . import serializers as s
 
 
-class ReadViewerWriteAdmin(BasePermission):
+class ReadViewerWriteAdmin(ReadWriteRolePermission):
     """Safe methods for viewers, writes for admins (configuration)."""
 
     message = "Reading needs the viewer role; changing needs the admin role."
-
-    def has_permission(self, request, view):
-        needed = "viewer" if request.method in ("GET", "HEAD", "OPTIONS") else ADMIN
-        return user_has_role(request.user, needed)
+    write_role = ADMIN
 
 
 # --- Templates ------------------------------------------------------------------------------

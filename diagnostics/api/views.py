@@ -15,12 +15,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from incidents.models import Incident
-from incidents.permissions import ADMIN, RESPONDER, VIEWER, IsResponder, IsViewer, user_has_role
+from incidents.permissions import ADMIN, IsResponder, IsViewer, ReadWriteRolePermission
 
 from .. import selectors, services
 from ..models import DiagnosticRun, TargetDatabase, Trigger
@@ -37,24 +36,17 @@ class Pagination(PageNumberPagination):
     max_page_size = 200
 
 
-class ReadViewerWriteAdmin(BasePermission):
+class ReadViewerWriteAdmin(ReadWriteRolePermission):
     """Targets: viewers read, admins change."""
 
     message = "Reading targets needs the viewer role; changing them needs the admin role."
-
-    def has_permission(self, request, view):
-        needed = VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else ADMIN
-        return user_has_role(request.user, needed)
+    write_role = ADMIN
 
 
-class ReadViewerWriteResponder(BasePermission):
+class ReadViewerWriteResponder(ReadWriteRolePermission):
     """Runs and incident links: viewers read, responders start and link."""
 
     message = "Reading needs the viewer role; running diagnostics needs the responder role."
-
-    def has_permission(self, request, view):
-        needed = VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else RESPONDER
-        return user_has_role(request.user, needed)
 
 
 class ErrorSerializer(serializers.Serializer):

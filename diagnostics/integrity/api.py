@@ -12,12 +12,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from incidents.permissions import ADMIN, RESPONDER, VIEWER, IsViewer, user_has_role
+from incidents.permissions import ADMIN, RESPONDER, IsViewer, ReadWriteRolePermission
 
 from ..models import (
     IntegrityCheck,
@@ -34,28 +33,19 @@ from .compiler import IntegrityCheckError
 TAGS = ["integrity"]
 
 
-class ReadViewerWriteAdmin(BasePermission):
+class ReadViewerWriteAdmin(ReadWriteRolePermission):
     message = "Reading integrity checks needs the viewer role; defining them needs admin."
-
-    def has_permission(self, request, view):
-        needed = VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else ADMIN
-        return user_has_role(request.user, needed)
+    write_role = ADMIN
 
 
-class ReadViewerWriteResponder(BasePermission):
+class ReadViewerWriteResponder(ReadWriteRolePermission):
     message = "Reading runs needs the viewer role; running integrity checks needs responder."
 
-    def has_permission(self, request, view):
-        needed = VIEWER if request.method in ("GET", "HEAD", "OPTIONS") else RESPONDER
-        return user_has_role(request.user, needed)
 
-
-class SuggestPermission(BasePermission):
+class SuggestPermission(ReadWriteRolePermission):
     message = "Suggestions need the responder role; creating checks from them needs admin."
-
-    def has_permission(self, request, view):
-        needed = RESPONDER if request.method in ("GET", "HEAD", "OPTIONS") else ADMIN
-        return user_has_role(request.user, needed)
+    read_role = RESPONDER
+    write_role = ADMIN
 
 
 ERRORS = {
@@ -83,27 +73,13 @@ class IntegrityCheckSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = IntegrityCheck
+        # The editable fields are the ones the services accept.
         fields = [
             "id",
             "url",
             "target",
             "gate_key",
-            "name",
-            "description",
-            "kind",
-            "enabled",
-            "severity",
-            "schema_name",
-            "table_name",
-            "columns",
-            "parent_schema",
-            "parent_table",
-            "parent_columns",
-            "predicate",
-            "query",
-            "min_count",
-            "max_count",
-            "timeout_ms",
+            *services.CHECK_FIELDS,
             "created_at",
             "updated_at",
         ]
