@@ -35,6 +35,26 @@ class RunLifecycleMixin:
         return None
 
 
+def mark_running(run: models.Model, *, running_status: str, task_id: str = "") -> str:
+    """Move a locked, queued run to running under a fresh execution token; return the token.
+
+    The token names the execution that owns the run: a late, superseded execution (re-queued by
+    the sweep) finds a different token and discards its results.
+    """
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    run.status = running_status
+    run.started_at = now
+    run.deadline = now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_RUN_DEADLINE_S)
+    run.execution_token = token
+    if task_id:
+        run.celery_task_id = task_id
+    run.save(
+        update_fields=["status", "started_at", "deadline", "execution_token", "celery_task_id"]
+    )
+    return token
+
+
 def stuck_runs_sweep(
     *,
     model: type[models.Model],

@@ -27,7 +27,7 @@ from incidents.models import OPEN_STATUSES, EventKind, Incident, Status
 from incidents.services import IncidentError, incident_declare, timeline_append
 
 from . import crypto
-from .lifecycle import stuck_runs_sweep
+from .lifecycle import mark_running, stuck_runs_sweep
 from .models import (
     ACTIVE_RUN_STATUSES,
     CheckResult,
@@ -665,18 +665,7 @@ def _claim(run_id: int, task_id: str) -> tuple[DiagnosticRun | None, str]:
             # A duplicate delivery (acks_late, a re-sent message): the first one owns the run.
             logger.info("Diagnostic run %s is %s; duplicate delivery ignored", run_id, run.status)
             return None, ""
-        token = uuid.uuid4().hex
-        now = timezone.now()
-        run.status = RunStatus.RUNNING
-        run.started_at = now
-        run.deadline = now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_RUN_DEADLINE_S)
-        run.execution_token = token
-        if task_id:
-            run.celery_task_id = task_id
-        run.save(
-            update_fields=["status", "started_at", "deadline", "execution_token", "celery_task_id"]
-        )
-        return run, token
+        return run, mark_running(run, running_status=RunStatus.RUNNING, task_id=task_id)
 
 
 def diagnostic_run_execute(*, run_id: int, task_id: str = "") -> DiagnosticRun | None:

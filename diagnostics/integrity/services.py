@@ -20,7 +20,7 @@ from incidents.models import EventKind, Incident
 from incidents.services import timeline_append
 
 from .. import crypto
-from ..lifecycle import stuck_runs_sweep
+from ..lifecycle import mark_running, stuck_runs_sweep
 from ..models import (
     IntegrityCheck,
     IntegrityKind,
@@ -344,18 +344,7 @@ def _claim(run_id: int, task_id: str) -> tuple[IntegrityRun | None, str]:
         if run is None or run.status != IntegrityRunStatus.QUEUED:
             # Gone, or a duplicate delivery: the first delivery owns the run.
             return None, ""
-        token = uuid.uuid4().hex
-        now = timezone.now()
-        run.status = IntegrityRunStatus.RUNNING
-        run.started_at = now
-        run.deadline = now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_RUN_DEADLINE_S)
-        run.execution_token = token
-        if task_id:
-            run.celery_task_id = task_id
-        run.save(
-            update_fields=["status", "started_at", "deadline", "execution_token", "celery_task_id"]
-        )
-        return run, token
+        return run, mark_running(run, running_status=IntegrityRunStatus.RUNNING, task_id=task_id)
 
 
 def _checks_of(run: IntegrityRun) -> list[IntegrityCheck]:
