@@ -351,6 +351,21 @@ def compose_submit(request, incident_id):
     return reswap(retarget(response, f"#comms-panel-{incident.pk}"), "innerHTML")
 
 
+def _panel_action(request, incident, action, *, done: str) -> HttpResponse:
+    """Run a panel button's service call; the panel again with `done`, or the refusal as 400."""
+    try:
+        action()
+        notice, status = done, 200
+    except IncidentError as exc:
+        notice, status = str(exc), 400
+    return render(
+        request,
+        "comms/partials/panel.html",
+        _panel_context(request, incident, notice=notice, notice_error=status != 200),
+        status=status,
+    )
+
+
 @login_required
 @require_POST
 def draft_publish(request, update_id):
@@ -360,16 +375,11 @@ def draft_publish(request, update_id):
     incident = update.incident
     if not services.can_publish(request.user, incident, update.audience):
         raise PermissionDenied("You may not publish external updates on this incident.")
-    try:
-        services.update_publish(update_id=update.pk, actor=request.user)
-        notice, status = "Update published.", 200
-    except IncidentError as exc:
-        notice, status = str(exc), 400
-    return render(
+    return _panel_action(
         request,
-        "comms/partials/panel.html",
-        _panel_context(request, incident, notice=notice, notice_error=status != 200),
-        status=status,
+        incident,
+        lambda: services.update_publish(update_id=update.pk, actor=request.user),
+        done="Update published.",
     )
 
 
@@ -380,16 +390,11 @@ def draft_discard(request, update_id):
     _require(request.user, RESPONDER)
     update = get_object_or_404(StatusUpdate.objects.select_related("incident"), pk=update_id)
     incident = update.incident
-    try:
-        services.update_discard(update_id=update.pk, actor=request.user)
-        notice, status = "Draft discarded.", 200
-    except IncidentError as exc:
-        notice, status = str(exc), 400
-    return render(
+    return _panel_action(
         request,
-        "comms/partials/panel.html",
-        _panel_context(request, incident, notice=notice, notice_error=status != 200),
-        status=status,
+        incident,
+        lambda: services.update_discard(update_id=update.pk, actor=request.user),
+        done="Draft discarded.",
     )
 
 
@@ -399,15 +404,10 @@ def delivery_retry(request, delivery_id):
     """Retry a failed delivery from the panel."""
     _require(request.user, RESPONDER)
     delivery = get_object_or_404(Delivery, pk=delivery_id)
-    try:
-        services.delivery_retry(delivery_id=delivery.pk, actor=request.user)
-        notice, status = f"Retrying delivery to {delivery.destination}.", 200
-    except IncidentError as exc:
-        notice, status = str(exc), 400
     incident = get_object_or_404(Incident, pk=delivery.incident_id)
-    return render(
+    return _panel_action(
         request,
-        "comms/partials/panel.html",
-        _panel_context(request, incident, notice=notice, notice_error=status != 200),
-        status=status,
+        incident,
+        lambda: services.delivery_retry(delivery_id=delivery.pk, actor=request.user),
+        done=f"Retrying delivery to {delivery.destination}.",
     )
