@@ -14,10 +14,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.api.pagination import StandardPagination
 from incidents.models import Incident
 from incidents.permissions import ADMIN, IsResponder, IsViewer, ReadWriteRolePermission
 
@@ -26,14 +26,6 @@ from ..models import DiagnosticRun, TargetDatabase, Trigger
 from . import serializers as s
 
 TAGS = ["diagnostics"]
-
-
-class Pagination(PageNumberPagination):
-    """50 a page by default; `page_size` asks for up to 200."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class ReadViewerWriteAdmin(ReadWriteRolePermission):
@@ -108,7 +100,7 @@ class TargetListCreateApi(GenericAPIView):
     serializer_class = s.TargetOutputSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = TargetFilter
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     queryset = TargetDatabase.objects.none()
 
     def get_queryset(self):
@@ -210,7 +202,7 @@ class TargetTestConnectionApi(APIView):
 class TargetRunsApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.RunSerializer
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     queryset = DiagnosticRun.objects.none()
 
     @extend_schema(
@@ -247,7 +239,7 @@ class TargetRunsApi(GenericAPIView):
 class CheckHistoryApi(GenericAPIView):
     permission_classes = [IsViewer]
     serializer_class = s.CheckHistorySerializer
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     queryset = DiagnosticRun.objects.none()
 
     @extend_schema(
@@ -279,7 +271,7 @@ class RunListCreateApi(GenericAPIView):
     serializer_class = s.RunSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = RunFilter
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     queryset = DiagnosticRun.objects.none()
 
     def get_queryset(self):
@@ -479,7 +471,7 @@ class IncidentSummaryApi(APIView):
 class IncidentRunsApi(GenericAPIView):
     permission_classes = [IsViewer]
     serializer_class = s.RunSerializer
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     queryset = DiagnosticRun.objects.none()
 
     @extend_schema(

@@ -18,9 +18,10 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from incidents.api.pagination import StandardPagination
 from incidents.permissions import IsResponder, IsViewer
 
-from ..api.views import ERRORS, Pagination
+from ..api.views import ERRORS
 from . import backends as b
 from . import services
 from .models import RemediationAction, RemediationKind
@@ -180,7 +181,7 @@ class RemediationListApi(GenericAPIView):
     serializer_class = RemediationActionSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = RemediationFilter
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     queryset = RemediationAction.objects.none()
 
     def get_queryset(self):

@@ -8,7 +8,6 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,16 +21,9 @@ from incidents.permissions import (
 )
 
 from . import serializers as s
+from .pagination import StandardPagination
 
 TAGS = ["incidents"]
-
-
-class StandardPagination(PageNumberPagination):
-    """50 a page by default; `page_size` asks for up to 200."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class IncidentErrorSerializer(serializers.Serializer):

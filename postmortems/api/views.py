@@ -9,11 +9,11 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from incidents.api.pagination import StandardPagination
 from incidents.permissions import (
     ReadViewerWriteResponder,
     user_commands_incident,
@@ -48,12 +48,6 @@ CONFLICT = {
 }
 
 
-class Pagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
 class CommandsPostmortemIncident(BasePermission):
     """Commander group, or the Incident Commander of the postmortem's incident."""
 
@@ -84,7 +78,7 @@ def _flag(value: str | None) -> bool:
 class PostmortemListCreateApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.PostmortemListOutputSerializer
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     filter_backends: list = []
 
     @extend_schema(
@@ -321,7 +315,7 @@ def _review(review_id: int) -> Review:
 class ReviewListApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.ReviewOutputSerializer
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     filter_backends: list = []
 
     @extend_schema(
@@ -418,7 +412,7 @@ class ReviewIcsApi(APIView):
 class ActionItemListCreateApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.ActionItemOutputSerializer
-    pagination_class = Pagination
+    pagination_class = StandardPagination
     filter_backends: list = []
 
     @extend_schema(
