@@ -28,14 +28,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 import psycopg  # noqa: E402
 
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+from bench._db import DEFAULT_SERVER, drop_database, recreate_database, with_dbname  # noqa: E402
+
 RESPONDERS = 40
 ROLE_LABELS = {
     "incident_commander": "Incident Commander",
@@ -57,22 +58,6 @@ LIST_SCENARIOS = {
 
 def server_url() -> str:
     return os.environ.get("DATABASE_URL", DEFAULT_SERVER)
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def recreate_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(with_dbname(admin_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(with_dbname(admin_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # Set-based generation inside PostgreSQL: no row crosses the wire, and the distributions are

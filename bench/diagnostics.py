@@ -30,34 +30,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 import psycopg  # noqa: E402
 
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
+from bench._db import DEFAULT_SERVER, drop_database, recreate_database, with_dbname  # noqa: E402
+
 # Per process, so two runs side by side do not drop each other's database.
 QUELL_DB = f"quell_bench_diagnostics_{os.getpid()}"
 TARGET_DB = "bench_target"
 TARGETS = {"ratio": 1.5, "suite_s_at_10000": 2.0}
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def recreate_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(with_dbname(admin_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(with_dbname(admin_url, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- the target cluster -----------------------------------------------------------------------

@@ -28,24 +28,20 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 import psycopg  # noqa: E402
 
+from bench import _db  # noqa: E402
+from bench._db import DEFAULT_SERVER, with_dbname  # noqa: E402
+
 DB_NAME = "quell_bench_pages"
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 TARGET_MS = 200.0
 RESPONDERS = 40
 # A throwaway token for the benchmark process only.
 BENCH_TOKEN = secrets.token_urlsafe(16)
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
 def admin_url() -> str:
@@ -53,9 +49,7 @@ def admin_url() -> str:
 
 
 def recreate_database() -> None:
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    _db.recreate_database(admin_url(), DB_NAME)
 
 
 def database_exists() -> bool:
@@ -80,8 +74,7 @@ def existing_counts() -> dict:
 
 
 def drop_database() -> None:
-    with psycopg.connect(admin_url(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    _db.drop_database(admin_url(), DB_NAME)
 
 
 # Deterministic distributions from hashes of the row number: every run loads the same data.

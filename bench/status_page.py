@@ -36,13 +36,13 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
+from bench._db import DEFAULT_SERVER, drop_database, recreate_database, with_dbname  # noqa: E402
+
 DB_NAME = "quell_bench_status"
-DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
 _baseline_body: bytes | None = None
@@ -61,26 +61,6 @@ def baseline_app(environ, start_response):
 
 
 # --- setup ----------------------------------------------------------------------------------
-
-
-def with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def recreate_database(server: str) -> None:
-    import psycopg
-
-    with psycopg.connect(with_dbname(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-
-
-def drop_database(server: str) -> None:
-    import psycopg
-
-    with psycopg.connect(with_dbname(server, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def worker_connections(server: str) -> int:
@@ -298,7 +278,7 @@ def main() -> int:
     args = parser.parse_args()
 
     server = os.environ.get("DATABASE_URL", DEFAULT_SERVER)
-    recreate_database(server)
+    recreate_database(server, DB_NAME)
     env = dict(os.environ)
     env.update(
         DATABASE_URL=with_dbname(server, DB_NAME),
@@ -396,7 +376,7 @@ def main() -> int:
     finally:
         connections.close_all()
         if not args.keep:
-            drop_database(server)
+            drop_database(server, DB_NAME)
 
 
 if __name__ == "__main__":
