@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
+from incidents.admin_inlines import ReadOnlyInline
+
 from . import services
 from .models import CheckResult, DiagnosticRun, IncidentTarget, TargetDatabase, Trigger
 
@@ -226,19 +228,11 @@ class TargetDatabaseAdmin(admin.ModelAdmin):
             self.message_user(request, f"Queued diagnostics on {started} target(s).")
 
 
-class CheckResultInline(admin.TabularInline):
+class CheckResultInline(ReadOnlyInline):
     model = CheckResult
-    extra = 0
-    can_delete = False
     fields = ["key", "title", "family", "status", "summary", "duration_ms", "error", "fix"]
     readonly_fields = fields
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(DiagnosticRun)

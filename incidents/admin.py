@@ -18,6 +18,7 @@ from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
 from . import services
+from .admin_inlines import ReadOnlyInline
 from .models import (
     OPEN_STATUSES,
     Incident,
@@ -67,7 +68,7 @@ class OpenFilter(admin.SimpleListFilter):
         return queryset
 
 
-class AssignmentHistoryInline(admin.TabularInline):
+class AssignmentHistoryInline(ReadOnlyInline):
     """Every assignment, current and relieved: read-only history."""
 
     model = ResponderAssignment
@@ -75,8 +76,6 @@ class AssignmentHistoryInline(admin.TabularInline):
     verbose_name_plural = "Roles (current and past; relieve them under Responder assignments)"
     fields = ("role_label", "user", "assigned_at", "assigned_by", "relieved_at", "relieved_by")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = False
 
     def get_queryset(self, request):
@@ -90,15 +89,6 @@ class AssignmentHistoryInline(admin.TabularInline):
     @admin.display(description="role")
     def role_label(self, obj):
         return obj.role_label
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class AssignRoleForm(forms.ModelForm):
@@ -147,13 +137,11 @@ class AssignRoleInline(admin.TabularInline):
         return False
 
 
-class TimelineInline(admin.TabularInline):
+class TimelineInline(ReadOnlyInline):
     model = TimelineEvent
     verbose_name_plural = "Timeline (append-only)"
     fields = ("occurred_at", "kind", "actor_display", "message", "data")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor").order_by("occurred_at", "id")
@@ -161,15 +149,6 @@ class TimelineInline(admin.TabularInline):
     @admin.display(description="actor")
     def actor_display(self, obj):
         return obj.actor_display
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _transition_action(to_status: str, *, name: str, description: str, only_from=None):

@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from incidents.admin_inlines import ReadOnlyInline
+
 from ..models import IntegrityCheck, IntegrityResult, IntegrityRun
 from ..services import DiagnosticsError
 from . import services
@@ -86,18 +88,10 @@ class IntegrityCheckAdmin(admin.ModelAdmin):
             )
 
 
-class IntegrityResultInline(admin.TabularInline):
+class IntegrityResultInline(ReadOnlyInline):
     model = IntegrityResult
-    extra = 0
-    can_delete = False
     fields = ["check_name", "kind", "status", "count", "expected", "sample", "duration_ms", "error"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IntegrityRun)

@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import ValidationError
 
+from ..admin_inlines import ReadOnlyInline
 from ..services import IncidentError
 from . import services
 from .models import (
@@ -235,7 +236,7 @@ class TriageNodeAdmin(_FrozenUnlessDraft, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
-class StepInline(admin.TabularInline):
+class StepInline(ReadOnlyInline):
     model = TriageStep
     fields = (
         "position",
@@ -250,14 +251,6 @@ class StepInline(admin.TabularInline):
         "withdrawn_by",
     )
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(TriageWalk)
