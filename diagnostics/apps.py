@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class DiagnosticsConfig(AppConfig):
@@ -8,3 +9,14 @@ class DiagnosticsConfig(AppConfig):
     def ready(self):
         # Registers the system check that QUELL_FERNET_KEYS is usable.
         from . import crypto  # noqa: F401
+
+        # Setup, not domain flow: the playbook's runbooks exist after every migrate and after a
+        # database flush (tests), like the access groups. Edited runbooks are left as they are.
+        post_migrate.connect(_install_default_runbooks, sender=self)
+
+
+def _install_default_runbooks(sender, **kwargs):
+    from .runbooks.defaults import seed_runbooks
+    from .runbooks.models import Runbook, RunbookStep
+
+    seed_runbooks(Runbook, RunbookStep)

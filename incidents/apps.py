@@ -9,9 +9,20 @@ class IncidentsConfig(AppConfig):
     def ready(self):
         # Setup, not domain flow: keeps the access groups' admin permissions current.
         post_migrate.connect(_ensure_groups, sender=self)
+        # Likewise the playbook's triage tree, when no tree exists (after a flush in tests).
+        post_migrate.connect(_ensure_triage_tree, sender=self)
 
 
 def _ensure_groups(sender, **kwargs):
     from .groups import ensure_groups
 
     ensure_groups()
+
+
+def _ensure_triage_tree(sender, **kwargs):
+    from .triage.models import TriageAnswer, TriageNextStep, TriageNode, TriageTree
+    from .triage.playbook import ensure_playbook_tree
+
+    ensure_playbook_tree(
+        Tree=TriageTree, Node=TriageNode, Answer=TriageAnswer, NextStep=TriageNextStep
+    )

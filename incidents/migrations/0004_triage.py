@@ -7,19 +7,13 @@ from django.db import migrations, models
 
 def seed_playbook_tree(apps, schema_editor):
     """Version 1: the playbook's decision tree, published."""
-    from incidents.triage.playbook import build_tree
+    from incidents.triage.playbook import ensure_playbook_tree
 
-    Tree = apps.get_model("incidents", "TriageTree")
-    if Tree.objects.exists():
-        return
-    build_tree(
-        Tree=Tree,
+    ensure_playbook_tree(
+        Tree=apps.get_model("incidents", "TriageTree"),
         Node=apps.get_model("incidents", "TriageNode"),
         Answer=apps.get_model("incidents", "TriageAnswer"),
         NextStep=apps.get_model("incidents", "TriageNextStep"),
-        version=1,
-        status="published",
-        notes="The playbook's decision tree as shipped.",
     )
 
 

@@ -362,3 +362,22 @@ def build_tree(
             position=positions[source],
         )
     return tree
+
+
+def ensure_playbook_tree(*, Tree, Node, Answer, NextStep) -> bool:
+    """Publish the playbook's tree as version 1 when no tree exists; True if it was written.
+
+    Called by migration 0004 (historical models) and after every migrate or flush (apps.py).
+    """
+    if Tree.objects.exists():
+        return False
+    build_tree(
+        Tree=Tree,
+        Node=Node,
+        Answer=Answer,
+        NextStep=NextStep,
+        version=1,
+        status="published",
+        notes="The playbook's decision tree as shipped.",
+    )
+    return True
