@@ -8,24 +8,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident
-from incidents.permissions import RESPONDER, VIEWER, user_has_role
+from incidents.permissions import RESPONDER, VIEWER, require_role, user_has_role
 
 from . import selectors, services
 from .models import DiagnosticRun, TargetDatabase
 
 POLL_SECONDS = 2
-
-
-def _require(user, role: str) -> None:
-    if not user_has_role(user, role):
-        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
 
 
 def _target_block(incident: Incident, link) -> dict:
@@ -100,7 +94,7 @@ def _error(request: HttpRequest, incident: Incident, message: str) -> HttpRespon
 @require_GET
 def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The panel's body: affected targets, their latest run and results (polled while active)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render_panel(request, incident)
 
@@ -109,7 +103,7 @@ def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Run diagnostics on every affected target (or the one posted as target)."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     if not incident.is_open:
         return _error(request, incident, "Diagnostics run on open incidents only.")
@@ -139,7 +133,7 @@ def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def incident_target_add(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Link an affected target (which starts a run on an open incident)."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         target_id = int(request.POST.get("target", ""))
@@ -158,7 +152,7 @@ def incident_target_add(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def incident_target_remove(request: HttpRequest, incident_id: int, target_id: int) -> HttpResponse:
     """Unlink an affected target (its runs stay on record)."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         services.incident_target_remove(
@@ -173,7 +167,7 @@ def incident_target_remove(request: HttpRequest, incident_id: int, target_id: in
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's results page, with an optional comparison against another run of the target."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     try:
         run = selectors.run_get(run_id=run_id)
     except DiagnosticRun.DoesNotExist:
@@ -209,7 +203,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def target_runs(request: HttpRequest, target_id: int) -> HttpResponse:
     """A target's run history (links to each run's page)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     runs = selectors.run_list(filters={"target_id": target.pk})[:100]
     return render(request, "diagnostics/target_runs.html", {"target": target, "runs": runs})
@@ -219,7 +213,7 @@ def target_runs(request: HttpRequest, target_id: int) -> HttpResponse:
 @require_GET
 def target_list(request: HttpRequest) -> HttpResponse:
     """Every target database with its latest run; responders run diagnostics or test it."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     return render(
         request,
         "diagnostics/target_list.html",
@@ -235,7 +229,7 @@ def target_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
     """Run every check on one target now, then show its run page."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     try:
         run = services.diagnostic_run_start(
@@ -251,7 +245,7 @@ def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
 @require_POST
 def target_test_connection(request: HttpRequest, target_id: int) -> HttpResponse:
     """Probe one target and show what it found on the targets page."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     result = services.target_test_connection(target_id=target.pk)
     # Kept for one display (post/redirect/get); the probe result never holds a credential.

@@ -10,6 +10,7 @@ that incident even if their group is only responder: the playbook gives the IC t
 """
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
 VIEWER, RESPONDER, COMMANDER, ADMIN = "viewer", "responder", "commander", "admin"
@@ -39,6 +40,12 @@ def remember_groups(user, group_names) -> int:
 def user_has_role(user, role: str) -> bool:
     """True when the user holds `role` or a more powerful one."""
     return user_level(user) >= ROLE_LEVELS[role]
+
+
+def require_role(user, role: str) -> None:
+    """Refuse (403 in views) unless the user holds `role` or a more powerful one."""
+    if not user_has_role(user, role):
+        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
 
 
 def user_commands_incident(user, incident) -> bool:

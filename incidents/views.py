@@ -53,7 +53,7 @@ from .models import (
     Status,
     TimelineEvent,
 )
-from .permissions import RESPONDER, VIEWER, user_commands_incident, user_has_role
+from .permissions import RESPONDER, VIEWER, require_role, user_commands_incident, user_has_role
 from .services import IncidentConflict, IncidentError
 from .severity import Severity
 from .templatetags.incident_web import duration
@@ -109,11 +109,6 @@ def viewer_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
-
-
-def _require_responder(request) -> None:
-    if not user_has_role(request.user, RESPONDER):
-        raise PermissionDenied("You need the responder role (or higher) for this.")
 
 
 def _require_command(request, incident) -> None:
@@ -194,7 +189,7 @@ def incident_list(request):
 @viewer_required
 def incident_declare(request):
     """The declare form; on success, the new incident's page."""
-    _require_responder(request)
+    require_role(request.user, RESPONDER)
     form = DeclareForm(request.POST or None)
     status = 200
     if request.method == "POST":
@@ -422,7 +417,7 @@ def _after_action(request, incident_id: int, *, message: str = "", status: int =
 @viewer_required
 def incident_edit(request, incident_id: int):
     """Summary and assessment -> incident_update."""
-    _require_responder(request)
+    require_role(request.user, RESPONDER)
     incident = _get_incident(incident_id)
     form = AssessmentForm(request.POST)
     if form.is_valid():
@@ -493,7 +488,7 @@ def incident_severity(request, incident_id: int):
 @viewer_required
 def incident_acknowledge(request, incident_id: int):
     """Stamp the acknowledgement."""
-    _require_responder(request)
+    require_role(request.user, RESPONDER)
     incident = _get_incident(incident_id)
     services.incident_acknowledge(incident_id=incident.pk, actor=request.user)
     return _after_action(request, incident.pk, message="Acknowledged.")
@@ -503,7 +498,7 @@ def incident_acknowledge(request, incident_id: int):
 @viewer_required
 def role_assign(request, incident_id: int):
     """Give someone a role (its current holder is relieved)."""
-    _require_responder(request)
+    require_role(request.user, RESPONDER)
     incident = _get_incident(incident_id)
     form = AssignRoleForm(request.POST)
     if form.is_valid():
@@ -532,7 +527,7 @@ def role_assign(request, incident_id: int):
 @viewer_required
 def role_relieve(request, incident_id: int, assignment_id: int):
     """End an assignment."""
-    _require_responder(request)
+    require_role(request.user, RESPONDER)
     incident = _get_incident(incident_id)
     if not ResponderAssignment.objects.filter(pk=assignment_id, incident_id=incident.pk).exists():
         raise Http404("No such assignment on this incident.")
@@ -551,7 +546,7 @@ def role_relieve(request, incident_id: int, assignment_id: int):
 @viewer_required
 def incident_note(request, incident_id: int):
     """A note on the timeline."""
-    _require_responder(request)
+    require_role(request.user, RESPONDER)
     incident = _get_incident(incident_id)
     form = NoteForm(request.POST)
     if form.is_valid():

@@ -16,7 +16,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident, Status
-from incidents.permissions import RESPONDER, VIEWER, user_commands_incident, user_has_role
+from incidents.permissions import (
+    RESPONDER,
+    VIEWER,
+    require_role,
+    user_commands_incident,
+    user_has_role,
+)
 
 from . import selectors, services
 from .exports import markdown_filename, postmortem_markdown
@@ -41,11 +47,6 @@ from .models import (
     ReviewStatus,
 )
 from .scheduling import review_rule
-
-
-def _require(user, role: str) -> None:
-    if not user_has_role(user, role):
-        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
 
 
 def _postmortem_or_404(postmortem_id: int):
@@ -190,13 +191,13 @@ def _initial(postmortem) -> dict:
 @login_required
 def postmortem_detail(request, postmortem_id: int):
     """The postmortem: its editor for responders while editable, the document otherwise."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     if request.method == "GET":
         return _page(request, postmortem, form=PostmortemForm(initial=_initial(postmortem)))
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     form = PostmortemForm(request.POST)
     selection = timeline_selection_from(request.POST)
     if not form.is_valid():
@@ -257,7 +258,7 @@ def _conflict_context(exc, current) -> dict:
 @require_POST
 def postmortem_autosave(request, postmortem_id: int):
     """htmx: save in the background; answers a status line and the new version (out of band)."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     if request.POST.get("autosave_paused") == "1":
         return HttpResponse(status=204)
     postmortem = _postmortem_or_404(postmortem_id)
@@ -289,7 +290,7 @@ def postmortem_autosave(request, postmortem_id: int):
 @require_POST
 def postmortem_preview(request, postmortem_id: int):
     """htmx: the document as it would read with the text in the form (nothing is saved)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     values = {name: request.POST.get(name, "") for name in ["title", *SECTION_NAMES]}
     context = {
@@ -305,17 +306,17 @@ def postmortem_preview(request, postmortem_id: int):
 @require_POST
 def postmortem_status(request, postmortem_id: int):
     """Submit for review, return to draft, publish (closes the incident) or waive."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     action = request.POST.get("action", "")
     perms = _permissions(request.user, postmortem)
     try:
         if action == "submit":
-            _require(request.user, RESPONDER)
+            require_role(request.user, RESPONDER)
             services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=request.user)
             messages.success(request, "Submitted for review.")
         elif action == "draft":
-            _require(request.user, RESPONDER)
+            require_role(request.user, RESPONDER)
             services.postmortem_return_to_draft(postmortem_id=postmortem.pk, actor=request.user)
             messages.success(request, "Back to draft.")
         elif action == "publish":
@@ -345,7 +346,7 @@ def postmortem_status(request, postmortem_id: int):
 @require_GET
 def postmortem_export_markdown(request, postmortem_id: int):
     """The postmortem as a Markdown file."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     response = HttpResponse(
         postmortem_markdown(postmortem), content_type="text/markdown; charset=utf-8"
@@ -358,7 +359,7 @@ def postmortem_export_markdown(request, postmortem_id: int):
 @require_GET
 def postmortem_print(request, postmortem_id: int):
     """A printable page of the postmortem."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     context = {
         "postmortem": postmortem,
@@ -373,13 +374,13 @@ def postmortem_print(request, postmortem_id: int):
 @login_required
 def postmortem_for_incident(request, incident_id: int):
     """The incident's postmortem, or a page to start one (SEV4 drafts are optional)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     postmortem = selectors.postmortem_for_incident(incident_id=incident_id)
     if postmortem is not None:
         return redirect(_detail_url(postmortem))
     if request.method == "POST":
-        _require(request.user, RESPONDER)
+        require_role(request.user, RESPONDER)
         try:
             postmortem = services.postmortem_create(incident_id=incident.pk, actor=request.user)
         except services.PostmortemError as exc:
@@ -402,7 +403,7 @@ def postmortem_for_incident(request, incident_id: int):
 @require_GET
 def postmortem_list(request):
     """Every postmortem, with filters for status and late reviews."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     status = request.GET.get("status", "")
     qs = (
         selectors.postmortem_list()
@@ -458,7 +459,7 @@ def _items_response(request, postmortem, *, form=None, status=200):
 @require_POST
 def action_item_create(request, postmortem_id: int):
     """Add an action item (htmx: answers the refreshed list; errors keep the typed values)."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     form = ActionItemForm(request.POST)
     if form.is_valid():
@@ -488,10 +489,10 @@ def _errors_text(form) -> str:
 @login_required
 def action_item_edit(request, action_item_id: int):
     """Edit an item's details and status (done goes through its check gate)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     item = get_object_or_404(selectors.action_item_list(), pk=action_item_id)
     if request.method == "POST":
-        _require(request.user, RESPONDER)
+        require_role(request.user, RESPONDER)
         form = ActionItemForm(request.POST, with_status=True)
         if form.is_valid():
             try:
@@ -541,7 +542,7 @@ def action_item_edit(request, action_item_id: int):
 @require_POST
 def action_item_complete(request, action_item_id: int):
     """Mark done; a gated item starts its check and closes only if it passes."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     item = get_object_or_404(ActionItem.objects.select_related("postmortem"), pk=action_item_id)
     try:
         item = services.action_item_complete(action_item_id=item.pk, actor=request.user)
@@ -562,7 +563,7 @@ def action_item_complete(request, action_item_id: int):
 @require_POST
 def action_items_settle(request, postmortem_id: int):
     """htmx poll while a verification runs: apply finished verdicts, answer the list."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     for item in ActionItem.objects.filter(postmortem=postmortem, verification_status="running"):
         services.action_item_settle_verification(action_item_id=item.pk)
@@ -573,7 +574,7 @@ def action_items_settle(request, postmortem_id: int):
 @require_GET
 def action_item_list(request):
     """Action items across postmortems: overdue, mine, by status or category."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     overdue = request.GET.get("overdue") == "1"
     filters = {}
     status = request.GET.get("status", "")
@@ -609,7 +610,7 @@ def action_item_list(request):
 @require_POST
 def review_schedule(request, postmortem_id: int):
     """Schedule the review and send the invites."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     form = ReviewForm(request.POST)
     if form.is_valid():
@@ -644,7 +645,7 @@ def _review_or_404(review_id: int) -> Review:
 @require_POST
 def review_reschedule(request, review_id: int):
     """Move the review; attendees get an update of the same calendar event."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     review = _review_or_404(review_id)
     form = RescheduleForm(request.POST)
     if form.is_valid():
@@ -668,7 +669,7 @@ def review_reschedule(request, review_id: int):
 @require_POST
 def review_cancel(request, review_id: int):
     """Cancel the review; attendees get a cancellation."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     review = _review_or_404(review_id)
     try:
         services.review_cancel(
@@ -685,7 +686,7 @@ def review_cancel(request, review_id: int):
 @require_POST
 def review_held(request, review_id: int):
     """Record that the review took place."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     review = _review_or_404(review_id)
     try:
         services.review_mark_held(review_id=review.pk, actor=request.user)
@@ -700,7 +701,7 @@ def review_held(request, review_id: int):
 @require_GET
 def review_ics(request, review_id: int):
     """The review's calendar event as an .ics download (a cancel once cancelled)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     review = _review_or_404(review_id)
     method = "CANCEL" if review.status == ReviewStatus.CANCELLED else "REQUEST"
     response = HttpResponse(

@@ -5,25 +5,19 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident
-from incidents.permissions import ADMIN, RESPONDER, VIEWER, user_has_role
+from incidents.permissions import ADMIN, RESPONDER, VIEWER, require_role, user_has_role
 
 from ..models import IntegrityPurpose, IntegrityRun, TargetDatabase
 from ..services import DiagnosticsError
 from . import selectors, services, suggest
 
 POLL_SECONDS = 2
-
-
-def _require(user, role: str) -> None:
-    if not user_has_role(user, role):
-        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
 
 
 def _panel_context(request: HttpRequest, incident: Incident) -> dict:
@@ -54,7 +48,7 @@ def _render_panel(request, incident, *, error: str = "", status: int = 200) -> H
 @require_GET
 def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The panel's body: affected targets' checks, latest results, baseline vs verification."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render_panel(request, incident)
 
@@ -63,7 +57,7 @@ def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Run a baseline, a verification or an ad hoc check on the affected targets (or one)."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     purpose = request.POST.get("purpose", IntegrityPurpose.ADHOC)
     blocks = selectors.incident_blocks(incident_id=incident.pk)
@@ -100,7 +94,7 @@ def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's results (counts, samples, the SQL that ran) and its comparison with the
     baseline or any other run of the target (?compare=<id>)."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     try:
         run = selectors.run_get(run_id=run_id)
     except IntegrityRun.DoesNotExist:
@@ -132,7 +126,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def target_checks(request: HttpRequest, target_id: int) -> HttpResponse:
     """A target's integrity checks and runs; responders see suggestions from its catalog."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     suggestions, suggest_error = None, ""
     if request.GET.get("suggest") and user_has_role(request.user, RESPONDER):
@@ -156,7 +150,7 @@ def target_checks(request: HttpRequest, target_id: int) -> HttpResponse:
 @require_POST
 def target_apply_suggestions(request: HttpRequest, target_id: int) -> HttpResponse:
     """Create the chosen suggested checks (admin)."""
-    _require(request.user, ADMIN)
+    require_role(request.user, ADMIN)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     names = request.POST.getlist("name")
     if not names:
@@ -175,7 +169,7 @@ def target_apply_suggestions(request: HttpRequest, target_id: int) -> HttpRespon
 @require_POST
 def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
     """Run a target's enabled checks now (ad hoc) and show the run."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     try:
         run = services.integrity_run_start(target_id=target.pk, requested_by=request.user)

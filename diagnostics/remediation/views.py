@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident
-from incidents.permissions import ADMIN, VIEWER, user_has_role
+from incidents.permissions import ADMIN, VIEWER, require_role, user_has_role
 
 from ..models import IncidentTarget
 from ..services import DiagnosticsError
@@ -75,16 +75,11 @@ def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
     )
 
 
-def _require_viewer(user) -> None:
-    if not user_has_role(user, VIEWER):
-        raise PermissionDenied("You need the viewer role (or higher) for this.")
-
-
 @login_required
 @require_GET
 def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The panel's body: the filter form (for those allowed) and past remediations."""
-    _require_viewer(request.user)
+    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render(request, incident)
 
@@ -93,7 +88,7 @@ def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_GET
 def remediation_history(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Past remediations (polled while one waits for its grace period or is executing)."""
-    _require_viewer(request.user)
+    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return render(
         request,

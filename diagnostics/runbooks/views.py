@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
 from incidents.models import Incident
-from incidents.permissions import RESPONDER, VIEWER, user_has_role
+from incidents.permissions import RESPONDER, VIEWER, require_role, user_has_role
 
 from ..services import DiagnosticsError
 from . import selectors, services
-
-
-def _require(user, role: str) -> None:
-    if not user_has_role(user, role):
-        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
 
 
 def _context(request: HttpRequest, incident: Incident, **extra) -> dict:
@@ -54,7 +48,7 @@ def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
 @require_GET
 def runbooks_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Started runbooks with their progress; the ones that can still be started."""
-    _require(request.user, VIEWER)
+    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render(request, incident)
 
@@ -63,7 +57,7 @@ def runbooks_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def runbook_start(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Start the posted runbook on the incident."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         services.runbook_start(
@@ -78,7 +72,7 @@ def runbook_start(request: HttpRequest, incident_id: int) -> HttpResponse:
 @require_POST
 def runbook_step(request: HttpRequest, incident_id: int, run_id: int, step_id: int) -> HttpResponse:
     """Tick (done=1) or untick (done=0) a step, with an optional note."""
-    _require(request.user, RESPONDER)
+    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         services.runbook_step_set(
