@@ -309,35 +309,22 @@ def compose_submit(request, incident_id):
                     "External updates are published by a commander, or by this incident's "
                     "Incident Commander or Communications Lead."
                 )
-            if draft_id is not None:
-                services.update_edit_and_publish(
-                    update_id=draft_id,
-                    actor=request.user,
-                    subject=fields["subject"],
-                    body=fields["body"],
-                    status=fields["status"],
-                    component_states=states,
-                )
-            else:
-                services.update_create_and_publish(
-                    incident_id=incident.pk, actor=request.user, component_states=states, **fields
-                )
+            edit, create = services.update_edit_and_publish, services.update_create_and_publish
             message = "Update published."
         else:
-            if draft_id is not None:
-                services.update_edit(
-                    update_id=draft_id,
-                    actor=request.user,
-                    subject=fields["subject"],
-                    body=fields["body"],
-                    status=fields["status"],
-                    component_states=states,
-                )
-            else:
-                services.update_create(
-                    incident_id=incident.pk, actor=request.user, component_states=states, **fields
-                )
+            edit, create = services.update_edit, services.update_create
             message = "Draft saved."
+        if draft_id is not None:
+            edit(
+                update_id=draft_id,
+                actor=request.user,
+                subject=fields["subject"],
+                body=fields["body"],
+                status=fields["status"],
+                component_states=states,
+            )
+        else:
+            create(incident_id=incident.pk, actor=request.user, component_states=states, **fields)
     except IncidentError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         # The form error already says what is wrong if even the preview fails.
