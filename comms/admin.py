@@ -76,18 +76,7 @@ class ChannelForm(forms.ModelForm):
 
     class Meta:
         model = Channel
-        fields = [
-            "name",
-            "kind",
-            "audience",
-            "severities",
-            "url",
-            "signing_secret",
-            "recipients",
-            "include_stakeholders",
-            "receives_reminders",
-            "enabled",
-        ]
+        fields = list(services.CHANNEL_FIELDS)  # what channel_save accepts, in its order
 
     def clean(self):
         data = super().clean()
