@@ -54,7 +54,7 @@ ERRORS = {
 }
 
 
-def _target(target_id: int) -> TargetDatabase:
+def target_or_404(target_id: int) -> TargetDatabase:
     try:
         return TargetDatabase.objects.get(pk=target_id)
     except TargetDatabase.DoesNotExist:
@@ -138,10 +138,12 @@ class TargetDetailApi(APIView):
         tags=TAGS, summary="A target database", responses={200: s.TargetOutputSerializer, **ERRORS}
     )
     def get(self, request, pk: int):
-        return Response(s.TargetOutputSerializer(_target(pk), context={"request": request}).data)
+        return Response(
+            s.TargetOutputSerializer(target_or_404(pk), context={"request": request}).data
+        )
 
     def _change(self, request, pk: int, *, partial: bool):
-        _target(pk)
+        target_or_404(pk)
         data = s.TargetInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
@@ -179,7 +181,7 @@ class TargetDetailApi(APIView):
         responses={204: None, **ERRORS},
     )
     def delete(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         services.target_delete(target_id=pk, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -195,7 +197,7 @@ class TargetTestConnectionApi(APIView):
         responses={200: s.TestConnectionOutputSerializer, **ERRORS},
     )
     def post(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         return Response(services.target_test_connection(target_id=pk))
 
 
@@ -212,7 +214,7 @@ class TargetRunsApi(GenericAPIView):
         responses=s.RunSerializer(many=True),
     )
     def get(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         page = self.paginate_queryset(selectors.run_list(filters={"target_id": pk}))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -223,7 +225,7 @@ class TargetRunsApi(GenericAPIView):
         responses={202: s.RunSerializer, **ERRORS},
     )
     def post(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         data = s.TargetRunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         run = services.diagnostic_run_start(
@@ -249,7 +251,7 @@ class CheckHistoryApi(GenericAPIView):
         responses=s.CheckHistorySerializer(many=True),
     )
     def get(self, request, pk: int, key: str):
-        _target(pk)
+        target_or_404(pk)
         page = self.paginate_queryset(selectors.check_history(target_id=pk, key=key))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from incidents.permissions import ADMIN, RESPONDER, IsViewer, ReadWriteRolePermission
 
+from ..api.views import target_or_404
 from ..models import (
     IntegrityCheck,
     IntegrityKind,
@@ -25,7 +26,6 @@ from ..models import (
     IntegrityResult,
     IntegrityRun,
     IntegritySeverity,
-    TargetDatabase,
 )
 from . import selectors, services, suggest
 from .compiler import IntegrityCheckError
@@ -211,13 +211,6 @@ class ApplySuggestionsSerializer(serializers.Serializer):
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _target(pk: int) -> TargetDatabase:
-    target = TargetDatabase.objects.filter(pk=pk).first()
-    if target is None:
-        raise Http404("No such target.")
-    return target
-
-
 def _check(pk: int) -> IntegrityCheck:
     check = IntegrityCheck.objects.filter(pk=pk).first()
     if check is None:
@@ -256,7 +249,7 @@ class TargetChecksApi(GenericAPIView):
         responses=IntegrityCheckSerializer(many=True),
     )
     def get(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         checks = selectors.check_list(target_id=pk)
         return Response(self.get_serializer(checks, many=True).data)
 
@@ -267,7 +260,7 @@ class TargetChecksApi(GenericAPIView):
         responses={201: IntegrityCheckSerializer, **ERRORS},
     )
     def post(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         check = services.integrity_check_create(
             target_id=pk, actor=request.user, **_input(request, partial=False)
         )
@@ -293,7 +286,7 @@ class CheckPreviewApi(APIView):
         responses={200: PreviewSerializer, **ERRORS},
     )
     def post(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         values = _input(request, partial=False)
         return Response(services.integrity_check_preview(target_id=pk, **values))
 
@@ -373,7 +366,7 @@ class SuggestionsApi(APIView):
         responses={200: SuggestionSerializer(many=True), **ERRORS},
     )
     def get(self, request, pk: int):
-        target = _target(pk)
+        target = target_or_404(pk)
         return Response(suggest.suggestions_for(target))
 
     @extend_schema(
@@ -383,7 +376,7 @@ class SuggestionsApi(APIView):
         responses={201: IntegrityCheckSerializer(many=True), **ERRORS},
     )
     def post(self, request, pk: int):
-        target = _target(pk)
+        target = target_or_404(pk)
         data = ApplySuggestionsSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         created = suggest.apply_suggestions(
@@ -411,7 +404,7 @@ class TargetRunsApi(GenericAPIView):
         responses=IntegrityRunSerializer(many=True),
     )
     def get(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         incident = request.query_params.get("incident")
         if incident is not None and not str(incident).isdigit():
             raise IntegrityCheckError("incident must be a number.", field="incident")
@@ -428,7 +421,7 @@ class TargetRunsApi(GenericAPIView):
         responses={202: IntegrityRunSerializer, **ERRORS},
     )
     def post(self, request, pk: int):
-        _target(pk)
+        target_or_404(pk)
         data = RunInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
