@@ -75,11 +75,21 @@ def test_production_settings_refuse_to_start_without_a_secret_key():
     assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "QUELL_FERNET_KEYS"])
+REQUIRED_IN_PRODUCTION = ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "QUELL_FERNET_KEYS"]
+
+
+@pytest.mark.parametrize("name", REQUIRED_IN_PRODUCTION)
 def test_production_settings_refuse_to_start_with_an_empty_required_variable(name):
     result = _manage("check", env=_production_env(**{name: ""}))
     assert result.returncode != 0
     assert f"Set the {name} environment variable (it is empty)" in result.stderr
+
+
+@pytest.mark.parametrize("name", REQUIRED_IN_PRODUCTION)
+def test_production_settings_refuse_to_start_with_a_required_variable_unset(name):
+    result = _manage("check", env=_production_env(**{name: None}))
+    assert result.returncode != 0
+    assert f"Set the {name} environment variable" in result.stderr
 
 
 def test_production_reads_the_mail_server_from_email_url():
