@@ -257,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(ROOT)
     port = int(os.environ.get("QUELL_PORT", "8000"))
     url = f"http://127.0.0.1:{port}/"
+    # Links Quell writes (timeline events, e-mails) point at the server started here, unless
+    # the operator named a public address.
+    os.environ.setdefault("QUELL_BASE_URL", url.rstrip("/"))
     if not port_is_free(port):
         say(f"port {port} is in use on 127.0.0.1; stop what uses it or set QUELL_PORT=<port>")
         return 1

@@ -362,6 +362,10 @@ def test_scripts_run_serves_quell_and_ctrl_c_stops_every_process(scratch_databas
         tree = _descendants(proc.pid) | {proc.pid}
         names = " ".join(_cmdline_of(pid) for pid in tree)
         assert "runserver" in names and "worker" in names and "beat" in names
+        # Links Quell writes (timeline, e-mail) point at this server, not the default port.
+        web = next(pid for pid in tree if "runserver" in _cmdline_of(pid))
+        web_env = Path(f"/proc/{web}/environ").read_bytes().split(b"\0")
+        assert f"QUELL_BASE_URL=http://127.0.0.1:{port}".encode() in web_env
 
         os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
