@@ -4,6 +4,7 @@ embedded ones the scripts start when nothing answers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -371,6 +372,11 @@ def test_scripts_run_serves_quell_and_ctrl_c_stops_every_process(scratch_databas
         rest, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
+            # The supervised children run in process groups of their own: a failed assertion
+            # above must not leave a web server and workers behind.
+            for pid in _descendants(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert "SIGINT received" in rest and "all Quell processes stopped" in rest
