@@ -15,9 +15,8 @@ from .models import OPEN_STATUSES
 
 ORDER = ("-declared_at", "-id")
 
-# A text search cannot use an index (no trigram index on these columns), so counting every
-# match means reading the whole table; beyond this many the list says "N+" and asks for a
-# narrower search instead of counting further.
+# Counting every match of a common word means reading most of the table; beyond this many the
+# list says "N+" and asks for a narrower search instead of counting further.
 SEARCH_COUNT_CAP = 1000
 
 

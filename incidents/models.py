@@ -4,6 +4,7 @@ Models hold data and invariants only; every write goes through `incidents.servic
 """
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -98,6 +99,12 @@ class Incident(models.Model):
             models.Index(fields=["severity", "-declared_at"], name="incident_severity_declared"),
             models.Index(fields=["status", "-declared_at"], name="incident_status_declared"),
             models.Index(fields=["kind", "-declared_at"], name="incident_kind_declared"),
+            # Text search (selectors.incident_search: ILIKE '%term%' over these columns) reads
+            # trigram indexes instead of the whole table when the term is rare.
+            *(
+                GinIndex(fields=[name], opclasses=["gin_trgm_ops"], name=f"incident_{name}_trgm")
+                for name in ("title", "description", "channel_name", "detected_by")
+            ),
         ]
         constraints = [
             models.CheckConstraint(
