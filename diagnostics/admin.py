@@ -211,7 +211,11 @@ class TargetDatabaseAdmin(admin.ModelAdmin):
             missing = result.get("missing") or []
             if missing:
                 text += ". Missing: " + "; ".join(f"{m['what']} ({m['fix']})" for m in missing)
-            self.message_user(request, text, messages.WARNING if missing else messages.SUCCESS)
+            warnings = result.get("warnings") or []
+            for warning in warnings:
+                text += f". Warning: {warning['why']}: {warning['fix']}"
+            level = messages.WARNING if missing or warnings else messages.SUCCESS
+            self.message_user(request, text, level)
 
     @admin.action(description="Run diagnostics (all checks)")
     def run_diagnostics(self, request, queryset):

@@ -318,12 +318,13 @@ def target_test_connection(*, target_id: int) -> dict[str, Any]:
     try:
         spec = target.to_connection_spec()
     except crypto.SecretError as exc:
-        return {"reachable": False, "error": str(exc), "missing": []}
+        return {"reachable": False, "error": str(exc), "missing": [], "warnings": []}
     result = dict(probe(spec, _timeouts()))
     secrets = (spec.password, spec.dsn)
     if result.get("error"):
         result["error"] = _scrub(result["error"], secrets=secrets)
     result.setdefault("missing", [])
+    result.setdefault("warnings", [])
     result["target"] = {"id": target.pk, "name": target.name}
     return result
 

@@ -573,6 +573,17 @@ def pg_stat_statements_state(session: TargetSession) -> dict[str, Any]:
     return state
 
 
+# The role "Test connection" proposes instead of a superuser (docs/diagnostics.md has the full
+# recipe, with the grants a remediating target needs on top).
+LEAST_PRIVILEGE_FIX = (
+    "CREATE ROLE quell_diagnostics LOGIN PASSWORD '...'; "
+    "GRANT pg_monitor TO quell_diagnostics; "
+    "GRANT USAGE ON SCHEMA public TO quell_diagnostics; "
+    "GRANT SELECT ON ALL TABLES IN SCHEMA public TO quell_diagnostics; "
+    "then connect as quell_diagnostics (see docs/diagnostics.md, least-privilege role)"
+)
+
+
 def probe(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> dict:
     """Test a connection: reachability, latency, version, recovery, platform, missing grants.
 
@@ -587,6 +598,7 @@ def probe(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> dict:
         "in_recovery": None,
         "platform": "",
         "missing": [],
+        "warnings": [],
         "error": "",
         "target": spec.describe(),
     }
@@ -602,6 +614,18 @@ def probe(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> dict:
             result["in_recovery"] = session.in_recovery
             result["platform"] = session.platform
             result["current_user"] = session.current_user
+            if session.is_superuser:
+                result["warnings"].append(
+                    {
+                        "what": "superuser",
+                        "why": (
+                            f"{session.current_user} is a superuser: Quell only needs to read, "
+                            "and a superuser's session can read server files and run anything. "
+                            "Use a least-privilege role (pg_monitor plus SELECT) instead"
+                        ),
+                        "fix": LEAST_PRIVILEGE_FIX,
+                    }
+                )
             if not (session.is_superuser or session.roles["pg_monitor"]):
                 result["missing"].append(
                     {

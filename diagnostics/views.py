@@ -257,6 +257,7 @@ def target_test_connection(request: HttpRequest, target_id: int) -> HttpResponse
         "in_recovery": result.get("in_recovery"),
         "platform": result.get("platform"),
         "missing": result.get("missing") or [],
+        "warnings": result.get("warnings") or [],
         "error": result.get("error", ""),
     }
     return redirect("diagnostics:target-list")

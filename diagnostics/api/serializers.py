@@ -99,6 +99,8 @@ class TestConnectionOutputSerializer(serializers.Serializer):
     platform = serializers.CharField(required=False, allow_blank=True)
     current_user = serializers.CharField(required=False)
     missing = serializers.ListField(child=serializers.DictField(), required=False)
+    # {"what": "superuser", "why", "fix"}: the role works but has more power than Quell needs.
+    warnings = serializers.ListField(child=serializers.DictField(), required=False)
     error = serializers.CharField(required=False, allow_blank=True)
 
 

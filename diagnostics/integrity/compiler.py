@@ -24,33 +24,76 @@ MAX_SQL_CHARS = 10_000
 # A plain table or column name: letters, digits, _, $, space and hyphen (Prisma and Rails names
 # pass; quotes, dots, semicolons, parentheses and comment markers do not).
 _IDENT = re.compile(r"[\w$][\w$ \-]*")
-# Functions a check may not call: they change settings (set_config could lift the timeouts),
-# run SQL given as a string (query_to_xml, ts_stat), reach files, other servers or backends.
-DENIED_FUNCTIONS = frozenset(
-    {
-        "set_config",
-        "nextval",
-        "setval",
-        "query_to_xml",
-        "query_to_xmlschema",
-        "query_to_xml_and_xmlschema",
-        "cursor_to_xml",
-        "cursor_to_xmlschema",
-        "table_to_xml",
-        "table_to_xmlschema",
-        "table_to_xml_and_xmlschema",
-        "schema_to_xml",
-        "schema_to_xmlschema",
-        "schema_to_xml_and_xmlschema",
-        "database_to_xml",
-        "database_to_xmlschema",
-        "database_to_xml_and_xmlschema",
-        "ts_stat",
-        "txid_current",
-    }
+# What a check's SQL may use is an allow-list checked on the parse tree: anything not named here
+# is refused. A deny-list cannot keep up: ts_rewrite(tsquery, text), crosstab(text), xpath_table
+# and the *_to_xml functions all run SQL given as text, and through them pg_sleep or pg_read_file.
+# Function names match case-insensitively, unqualified or qualified with pg_catalog; any other
+# schema is refused (an extension's or a user's function can do anything).
+_FUNCTION_GROUPS = {
+    "comparison": "num_nulls num_nonnulls",
+    "string": """lower upper initcap length char_length character_length octet_length bit_length
+        btrim ltrim rtrim trim substring substr position strpos replace translate concat
+        concat_ws left right lpad rpad split_part starts_with reverse repeat overlay ascii chr
+        md5 regexp_replace regexp_match regexp_matches regexp_like regexp_count regexp_substr
+        regexp_instr similar_to_escape like_escape normalize is_normalized to_char to_number
+        string_to_array array_to_string""",
+    "date/time": """now clock_timestamp statement_timestamp transaction_timestamp date_trunc
+        date_part extract date_bin age make_date make_time make_timestamp make_timestamptz
+        make_interval justify_days justify_hours justify_interval isfinite timezone overlaps
+        to_date to_timestamp""",
+    "math": """abs ceil ceiling floor round trunc mod power pow sqrt cbrt sign div exp ln log
+        log10 width_bucket gcd lcm""",
+    "aggregate/window": """count sum avg min max bool_and bool_or every array_agg string_agg
+        stddev stddev_pop stddev_samp variance var_pop var_samp percentile_cont percentile_disc
+        mode row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value
+        last_value nth_value""",
+    "array/JSON": """array_length array_lower array_upper array_position array_positions
+        array_remove array_append array_cat cardinality unnest generate_series json_typeof
+        jsonb_typeof json_array_length jsonb_array_length json_extract_path
+        jsonb_extract_path json_extract_path_text jsonb_extract_path_text json_build_array
+        jsonb_build_array json_build_object jsonb_build_object to_json to_jsonb
+        jsonb_array_elements jsonb_array_elements_text jsonb_object_keys jsonb_strip_nulls
+        json_agg jsonb_agg""",
+    "about a value": "pg_typeof pg_column_size",
+}
+ALLOWED_FUNCTIONS = frozenset(name for group in _FUNCTION_GROUPS.values() for name in group.split())
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# Operators: comparison, arithmetic, concatenation, pattern matching (LIKE is ~~, SIMILAR TO and
+# regular expressions ~), arrays and JSON containment/access, and the BETWEEN forms.
+ALLOWED_OPERATORS = frozenset(
+    _words(
+        """= <> != < > <= >= + - * / % ^ |/ ||/ @ || ~~ !~~ ~~* !~~* ~ !~ ~* !~* @> <@ && -> ->> #>
+    #>> ? ?| ?&"""
+    )
+) | {"BETWEEN", "NOT BETWEEN", "BETWEEN SYMMETRIC", "NOT BETWEEN SYMMETRIC"}
+# Casts only to plain value types: not to reg* (regclass, regproc ... look up and expose the
+# catalog), xml, tsquery, pg_lsn and the like.
+ALLOWED_CAST_TYPES = frozenset(
+    _words(
+        """numeric decimal int int2 int4 int8 integer smallint bigint float4 float8 real float
+    double text varchar char bpchar character date time timetz timestamp timestamptz interval
+    bool boolean uuid json jsonb bytea inet cidr macaddr citext"""
+    )
 )
-DENIED_PREFIXES = ("pg_", "lo_", "dblink", "binary_upgrade_")
-ALLOWED_PG_FUNCTIONS = frozenset({"pg_typeof", "pg_column_size"})
+# Parse-tree nodes a read may consist of; anything else (XMLTABLE, TABLESAMPLE, parameters,
+# JSON_TABLE, ...) is refused by name.
+_ALLOWED_NODES = tuple(
+    getattr(ast, name)
+    for name in _words(
+        """SelectStmt ResTarget ColumnRef A_Const A_Expr BoolExpr FuncCall TypeCast
+        TypeName NullTest BooleanTest CaseExpr CaseWhen CoalesceExpr MinMaxExpr NullIfExpr
+        SQLValueFunction SubLink RangeVar RangeSubselect RangeFunction JoinExpr Alias SortBy
+        WindowDef A_Star A_Indirection A_Indices A_ArrayExpr RowExpr CollateClause WithClause
+        CommonTableExpr GroupingSet String Integer Float Boolean BitString"""
+    )
+    if hasattr(ast, name)
+)
+SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
 _WRITE_NODES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 
 
@@ -76,12 +119,24 @@ def validate_identifier(value: str, *, field: str) -> str:
     return value
 
 
+def validate_user_schema(value: str, *, field: str) -> str:
+    """A schema of the target's own tables: not a system catalog (pg_catalog, pg_toast, ...)."""
+    value = validate_identifier(value, field=field)
+    if value.lower() in SYSTEM_SCHEMAS or value.lower().startswith("pg_"):
+        raise IntegrityCheckError(
+            f"{value} is a system schema; integrity checks read your own tables only.",
+            field=field,
+        )
+    return value
+
+
 class _Guard(Visitor):
     """Walks a parse tree and refuses anything that is not a plain read."""
 
     def __init__(self, field: str):
         super().__init__()
         self.field = field
+        self.nodes: list = []
 
     def visit(self, ancestors, node):
         if isinstance(node, _WRITE_NODES):
@@ -100,17 +155,80 @@ class _Guard(Visitor):
                     "FOR UPDATE / FOR SHARE lock rows; only plain reads are allowed.",
                     field=self.field,
                 )
-        if isinstance(node, ast.FuncCall):
-            name = node.funcname[-1].sval.lower()
-            denied = name in DENIED_FUNCTIONS or (
-                name.startswith(DENIED_PREFIXES) and name not in ALLOWED_PG_FUNCTIONS
-            )
-            if denied:
+        self.nodes.append(node)
+        return None
+
+    def check(self, statement) -> None:
+        """Walk the tree, then refuse the first offence, most telling first: a function by
+        name rather than the column list its call needed."""
+        self(statement)
+        checks = (
+            (ast.FuncCall, lambda n: self._check_function(n.funcname)),
+            (ast.A_Expr, lambda n: self._check_operator(n.name)),
+            (ast.TypeCast, lambda n: self._check_cast(n.typeName)),
+            (ast.RangeVar, self._check_relation),
+        )
+        for node_type, check in checks:
+            for node in self.nodes:
+                if isinstance(node, node_type):
+                    check(node)
+        for node in self.nodes:
+            if not isinstance(node, _ALLOWED_NODES):
                 raise IntegrityCheckError(
-                    f"The function {name}() is not allowed in an integrity check.",
+                    f"{type(node).__name__} is not allowed in an integrity check (plain reads "
+                    "of tables, with comparisons, string, date/time, math and aggregate "
+                    "functions).",
                     field=self.field,
                 )
-        return None
+
+    def _qualified(self, names, what: str) -> str:
+        """The object's name, lower-cased; refused when qualified with a schema other than
+        pg_catalog."""
+        parts = [n.sval for n in names]
+        name = parts[-1].lower()
+        schemas = [p.lower() for p in parts[:-1]]
+        if schemas and schemas != ["pg_catalog"]:
+            raise IntegrityCheckError(
+                f"The {what} {'.'.join(parts)} is not allowed in an integrity check: only "
+                "built-in (pg_catalog) ones are.",
+                field=self.field,
+            )
+        return name
+
+    def _check_function(self, names) -> None:
+        name = self._qualified(names, "function")
+        if name not in ALLOWED_FUNCTIONS:
+            raise IntegrityCheckError(
+                f"The function {name}() is not allowed in an integrity check (allowed: "
+                "comparison, string, date/time, math, aggregate, array and JSON functions; see "
+                "docs/integrity.md).",
+                field=self.field,
+            )
+
+    def _check_operator(self, names) -> None:
+        name = self._qualified(names, "operator")
+        if name.upper() not in ALLOWED_OPERATORS:
+            raise IntegrityCheckError(
+                f"The operator {name} is not allowed in an integrity check.", field=self.field
+            )
+
+    def _check_cast(self, type_name) -> None:
+        name = self._qualified(type_name.names, "type")
+        if name not in ALLOWED_CAST_TYPES:
+            raise IntegrityCheckError(
+                f"A cast to {name} is not allowed in an integrity check (only to plain types: "
+                "numeric, text, date, timestamp, boolean, uuid, json ...).",
+                field=self.field,
+            )
+
+    def _check_relation(self, node) -> None:
+        schema = (node.schemaname or "").lower()
+        if schema in SYSTEM_SCHEMAS or (not schema and node.relname.lower().startswith("pg_")):
+            label = f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname
+            raise IntegrityCheckError(
+                f"{label} is a system catalog; integrity checks read your own tables only.",
+                field=self.field,
+            )
 
 
 def _parse_select(text: str, *, field: str) -> ast.SelectStmt:
@@ -132,7 +250,7 @@ def _parse_select(text: str, *, field: str) -> ast.SelectStmt:
         raise IntegrityCheckError(
             f"Only a SELECT is allowed; this is {kind or 'another statement'}.", field=field
         )
-    _Guard(field)(statement)
+    _Guard(field).check(statement)
     return statement
 
 
@@ -224,6 +342,9 @@ def compile_check(check, *, pk: list[str], sample_limit: int) -> Compiled:
     """The statement for a check (a model instance or anything with the same attributes)."""
     kind = check.kind
     schema, table = check.schema_name or "public", check.table_name
+    validate_user_schema(schema, field="schema_name")
+    if check.parent_schema:
+        validate_user_schema(check.parent_schema, field="parent_schema")
     predicate = canonical_predicate(check.predicate)
     limit = sql.Literal(int(sample_limit))
     keys = _key_exprs(table, pk)

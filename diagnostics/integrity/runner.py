@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -116,17 +117,35 @@ def _run_one(session, check, base: Timeouts, sample_limit: int) -> Outcome:
     return outcome
 
 
+# SQLSTATE classes whose messages only name things from the check's own definition (a missing
+# column or table, a permission, a read-only transaction, a resource limit): shown as they are.
+_SHOWN_CLASSES = ("42", "25", "40", "53")
+
+
 def _describe_error(exc: Exception, timeouts: Timeouts) -> str:
-    sqlstate = getattr(exc, "sqlstate", None)
-    message = str(exc).strip() or type(exc).__name__
+    """What a result says about the target's error, for everyone who can see the result.
+
+    Other errors' messages quote values: a failed cast echoes the row's text, a function
+    reading a file puts the file into the message, a view's RAISE says anything. Those are
+    named by condition only, never with the target's text.
+    """
+    sqlstate = getattr(exc, "sqlstate", None) or ""
     if sqlstate == "57014":
         return (
             f"Cancelled after the statement timeout ({timeouts.statement_ms} ms); give the "
             "check a longer timeout or a narrower predicate."
         )
     if sqlstate == "55P03":
-        return f"Could not get a lock within {timeouts.lock_ms} ms (a table is locked): {message}"
-    return message
+        return f"Could not get a lock within {timeouts.lock_ms} ms (a table is locked)."
+    diag = getattr(exc, "diag", None)
+    primary = (getattr(diag, "message_primary", None) or "").strip()
+    if sqlstate[:2] in _SHOWN_CLASSES and primary:
+        return primary
+    condition = re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
+    return (
+        f"The target refused the check: {condition} (SQLSTATE {sqlstate or 'unknown'}). The "
+        "target's message is not shown: it can quote row data or file contents."
+    )
 
 
 def _read(compiled, rows: list[dict], outcome: Outcome) -> None:

@@ -36,6 +36,7 @@ from .compiler import (
     canonical_predicate,
     canonical_query,
     validate_identifier,
+    validate_user_schema,
 )
 
 logger = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def validate_check(check: IntegrityCheck, *, unique_name: bool = True) -> None:
             f"Severity must be one of {', '.join(IntegritySeverity.values)}.", field="severity"
         )
     kind = check.kind
-    check.schema_name = validate_identifier(check.schema_name or "public", field="schema_name")
+    check.schema_name = validate_user_schema(check.schema_name or "public", field="schema_name")
     if kind == IntegrityKind.BUSINESS_RULE and (check.query or "").strip():
         if (check.table_name or "").strip() or (check.predicate or "").strip():
             raise IntegrityCheckError(
@@ -112,7 +113,7 @@ def validate_check(check: IntegrityCheck, *, unique_name: bool = True) -> None:
         if not check.columns:
             raise IntegrityCheckError("Name the referencing column(s).", field="columns")
         check.parent_table = validate_identifier(check.parent_table, field="parent_table")
-        check.parent_schema = validate_identifier(
+        check.parent_schema = validate_user_schema(
             check.parent_schema or check.schema_name, field="parent_schema"
         )
         if not check.parent_columns:

@@ -123,12 +123,19 @@ def test_checks_run_read_only_even_through_a_function(shop_db, shop_target):
         "CREATE FUNCTION sneaky() RETURNS boolean LANGUAGE sql AS "
         "$$ INSERT INTO audit_log (note) VALUES ('written'); SELECT true $$",
     )
+    # A predicate may not call the function (the allow-list) ...
+    with pytest.raises(integrity.IntegrityCheckError, match="sneaky"):
+        integrity.integrity_check_create(
+            target_id=shop_target.pk,
+            name="sneaky",
+            kind="business_rule",
+            table_name="users",
+            predicate="sneaky()",
+        )
+    # ... but a view the target's owner defined can, and the read-only session still holds.
+    shop_sql(shop_db, "CREATE VIEW sneaky_users AS SELECT * FROM users WHERE sneaky()")
     integrity.integrity_check_create(
-        target_id=shop_target.pk,
-        name="sneaky",
-        kind="business_rule",
-        table_name="users",
-        predicate="sneaky()",
+        target_id=shop_target.pk, name="sneaky", kind="row_count", table_name="sneaky_users"
     )
     run = _run(shop_target)
     result = IntegrityResult.objects.get(run=run)
