@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
+from incidents.mail import mail_subject
+
 SIGNATURE_HEADER = "X-Quell-Signature"
 TIMESTAMP_HEADER = "X-Quell-Timestamp"
 DELIVERY_HEADER = "X-Quell-Delivery"
@@ -143,7 +145,7 @@ def send_email(
         raise SendError("No recipients.", transient=False)
     from_email = settings.QUELL_COMMS_FROM_EMAIL or settings.DEFAULT_FROM_EMAIL
     message = EmailMessage(
-        subject=subject.replace("\n", " ")[:250],
+        subject=mail_subject(subject),
         body=body,
         from_email=from_email,
         to=[from_email] if len(recipients) > 1 else recipients,

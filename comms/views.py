@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import (
@@ -144,6 +144,15 @@ def unsubscribe(request, token):
 # --- Incident panel -------------------------------------------------------------------------
 
 
+def _query_pk(request, name: str) -> int:
+    """An id from the query string: a 404 naming the parameter when it is not a number (the ORM
+    would raise ValueError, a 500, for ?template=abc)."""
+    value = request.GET.get(name, "")
+    if not value.isascii() or not value.isdigit():
+        raise Http404(f"No {name} with the id {value!r}: an id is a number.")
+    return int(value)
+
+
 def _require(user, role: str) -> None:
     if not user_has_role(user, role):
         raise PermissionDenied(f"You need the {role} role for this.")
@@ -242,7 +251,7 @@ def compose(request, incident_id):
     template = None
     if request.GET.get("draft"):
         draft = get_object_or_404(
-            StatusUpdate, pk=request.GET["draft"], incident=incident, state="draft"
+            StatusUpdate, pk=_query_pk(request, "draft"), incident=incident, state="draft"
         )
         return render(
             request,
@@ -250,7 +259,9 @@ def compose(request, incident_id):
             {"incident": incident, **_draft_form(draft), "templates": selectors.template_list()},
         )
     if request.GET.get("template"):
-        template = get_object_or_404(MessageTemplate, pk=request.GET["template"], active=True)
+        template = get_object_or_404(
+            MessageTemplate, pk=_query_pk(request, "template"), active=True
+        )
     elif audience:
         template = selectors.suggested_template(incident, audience=audience)
     try:

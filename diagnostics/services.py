@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -51,6 +52,37 @@ TIMELINE_FINDINGS_PER_CHECK = 3
 
 class DiagnosticsError(IncidentError):
     """A request the rules refuse; `field` names the input at fault. The API answers 400."""
+
+
+def finite_number(value: Any, *, field: str, what: str = "a number") -> float:
+    """A user's number as a float: float() also takes "nan", "inf" and "1e400" (inf), which
+    compare false with everything and slip past range checks, so those are refused too."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise DiagnosticsError(f"{field} must be a finite number of {what}.", field=field)
+    return number
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _looks_numeric(text: str) -> bool:
+    """Whether float() takes the text (then it must be finite); other strings are left alone."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class TargetInUse(DiagnosticsError):
@@ -153,12 +185,20 @@ def _validate_target(target: TargetDatabase) -> None:
             ' {"warning_s": 60}}.',
             field="thresholds",
         )
+    if _has_nul(target.thresholds):
+        # PostgreSQL's jsonb cannot hold U+0000: refused here rather than as a 500 on save.
+        raise DiagnosticsError("Thresholds may not contain NUL characters.", field="thresholds")
     for key, value in target.thresholds.items():
         if not isinstance(value, dict):
             raise DiagnosticsError(
                 f"Thresholds for {key!r} must be an object of setting to value.",
                 field="thresholds",
             )
+        for setting, number in value.items():
+            # Checks read thresholds with float(): "nan" or "inf" would pass every comparison.
+            numeric = isinstance(number, (int, float)) and not isinstance(number, bool)
+            if numeric or (isinstance(number, str) and _looks_numeric(number)):
+                finite_number(number, field="thresholds", what=f"{key}.{setting}")
     qs = TargetDatabase.objects.filter(name__iexact=target.name)
     if target.pk:
         qs = qs.exclude(pk=target.pk)

@@ -46,6 +46,24 @@ def _null_boolean(value):
     return {"true": True, "false": False}.get(value)
 
 
+class FilterDateField(forms.DateField):
+    """A day to filter by: a whole day either side of it must exist as an aware datetime.
+
+    A filter adds a day ("until" includes the whole day) and converts to UTC: 9999-12-31 plus a
+    day, or 0001-01-01 moved west, is beyond Python's datetime range (an OverflowError, a 500).
+    """
+
+    FIRST = datetime.date(1, 1, 2)
+    LAST = datetime.date(9999, 12, 30)
+
+    def validate(self, value):
+        super().validate(value)
+        if value and not (self.FIRST <= value <= self.LAST):
+            raise forms.ValidationError(
+                f"Give a date between {self.FIRST.isoformat()} and {self.LAST.isoformat()}."
+            )
+
+
 class _AssessmentMixin(forms.Form):
     confirmed = forms.BooleanField(
         required=False,
@@ -274,10 +292,10 @@ class IncidentFilterForm(forms.Form):
     target = forms.TypedChoiceField(
         required=False, coerce=int, empty_value=None, choices=[("", "Any target")]
     )
-    declared_after = forms.DateField(
+    declared_after = FilterDateField(
         required=False, label="Declared from", widget=forms.DateInput(attrs={"type": "date"})
     )
-    declared_before = forms.DateField(
+    declared_before = FilterDateField(
         required=False, label="Declared until", widget=forms.DateInput(attrs={"type": "date"})
     )
 

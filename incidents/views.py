@@ -173,10 +173,14 @@ def incident_list(request):
         "count_capped": incidents.capped,
         "can_declare": user_has_role(request.user, RESPONDER),
     }
+    # Invalid filters are shown on the form and ignored, answered as what they are: a 400.
+    status = 400 if form.errors else 200
     if request.htmx and request.htmx.target == "incident-results":
-        response = render(request, "incidents/partials/incident_results.html", context)
+        response = render(
+            request, "incidents/partials/incident_results.html", context, status=status
+        )
     else:
-        response = render(request, "incidents/incident_list.html", context)
+        response = render(request, "incidents/incident_list.html", context, status=status)
     # Same address, two bodies (fragment for htmx, page otherwise): caches must keep both.
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response

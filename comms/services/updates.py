@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from incidents.mail import mail_subject
 from incidents.models import EventKind, Incident, ResponderRole, Status
 from incidents.permissions import COMMANDER, RESPONDER, user_has_role
 from incidents.services import timeline_append
@@ -84,7 +85,7 @@ def update_render(*, incident: Incident, template: MessageTemplate) -> tuple[str
         body = rendering.render_source(template.body, context)
     except rendering.TemplateError as exc:
         raise CommsError(f"Template '{template.name}' is broken: {exc}", field="template") from None
-    return subject.replace("\n", " ")[:200], body
+    return mail_subject(subject, limit=200), body
 
 
 def component_states_propose(*, incident: Incident, status: str) -> dict[str, str]:
@@ -204,7 +205,8 @@ def _public_status(incident: Incident) -> str:
 
 def _clean_text(subject: str, body: str) -> tuple[str, str]:
     """Subject and body stripped and required."""
-    subject, body = (subject or "").strip(), (body or "").strip()
+    # The subject goes out as a mail header: one line whatever was typed or pasted.
+    subject, body = mail_subject(subject, limit=10_000), (body or "").strip()
     if not subject:
         raise CommsError("A subject is required.", field="subject")
     if len(subject) > 200:

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A NUL in the path, query string or body is a 400 before it can reach PostgreSQL.
+    "config.middleware.RefuseNulMiddleware",
     # Serves the public status page from cache before sessions/auth/CSRF (comms.middleware).
     "comms.middleware.StatusPageMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -25,7 +25,7 @@ from incidents.services import timeline_append
 
 from .. import crypto
 from ..models import IncidentTarget, TargetDatabase
-from ..services import DiagnosticsError, _scrub, _user
+from ..services import DiagnosticsError, _scrub, _user, finite_number
 from ..target import SessionBroken, TargetUnreachable, Timeouts
 from . import backends as b
 from .models import RemediationAction, RemediationKind, RemediationStatus
@@ -98,12 +98,7 @@ def parse_filter(filters: dict[str, Any] | None) -> b.BackendFilter:
     if min_duration in ("", None):
         min_duration = None
     else:
-        try:
-            min_duration = float(min_duration)
-        except (TypeError, ValueError):
-            raise DiagnosticsError(
-                "min_duration_s must be a number of seconds.", field="min_duration_s"
-            ) from None
+        min_duration = finite_number(min_duration, field="min_duration_s", what="seconds")
         if min_duration < 0:
             raise DiagnosticsError("min_duration_s cannot be negative.", field="min_duration_s")
     flt = b.BackendFilter(

@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 
+from incidents.mail import mail_subject
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,8 +27,7 @@ def build_message(
 ) -> EmailMultiAlternatives:
     """A plain-text message, with an iCalendar part calendar clients act on when `ics` is set."""
     message = EmailMultiAlternatives(
-        # A title with a line break would be a header injection: Django refuses to send it.
-        subject=" ".join(subject.split()),
+        subject=mail_subject(subject),
         body=body,
         from_email=settings.QUELL_POSTMORTEM_FROM_EMAIL,
         to=to,

@@ -72,7 +72,7 @@ def test_invalid_filters_are_reported_and_ignored(viewer_client):
     response = viewer_client.get(
         "/?severity=SEV9&declared_after=2026-05-02&declared_before=2026-05-01"
     )
-    assert response.status_code == 200
+    assert response.status_code == 400
     html = response.content.decode()
     assert "Select a valid choice" in html
     assert "The end date is before the start date." in html

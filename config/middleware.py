@@ -1,0 +1,67 @@
+"""Refusing input PostgreSQL cannot store before any view sees it.
+
+PostgreSQL refuses NUL (U+0000) in text and jsonb: a NUL that reaches a query as a filter value,
+a primary key from the path or a JSON key ends as a 500 (ValueError from psycopg, or
+"unsupported Unicode escape sequence"). No field of Quell has a use for one, so a NUL anywhere in
+the path, the query string, a form body or a JSON body is a 400 with a message, for every page
+and API endpoint alike.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+NUL = "\x00"
+MESSAGE = "NUL characters (\\x00 or %00) are not allowed in {where}."
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return NUL in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _nul_in_querydict(querydict) -> bool:
+    return any(NUL in key or any(NUL in v for v in values) for key, values in querydict.lists())
+
+
+def nul_location(request: HttpRequest) -> str:
+    """Where the request carries a NUL ("" for nowhere)."""
+    if NUL in request.path_info:
+        return "the address"
+    if _nul_in_querydict(request.GET):
+        return "the query string"
+    if request.method in ("POST", "PUT", "PATCH"):
+        content_type = request.content_type or ""
+        if content_type in _FORM_TYPES:
+            if _nul_in_querydict(request.POST):
+                return "the form"
+        elif content_type == "application/json" or content_type.endswith("+json"):
+            try:
+                body = json.loads(request.body or b"null")
+            except (ValueError, UnicodeDecodeError):
+                return ""  # not JSON: the view's parser says so
+            if _has_nul(body):
+                return "the request body"
+    return ""
+
+
+class RefuseNulMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        where = nul_location(request)
+        if where:
+            message = MESSAGE.format(where=where)
+            if request.path_info.startswith("/api/"):
+                return JsonResponse({"detail": message}, status=400)
+            return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
