@@ -181,7 +181,8 @@ class InvalidIndexesCheck(Check):
     description = (
         "Indexes left invalid by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY: "
         "not used by queries yet still maintained on every write. Indexes being built right "
-        "now (pg_stat_progress_create_index) are skipped."
+        "now (pg_stat_progress_create_index) are skipped. Found from the catalog without "
+        "locks, so they are reported during a lock incident too."
     )
     sql = """
         WITH building AS MATERIALIZED (
@@ -189,10 +190,12 @@ class InvalidIndexesCheck(Check):
         )
         SELECT n.nspname AS schema, ic.relname AS index, tc.relname AS table,
                i.indisunique AS is_unique, i.indisready AS is_ready, i.indislive AS is_live,
-               -- pg_get_indexdef locks the table: not for one a migration holds exclusively.
-               CASE WHEN NOT (i.indexrelid::bigint = ANY(%(locked)s::bigint[])
-                              OR i.indrelid::bigint = ANY(%(locked)s::bigint[]))
-                    THEN pg_get_indexdef(i.indexrelid) END AS definition,
+               am.amname AS method, i.indexrelid::bigint AS oid,
+               -- Key columns from pg_attribute (no lock); 0 in indkey is an expression.
+               ARRAY(SELECT COALESCE(a.attname::text, '(expression)')
+                     FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                     LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     ORDER BY k.ord) AS columns,
                (i.indexrelid::bigint = ANY(%(locked)s::bigint[])
                 OR i.indrelid::bigint = ANY(%(locked)s::bigint[])) AS catalog_locked,
                ic.relpages::bigint * current_setting('block_size')::bigint AS approx_bytes
@@ -200,6 +203,7 @@ class InvalidIndexesCheck(Check):
         JOIN pg_class ic ON ic.oid = i.indexrelid
         JOIN pg_class tc ON tc.oid = i.indrelid
         JOIN pg_namespace n ON n.oid = ic.relnamespace
+        LEFT JOIN pg_am am ON am.oid = ic.relam
         WHERE NOT i.indisvalid
           AND NOT pg_is_other_temp_schema(n.oid)
           AND i.indexrelid NOT IN (SELECT b.index_relid FROM building b WHERE b.index_relid <> 0)
@@ -208,13 +212,29 @@ class InvalidIndexesCheck(Check):
         LIMIT 200
     """
     building_sql = "SELECT count(*) FROM pg_stat_progress_create_index"
-    default_thresholds = {}
+    # pg_get_indexdef opens the table (ACCESS SHARE): one index at a time, with a short
+    # lock_timeout, for at most `definitions` indexes; the catalog columns above need no lock.
+    definition_sql = "SELECT pg_get_indexdef(%(oid)s::oid) AS definition"
+    default_thresholds = {"definitions": 20}
 
     def run(self, session) -> CheckOutcome:
         locked = list(session.exclusively_locked_relations())
         found = rows(session.query(self.sql, {"locked": locked}))
         building = int(session.scalar(self.building_sql) or 0)
-        for r in found:
+        for n, r in enumerate(found):
+            oid = r.pop("oid")
+            r["definition"] = None
+            if not r["catalog_locked"] and n < int(self.thresholds["definitions"]):
+                read = session.read_relation(self.definition_sql, {"oid": oid})
+                if read is None:
+                    r["catalog_locked"] = True
+                else:
+                    r["definition"] = read[0]["definition"]
+            if r["catalog_locked"]:
+                r["note"] = (
+                    "table held or awaited in ACCESS EXCLUSIVE by another session: "
+                    "definition not read (method and columns from the catalog)"
+                )
             qualified = f'"{r["schema"]}"."{r["index"]}"'
             r["fix"] = (
                 f"REINDEX INDEX CONCURRENTLY {qualified};  -- or DROP INDEX "
