@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.utils import timezone
 
 from .models import CheckResult, DiagnosticRun, IncidentTarget, RunStatus, TargetDatabase
 
@@ -95,6 +96,40 @@ def previous_finished_run(*, run: DiagnosticRun) -> DiagnosticRun | None:
         .order_by("-queued_at", "-id")
         .first()
     )
+
+
+def previous_check_results(*, run: DiagnosticRun, keys: list[str]) -> dict[str, Any]:
+    """Per check key, that check's latest usable result for the same target before `run`
+    (any trigger: monitor runs included), as PreviousResult for the runner.
+
+    A check that errored or was skipped measured nothing, so the result before it is used.
+    """
+    from .checks.base import PreviousResult
+
+    latest = (
+        CheckResult.objects.filter(
+            run__target_id=run.target_id,
+            run__status=RunStatus.SUCCEEDED,
+            run__queued_at__lt=run.queued_at,
+            key__in=keys,
+        )
+        .exclude(run_id=run.pk)
+        .exclude(status__in=("error", "skipped"))
+        .order_by("key", "-run__queued_at", "-run_id")
+        .distinct("key")
+        .select_related("run")
+    )
+    now = run.started_at or timezone.now()
+    previous = {}
+    for result in latest:
+        at = _run_time(result.run)
+        previous[result.key] = PreviousResult(
+            status=result.status,
+            metrics=dict(result.metrics or {}),
+            age_s=max(0.0, (now - at).total_seconds()) if at else None,
+            run_id=result.run_id,
+        )
+    return previous
 
 
 def notable_results(results) -> list[CheckResult]:
