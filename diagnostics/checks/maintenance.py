@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
+
+from ..target import quote_ident
 from .base import Check, CheckOutcome, CheckStatus, Family, register
 from .util import by_threshold, escalate, human_bytes, human_seconds, rows, with_coverage_gap
 
@@ -14,9 +17,10 @@ class DeadTuplesCheck(Check):
     title = "Dead tuples and bloat"
     family = Family.MAINTENANCE
     description = (
-        "Per table: dead-tuple percentage (the playbook's query), an approximate size of the "
-        "dead space (relpages-based, no table scan), last manual and automatic vacuum, and "
-        "whether autovacuum is disabled for the table."
+        "Per table: dead-tuple percentage (the playbook's query), the size of the dead space, "
+        "last manual and automatic vacuum, and whether autovacuum is disabled for the table. "
+        "Dead bytes come from pgstattuple_approx when that extension is installed and usable, "
+        "else from the table's size times its dead ratio; each row says which."
     )
     # pg_stat_user_tables computes some twenty statistics per table: on a catalog of tens of
     # thousands of tables, filter on the one function that matters first, then read the view
@@ -55,7 +59,50 @@ class DeadTuplesCheck(Check):
         "min_dead_tuples": 1000,
         "vacuum_warning_age_s": 86400,
         "limit": 50,
+        "measure_top": 10,  # tables (most dead tuples first) whose dead bytes are measured
+        "use_pgstattuple": True,
     }
+    # relpages is 0 until the first VACUUM or ANALYZE: a table filled and emptied since shows
+    # "0 B" of dead space from the catalog alone. These measure it, one table at a time
+    # (TargetSession.read_relation: they take ACCESS SHARE, a locked table is skipped).
+    size_sql = "SELECT pg_relation_size(%(oid)s::oid) AS bytes"
+    pgstattuple_sql = (
+        "SELECT dead_tuple_len AS dead_bytes, table_len AS bytes "
+        "FROM {schema}.pgstattuple_approx(%(oid)s::oid::regclass)"
+    )
+
+    def _dead_bytes(self, session, r: dict, oid: int, pgstattuple: dict | None) -> None:
+        """Fill r["approx_dead_bytes"] and say where it came from."""
+        pct = r["dead_pct"] or 0.0
+        if pgstattuple is not None:
+            try:
+                read = session.read_relation(
+                    self.pgstattuple_sql.format(schema=quote_ident(pgstattuple["schema"])),
+                    {"oid": oid},
+                )
+            except psycopg.Error as exc:  # no EXECUTE (needs pg_stat_scan_tables), odd relkind
+                r["pgstattuple_error"] = exc.diag.message_primary or str(exc)
+            else:
+                if read is None:
+                    return self._from_catalog(r, pct, locked=True)
+                r["approx_dead_bytes"] = int(read[0]["dead_bytes"])
+                r["table_bytes"] = int(read[0]["bytes"])
+                r["dead_bytes_source"] = "pgstattuple_approx"
+                return None
+        read = session.read_relation(self.size_sql, {"oid": oid})
+        if read is None:
+            return self._from_catalog(r, pct, locked=True)
+        r["table_bytes"] = int(read[0]["bytes"])
+        r["approx_dead_bytes"] = int(r["table_bytes"] * pct / 100)
+        r["dead_bytes_source"] = "table size x dead ratio (pg_relation_size)"
+        return None
+
+    @staticmethod
+    def _from_catalog(r: dict, pct: float, *, locked: bool = False) -> None:
+        r["approx_dead_bytes"] = int((r["approx_bytes"] or 0) * pct / 100)
+        r["dead_bytes_source"] = "catalog estimate x dead ratio (relpages)" + (
+            ": table held or awaited in ACCESS EXCLUSIVE, not measured" if locked else ""
+        )
 
     def run(self, session) -> CheckOutcome:
         t = self.thresholds
@@ -64,11 +111,19 @@ class DeadTuplesCheck(Check):
                 self.sql, {"min_dead": int(t["min_dead_tuples"]), "limit": int(t["limit"])}
             )
         )
+        locked = session.exclusively_locked_relations() if found else {}
+        pgstattuple = session.extension("pgstattuple") if t["use_pgstattuple"] else None
         status = CheckStatus.OK
         flagged = []
-        for r in found:
+        for n, r in enumerate(found):  # found is ordered by dead tuples, most first
             pct = r["dead_pct"] or 0.0
-            r["approx_dead_bytes"] = int((r["approx_bytes"] or 0) * pct / 100)
+            oid = r.pop("relid")
+            if n >= int(t["measure_top"]):
+                self._from_catalog(r, pct)
+            elif oid in locked:
+                self._from_catalog(r, pct, locked=True)
+            else:
+                self._dead_bytes(session, r, oid, pgstattuple)
             r["status"] = str(by_threshold(pct, float(t["warning_pct"]), float(t["critical_pct"])))
             if r["status"] != CheckStatus.OK:
                 flagged.append(r)
@@ -88,8 +143,9 @@ class DeadTuplesCheck(Check):
             summary = (
                 f"{len(flagged)} table{'s' if len(flagged) != 1 else ''} with >= "
                 f"{t['warning_pct']} % dead tuples; worst {worst['schema']}."
-                f"{worst['table']} {worst['dead_pct']} % ({worst['n_dead_tup']} dead, "
-                f"~{human_bytes(worst['approx_dead_bytes'])}, {last}"
+                f"{worst['table']} {worst['dead_pct']} % ({worst['n_dead_tup']:,} dead, "
+                f"~{human_bytes(worst['approx_dead_bytes'])} by "
+                f"{worst['dead_bytes_source'].split(' (')[0].split(':')[0]}, {last}"
                 + (", autovacuum disabled" if worst["autovacuum_disabled"] else "")
                 + ")"
             )
@@ -100,7 +156,11 @@ class DeadTuplesCheck(Check):
             status,
             summary,
             findings=found,
-            metrics={"dead_tuples_top": total_dead, "bloated_tables": len(flagged)},
+            metrics={
+                "dead_tuples_top": total_dead,
+                "bloated_tables": len(flagged),
+                "dead_bytes_top": sum(r["approx_dead_bytes"] for r in found),
+            },
         )
 
 
