@@ -314,10 +314,19 @@ def _finding_identity(row: dict, position: int) -> str:
     return "|".join(parts) if parts else f"#{position}"
 
 
-def _index_findings(result: CheckResult | None) -> dict[str, dict]:
+OTHER_DATABASE = "other_database"  # a finding's scope: another database of the same server
+
+
+def _index_findings(result: CheckResult | None, *, other_databases: bool = False):
+    """Findings by identity: the target's own, or (other_databases) those of other databases
+    on the same server, which are compared apart."""
     if result is None:
         return {}
-    rows = [row for row in (result.findings or []) if isinstance(row, dict)]
+    rows = [
+        row
+        for row in (result.findings or [])
+        if isinstance(row, dict) and (row.get("scope") == OTHER_DATABASE) == other_databases
+    ]
     indexed: dict[str, dict] = {}
     for i, row in enumerate(rows):
         identity = _finding_identity(row, i)
@@ -391,6 +400,16 @@ def run_compare(*, base_run_id: int, head_run_id: int) -> dict[str, Any]:
         cleared = [bf[i] for i in bf if i not in hf]
         persisted = [{"before": bf[i], "after": hf[i]} for i in hf if i in bf]
         changed = [p for p in persisted if p["before"] != p["after"]]
+        # Sessions of other databases on the same server: apart, never mixed with the target's.
+        bo = _index_findings(b, other_databases=True)
+        ho = _index_findings(h, other_databases=True)
+        other_databases = {
+            "appeared": [ho[i] for i in ho if i not in bo],
+            "cleared": [bo[i] for i in bo if i not in ho],
+            "changed": [
+                {"before": bo[i], "after": ho[i]} for i in ho if i in bo and bo[i] != ho[i]
+            ],
+        }
         ref = h or b
         before_status = b.status if b else ""
         after_status = h.status if h else ""
@@ -408,6 +427,7 @@ def run_compare(*, base_run_id: int, head_run_id: int) -> dict[str, Any]:
                 "cleared": cleared,
                 "changed": changed,
                 "unchanged_count": len(persisted) - len(changed),
+                "other_databases": other_databases,
                 "metrics": metrics,
             }
         )
