@@ -100,7 +100,6 @@ def test_first_run_flags_deadlocks_since_a_recent_server_start(fresh_db, holders
 def test_a_role_that_may_not_read_server_files_is_told_the_grant(fresh_db, holders):
     cluster, dbname, _ = fresh_db
     _plant_deadlock(cluster, dbname, holders)
-    cluster.sql(f"GRANT pg_monitor TO {LIMITED_ROLE}", dbname=dbname)
     limited = cluster.spec(dbname, user=LIMITED_ROLE)
     outcome = _errors(limited, read_server_log=True)
     assert outcome.status == CheckStatus.WARNING
