@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import psycopg
 from psycopg import errors as pg_errors
 
-from .checks.base import Check, CheckOutcome, CheckStatus
+from .checks.base import Check, CheckOutcome, CheckStatus, PreviousResult
 from .target import (
     ConnectionSpec,
     SessionBroken,
@@ -127,17 +127,30 @@ def run_checks(
     *,
     thresholds: dict[str, dict] | None = None,
     timeouts: Timeouts = Timeouts(),  # noqa: B008
+    previous: dict[str, PreviousResult] | None = None,
 ) -> list[CheckExecution]:
-    """Run every check in one session and return one CheckExecution per check, in order."""
+    """Run every check in one session and return one CheckExecution per check, in order.
+
+    `previous`: per check key, that check's result in the target's previous run (checks that
+    judge a change, such as new deadlocks, read it as `self.previous`).
+    """
     check_classes = list(check_classes)
     thresholds = thresholds or {}
+    previous = previous or {}
     results: list[CheckExecution] = []
     started = time.monotonic()
     try:
         with open_session(spec, timeouts) as session:
             for check_class in check_classes:
                 results.append(
-                    _run_one(check_class, session, spec, timeouts, thresholds.get(check_class.key))
+                    _run_one(
+                        check_class,
+                        session,
+                        spec,
+                        timeouts,
+                        thresholds.get(check_class.key),
+                        previous.get(check_class.key),
+                    )
                 )
     except TargetUnreachable as exc:
         done = {r.key for r in results}
@@ -154,6 +167,7 @@ def _run_one(
     spec: ConnectionSpec,
     timeouts: Timeouts,
     check_thresholds: dict | None,
+    previous: PreviousResult | None = None,
 ) -> CheckExecution:
     started = time.monotonic()
     outcome = None
@@ -167,7 +181,7 @@ def _run_one(
         try:
             outcome = _version_gate(check_class, session)
             if outcome is None:
-                check = check_class(check_thresholds)
+                check = check_class(check_thresholds, previous)
                 with session.savepoint():
                     session.clear_stats_snapshot()
                     outcome = check.run(session)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.utils import timezone
 
 from .models import CheckResult, DiagnosticRun, IncidentTarget, RunStatus, TargetDatabase
 
@@ -95,6 +96,40 @@ def previous_finished_run(*, run: DiagnosticRun) -> DiagnosticRun | None:
         .order_by("-queued_at", "-id")
         .first()
     )
+
+
+def previous_check_results(*, run: DiagnosticRun, keys: list[str]) -> dict[str, Any]:
+    """Per check key, that check's latest usable result for the same target before `run`
+    (any trigger: monitor runs included), as PreviousResult for the runner.
+
+    A check that errored or was skipped measured nothing, so the result before it is used.
+    """
+    from .checks.base import PreviousResult
+
+    latest = (
+        CheckResult.objects.filter(
+            run__target_id=run.target_id,
+            run__status=RunStatus.SUCCEEDED,
+            run__queued_at__lt=run.queued_at,
+            key__in=keys,
+        )
+        .exclude(run_id=run.pk)
+        .exclude(status__in=("error", "skipped"))
+        .order_by("key", "-run__queued_at", "-run_id")
+        .distinct("key")
+        .select_related("run")
+    )
+    now = run.started_at or timezone.now()
+    previous = {}
+    for result in latest:
+        at = _run_time(result.run)
+        previous[result.key] = PreviousResult(
+            status=result.status,
+            metrics=dict(result.metrics or {}),
+            age_s=max(0.0, (now - at).total_seconds()) if at else None,
+            run_id=result.run_id,
+        )
+    return previous
 
 
 def notable_results(results) -> list[CheckResult]:
@@ -279,10 +314,19 @@ def _finding_identity(row: dict, position: int) -> str:
     return "|".join(parts) if parts else f"#{position}"
 
 
-def _index_findings(result: CheckResult | None) -> dict[str, dict]:
+OTHER_DATABASE = "other_database"  # a finding's scope: another database of the same server
+
+
+def _index_findings(result: CheckResult | None, *, other_databases: bool = False):
+    """Findings by identity: the target's own, or (other_databases) those of other databases
+    on the same server, which are compared apart."""
     if result is None:
         return {}
-    rows = [row for row in (result.findings or []) if isinstance(row, dict)]
+    rows = [
+        row
+        for row in (result.findings or [])
+        if isinstance(row, dict) and (row.get("scope") == OTHER_DATABASE) == other_databases
+    ]
     indexed: dict[str, dict] = {}
     for i, row in enumerate(rows):
         identity = _finding_identity(row, i)
@@ -356,6 +400,16 @@ def run_compare(*, base_run_id: int, head_run_id: int) -> dict[str, Any]:
         cleared = [bf[i] for i in bf if i not in hf]
         persisted = [{"before": bf[i], "after": hf[i]} for i in hf if i in bf]
         changed = [p for p in persisted if p["before"] != p["after"]]
+        # Sessions of other databases on the same server: apart, never mixed with the target's.
+        bo = _index_findings(b, other_databases=True)
+        ho = _index_findings(h, other_databases=True)
+        other_databases = {
+            "appeared": [ho[i] for i in ho if i not in bo],
+            "cleared": [bo[i] for i in bo if i not in ho],
+            "changed": [
+                {"before": bo[i], "after": ho[i]} for i in ho if i in bo and bo[i] != ho[i]
+            ],
+        }
         ref = h or b
         before_status = b.status if b else ""
         after_status = h.status if h else ""
@@ -373,6 +427,7 @@ def run_compare(*, base_run_id: int, head_run_id: int) -> dict[str, Any]:
                 "cleared": cleared,
                 "changed": changed,
                 "unchanged_count": len(persisted) - len(changed),
+                "other_databases": other_databases,
                 "metrics": metrics,
             }
         )

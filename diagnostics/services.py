@@ -27,7 +27,7 @@ from django.utils import timezone
 from incidents.models import OPEN_STATUSES, EventKind, Incident, Status
 from incidents.services import IncidentError, incident_declare, timeline_append
 
-from . import crypto
+from . import crypto, selectors
 from .lifecycle import mark_running, stuck_runs_sweep
 from .models import (
     ACTIVE_RUN_STATUSES,
@@ -732,8 +732,13 @@ def diagnostic_run_execute(*, run_id: int, task_id: str = "") -> DiagnosticRun |
         )
         spec = target.to_connection_spec()
         secrets = tuple(spec.secrets())
+        previous = selectors.previous_check_results(run=run, keys=[c.key for c in check_classes])
         executions = run_checks(
-            spec, check_classes, thresholds=target.thresholds or None, timeouts=_timeouts()
+            spec,
+            check_classes,
+            thresholds=target.thresholds or None,
+            timeouts=_timeouts(),
+            previous=previous,
         )
     except crypto.SecretError as exc:
         error = str(exc)

@@ -14,6 +14,24 @@ from . import errors  # noqa: F401
 from . import replication  # noqa: F401
 from . import storage  # noqa: F401
 from . import changes  # noqa: F401
-from .base import Check, CheckOutcome, CheckStatus, Family, register, registry, worst
+from .base import (
+    Check,
+    CheckOutcome,
+    CheckStatus,
+    Family,
+    PreviousResult,
+    register,
+    registry,
+    worst,
+)
 
-__all__ = ["Check", "CheckOutcome", "CheckStatus", "Family", "register", "registry", "worst"]
+__all__ = [
+    "Check",
+    "CheckOutcome",
+    "CheckStatus",
+    "Family",
+    "PreviousResult",
+    "register",
+    "registry",
+    "worst",
+]

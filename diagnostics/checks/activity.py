@@ -56,70 +56,154 @@ class ConnectionsCheck(Check):
         "slots non-superusers can use (max_connections minus superuser_reserved_connections "
         "and reserved_connections). Thresholds from check_postgres: 90 % / 95 %."
     )
+    # Broken down for this database's sessions; other databases of the same server only by
+    # database (their sessions share max_connections, not the target's incident).
     sql = f"""
-        SELECT CASE WHEN GROUPING(a.state) = 0 THEN 'state'
+        SELECT CASE WHEN GROUPING(a.datname) = 0 THEN 'database'
+                    WHEN GROUPING(a.state) = 0 THEN 'state'
                     WHEN GROUPING(a.usename) = 0 THEN 'user'
                     WHEN GROUPING(a.application_name) = 0 THEN 'application'
                     ELSE 'client' END AS dimension,
-               COALESCE(a.state, a.usename::text, a.application_name,
+               a.datname IS NOT DISTINCT FROM current_database() AS own,
+               COALESCE(a.datname::text, a.state, a.usename::text, a.application_name,
                         host(a.client_addr)) AS value,
                count(*) AS connections
         FROM pg_stat_activity a
         WHERE a.pid <> pg_backend_pid()
           AND (a.backend_type = 'client backend' OR {HIDDEN_SESSION})
-        GROUP BY GROUPING SETS ((a.state), (a.usename), (a.application_name), (host(a.client_addr)))
+        GROUP BY GROUPING SETS ((own, a.datname), (own, a.state), (own, a.usename),
+                                (own, a.application_name), (own, host(a.client_addr)))
     """
     default_thresholds = {"warning_pct": 90.0, "critical_pct": 95.0, "top": 10}
 
     def run(self, session) -> CheckOutcome:
-        groups = session.query(self.sql)
+        t = self.thresholds
         by: dict[str, list[dict]] = {"state": [], "user": [], "application": [], "client": []}
-        for g in groups:
-            value = g["value"]
-            if g["dimension"] == "state" and value is None:
+        databases: list[dict] = []
+        hidden = 0
+        for g in session.query(self.sql):
+            value, dimension = g["value"], g["dimension"]
+            if dimension == "database":
+                databases.append(
+                    {"value": value or "", "connections": int(g["connections"]), "own": g["own"]}
+                )
+                continue
+            if not g["own"]:
+                continue  # other databases: counted by database only
+            if dimension == "state" and value is None:
                 value = "(hidden)"
-            if g["dimension"] == "client" and value is None:
+                hidden = int(g["connections"])
+            if dimension == "client" and value is None:
                 value = "(local socket or hidden)"
-            by[g["dimension"]].append(
+            by[dimension].append(
                 {"value": value if value is not None else "", "connections": int(g["connections"])}
             )
-        total = sum(x["connections"] for x in by["state"])
+        own_total = sum(d["connections"] for d in databases if d["own"])
+        others = sorted((d for d in databases if not d["own"]), key=lambda d: -d["connections"])
+        other_total = sum(d["connections"] for d in others)
+        server_total = own_total + other_total
         max_conn = session.setting_int("max_connections")
         reserved = session.setting_int("superuser_reserved_connections") + session.setting_int(
             "reserved_connections"
         )  # 16+: pg_use_reserved_...
         usable = max(1, max_conn - reserved)
-        pct = round(100.0 * total / usable, 1)
-        status = by_threshold(pct, self.thresholds["warning_pct"], self.thresholds["critical_pct"])
-        top = int(self.thresholds["top"])
+        pct = round(100.0 * own_total / usable, 1)
+        server_pct = round(100.0 * server_total / usable, 1)
+        # Graded by the target's own sessions...
+        status = by_threshold(pct, t["warning_pct"], t["critical_pct"])
+        top = int(t["top"])
+        database = session.current_database
         findings = [
             {
                 "dimension": "total",
-                "value": "client connections",
-                "connections": total,
+                "scope": "target",
+                "value": f"client connections to {database}",
+                "connections": own_total,
                 "max_connections": max_conn,
                 "reserved": reserved,
                 "usable": usable,
                 "utilisation_pct": pct,
-            }
+            },
+            {
+                "dimension": "total",
+                "scope": "server",
+                "value": "client connections to every database of the server",
+                "connections": server_total,
+                "other_databases": other_total,
+                "usable": usable,
+                "utilisation_pct": server_pct,
+            },
         ]
         for dimension, items in by.items():
             items.sort(key=lambda x: -x["connections"])
-            findings += [{"dimension": dimension, **item} for item in items[:top]]
+            findings += [
+                {"dimension": dimension, "scope": "target", **item} for item in items[:top]
+            ]
+        findings += [
+            {
+                "dimension": "database",
+                "scope": "other_database",
+                "value": d["value"],
+                "connections": d["connections"],
+            }
+            for d in others[:top]
+        ]
         states = ", ".join(f"{x['connections']} {x['value']}" for x in by["state"][:4])
+        summary = f"{own_total} of {usable} usable connections to {database} ({pct} %)" + (
+            f": {states}" if states else ""
+        )
+        if others:
+            summary += (
+                f"; other databases on the server: {other_total} ("
+                + ", ".join(f"{d['value']} {d['connections']}" for d in others[:3])
+                + f"), server total {server_pct} %"
+            )
+        # ...but slots are shared: when other databases nearly exhaust them, new connections
+        # to the target are refused too. Said, at most a warning (not the target's own load).
+        server_status = by_threshold(server_pct, t["warning_pct"], t["critical_pct"])
+        if server_status != CheckStatus.OK and status == CheckStatus.OK:
+            status = CheckStatus.WARNING
+            summary += "; server-wide slots nearly exhausted by other databases"
         outcome = CheckOutcome(
             status=status,
-            summary=f"{total} of {usable} usable connections ({pct} %)"
-            + (f": {states}" if states else ""),
+            summary=summary,
             findings=findings,
-            metrics={"connections": total, "utilisation_pct": pct, "max_connections": max_conn},
+            metrics={
+                "connections": own_total,
+                "utilisation_pct": pct,
+                "max_connections": max_conn,
+                "connections_other_databases": other_total,
+                "server_utilisation_pct": server_pct,
+            },
         )
-        hidden = next((x["connections"] for x in by["state"] if x["value"] == "(hidden)"), 0)
         if hidden and not session.can_read_all_stats:
             return with_coverage_gap(
                 outcome, hidden=hidden, what="sessions' states are", fix=session.monitor_fix
             )
         return outcome
+
+
+def split_by_database(found: list[dict], database: str) -> tuple[list[dict], list[dict]]:
+    """(this database's rows, other databases' rows), each row tagged with its scope."""
+    own, others = [], []
+    for r in found:
+        if r["database"] == database:
+            r["scope"] = "target"
+            own.append(r)
+        else:
+            r["scope"] = "other_database"
+            others.append(r)
+    return own, others
+
+
+def others_note(others: list[dict], what: str) -> str:
+    if not others:
+        return ""
+    names = sorted({str(r["database"]) for r in others})
+    return (
+        f"; {len(others)} {what} in other databases of the server ({', '.join(names[:3])}), "
+        "reported apart, not graded"
+    )
 
 
 @register
@@ -140,7 +224,7 @@ class LongRunningQueriesCheck(Check):
           AND a.backend_type = 'client backend'
           AND a.state IN ('active', 'fastpath function call')
           AND a.query_start < clock_timestamp() - make_interval(secs => %(threshold)s)
-        ORDER BY a.query_start
+        ORDER BY a.datname IS NOT DISTINCT FROM current_database() DESC, a.query_start
         LIMIT %(limit)s
     """
     default_thresholds = {"threshold_s": 300.0, "critical_s": 1800.0, "limit": 50}
@@ -152,12 +236,13 @@ class LongRunningQueriesCheck(Check):
                 self.sql, {"threshold": float(t["threshold_s"]), "limit": int(t["limit"])}
             )
         )
-        if found:
-            longest = max(r["duration_s"] for r in found)
+        own, others = split_by_database(found, session.current_database)
+        if own:
+            longest = max(r["duration_s"] for r in own)
             status = by_threshold(longest, float(t["threshold_s"]), float(t["critical_s"]))
-            first = found[0]
+            first = own[0]
             summary = (
-                f"{len(found)} quer{'y' if len(found) == 1 else 'ies'} running longer "
+                f"{len(own)} quer{'y' if len(own) == 1 else 'ies'} running longer "
                 f"than {human_seconds(t['threshold_s'])}; longest "
                 f"{human_seconds(longest)} (pid {first['pid']}, {first['user']})"
             )
@@ -167,9 +252,13 @@ class LongRunningQueriesCheck(Check):
             summary = f"no query running longer than {human_seconds(t['threshold_s'])}"
         outcome = CheckOutcome(
             status,
-            summary,
-            findings=found,
-            metrics={"long_running": len(found), "longest_s": longest},
+            summary + others_note(others, "long-running"),
+            findings=own + others,
+            metrics={
+                "long_running": len(own),
+                "longest_s": longest,
+                "long_running_other_databases": len(others),
+            },
         )
         return with_coverage_gap(
             outcome,
@@ -197,11 +286,13 @@ class IdleInTransactionCheck(Check):
         FROM pg_stat_activity a
         WHERE a.pid <> pg_backend_pid()
           AND a.state IN ('idle in transaction', 'idle in transaction (aborted)')
-        ORDER BY a.state_change
+        ORDER BY a.datname IS NOT DISTINCT FROM current_database() DESC, a.state_change
         LIMIT %(limit)s
     """
     count_sql = """
-        SELECT count(*) FROM pg_stat_activity a
+        SELECT count(*) FILTER (WHERE a.datname = current_database()) AS own,
+               count(*) FILTER (WHERE a.datname IS DISTINCT FROM current_database()) AS others
+        FROM pg_stat_activity a
         WHERE a.pid <> pg_backend_pid()
           AND a.state IN ('idle in transaction', 'idle in transaction (aborted)')
     """
@@ -210,12 +301,14 @@ class IdleInTransactionCheck(Check):
     def run(self, session) -> CheckOutcome:
         t = self.thresholds
         found = rows(session.query(self.sql, {"limit": int(t["limit"])}))
-        count = int(session.scalar(self.count_sql) or 0)
+        counts = session.one(self.count_sql) or {}
+        count, other_count = int(counts.get("own") or 0), int(counts.get("others") or 0)
         threshold = float(t["threshold_s"])
         for r in found:
             r["over_threshold"] = (r["idle_s"] or 0) >= threshold
-        flagged = [r for r in found if r["over_threshold"]]
-        oldest = max((r["idle_s"] or 0 for r in found), default=0.0)
+        own, others = split_by_database(found, session.current_database)
+        flagged = [r for r in own if r["over_threshold"]]
+        oldest = max((r["idle_s"] or 0 for r in own), default=0.0)
         status = by_threshold(oldest, threshold, float(t["critical_s"]))
         if count:
             summary = (
@@ -226,11 +319,21 @@ class IdleInTransactionCheck(Check):
                 summary += f"; {len(flagged)} past {human_seconds(threshold)}"
         else:
             summary = "no session idle in transaction"
+        if other_count:
+            summary += (
+                f"; {other_count} idle in transaction in other databases of the server "
+                f"({', '.join(sorted({str(r['database']) for r in others})[:3])}), reported "
+                "apart, not graded"
+            )
         outcome = CheckOutcome(
             status,
             summary,
-            findings=found,
-            metrics={"idle_in_transaction": count, "oldest_idle_s": oldest},
+            findings=own + others,
+            metrics={
+                "idle_in_transaction": count,
+                "oldest_idle_s": oldest,
+                "idle_in_transaction_other_databases": other_count,
+            },
         )
         return with_coverage_gap(
             outcome,

@@ -49,6 +49,17 @@ class CheckOutcome:
     fix: str = ""  # for SKIPPED/coverage gaps: the statement or setting that enables the check
 
 
+@dataclasses.dataclass(frozen=True)
+class PreviousResult:
+    """The same check's result in the target's previous run (any trigger, monitor runs
+    included), for checks that judge a change rather than a lifetime total."""
+
+    status: str
+    metrics: dict[str, Any]
+    age_s: float | None = None  # seconds between that run and this one
+    run_id: int | None = None
+
+
 class Family(enum.StrEnum):
     CONNECTION = "connection"
     ACTIVITY = "activity"  # connections, long queries, idle in transaction
@@ -76,7 +87,11 @@ class Check:
     # Default thresholds; a target's or a run's overrides are merged over these.
     default_thresholds: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, thresholds: dict[str, Any] | None = None):
+    def __init__(
+        self, thresholds: dict[str, Any] | None = None, previous: PreviousResult | None = None
+    ):
+        # The runner passes the previous result of this check for the same target, if any.
+        self.previous = previous
         merged = {**self.default_thresholds}
         for name, value in (thresholds or {}).items():
             merged[name] = _coerce(name, value, self.default_thresholds.get(name))

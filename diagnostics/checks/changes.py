@@ -137,16 +137,13 @@ class RecentMigrationsCheck(Check):
             if not tb["readable"]:
                 unreadable.append(qualified)
                 continue
-            if tb["oid"] in locked:
-                notes.append(f"{qualified} catalog locked (a migration may be running now)")
-                findings.append(
-                    {"tool": tool, "table": qualified, "status": "skipped", "catalog_locked": True}
-                )
-                status = escalate(status, CheckStatus.WARNING)
-                continue
             try:
-                with session.savepoint():
-                    found = rows(session.query(sql.format(table=qualified), params))
+                # Reading the table takes ACCESS SHARE: one table at a time, short lock_timeout.
+                read = (
+                    None
+                    if tb["oid"] in locked
+                    else session.read_relation(sql.format(table=qualified), params)
+                )
             except (
                 pg_errors.UndefinedColumn,
                 pg_errors.DatatypeMismatch,
@@ -154,6 +151,14 @@ class RecentMigrationsCheck(Check):
             ) as exc:
                 notes.append(f"{qualified}: unexpected shape ({exc.diag.message_primary})")
                 continue
+            if read is None:
+                notes.append(f"{qualified} catalog locked (a migration may be running now)")
+                findings.append(
+                    {"tool": tool, "table": qualified, "status": "skipped", "catalog_locked": True}
+                )
+                status = escalate(status, CheckStatus.WARNING)
+                continue
+            found = rows(read)
             for r in found:
                 r.update(tool=tool, table=qualified)
                 if tool == "rails/dbmate":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import psycopg
+
+from ..target import quote_ident
 from .base import Check, CheckOutcome, CheckStatus, Family, register
 from .util import by_threshold, escalate, human_bytes, human_seconds, rows, with_coverage_gap
 
@@ -14,9 +17,10 @@ class DeadTuplesCheck(Check):
     title = "Dead tuples and bloat"
     family = Family.MAINTENANCE
     description = (
-        "Per table: dead-tuple percentage (the playbook's query), an approximate size of the "
-        "dead space (relpages-based, no table scan), last manual and automatic vacuum, and "
-        "whether autovacuum is disabled for the table."
+        "Per table: dead-tuple percentage (the playbook's query), the size of the dead space, "
+        "last manual and automatic vacuum, and whether autovacuum is disabled for the table. "
+        "Dead bytes come from pgstattuple_approx when that extension is installed and usable, "
+        "else from the table's size times its dead ratio; each row says which."
     )
     # pg_stat_user_tables computes some twenty statistics per table: on a catalog of tens of
     # thousands of tables, filter on the one function that matters first, then read the view
@@ -55,7 +59,50 @@ class DeadTuplesCheck(Check):
         "min_dead_tuples": 1000,
         "vacuum_warning_age_s": 86400,
         "limit": 50,
+        "measure_top": 10,  # tables (most dead tuples first) whose dead bytes are measured
+        "use_pgstattuple": True,
     }
+    # relpages is 0 until the first VACUUM or ANALYZE: a table filled and emptied since shows
+    # "0 B" of dead space from the catalog alone. These measure it, one table at a time
+    # (TargetSession.read_relation: they take ACCESS SHARE, a locked table is skipped).
+    size_sql = "SELECT pg_relation_size(%(oid)s::oid) AS bytes"
+    pgstattuple_sql = (
+        "SELECT dead_tuple_len AS dead_bytes, table_len AS bytes "
+        "FROM {schema}.pgstattuple_approx(%(oid)s::oid::regclass)"
+    )
+
+    def _dead_bytes(self, session, r: dict, oid: int, pgstattuple: dict | None) -> None:
+        """Fill r["approx_dead_bytes"] and say where it came from."""
+        pct = r["dead_pct"] or 0.0
+        if pgstattuple is not None:
+            try:
+                read = session.read_relation(
+                    self.pgstattuple_sql.format(schema=quote_ident(pgstattuple["schema"])),
+                    {"oid": oid},
+                )
+            except psycopg.Error as exc:  # no EXECUTE (needs pg_stat_scan_tables), odd relkind
+                r["pgstattuple_error"] = exc.diag.message_primary or str(exc)
+            else:
+                if read is None:
+                    return self._from_catalog(r, pct, locked=True)
+                r["approx_dead_bytes"] = int(read[0]["dead_bytes"])
+                r["table_bytes"] = int(read[0]["bytes"])
+                r["dead_bytes_source"] = "pgstattuple_approx"
+                return None
+        read = session.read_relation(self.size_sql, {"oid": oid})
+        if read is None:
+            return self._from_catalog(r, pct, locked=True)
+        r["table_bytes"] = int(read[0]["bytes"])
+        r["approx_dead_bytes"] = int(r["table_bytes"] * pct / 100)
+        r["dead_bytes_source"] = "table size x dead ratio (pg_relation_size)"
+        return None
+
+    @staticmethod
+    def _from_catalog(r: dict, pct: float, *, locked: bool = False) -> None:
+        r["approx_dead_bytes"] = int((r["approx_bytes"] or 0) * pct / 100)
+        r["dead_bytes_source"] = "catalog estimate x dead ratio (relpages)" + (
+            ": table held or awaited in ACCESS EXCLUSIVE, not measured" if locked else ""
+        )
 
     def run(self, session) -> CheckOutcome:
         t = self.thresholds
@@ -64,11 +111,19 @@ class DeadTuplesCheck(Check):
                 self.sql, {"min_dead": int(t["min_dead_tuples"]), "limit": int(t["limit"])}
             )
         )
+        locked = session.exclusively_locked_relations() if found else {}
+        pgstattuple = session.extension("pgstattuple") if t["use_pgstattuple"] else None
         status = CheckStatus.OK
         flagged = []
-        for r in found:
+        for n, r in enumerate(found):  # found is ordered by dead tuples, most first
             pct = r["dead_pct"] or 0.0
-            r["approx_dead_bytes"] = int((r["approx_bytes"] or 0) * pct / 100)
+            oid = r.pop("relid")
+            if n >= int(t["measure_top"]):
+                self._from_catalog(r, pct)
+            elif oid in locked:
+                self._from_catalog(r, pct, locked=True)
+            else:
+                self._dead_bytes(session, r, oid, pgstattuple)
             r["status"] = str(by_threshold(pct, float(t["warning_pct"]), float(t["critical_pct"])))
             if r["status"] != CheckStatus.OK:
                 flagged.append(r)
@@ -88,8 +143,9 @@ class DeadTuplesCheck(Check):
             summary = (
                 f"{len(flagged)} table{'s' if len(flagged) != 1 else ''} with >= "
                 f"{t['warning_pct']} % dead tuples; worst {worst['schema']}."
-                f"{worst['table']} {worst['dead_pct']} % ({worst['n_dead_tup']} dead, "
-                f"~{human_bytes(worst['approx_dead_bytes'])}, {last}"
+                f"{worst['table']} {worst['dead_pct']} % ({worst['n_dead_tup']:,} dead, "
+                f"~{human_bytes(worst['approx_dead_bytes'])} by "
+                f"{worst['dead_bytes_source'].split(' (')[0].split(':')[0]}, {last}"
                 + (", autovacuum disabled" if worst["autovacuum_disabled"] else "")
                 + ")"
             )
@@ -100,7 +156,11 @@ class DeadTuplesCheck(Check):
             status,
             summary,
             findings=found,
-            metrics={"dead_tuples_top": total_dead, "bloated_tables": len(flagged)},
+            metrics={
+                "dead_tuples_top": total_dead,
+                "bloated_tables": len(flagged),
+                "dead_bytes_top": sum(r["approx_dead_bytes"] for r in found),
+            },
         )
 
 
@@ -181,7 +241,8 @@ class InvalidIndexesCheck(Check):
     description = (
         "Indexes left invalid by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY: "
         "not used by queries yet still maintained on every write. Indexes being built right "
-        "now (pg_stat_progress_create_index) are skipped."
+        "now (pg_stat_progress_create_index) are skipped. Found from the catalog without "
+        "locks, so they are reported during a lock incident too."
     )
     sql = """
         WITH building AS MATERIALIZED (
@@ -189,10 +250,12 @@ class InvalidIndexesCheck(Check):
         )
         SELECT n.nspname AS schema, ic.relname AS index, tc.relname AS table,
                i.indisunique AS is_unique, i.indisready AS is_ready, i.indislive AS is_live,
-               -- pg_get_indexdef locks the table: not for one a migration holds exclusively.
-               CASE WHEN NOT (i.indexrelid::bigint = ANY(%(locked)s::bigint[])
-                              OR i.indrelid::bigint = ANY(%(locked)s::bigint[]))
-                    THEN pg_get_indexdef(i.indexrelid) END AS definition,
+               am.amname AS method, i.indexrelid::bigint AS oid,
+               -- Key columns from pg_attribute (no lock); 0 in indkey is an expression.
+               ARRAY(SELECT COALESCE(a.attname::text, '(expression)')
+                     FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                     LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     ORDER BY k.ord) AS columns,
                (i.indexrelid::bigint = ANY(%(locked)s::bigint[])
                 OR i.indrelid::bigint = ANY(%(locked)s::bigint[])) AS catalog_locked,
                ic.relpages::bigint * current_setting('block_size')::bigint AS approx_bytes
@@ -200,6 +263,7 @@ class InvalidIndexesCheck(Check):
         JOIN pg_class ic ON ic.oid = i.indexrelid
         JOIN pg_class tc ON tc.oid = i.indrelid
         JOIN pg_namespace n ON n.oid = ic.relnamespace
+        LEFT JOIN pg_am am ON am.oid = ic.relam
         WHERE NOT i.indisvalid
           AND NOT pg_is_other_temp_schema(n.oid)
           AND i.indexrelid NOT IN (SELECT b.index_relid FROM building b WHERE b.index_relid <> 0)
@@ -208,13 +272,29 @@ class InvalidIndexesCheck(Check):
         LIMIT 200
     """
     building_sql = "SELECT count(*) FROM pg_stat_progress_create_index"
-    default_thresholds = {}
+    # pg_get_indexdef opens the table (ACCESS SHARE): one index at a time, with a short
+    # lock_timeout, for at most `definitions` indexes; the catalog columns above need no lock.
+    definition_sql = "SELECT pg_get_indexdef(%(oid)s::oid) AS definition"
+    default_thresholds = {"definitions": 20}
 
     def run(self, session) -> CheckOutcome:
         locked = list(session.exclusively_locked_relations())
         found = rows(session.query(self.sql, {"locked": locked}))
         building = int(session.scalar(self.building_sql) or 0)
-        for r in found:
+        for n, r in enumerate(found):
+            oid = r.pop("oid")
+            r["definition"] = None
+            if not r["catalog_locked"] and n < int(self.thresholds["definitions"]):
+                read = session.read_relation(self.definition_sql, {"oid": oid})
+                if read is None:
+                    r["catalog_locked"] = True
+                else:
+                    r["definition"] = read[0]["definition"]
+            if r["catalog_locked"]:
+                r["note"] = (
+                    "table held or awaited in ACCESS EXCLUSIVE by another session: "
+                    "definition not read (method and columns from the catalog)"
+                )
             qualified = f'"{r["schema"]}"."{r["index"]}"'
             r["fix"] = (
                 f"REINDEX INDEX CONCURRENTLY {qualified};  -- or DROP INDEX "

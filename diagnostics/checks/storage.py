@@ -3,8 +3,9 @@
 Size functions stat every file of a relation and take an ACCESS SHARE lock, so they wait
 behind a migration's ACCESS EXCLUSIVE lock and cost a lot on catalogs of tens of thousands of
 tables. Sizes here come from pg_class.relpages (the planner's estimate, no lock, no file
-access), capped with LIMIT; exact sizes are added only for the few largest relations, and
-never for a relation someone holds exclusively ("catalog locked"), which is marked instead.
+access), capped with LIMIT; exact sizes are added only for the few largest relations, one
+relation at a time with a short lock_timeout, and never for a relation someone holds or awaits
+in ACCESS EXCLUSIVE ("catalog locked"), which is marked instead while the others are measured.
 """
 
 from __future__ import annotations
@@ -115,11 +116,12 @@ class TableSizesCheck(Check):
                f.heap_pages * current_setting('block_size')::bigint AS approx_table_bytes,
                f.index_pages * current_setting('block_size')::bigint AS approx_index_bytes,
                f.toast_pages * current_setting('block_size')::bigint AS approx_toast_bytes,
-               f.catalog_locked,
-               CASE WHEN f.rank <= %(exact)s AND NOT f.catalog_locked AND f.relkind <> 'p'
-                    THEN pg_total_relation_size(f.oid) END AS total_bytes
+               f.catalog_locked, f.oid::bigint AS oid, f.rank
         FROM flagged f ORDER BY f.rank
     """
+    # One relation at a time (TargetSession.read_relation): the size functions open the
+    # relation, i.e. take ACCESS SHARE, and queue behind a migration's ACCESS EXCLUSIVE.
+    exact_sql = "SELECT pg_total_relation_size(%(oid)s::oid) AS total_bytes"
     default_thresholds = {"limit": 20, "exact": 5, "warning_bytes": None}
 
     def run(self, session) -> CheckOutcome:
@@ -136,11 +138,21 @@ class TableSizesCheck(Check):
         )
         locked_names = []
         for r in found:
+            oid, rank = r.pop("oid"), r.pop("rank")
+            r["total_bytes"] = None
+            if not r["catalog_locked"] and rank <= int(self.thresholds["exact"]):
+                if r["relkind"] == "p":
+                    continue  # a partitioned table has no storage of its own
+                measured = session.read_relation(self.exact_sql, {"oid": oid})
+                if measured is None:
+                    r["catalog_locked"] = True  # locked since the lock list was read
+                else:
+                    r["total_bytes"] = measured[0]["total_bytes"]
             if r["catalog_locked"]:
                 r["status"] = "skipped"
                 r["note"] = (
-                    "catalog locked: held in ACCESS EXCLUSIVE by another session; "
-                    "size not measured (approximate size from statistics)"
+                    "catalog locked: held or awaited in ACCESS EXCLUSIVE by another session; "
+                    "size not measured (approximate size from the catalog)"
                 )
                 locked_names.append(f"{r['schema']}.{r['table']}")
         status = CheckStatus.OK
@@ -163,7 +175,7 @@ class TableSizesCheck(Check):
             summary = "no user tables"
         if locked_names:
             summary += (
-                f"; {len(locked_names)} catalog locked (ACCESS EXCLUSIVE), not "
+                f"; {len(locked_names)} catalog locked (ACCESS EXCLUSIVE held or queued), not "
                 f"measured: {', '.join(locked_names[:5])}"
             )
         # Locked relations outside the top list are still worth naming.
@@ -180,7 +192,7 @@ class TableSizesCheck(Check):
                     "catalog_locked": True,
                     "status": "skipped",
                     "locked_by_pid": v["pid"],
-                    "note": "held in ACCESS EXCLUSIVE by another session",
+                    "note": "held or awaited in ACCESS EXCLUSIVE by another session",
                 }
             )
         return CheckOutcome(

@@ -133,3 +133,65 @@ def test_orphaned_prepared_transaction_is_flagged(pg_cluster, target_spec, holde
     finally:
         pg_cluster.sql(f"ROLLBACK PREPARED '{gid}'")
     assert run_check(target_spec, "prepared_transactions").outcome.status == CheckStatus.OK
+
+
+def test_other_databases_sessions_are_reported_apart_and_not_graded(fresh_db, holders):
+    cluster, dbname, spec = fresh_db
+    # Noise on the same server, in another database: idle transactions and a long query.
+    for _ in range(3):
+        holders(cluster, "quell_target").send("BEGIN; SELECT 1;").wait_state(
+            "state = 'idle in transaction'"
+        )
+    sleeper = holders(cluster, "quell_target").send("SELECT pg_sleep(60);")
+    sleeper.wait_state("state = 'active' AND query_start < clock_timestamp() - interval '0.4 s'")
+    # The target's own: one idle transaction.
+    own = holders(cluster, dbname).send("BEGIN; SELECT 1;")
+    own.wait_state("state = 'idle in transaction'")
+
+    idle = run_check(spec, "idle_in_transaction", threshold_s=0.2, critical_s=3600).outcome
+    assert idle.metrics["idle_in_transaction"] == 1  # graded by the target's own
+    assert idle.metrics["idle_in_transaction_other_databases"] == 3
+    mine = [f for f in idle.findings if f["scope"] == "target"]
+    others = [f for f in idle.findings if f["scope"] == "other_database"]
+    assert [f["pid"] for f in mine] == [own.pid]
+    assert len(others) == 3 and {f["database"] for f in others} == {"quell_target"}
+    assert idle.summary.startswith("1 session idle in transaction")
+    assert "3 idle in transaction in other databases of the server (quell_target)" in idle.summary
+
+    # A long query elsewhere does not make the target's long-running check fire.
+    slow = run_check(spec, "long_running_queries", threshold_s=0.3).outcome
+    assert slow.status == CheckStatus.OK and slow.metrics["long_running"] == 0
+    assert slow.metrics["long_running_other_databases"] == 1
+    assert "other databases of the server (quell_target), reported apart" in slow.summary
+    [elsewhere] = slow.findings
+    assert elsewhere["pid"] == sleeper.pid and elsewhere["scope"] == "other_database"
+
+    # Connections: the target's own by state/user/...; other databases by database only.
+    conns = run_check(spec, "connections").outcome
+    [own_total] = [
+        f for f in conns.findings if f["dimension"] == "total" and f["scope"] == "target"
+    ]
+    [server] = [f for f in conns.findings if f["dimension"] == "total" and f["scope"] == "server"]
+    assert own_total["connections"] == 1 and conns.metrics["connections"] == 1
+    assert server["connections"] >= 5 and conns.metrics["connections_other_databases"] >= 4
+    [other_db] = [f for f in conns.findings if f["dimension"] == "database"]
+    assert other_db == {
+        "dimension": "database",
+        "scope": "other_database",
+        "value": "quell_target",
+        "connections": 4,
+    }
+    states = {f["value"]: f["connections"] for f in conns.findings if f["dimension"] == "state"}
+    assert states == {"idle in transaction": 1}  # the other database's sessions not mixed in
+    assert f"1 of {own_total['usable']} usable connections to {dbname}" in conns.summary
+    assert "other databases on the server: 4 (quell_target 4)" in conns.summary
+
+
+def test_server_wide_exhaustion_by_other_databases_is_a_warning(fresh_db, holders):
+    cluster, _, spec = fresh_db
+    for _ in range(3):
+        holders(cluster, "quell_target").send("SELECT 1;").pid  # noqa: B018 (waits for it)
+    conns = run_check(spec, "connections", warning_pct=5, critical_pct=99).outcome
+    assert conns.metrics["utilisation_pct"] == 0  # none of the target's own
+    assert conns.status == CheckStatus.WARNING
+    assert "server-wide slots nearly exhausted by other databases" in conns.summary

@@ -2,8 +2,11 @@
 
 import pytest
 
-from diagnostics.checks import CheckStatus
-from tests.diagnostics.clusters import run_check
+from diagnostics.checks import CheckStatus, PreviousResult, registry
+from diagnostics.checks.errors import deadlocks_in_log
+from diagnostics.runner import run_checks
+from tests.diagnostics.clusters import LIMITED_ROLE, PG15_BIN, Cluster, run_check
+from tests.diagnostics.d2_fixtures import sent_runs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +36,16 @@ def _plant_deadlock(cluster, dbname, holders):
     )
 
 
+def _errors(spec, previous=None, **thresholds):
+    [execution] = run_checks(
+        spec,
+        [registry.get("database_errors")],
+        thresholds={"database_errors": thresholds},
+        previous={"database_errors": previous} if previous else None,
+    )
+    return execution.outcome
+
+
 def test_counters_are_metrics_for_comparison_between_runs(fresh_db, holders):
     cluster, dbname, spec = fresh_db
     before = run_check(spec, "database_errors").outcome
@@ -47,23 +60,93 @@ def test_counters_are_metrics_for_comparison_between_runs(fresh_db, holders):
         "checksum_failures",
     ):
         assert key in before.metrics
-    assert "since statistics reset" in before.summary
+    assert "since the server started" in before.summary  # never reset on this cluster
 
     _plant_deadlock(cluster, dbname, holders)
 
-    # Lifetime totals alone are informative, not an alarm.
-    after = run_check(spec, "database_errors").outcome
-    assert after.metrics["deadlocks"] >= 1
-    assert after.status == CheckStatus.OK
-
     # Against the previous run's counters, new deadlocks are a warning.
-    compared = run_check(
-        spec, "database_errors", baseline=before.metrics, baseline_age_s=30
-    ).outcome
+    compared = _errors(spec, PreviousResult("ok", before.metrics, age_s=30, run_id=7))
     assert compared.status == CheckStatus.WARNING
-    assert "new deadlocks" in compared.summary
-    assert compared.findings[0]["change"]["deadlocks"] >= 1
-    assert "since the previous run" in compared.summary
+    assert "1 new deadlock since the previous run (30.0 s ago)" in compared.summary
+    finding = compared.findings[0]
+    assert finding["change"]["deadlocks"] >= 1 and finding["compared_with_run"] == 7
+
+    # Nothing new since a previous run that already counted them: healthy again.
+    again = _errors(spec, PreviousResult("warning", compared.metrics, age_s=60))
+    assert again.status == CheckStatus.OK
+    assert "0 deadlocks" in again.summary and "since the previous run" in again.summary
+
+
+def test_first_run_flags_deadlocks_since_a_recent_server_start(fresh_db, holders):
+    cluster, dbname, spec = fresh_db
+    _plant_deadlock(cluster, dbname, holders)
+
+    # No previous run: the cluster started seconds ago, so its deadlocks are news.
+    first = _errors(spec)
+    assert first.status == CheckStatus.WARNING
+    assert "new deadlock" in first.summary and "since the server started" in first.summary
+    # The detail is only in the server log: reading it is off by default, so say where.
+    log = first.findings[0]["server_log"]
+    assert log["read"] is False and "read_server_log" in log["note"]
+    assert "log" in log["settings"]["log_directory"]
+    assert "deadlock detected" in first.fix and "log" in first.fix
+
+    # Counted over a longer window than the threshold: informative, not an alarm.
+    old = _errors(spec, recent_window_s=1)
+    assert old.status == CheckStatus.OK
+    assert "not judged" in old.summary
+
+
+def test_a_role_that_may_not_read_server_files_is_told_the_grant(fresh_db, holders):
+    cluster, dbname, _ = fresh_db
+    _plant_deadlock(cluster, dbname, holders)
+    limited = cluster.spec(dbname, user=LIMITED_ROLE)
+    outcome = _errors(limited, read_server_log=True)
+    assert outcome.status == CheckStatus.WARNING
+    log = outcome.findings[0]["server_log"]
+    assert log["read"] is False and "may not read server files" in log["note"]
+    assert f"GRANT pg_read_server_files TO {LIMITED_ROLE};" in outcome.fix
+
+
+@pytest.fixture(scope="module")
+def logging_cluster():
+    """PostgreSQL 15 with the logging collector on (the server log is a file it can read)."""
+    cluster = Cluster(
+        "pg15-logging",
+        PG15_BIN,
+        settings={"logging_collector": "on", "log_directory": "log", "deadlock_timeout": "50ms"},
+    ).start()
+    try:
+        cluster.create_database("quell_target", pg_stat_statements=False)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_deadlock_detail_is_read_from_the_server_log_when_allowed(logging_cluster, holders):
+    _plant_deadlock(logging_cluster, "quell_target", holders)
+    spec = logging_cluster.spec("quell_target")
+    outcome = _errors(spec, read_server_log=True)
+    assert outcome.status == CheckStatus.WARNING
+    log = outcome.findings[0]["server_log"]
+    assert log["read"] is True and log["file"].startswith("log/")
+    [event] = log["deadlocks"]
+    assert "deadlock detected" in event
+    assert "Process" in event and "UPDATE pair SET v = 2" in event  # who and what
+    assert outcome.fix == ""
+
+
+def test_log_parser_keeps_each_deadlock_with_its_detail_lines():
+    log = (
+        "2025-01-01 10:00:00 UTC [1] LOG:  checkpoint starting\n"
+        "2025-01-01 10:00:01 UTC [7] ERROR:  deadlock detected\n"
+        "2025-01-01 10:00:01 UTC [7] DETAIL:  Process 7 waits for ShareLock on transaction 9\n"
+        "\tProcess 8 waits for ShareLock on transaction 10\n"
+        "2025-01-01 10:00:01 UTC [7] STATEMENT:  UPDATE a SET v = 1\n"
+        "2025-01-01 10:00:02 UTC [1] LOG:  checkpoint complete\n"
+    )
+    [event] = deadlocks_in_log(log)
+    assert event.count("\n") == 3 and "Process 8" in event and "checkpoint" not in event
 
 
 def test_rollback_share_and_temp_files_are_judged_over_the_window(fresh_db):
@@ -90,3 +173,37 @@ def test_rollback_share_and_temp_files_are_judged_over_the_window(fresh_db):
     assert outcome.status == CheckStatus.WARNING
     assert "rolled back" in outcome.summary and "temp files" in outcome.summary
     assert outcome.metrics["temp_files"] >= 1 and outcome.metrics["xact_rollback"] >= 5
+
+
+@pytest.mark.django_db
+def test_runs_judge_deadlocks_against_the_target_s_previous_run_monitor_runs_included(
+    fresh_db,
+    holders,
+    sent_runs,  # noqa: F811 (the imported fixture)
+):
+    from diagnostics import services
+    from diagnostics.models import Trigger
+    from tests.diagnostics.records import make_target
+
+    cluster, dbname, _ = fresh_db
+    target = make_target(host=cluster.host, port=cluster.port, database=dbname)
+    suite = {"keys": ["database_errors"]}
+
+    def run(trigger):
+        started = services.diagnostic_run_start(target_id=target.pk, suite=suite, trigger=trigger)
+        services.diagnostic_run_execute(run_id=started.pk)
+        return started, started.results.get(key="database_errors")
+
+    monitor_run, quiet = run(Trigger.MONITOR)
+    assert quiet.status == "ok" and quiet.metrics["deadlocks"] == 0
+
+    _plant_deadlock(cluster, dbname, holders)
+
+    _, flagged = run(Trigger.MANUAL)
+    assert flagged.status == "warning"
+    assert "1 new deadlock since the previous run" in flagged.summary
+    assert flagged.findings[0]["compared_with_run"] == monitor_run.pk
+
+    # The next run compares with that one: nothing new, healthy again.
+    _, calm = run(Trigger.MONITOR)
+    assert calm.status == "ok" and "0 deadlocks" in calm.summary

@@ -31,6 +31,56 @@ def test_table_with_most_tuples_dead_is_critical(fresh_db):
     assert "churn" in outcome.summary and "autovacuum disabled" in outcome.summary
 
 
+@pytest.fixture
+def never_vacuumed(fresh_db):
+    """300,000 rows inserted then deleted, never vacuumed or analyzed: relpages is still 0."""
+    cluster, dbname, spec = fresh_db
+    cluster.sql(
+        "CREATE TABLE purged (id int, pad text) WITH (autovacuum_enabled = off);"
+        "INSERT INTO purged SELECT g, 'row ' || g FROM generate_series(1, 300000) g;"
+        "DELETE FROM purged;",
+        dbname=dbname,
+    )
+    cluster.wait_for(
+        "SELECT n_dead_tup >= 300000 FROM pg_stat_user_tables WHERE relname = 'purged'",
+        dbname=dbname,
+    )
+    assert (
+        cluster.sql("SELECT relpages FROM pg_class WHERE relname = 'purged'", dbname=dbname)[0][0]
+        == 0
+    )  # what the catalog alone would multiply: "~0 B"
+    return cluster, dbname, spec
+
+
+def test_dead_bytes_of_a_never_vacuumed_table_come_from_its_size(never_vacuumed):
+    cluster, dbname, spec = never_vacuumed
+    table_bytes = cluster.sql("SELECT pg_relation_size('purged')", dbname=dbname)[0][0]
+    outcome = run_check(spec, "dead_tuples").outcome
+    assert outcome.status == CheckStatus.CRITICAL
+    [row] = [f for f in outcome.findings if f["table"] == "purged"]
+    assert row["n_dead_tup"] == 300000 and row["dead_pct"] == 100
+    assert row["approx_dead_bytes"] == table_bytes > 10 * 1024 * 1024
+    assert row["dead_bytes_source"].startswith("table size x dead ratio")
+    assert "~0 B" not in outcome.summary and "MB by table size x dead ratio" in outcome.summary
+
+
+def test_dead_bytes_come_from_pgstattuple_approx_when_installed(never_vacuumed):
+    cluster, dbname, spec = never_vacuumed
+    cluster.sql("CREATE EXTENSION pgstattuple", dbname=dbname)
+    outcome = run_check(spec, "dead_tuples").outcome
+    [row] = [f for f in outcome.findings if f["table"] == "purged"]
+    assert row["dead_bytes_source"] == "pgstattuple_approx"
+    # The dead tuples' own length: most of the table, less page headers and free space.
+    assert 0.5 * row["table_bytes"] < row["approx_dead_bytes"] <= row["table_bytes"]
+    assert "by pgstattuple_approx" in outcome.summary
+
+    # A role that may not run it (no pg_stat_scan_tables) falls back to the table's size.
+    limited = run_check(cluster.spec(dbname, user=LIMITED_ROLE), "dead_tuples").outcome
+    [row] = [f for f in limited.findings if f["table"] == "purged"]
+    assert row["dead_bytes_source"].startswith("table size x dead ratio")
+    assert "permission denied" in row["pgstattuple_error"]
+
+
 def test_dead_tuples_below_thresholds_are_ok(fresh_db):
     cluster, dbname, spec = fresh_db
     cluster.sql(

@@ -460,3 +460,20 @@ def test_compare_reads_a_check_s_unnamed_summary_row_as_a_change_not_a_new_findi
     (check,) = selectors.run_compare(base_run_id=before.pk, head_run_id=after.pk)["checks"]
     assert check["appeared"] == [] and check["cleared"] == []
     assert check["changed"][0]["after"]["connect_ms"] == 3.6
+
+
+def test_compare_keeps_other_databases_sessions_apart(live_target):
+    t0 = timezone.now() - datetime.timedelta(seconds=100)
+    mine = {"pid": 10, "database": "orders", "scope": "target"}
+    elsewhere = {"pid": 20, "database": "reports", "scope": "other_database"}
+    before = _run_with(live_target, t0, [("idle_in_transaction", "ok", [], {})])
+    after = _run_with(
+        live_target,
+        t0 + datetime.timedelta(seconds=10),
+        [("idle_in_transaction", "warning", [mine, elsewhere], {})],
+    )
+    cmp = selectors.run_compare(base_run_id=before.pk, head_run_id=after.pk)
+    [idle] = cmp["checks"]
+    assert idle["appeared"] == [mine]  # the target's own only
+    assert idle["other_databases"]["appeared"] == [elsewhere]
+    assert cmp["appeared_count"] == 1
