@@ -224,3 +224,19 @@ def test_work_sent_while_redis_is_down_is_done_once_it_is_back(
         assert Incident.objects.filter(pk=incident_id).exists()
     finally:
         receiver.close()
+
+
+def test_the_insights_page_answers_when_the_cache_never_answers(settings, responder):
+    from django.test import Client
+
+    settings.QUELL_INSIGHTS_CACHE_SECONDS = 60
+    listener = SilentListener()
+    client = Client()
+    client.force_login(responder)
+    try:
+        with broker_at(f"redis://127.0.0.1:{listener.port}/0", settings):
+            response, seconds = timed(lambda: client.get("/insights/"))
+    finally:
+        listener.close()
+    assert response.status_code == 200
+    assert seconds < REQUEST_BUDGET_S
