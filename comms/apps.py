@@ -8,7 +8,13 @@ class CommsConfig(AppConfig):
     verbose_name = "Communications"
 
     def ready(self):
+        # Pending deliveries are sent by a worker as soon as it is ready (incidents.dispatch).
+        from incidents.dispatch import register_queued_work
+
         from . import receivers  # noqa: F401  (connects the lifecycle receivers)
+        from .services.common import pending_delivery_calls
+
+        register_queued_work(pending_delivery_calls)
 
         # Setup, not domain flow: the playbook's templates exist after every migrate (and after
         # a test database flush), like the access groups. Existing ones are never overwritten.

@@ -7,6 +7,7 @@ import logging
 from django.dispatch import receiver
 
 from incidents import signals
+from incidents.dispatch import dispatch
 
 from . import status_cache
 
@@ -27,11 +28,9 @@ def on_incident_declared(sender, *, incident_id, actor_id=None, **kwargs):
         or not Channel.objects.filter(enabled=True).exists()
     ):
         return
-    try:
-        initial_notification_send.delay(incident_id)
-    except Exception:
-        # A broker outage must not fail a declaration; the composer can still send it.
-        logger.exception("could not queue the initial notification for incident %s", incident_id)
+    # A broker outage must not fail a declaration: the task is parked and sent when the broker
+    # answers again (incidents.dispatch).
+    dispatch(initial_notification_send, incident_id)
 
 
 @receiver(signals.incident_status_changed, dispatch_uid="comms.status_page_status")

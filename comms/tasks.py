@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from incidents.dispatch import dispatch
+
 from . import services
 
 
@@ -12,7 +14,7 @@ def delivery_send(delivery_id: int) -> str:
     """Make one attempt at a delivery; schedule the next one with backoff if it may succeed."""
     outcome = services.delivery_attempt(delivery_id=delivery_id)
     if outcome.retry_in is not None:
-        delivery_send.apply_async((delivery_id,), countdown=outcome.retry_in)
+        dispatch(delivery_send, delivery_id, countdown=outcome.retry_in)
     return outcome.state
 
 

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.dispatch import Call, call, dispatch_calls
 from incidents.models import OPEN_STATUSES, EventKind, Incident, Status
 from incidents.services import IncidentError, incident_declare, timeline_append
 
@@ -541,29 +542,23 @@ def _new_run(
 
 
 def _enqueue(runs: list[tuple[int, str]]) -> None:
-    """Send the tasks for (run id, task id) pairs, after commit. A broker outage leaves the runs
-    queued in the database, where the sweep finds them past their deadline and sends them again.
-    """
+    """Send the tasks for (run id, task id) pairs, after commit: one task per run, so the
+    workers share a fan-out. A broker outage parks them (incidents.dispatch) and the runs stay
+    queued in the database, where a ready worker or the sweep sends them again."""
     from . import tasks
 
-    if not runs:
-        return
-    try:
-        if len(runs) == 1:
-            run_id, task_id = runs[0]
-            tasks.run_diagnostics.apply_async(args=[run_id], task_id=task_id)
-        else:
-            from celery import group
+    dispatch_calls([call(tasks.run_diagnostics, pk, task_id=task_id) for pk, task_id in runs])
 
-            group(
-                tasks.run_diagnostics.signature(args=[run_id], task_id=task_id, immutable=True)
-                for run_id, task_id in runs
-            ).apply_async()
-    except Exception:
-        # Never lose the run: it stays queued and the sweep re-sends it.
-        logger.exception(
-            "Could not enqueue diagnostic runs %s; the sweep will retry", [r[0] for r in runs]
-        )
+
+def queued_run_calls() -> list[Call]:
+    """The tasks that send every queued diagnostic run (for a worker becoming ready)."""
+    from . import tasks
+
+    rows = DiagnosticRun.objects.filter(status=RunStatus.QUEUED).order_by("queued_at", "pk")
+    return [
+        call(tasks.run_diagnostics, pk, task_id=task_id or None)
+        for pk, task_id in rows.values_list("pk", "celery_task_id")[:500]
+    ]
 
 
 def _relaxed_commit() -> None:

@@ -22,6 +22,7 @@ from .admin_inlines import ReadOnlyInline
 from .models import (
     OPEN_STATUSES,
     Incident,
+    ParkedTask,
     ResponderAssignment,
     ResponderRole,
     Status,
@@ -497,4 +498,20 @@ class TimelineEventAdmin(admin.ModelAdmin):
 
 
 # The triage tree's admin (incidents.triage.admin) registers its own models.
+@admin.register(ParkedTask)
+class ParkedTaskAdmin(admin.ModelAdmin):
+    """Tasks waiting for the broker (incidents.dispatch): read-only, sent again by beat."""
+
+    list_display = ("task", "args", "parked_at", "attempts", "last_error")
+    list_filter = ("task",)
+    readonly_fields = ("task", "args", "kwargs", "task_id", "eta", "parked_at", "attempts",
+                       "last_error")  # fmt: skip
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 from .triage import admin as triage_admin  # noqa: E402, F401

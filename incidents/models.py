@@ -251,6 +251,30 @@ class TimelineEvent(models.Model):
         return self.actor_label or "system"
 
 
+class ParkedTask(models.Model):
+    """A Celery task that could not be sent (broker down or stalled), kept until it is sent.
+
+    incidents.dispatch writes it and sends it again (beat's sweep, a worker becoming ready);
+    the tasks are idempotent, so a message that did reach the broker before the error is
+    harmless twice.
+    """
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    eta = models.DateTimeField(null=True, blank=True)
+    parked_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["parked_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)} parked {self.parked_at:%Y-%m-%d %H:%M:%S}"
+
+
 # Triage trees and walks (incidents.triage); defined there, registered under this app.
 from .triage.models import (  # noqa: E402, F401
     TriageAnswer,

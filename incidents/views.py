@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import hmac
+import logging
 from functools import wraps
 
 from django.conf import settings
@@ -58,6 +59,8 @@ from .services import IncidentConflict, IncidentError
 from .severity import Severity
 from .templatetags.incident_web import duration
 
+logger = logging.getLogger(__name__)
+
 PAGE_SIZE = 25
 TIMELINE_LIMIT = 200
 # How often an open incident's timeline refreshes itself (seconds).
@@ -70,6 +73,7 @@ APP_PANELS = (
     ("comms", "Communications", ("comms/incident_panel.html",)),
     ("postmortems", "Postmortem", ("postmortems/incident_panel.html",)),
 )
+
 FEATURE_PANELS = (
     (
         "triage",
@@ -578,11 +582,20 @@ def _cached_dashboard(months: int) -> metrics.Dashboard:
     # than recompute on every view (the page says how old they are).
     ttl = settings.QUELL_INSIGHTS_CACHE_SECONDS
     key = f"incidents:insights:{months}"
-    board = cache.get(key) if ttl else None
+    board = None
+    if ttl:
+        try:
+            board = cache.get(key)
+        except Exception:
+            # The shared cache is down or stalled (its client times out): compute the figures.
+            logger.warning("Insights cache unavailable; computing the figures")
     if board is None:
         board = metrics.dashboard(months=months)
         if ttl:
-            cache.set(key, board, ttl)
+            try:
+                cache.set(key, board, ttl)
+            except Exception:
+                logger.warning("Insights cache unavailable; figures not kept")
     return board
 
 

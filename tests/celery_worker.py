@@ -52,6 +52,7 @@ def celery_worker(
     *,
     name: str = "quell-e2e",
     private_queue: bool = True,
+    queue: str | None = None,
     consume_default: bool = False,
     purge_default: bool = False,
     env: dict[str, str] | None = None,
@@ -60,13 +61,15 @@ def celery_worker(
     """Run `celery worker --pool=solo` until the block ends, then end its process group.
 
     private_queue: consume a queue of its own and send this process's tasks there;
+    queue: the name of that queue, to share it between workers (each keeps its own node name);
     consume_default: consume the default queue too (where a worker's follow-up tasks go);
     purge_default: drop what earlier runs left in the default queue of this broker database;
     env: extra environment variables for the worker.
     """
     conf = current_app.conf
     default = conf.task_default_queue or "celery"
-    queue = f"{name}-{uuid.uuid4().hex[:8]}" if private_queue else default
+    node = f"{name}-{uuid.uuid4().hex[:8]}"
+    queue = (queue or node) if private_queue else default
     queues = [queue]
     if consume_default and default not in queues:
         queues.append(default)
@@ -87,7 +90,7 @@ def celery_worker(
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [*cmd, "-A", "config", "worker", "--pool=solo", "-l", "info", "-Q", ",".join(queues),
-             "-n", f"{queue}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "-n", f"{node}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=ROOT,
             env=worker_env,
             stdout=out,

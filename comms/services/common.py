@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 
+from incidents.dispatch import Call, call, calls_on_commit
 from incidents.models import Incident, Status
 from incidents.services import IncidentError
 
@@ -15,6 +15,7 @@ from ..models import (
     Channel,
     ChannelKind,
     Delivery,
+    DeliveryState,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,22 +46,25 @@ def _get_incident(incident_id: int) -> Incident:
 
 
 def _enqueue_on_commit(delivery_ids: list[int]) -> None:
-    """Queue one send task per delivery once the transaction commits."""
-    if not delivery_ids:
-        return
+    """Queue one send task per delivery once the transaction commits. A broker outage parks
+    them (incidents.dispatch); the deliveries stay pending, which deliveries_resume finds too."""
+    from ..tasks import delivery_send
 
-    def enqueue():
-        from ..tasks import delivery_send
+    calls_on_commit([call(delivery_send, pk) for pk in delivery_ids])
 
-        for pk in delivery_ids:
-            try:
-                delivery_send.delay(pk)
-            except Exception:
-                # A broker outage must not lose the delivery: it stays pending in the database
-                # and deliveries_resume picks it up.
-                logger.exception("could not enqueue delivery %s", pk)
 
-    transaction.on_commit(enqueue)
+def pending_delivery_calls() -> list[Call]:
+    """The tasks that send every delivery waiting for an attempt (for a worker becoming ready)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from ..tasks import delivery_send
+
+    ids = Delivery.objects.filter(
+        Q(state=DeliveryState.PENDING)
+        | Q(state=DeliveryState.RETRYING, next_attempt_at__lte=timezone.now())
+    ).values_list("pk", flat=True)[:500]
+    return [call(delivery_send, pk) for pk in ids]
 
 
 def _channel_delivery(channel: Channel, **kwargs) -> Delivery | None:

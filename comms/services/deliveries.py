@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from incidents.dispatch import call, dispatch_calls
 from incidents.models import EventKind
 from incidents.services import timeline_append
 
@@ -200,6 +201,5 @@ def deliveries_resume(*, now: datetime.datetime | None = None) -> int:
     )
     from ..tasks import delivery_send
 
-    for pk in ids:
-        delivery_send.delay(pk)
+    dispatch_calls([call(delivery_send, pk) for pk in ids])
     return len(ids)

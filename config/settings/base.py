@@ -208,12 +208,41 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker that is down or accepts connections and never answers must not hang a request that
+# sends a task: connect and socket timeouts on every broker connection, and a publish retried
+# once at once. A failed send costs about QUELL_BROKER_TIMEOUT_S (3 s at most) and the task is
+# parked in the database (incidents.dispatch); after a failure a process parks tasks without
+# asking the broker for QUELL_BROKER_BACKOFF_S.
+QUELL_BROKER_TIMEOUT_S = env.float("QUELL_BROKER_TIMEOUT_S", default=1.0)
+QUELL_BROKER_BACKOFF_S = env.float("QUELL_BROKER_BACKOFF_S", default=5.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = QUELL_BROKER_TIMEOUT_S
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": QUELL_BROKER_TIMEOUT_S,
+    "socket_timeout": QUELL_BROKER_TIMEOUT_S,
+    # kombu's ensure_connection for a producer: retry once, not forever.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Periodic schedules are declared in code: each app's block below adds its entries, and
 # django-celery-beat's DatabaseScheduler shows them in the admin.
 CELERY_BEAT_SCHEDULE: dict = {}
+# Tasks parked while the broker was unavailable are sent again this often (and when a worker
+# becomes ready).
+CELERY_BEAT_SCHEDULE["incidents-dispatch-parked"] = {
+    "task": "incidents.dispatch_parked",
+    "schedule": env.int("QUELL_DISPATCH_SWEEP_INTERVAL_S", default=30),
+}
 
 # --- Quell --------------------------------------------------------------------------------
 # Roles each severity requires before the response is fully staffed (playbook: Assemble Response
@@ -406,6 +435,11 @@ CACHES = {
         "LOCATION": env("QUELL_CACHE_URL", default=REDIS_URL),
         "KEY_PREFIX": "quell",
         "TIMEOUT": 300,
+        # A stalled Redis costs a request this long, then the cache's callers fall back.
+        "OPTIONS": {
+            "socket_connect_timeout": QUELL_BROKER_TIMEOUT_S,
+            "socket_timeout": QUELL_BROKER_TIMEOUT_S,
+        },
     }
 }
 # Send the internal initial notification when an incident is declared (to the channels routed

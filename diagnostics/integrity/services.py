@@ -16,6 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from incidents.dispatch import Call, call, dispatch
 from incidents.models import EventKind, Incident
 from incidents.services import timeline_append
 
@@ -244,13 +245,22 @@ def run_url(run: IntegrityRun) -> str:
 
 
 def _enqueue(run_id: int, task_id: str) -> None:
-    """Send the task after commit; a broker outage leaves the run queued for the sweep."""
+    """Send the task after commit; a broker outage parks it (incidents.dispatch) and the run
+    stays queued for a ready worker or the sweep."""
     from . import tasks
 
-    try:
-        tasks.run_integrity.apply_async(args=[run_id], task_id=task_id)
-    except Exception:
-        logger.exception("Could not enqueue integrity run %s; the sweep will retry", run_id)
+    dispatch(tasks.run_integrity, run_id, task_id=task_id)
+
+
+def queued_run_calls() -> list[Call]:
+    """The tasks that send every queued integrity run (for a worker becoming ready)."""
+    from . import tasks
+
+    rows = IntegrityRun.objects.filter(status=IntegrityRunStatus.QUEUED).order_by("queued_at", "pk")
+    return [
+        call(tasks.run_integrity, pk, task_id=task_id or None)
+        for pk, task_id in rows.values_list("pk", "celery_task_id")[:500]
+    ]
 
 
 @transaction.atomic

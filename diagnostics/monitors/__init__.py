@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.urls import NoReverseMatch
 from django.utils import timezone
 
+from incidents.dispatch import dispatch
 from incidents.models import Kind
 from incidents.severity import SEVERITY_RANK, Severity
 
@@ -419,11 +420,9 @@ def after_run(run: DiagnosticRun | None) -> None:
         return
     from .tasks import monitor_evaluate
 
-    try:
-        monitor_evaluate.delay(run.pk)
-    except Exception:
-        # The next sweep judges finished runs that were not judged (CATCH_UP_S).
-        logger.exception("Could not queue the evaluation of monitor run %s", run.pk)
+    # A broker outage parks the task; the next sweep also judges finished runs that were not
+    # judged (CATCH_UP_S).
+    dispatch(monitor_evaluate, run.pk)
 
 
 # --- integrity ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from incidents.dispatch import dispatch
 from incidents.models import EventKind, Incident, Status
 from incidents.permissions import ADMIN, user_commands_incident, user_has_role
 from incidents.services import timeline_append
@@ -463,12 +464,9 @@ def remediation_execute(*, action_id: int, confirmed, actor=None) -> Remediation
 def _enqueue_escalation(action_id: int, countdown: int) -> None:
     from . import tasks
 
-    try:
-        tasks.remediation_escalate.apply_async(args=[action_id], countdown=countdown)
-    except Exception:
-        # The action stays "waiting to terminate" with its escalate_at on record; an operator
-        # sees it in the panel and the admin.
-        logger.exception("Could not enqueue the escalation of remediation %s", action_id)
+    # A broker outage parks the task (incidents.dispatch); the action also stays "waiting to
+    # terminate" with its escalate_at on record, which remediation_escalations_due finds.
+    dispatch(tasks.remediation_escalate, action_id, countdown=countdown)
 
 
 def remediation_escalate(*, action_id: int) -> RemediationAction | None:

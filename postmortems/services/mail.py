@@ -10,7 +10,8 @@ import logging
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+
+from incidents.dispatch import dispatch_on_commit
 
 from incidents.mail import mail_subject
 
@@ -46,17 +47,13 @@ def enqueue_review_mail(*, review_id: int, sequence: int, kind: str) -> None:
     """After commit, queue the invite/update/cancel mail for this version of the review."""
     from postmortems.tasks import send_review_mail
 
-    transaction.on_commit(
-        lambda: send_review_mail.delay(review_id=review_id, sequence=sequence, kind=kind),
-        robust=True,
-    )
+    dispatch_on_commit(send_review_mail, review_id=review_id, sequence=sequence, kind=kind)
 
 
 def enqueue_action_item_reminder(*, owner_id: int, action_item_ids: list[int]) -> None:
     """After commit, queue one overdue reminder to an owner listing their items."""
     from postmortems.tasks import send_action_item_reminder
 
-    transaction.on_commit(
-        lambda: send_action_item_reminder.delay(owner_id=owner_id, action_item_ids=action_item_ids),
-        robust=True,
+    dispatch_on_commit(
+        send_action_item_reminder, owner_id=owner_id, action_item_ids=action_item_ids
     )

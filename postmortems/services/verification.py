@@ -9,11 +9,11 @@ the start, from a periodic sweep, and when someone looks at the item, whichever 
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.utils import timezone
 
 from diagnostics.models import CheckResult, RunStatus, Trigger
 from diagnostics.services import DiagnosticsError, diagnostic_run_start
+from incidents.dispatch import dispatch_on_commit
 
 from ..models import ActionItem, ActionStatus
 from .errors import PostmortemError
@@ -88,12 +88,7 @@ def _started(item: ActionItem, *, actor) -> ActionItem:
     item.save()
     from ..tasks import settle_action_item_verification
 
-    transaction.on_commit(
-        lambda: settle_action_item_verification.apply_async(
-            kwargs={"action_item_id": item.pk}, countdown=3
-        ),
-        robust=True,
-    )
+    dispatch_on_commit(settle_action_item_verification, action_item_id=item.pk, countdown=3)
     return item
 
 

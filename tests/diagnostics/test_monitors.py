@@ -434,14 +434,22 @@ def test_sweep_task_takes_the_periodic_tasks_kwargs(target, sent):
 
 
 def test_hook_survives_a_broker_outage(target, monkeypatch):
+    import kombu.exceptions
+
     from diagnostics.monitors import tasks as monitor_tasks
+    from incidents import dispatch
+    from incidents.models import ParkedTask
 
     def down(*args, **kwargs):
-        raise ConnectionError("broker unreachable")
+        raise kombu.exceptions.OperationalError("broker unreachable")
 
-    monkeypatch.setattr(monitor_tasks.monitor_evaluate, "delay", down)
+    monkeypatch.setattr(monitor_tasks.monitor_evaluate, "apply_async", down)
     run = monitor_run(target, {"connections": ("warning", {})})
-    monitors.after_run(run)  # logged; the next sweep's catch-up judges the run
+    monitors.after_run(run)  # parked; the next sweep's catch-up judges the run meanwhile
+    dispatch.reset_breaker()
+    assert list(ParkedTask.objects.values_list("task", "args")) == [
+        ("diagnostics.monitor_evaluate", [run.pk])
+    ]
     assert monitors.monitor_sweep(targets=["nothing-matches"])["judged"] == 1
     assert Incident.objects.count() == 1
 
