@@ -324,6 +324,14 @@ QUELL_INTEGRITY_MAX_STATEMENT_TIMEOUT_MS = env.int(
     "QUELL_INTEGRITY_MAX_STATEMENT_TIMEOUT_MS", default=120000
 )
 QUELL_INTEGRITY_SAMPLE_ROWS = env.int("QUELL_INTEGRITY_SAMPLE_ROWS", default=20)
+# Suggested checks infer references without foreign keys from sampled values: each probe's
+# statement timeout, the most (column, table) pairs probed, and the time all probes may take
+# (suggestions are computed while the responder waits).
+QUELL_INTEGRITY_INFER_PROBE_TIMEOUT_MS = env.int(
+    "QUELL_INTEGRITY_INFER_PROBE_TIMEOUT_MS", default=500
+)
+QUELL_INTEGRITY_INFER_MAX_PAIRS = env.int("QUELL_INTEGRITY_INFER_MAX_PAIRS", default=200)
+QUELL_INTEGRITY_INFER_BUDGET_MS = env.int("QUELL_INTEGRITY_INFER_BUDGET_MS", default=10000)
 CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-integrity-runs"] = {
     "task": "diagnostics.sweep_stuck_integrity_runs",
     "schedule": env.int("QUELL_DIAGNOSTICS_SWEEP_INTERVAL_S", default=60),

@@ -213,7 +213,8 @@ class LongRunningQueriesCheck(Check):
     family = Family.ACTIVITY
     description = (
         "Active client queries running longer than the threshold (the playbook says 5 "
-        "minutes; PgHero uses 60 s). Parallel workers are folded into their leader."
+        "minutes; PgHero uses 60 s). Parallel workers are folded into their leader. The "
+        "longest active queries of this database are listed even below the threshold, marked."
     )
     sql = f"""
         SELECT {SESSION_COLUMNS},
@@ -223,40 +224,51 @@ class LongRunningQueriesCheck(Check):
         WHERE a.pid <> pg_backend_pid()
           AND a.backend_type = 'client backend'
           AND a.state IN ('active', 'fastpath function call')
-          AND a.query_start < clock_timestamp() - make_interval(secs => %(threshold)s)
+          AND a.query_start IS NOT NULL
         ORDER BY a.datname IS NOT DISTINCT FROM current_database() DESC, a.query_start
         LIMIT %(limit)s
     """
-    default_thresholds = {"threshold_s": 300.0, "critical_s": 1800.0, "limit": 50}
+    # limit: at most this many queries past the threshold; top: the longest listed whatever
+    # their duration.
+    default_thresholds = {"threshold_s": 300.0, "critical_s": 1800.0, "limit": 50, "top": 5}
 
     def run(self, session) -> CheckOutcome:
         t = self.thresholds
-        found = rows(
-            session.query(
-                self.sql, {"threshold": float(t["threshold_s"]), "limit": int(t["limit"])}
-            )
-        )
-        own, others = split_by_database(found, session.current_database)
-        if own:
-            longest = max(r["duration_s"] for r in own)
-            status = by_threshold(longest, float(t["threshold_s"]), float(t["critical_s"]))
-            first = own[0]
+        threshold = float(t["threshold_s"])
+        top = max(0, int(t["top"]))
+        active = rows(session.query(self.sql, {"limit": max(int(t["limit"]), top) * 2}))
+        for r in active:
+            r["over_threshold"] = (r["duration_s"] or 0) >= threshold
+        own_active, other_active = split_by_database(active, session.current_database)
+        found = [r for r in own_active if r["over_threshold"]][: int(t["limit"])]
+        below = [r for r in own_active[:top] if not r["over_threshold"]]
+        others = [r for r in other_active if r["over_threshold"]]
+        if found:
+            longest = max(r["duration_s"] for r in found)
+            status = by_threshold(longest, threshold, float(t["critical_s"]))
+            first = found[0]
             summary = (
-                f"{len(own)} quer{'y' if len(own) == 1 else 'ies'} running longer "
-                f"than {human_seconds(t['threshold_s'])}; longest "
+                f"{len(found)} quer{'y' if len(found) == 1 else 'ies'} running longer "
+                f"than {human_seconds(threshold)}; longest "
                 f"{human_seconds(longest)} (pid {first['pid']}, {first['user']})"
             )
         else:
             longest = 0.0
             status = CheckStatus.OK
-            summary = f"no query running longer than {human_seconds(t['threshold_s'])}"
+            summary = f"no query running longer than {human_seconds(threshold)}"
+            if below:
+                summary += (
+                    f"; longest active {human_seconds(below[0]['duration_s'])} "
+                    f"(pid {below[0]['pid']}, {below[0]['user']}, below the threshold)"
+                )
         outcome = CheckOutcome(
             status,
             summary + others_note(others, "long-running"),
-            findings=own + others,
+            findings=found + below + others,
             metrics={
-                "long_running": len(own),
+                "long_running": len(found),
                 "longest_s": longest,
+                "longest_active_s": own_active[0]["duration_s"] if own_active else 0.0,
                 "long_running_other_databases": len(others),
             },
         )

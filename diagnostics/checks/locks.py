@@ -88,14 +88,20 @@ class BlockingLocksCheck(Check):
     family = Family.LOCKS
     description = (
         "Sessions waiting on locks, who blocks them (directly and at the root of the chain), "
-        "the lock mode and relation waited for, and how long. The root blockers are the "
-        "sessions to look at (often idle in transaction)."
+        "the lock mode and relation waited for, and how long. Graded by impact as well as by "
+        "wait: a chain is critical at once when it blocks writers (a waiting INSERT, UPDATE, "
+        "DELETE, MERGE or ALTER, or a lock mode of RowExclusive or stronger), blocks many "
+        "sessions, or is deeper than 2. The root blockers are the sessions to look at (often "
+        "idle in transaction): the summary names the worst one's application, state and how "
+        "long its transaction has been open."
     )
     sql = EDGES_SQL
     default_thresholds = {
         "wait_warning_s": 5.0,
         "wait_critical_s": 60.0,
-        "blocked_critical_count": 10,
+        "blocked_critical_count": 10,  # critical when this many sessions are blocked
+        "depth_critical": 2,  # critical when a chain is deeper than this
+        "writers_critical": True,  # critical at once when a writer is blocked
     }
 
     def run(self, session) -> CheckOutcome:
@@ -144,10 +150,12 @@ class BlockingLocksCheck(Check):
                 ),
                 None,
             )
+            writer = _is_writer(lock.get("mode"), info.get("query"))
             findings.append(
                 {
                     "role": "blocked",
                     "pid": pid,
+                    "writer": writer,
                     "blocked_by": edges[pid],
                     "root_blockers": roots,
                     "depth": depth,
@@ -175,27 +183,80 @@ class BlockingLocksCheck(Check):
             )
         t = self.thresholds
         status = by_threshold(max_wait, float(t["wait_warning_s"]), float(t["wait_critical_s"]))
+        writers = [f for f in findings if f.get("writer")]
+        # Impact, not only wait time: each reason makes the chain critical at once.
+        impact = []
+        if writers and t["writers_critical"]:
+            impact.append(f"blocks {len(writers)} writer{'s' if len(writers) != 1 else ''}")
         if len(edges) >= int(t["blocked_critical_count"]):
+            impact.append(f"blocks {len(edges)} sessions (limit {t['blocked_critical_count']})")
+        if max_depth > int(t["depth_critical"]):
+            impact.append(f"chain depth {max_depth} > {t['depth_critical']}")
+        if impact:
             status = escalate(status, CheckStatus.CRITICAL)
-        worst_root = max(blocked_under.items(), key=lambda kv: len(kv[1]))
+        worst_root = max(blocked_under.items(), key=lambda kv: (len(kv[1]), -kv[0]))
         root_info = sessions.get(worst_root[0], {})
+        for f in findings:
+            if f["role"] == "root_blocker":
+                f["worst"] = f["pid"] == worst_root[0]
         summary = (
-            f"{len(edges)} session{'s' if len(edges) != 1 else ''} blocked, longest wait "
-            f"{human_seconds(max_wait)}, chain depth {max_depth}; root blocker pid "
-            f"{worst_root[0]} ({root_info.get('user') or '?'}, "
-            f"{root_info.get('state') or 'state hidden'}) blocks {len(worst_root[1])}"
+            f"{len(edges)} session{'s' if len(edges) != 1 else ''} blocked"
+            f"{' (' + ', '.join(impact) + ')' if impact else ''}, longest wait "
+            f"{human_seconds(max_wait)}, chain depth {max_depth}; root blocker "
+            f"{_describe_root(worst_root[0], root_info)} blocks {len(worst_root[1])}"
         )
         hidden = sum(1 for f in findings if f.get("query") == HIDDEN_QUERY)
         outcome = CheckOutcome(
             status,
             summary,
             findings=findings,
-            metrics={"blocked": len(edges), "longest_wait_s": max_wait, "chain_depth": max_depth},
+            metrics={
+                "blocked": len(edges),
+                "blocked_writers": len(writers),
+                "longest_wait_s": max_wait,
+                "chain_depth": max_depth,
+            },
         )
         if hidden and not session.can_read_all_stats:
             outcome.summary += f"; {hidden} sessions' queries hidden (GRANT pg_monitor)"
             outcome.fix = session.monitor_fix
         return outcome
+
+
+# Lock modes from RowExclusiveLock up are taken by writes (INSERT/UPDATE/DELETE and up to DDL);
+# a row-lock wait on another transaction (ShareLock on its transactionid) is one of them too.
+WRITER_MODES = frozenset(
+    {
+        "RowExclusiveLock",
+        "ShareUpdateExclusiveLock",
+        "ShareLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    }
+)
+WRITER_VERBS = ("insert", "update", "delete", "merge", "alter", "truncate", "copy")
+
+
+def _is_writer(mode: str | None, query: str | None) -> bool:
+    """Whether a waiting session is a write: by the lock mode it waits for, else its verb."""
+    if mode in WRITER_MODES:
+        return True
+    words = (query or "").lstrip("( \n\t").split(None, 1)
+    return bool(words) and words[0].lower() in WRITER_VERBS
+
+
+def _describe_root(pid: int, info: dict) -> str:
+    """pid 123 (application 'billing', user app, idle in transaction, transaction open 4 min)."""
+    app = info.get("application_name")
+    parts = [f"application {app!r}" if app else "no application name"]
+    parts.append(f"user {info.get('user') or '?'}")
+    parts.append(info.get("state") or "state hidden")
+    xact_age = info.get("xact_age_s")
+    parts.append(
+        f"transaction open {human_seconds(xact_age)}" if xact_age is not None else "no transaction"
+    )
+    return f"pid {pid} ({', '.join(parts)})"
 
 
 def _session_fields(info: dict) -> dict:

@@ -33,34 +33,45 @@ class SlowQueriesCheck(Check):
     title = "Slow queries (pg_stat_statements)"
     family = Family.PERFORMANCE
     description = (
-        "Top statements by mean and by total execution time, with calls and rows, for this "
-        "database. Column names follow the extension's version; skipped with the fix when the "
-        "extension is not installed, not created or not preloaded. PgHero flags mean >= 20 ms "
-        "over >= 100 calls."
+        "Statements ranked by mean time and by share of this database's total execution time, "
+        "with calls and rows. Three rules flag a statement: PgHero's (mean >= 20 ms over >= "
+        "100 calls); a critical mean whatever the call count (an UPDATE averaging 1 s over 3 "
+        "calls is not hidden by the call floor); and a share of the total execution time "
+        "(during an incident a statement matters by the time it takes from everyone). Column "
+        "names follow the extension's version; skipped with the fix when the extension is not "
+        "installed, not created or not preloaded."
     )
     default_thresholds = {
         "slow_mean_ms": 20.0,
-        "critical_mean_ms": 1000.0,
         "min_calls": 100,
+        "critical_mean_ms": 1000.0,  # critical whatever the call count
+        "share_warning_pct": 25.0,  # of this database's total execution time
+        "share_critical_pct": 75.0,
+        "share_min_total_ms": 10000.0,  # a share counts once the statement took this long
         "top": 10,
     }
 
     @staticmethod
     def sql_for(schema: str, extversion: str) -> str:
         c = statements_columns(extversion)
+        # The share is of every statement of this database, Quell's own included (they are
+        # time the server spent too); only the rankings leave Quell's statements out.
         return f"""
-            WITH s AS (
+            WITH every AS (
                 SELECT queryid::text AS queryid, userid::regrole::text AS user, calls,
                        {c["total"]} AS total_ms, {c["mean"]} AS mean_ms, rows,
+                       round((100.0 * {c["total"]}
+                              / NULLIF(sum({c["total"]}) OVER (), 0))::numeric, 2)::float
+                           AS share_pct,
                        {c["blk_read"]} AS blk_read_ms, {c["blk_write"]} AS blk_write_ms,
                        shared_blks_hit, shared_blks_read, temp_blks_written,
                        left(query, {QUERY_TEXT_LIMIT}) AS query
                 FROM {quote_ident(schema)}.pg_stat_statements
                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND query NOT LIKE '%%quell-diagnostics%%'
+            ), s AS (
+                SELECT * FROM every WHERE query NOT LIKE '%%quell-diagnostics%%'
             )
-            (SELECT 'mean' AS ranking, s.* FROM s WHERE s.calls >= %(min_calls)s
-             ORDER BY s.mean_ms DESC LIMIT %(top)s)
+            (SELECT 'mean' AS ranking, s.* FROM s ORDER BY s.mean_ms DESC LIMIT %(top)s)
             UNION ALL
             (SELECT 'total' AS ranking, s.* FROM s ORDER BY s.total_ms DESC LIMIT %(top)s)
         """
@@ -73,6 +84,24 @@ class SlowQueriesCheck(Check):
         FROM {schema}.pg_stat_statements
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
     """
+
+    def flags_for(self, r: dict) -> dict[str, CheckStatus]:
+        """The rules a statement breaks, each with the status it deserves."""
+        t = self.thresholds
+        mean, calls = r["mean_ms"] or 0.0, r["calls"] or 0
+        share, total = r["share_pct"] or 0.0, r["total_ms"] or 0.0
+        flags: dict[str, CheckStatus] = {}
+        if mean >= float(t["critical_mean_ms"]):
+            flags["critical_mean"] = CheckStatus.CRITICAL
+        elif calls >= int(t["min_calls"]) and mean >= float(t["slow_mean_ms"]):
+            flags["slow_mean"] = CheckStatus.WARNING
+        if total >= float(t["share_min_total_ms"]):
+            status = by_threshold(
+                share, float(t["share_warning_pct"]), float(t["share_critical_pct"])
+            )
+            if status != CheckStatus.OK:
+                flags["share_of_total"] = status
+        return flags
 
     def run(self, session) -> CheckOutcome:
         state = pg_stat_statements_state(session)
@@ -87,46 +116,24 @@ class SlowQueriesCheck(Check):
             )
         t = self.thresholds
         schema, version = state["schema"], state["version"]
-        found = rows(
-            session.query(
-                self.sql_for(schema, version),
-                {"min_calls": int(t["min_calls"]), "top": int(t["top"])},
-            )
-        )
+        found = rows(session.query(self.sql_for(schema, version), {"top": int(t["top"])}))
         totals = session.one(
             self.hidden_sql_tpl.format(
                 schema=quote_ident(schema), total=statements_columns(version)["total"]
             ),
             {"hidden": HIDDEN_QUERY},
         )
-        slow = [
-            r
-            for r in found
-            if r["ranking"] == "mean" and (r["mean_ms"] or 0) >= float(t["slow_mean_ms"])
-        ]
         status = CheckStatus.OK
-        for r in slow:
-            status = escalate(
-                status,
-                by_threshold(r["mean_ms"], float(t["slow_mean_ms"]), float(t["critical_mean_ms"])),
-            )
+        flagged: dict[str, dict] = {}  # by queryid (a statement can be in both rankings)
         for r in found:
-            r["slow"] = r in slow
-        if slow:
-            worst = max(slow, key=lambda r: r["mean_ms"])
-            summary = (
-                f"{len(slow)} statement{'s' if len(slow) != 1 else ''} averaging >= "
-                f"{t['slow_mean_ms']} ms over >= {t['min_calls']} calls; worst "
-                f"{worst['mean_ms']:.1f} ms x {worst['calls']} calls"
-            )
-        else:
-            top_total = next((r for r in found if r["ranking"] == "total"), None)
-            summary = "no slow statement"
-            if top_total:
-                summary += (
-                    f"; most total time: {top_total['total_ms']:.0f} ms over "
-                    f"{top_total['calls']} calls"
-                )
+            flags = self.flags_for(r)
+            r["flags"] = sorted(flags)
+            r["slow"] = bool(flags)
+            for flag_status in flags.values():
+                status = escalate(status, flag_status)
+            if flags:
+                flagged.setdefault((r["queryid"], r["user"], r["query"]), r)
+        summary = self._summary(found, list(flagged.values()))
         summary += f" (pg_stat_statements {version} in schema {schema})"
         outcome = CheckOutcome(
             status,
@@ -155,6 +162,53 @@ class SlowQueriesCheck(Check):
                 }
             )
         return outcome
+
+    def _summary(self, found: list[dict], flagged: list[dict]) -> str:
+        t = self.thresholds
+        by_mean = next((r for r in found if r["ranking"] == "mean"), None)
+        by_total = next((r for r in found if r["ranking"] == "total"), None)
+        parts = []
+        if flagged:
+            critical = [r for r in flagged if "critical_mean" in r["flags"]]
+            shares = [r for r in flagged if "share_of_total" in r["flags"]]
+            slow = [r for r in flagged if "slow_mean" in r["flags"]]
+            counts = []
+            if critical:
+                counts.append(f"{len(critical)} averaging >= {t['critical_mean_ms']:g} ms")
+            if slow:
+                counts.append(
+                    f"{len(slow)} averaging >= {t['slow_mean_ms']:g} ms over >= "
+                    f"{t['min_calls']} calls"
+                )
+            if shares:
+                counts.append(
+                    f"{len(shares)} taking >= {t['share_warning_pct']:g} % of execution time"
+                )
+            parts.append(
+                f"{len(flagged)} statement{'s' if len(flagged) != 1 else ''} flagged ("
+                + "; ".join(counts)
+                + ")"
+            )
+        else:
+            parts.append("no slow statement")
+        if by_mean:
+            parts.append(
+                f"highest mean {by_mean['mean_ms']:.1f} ms x {by_mean['calls']} calls"
+                f" ({_head(by_mean['query'])})"
+            )
+        if by_total:
+            parts.append(
+                f"largest share {by_total['share_pct'] or 0:g} % of execution time, "
+                f"{by_total['total_ms']:.0f} ms over {by_total['calls']} calls"
+                f" ({_head(by_total['query'])})"
+            )
+        return "; ".join(parts)
+
+
+def _head(query: str | None, limit: int = 60) -> str:
+    """The start of a statement's text, on one line, for a summary."""
+    text = " ".join((query or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @register

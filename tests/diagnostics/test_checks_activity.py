@@ -68,6 +68,34 @@ def test_long_running_query_is_flagged_past_the_threshold(pg_cluster, target_spe
     assert "5.0 min" in default.summary
 
 
+def test_longest_active_queries_are_listed_below_the_threshold_marked_as_such(
+    pg_cluster, target_spec, holders
+):
+    older = holders(pg_cluster).send("SELECT pg_sleep(60);")
+    older.wait_state("state = 'active' AND query_start < clock_timestamp() - interval '1.5 s'")
+    newer = holders(pg_cluster).send("SELECT pg_sleep(59);")
+    newer.wait_state("state = 'active'")
+
+    quiet = run_check(target_spec, "long_running_queries").outcome
+    assert quiet.status == CheckStatus.OK  # nothing near 5 minutes
+    listed = {f["pid"]: f for f in quiet.findings if "pid" in f}
+    assert {older.pid, newer.pid} <= set(listed)
+    assert not any(f["over_threshold"] for f in listed.values())
+    assert "below the threshold" in quiet.summary and f"pid {older.pid}" in quiet.summary
+    assert quiet.metrics["long_running"] == 0 and quiet.metrics["longest_active_s"] >= 1.5
+
+    split = run_check(target_spec, "long_running_queries", threshold_s=1.0).outcome
+    assert split.status == CheckStatus.WARNING
+    by_pid = {f["pid"]: f for f in split.findings if "pid" in f}
+    assert by_pid[older.pid]["over_threshold"] is True
+    assert by_pid[newer.pid]["over_threshold"] is False  # listed, marked below the threshold
+    assert split.metrics["long_running"] == 1
+    assert split.findings[0]["pid"] == older.pid  # longest first
+
+    capped = run_check(target_spec, "long_running_queries", top=1).outcome
+    assert [f["pid"] for f in capped.findings if "pid" in f] == [older.pid]
+
+
 def test_idle_in_transaction_is_counted_and_flagged(pg_cluster, target_spec, holders):
     idle = holders(pg_cluster).send("BEGIN; SELECT txid_current();")
     idle.wait_state(
