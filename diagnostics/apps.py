@@ -8,7 +8,15 @@ class DiagnosticsConfig(AppConfig):
 
     def ready(self):
         # Registers the system check that QUELL_FERNET_KEYS is usable.
-        from . import crypto  # noqa: F401
+        from . import (
+            crypto,  # noqa: F401
+            own_sessions,
+            target,
+        )
+
+        # Every session Quell opens on a target is recorded, so remediation can tell Quell's
+        # own sessions by identity (pid and backend_start) rather than by a name anyone can set.
+        target.on_session_opened(own_sessions.remember)
 
         # Setup, not domain flow: the playbook's runbooks exist after every migrate and after a
         # database flush (tests), like the access groups. Edited runbooks are left as they are.
