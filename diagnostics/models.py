@@ -287,6 +287,26 @@ from .integrity.models import (  # noqa: E402, F401
     IntegritySeverity,
 )
 
+
+class OwnSession(models.Model):
+    """A session Quell opened on a target (diagnostics.own_sessions): immune from remediation."""
+
+    pid = models.IntegerField()
+    backend_start = models.DateTimeField()
+    application_name = models.CharField(max_length=64, blank=True)
+    opened_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pid", "backend_start"], name="own_session_identity")
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.application_name} pid {self.pid} since {self.backend_start:%Y-%m-%d %H:%M:%S}"
+        )
+
+
 # Guarded remediation and runbooks (packages of their own, app label "diagnostics").
 from .remediation.models import (  # noqa: E402, F401
     RemediationAction,

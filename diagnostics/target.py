@@ -516,7 +516,38 @@ def _connect(
     if failure is not None:
         # Raised outside the except block so the original (unscrubbed) exception is not chained.
         raise failure
-    return conn, (time.monotonic() - started) * 1000
+    connect_ms = (time.monotonic() - started) * 1000
+    _announce(conn, application_name)
+    return conn, connect_ms
+
+
+# Called with (pid=, backend_start=, application_name=) for every session Quell opens on a
+# target; DiagnosticsConfig.ready installs diagnostics.own_sessions.remember (this module keeps
+# to the target and never touches Quell's own database itself).
+_session_opened_hooks: list = []
+
+
+def on_session_opened(hook) -> None:
+    """Call `hook` for every session opened from now on (idempotent)."""
+    if hook not in _session_opened_hooks:
+        _session_opened_hooks.append(hook)
+
+
+def _announce(conn: psycopg.Connection, application_name: str) -> None:
+    """Tell the hooks this session's identity: its pid and the server's backend_start."""
+    if not _session_opened_hooks:
+        return
+    try:
+        # A session always sees its own row of pg_stat_activity, whatever its role's rights.
+        row = conn.execute(
+            SQL_MARKER + "SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+    except psycopg.Error:
+        return  # the caller finds the session broken on its first statement
+    if not row or row[0] is None:
+        return
+    for hook in _session_opened_hooks:
+        hook(pid=conn.info.backend_pid, backend_start=row[0], application_name=application_name)
 
 
 def _begin(session: TargetSession, timeouts: Timeouts) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Prefetch
 from django.utils.html import format_html_join
@@ -388,7 +389,8 @@ class IncidentAdmin(admin.ModelAdmin):
                     user=row.cleaned_data["user"],
                     actor=request.user,
                 )
-            except services.IncidentError as exc:
+            except (services.IncidentError, PermissionDenied) as exc:
+                # Same rule as the API and the pages: services.role_assign decides who may grant.
                 self.message_user(request, f"Role not assigned: {exc}", messages.ERROR)
 
     # --- permissions --------------------------------------------------------------------------
@@ -451,7 +453,7 @@ class ResponderAssignmentAdmin(admin.ModelAdmin):
         for assignment in queryset:
             try:
                 services.role_relieve(assignment_id=assignment.pk, actor=request.user)
-            except services.IncidentError as exc:
+            except (services.IncidentError, PermissionDenied) as exc:
                 self.message_user(request, f"{assignment}: {exc}", messages.ERROR)
             else:
                 done.append(str(assignment))

@@ -104,13 +104,22 @@ def fields_changed_event(incident: Incident, *, changes: dict, actor=None) -> Ti
     )
 
 
+def _username(user) -> str:
+    return user.get_username() if user is not None and user.is_authenticated else ""
+
+
 def role_assigned_event(
     assignment: ResponderAssignment, *, actor=None, replaced: ResponderAssignment | None = None
 ) -> TimelineEvent:
     who = assignment.user.get_username()
+    granted_by = _username(actor)
     message = f"{who} is now {assignment.role_label}"
     if replaced is not None:
         message += f" (replacing {replaced.user.get_username()})"
+    if granted_by and granted_by != who:
+        message += f", assigned by {granted_by}"
+    elif granted_by:
+        message += ", self-assigned"
     return _record(
         assignment.incident,
         kind=EventKind.ROLE_ASSIGNED,
@@ -121,21 +130,34 @@ def role_assigned_event(
             "role_name": assignment.role_name,
             "user_id": assignment.user_id,
             "username": who,
+            "granted_by_id": actor.pk if granted_by else None,
+            "granted_by": granted_by,
             "replaced_user_id": replaced.user_id if replaced else None,
+            "replaced_username": replaced.user.get_username() if replaced else "",
         },
     )
 
 
 def role_relieved_event(assignment: ResponderAssignment, *, actor=None) -> TimelineEvent:
+    who = assignment.user.get_username()
+    relieved_by = _username(actor)
+    message = f"{who} relieved as {assignment.role_label}"
+    if relieved_by and relieved_by != who:
+        message += f" by {relieved_by}"
+    elif relieved_by:
+        message += " (stepped down)"
     return _record(
         assignment.incident,
         kind=EventKind.ROLE_RELIEVED,
-        message=f"{assignment.user.get_username()} relieved as {assignment.role_label}",
+        message=message,
         actor=actor,
         data={
             "role": assignment.role,
             "role_name": assignment.role_name,
             "user_id": assignment.user_id,
+            "username": who,
+            "relieved_by_id": actor.pk if relieved_by else None,
+            "relieved_by": relieved_by,
         },
     )
 

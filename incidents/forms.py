@@ -248,9 +248,13 @@ class AssignRoleForm(forms.Form):
     )
     user = UserChoiceField(queryset=None, label="Person", empty_label="Choose a person")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, roles=None, **kwargs):
+        """`roles`: the role values to offer (those the user may grant); all when None. A
+        posted role outside the offer still reaches the service, which refuses it with 403."""
         super().__init__(*args, **kwargs)
         self.fields["user"].queryset = assignable_users()
+        if roles is not None:
+            self.fields["role"].choices = [c for c in ResponderRole.choices if c[0] in roles]
 
     def clean(self):
         data = super().clean()

@@ -11,12 +11,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
-from . import events, signals
+from . import events, permissions, signals
 from .models import (
     OPEN_STATUSES,
     DetectionSource,
@@ -400,7 +401,11 @@ def incident_update(*, incident_id: int, actor=None, **changes: Any) -> Incident
 def role_assign(
     *, incident_id: int, role: str, user, actor=None, role_name: str = ""
 ) -> ResponderAssignment:
-    """Give `user` a role on the incident, relieving its current holder (history is kept)."""
+    """Give `user` a role on the incident, relieving its current holder (history is kept).
+
+    `actor` None is Quell itself (demo data, automation); a person must be allowed to grant the
+    role (incidents.permissions.role_grant_refusal), else PermissionDenied says who may.
+    """
     if role not in ResponderRole.values:
         raise IncidentError(f"Role must be one of {', '.join(ResponderRole.values)}.", field="role")
     role_name = (role_name or "").strip()
@@ -411,6 +416,8 @@ def role_assign(
     if user is None or not user.is_active:
         raise IncidentError("Assign an active user.", field="user")
     incident = _lock(incident_id)
+    # Checked under the row lock: a concurrent handover cannot let the old IC act twice.
+    _check_role_grant(actor, incident, role)
     if incident.status == Status.CLOSED:
         raise IncidentError("A closed incident cannot be staffed.")
     now = timezone.now()
@@ -455,6 +462,14 @@ def role_assign(
     return assignment
 
 
+def _check_role_grant(actor, incident: Incident, role: str) -> None:
+    if actor is None:
+        return
+    refusal = permissions.role_grant_refusal(actor, incident, role)
+    if refusal:
+        raise PermissionDenied(refusal)
+
+
 @transaction.atomic
 def role_relieve(*, assignment_id: int, actor=None) -> ResponderAssignment:
     """End an assignment without a successor (the role then shows as missing if required)."""
@@ -469,6 +484,12 @@ def role_relieve(*, assignment_id: int, actor=None) -> ResponderAssignment:
     if assignment.relieved_at is not None:
         return assignment
     incident = _lock(assignment.incident_id)
+    if actor is not None:
+        refusal = permissions.role_relieve_refusal(
+            actor, incident, role=assignment.role, holder_id=assignment.user_id
+        )
+        if refusal:
+            raise PermissionDenied(refusal)
     if incident.status == Status.CLOSED:
         raise IncidentError("A closed incident's staffing is final; add a note instead.")
     assignment.relieved_at = timezone.now()

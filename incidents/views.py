@@ -54,7 +54,15 @@ from .models import (
     Status,
     TimelineEvent,
 )
-from .permissions import RESPONDER, VIEWER, require_role, user_commands_incident, user_has_role
+from .permissions import (
+    RESPONDER,
+    VIEWER,
+    grantable_roles,
+    require_role,
+    role_relieve_refusal,
+    user_commands_incident,
+    user_has_role,
+)
 from .services import IncidentConflict, IncidentError
 from .severity import Severity
 from .templatetags.incident_web import duration
@@ -322,6 +330,14 @@ def _detail_context(request, incident, **forms) -> dict:
     allowed = services.allowed_transitions(incident.status)
     missing = selectors.incident_missing_roles(incident)
     required = services.required_roles(incident.severity)
+    # Only the roles this user may grant are offered, and Relieve only where they may use it.
+    may_grant = grantable_roles(request.user, incident, ResponderRole.values) if can_respond else []
+    relievable = {
+        a.pk
+        for a in incident.active_assignments
+        if can_respond
+        and not role_relieve_refusal(request.user, incident, role=a.role, holder_id=a.user_id)
+    }
     context = {
         "incident": incident,
         "targets": related.targets_for_incident(incident.pk),
@@ -347,7 +363,9 @@ def _detail_context(request, incident, **forms) -> dict:
         or TransitionForm(allowed=allowed, initial={"expected_status": incident.status}),
         "severity_form": forms.get("severity_form")
         or SeverityForm(initial={"severity": incident.severity}),
-        "assign_form": forms.get("assign_form") or AssignRoleForm(),
+        "assign_form": forms.get("assign_form") or AssignRoleForm(roles=may_grant),
+        "can_assign": bool(may_grant),
+        "relievable": relievable,
         "note_form": forms.get("note_form") or NoteForm(),
         "conflict": forms.get("conflict"),
         "flash": forms.get("flash"),
@@ -505,7 +523,7 @@ def incident_acknowledge(request, incident_id: int):
 @require_POST
 @viewer_required
 def role_assign(request, incident_id: int):
-    """Give someone a role (its current holder is relieved)."""
+    """Give someone a role (its current holder is relieved); who may grant what: the service."""
     require_role(request.user, RESPONDER)
     incident = _get_incident(incident_id)
     form = AssignRoleForm(request.POST)
@@ -518,6 +536,9 @@ def role_assign(request, incident_id: int):
                 user=form.cleaned_data["user"],
                 actor=request.user,
             )
+        except PermissionDenied as exc:
+            form.add_error("role", str(exc))
+            return _after_action(request, incident.pk, status=403, assign_form=form)
         except IncidentConflict as exc:
             return _after_action(request, incident.pk, status=409, conflict=str(exc))
         except IncidentError as exc:
@@ -541,6 +562,8 @@ def role_relieve(request, incident_id: int, assignment_id: int):
         raise Http404("No such assignment on this incident.")
     try:
         assignment = services.role_relieve(assignment_id=assignment_id, actor=request.user)
+    except PermissionDenied as exc:
+        return _after_action(request, incident.pk, status=403, conflict=str(exc))
     except IncidentError as exc:
         return _after_action(request, incident.pk, status=400, conflict=str(exc))
     return _after_action(

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from incidents.mail import mail_subject
-from incidents.models import EventKind, Incident, ResponderRole, Status
-from incidents.permissions import COMMANDER, RESPONDER, user_has_role
+from incidents.models import EventKind, Incident, Status
+from incidents.permissions import RESPONDER, user_has_role, user_may_publish_incident
 from incidents.services import timeline_append
 
 from .. import rendering, selectors, status_cache
@@ -307,15 +307,7 @@ def can_publish(user, incident: Incident, audience: str) -> bool:
     Commander or Communications Lead (the playbook gives the public voice to those roles)."""
     if audience == Audience.INTERNAL:
         return user_has_role(user, RESPONDER)
-    if user_has_role(user, COMMANDER):
-        return True
-    if not user_has_role(user, RESPONDER):
-        return False
-    return incident.assignments.filter(
-        user=user,
-        role__in=[ResponderRole.INCIDENT_COMMANDER, ResponderRole.COMMUNICATIONS_LEAD],
-        relieved_at__isnull=True,
-    ).exists()
+    return user_may_publish_incident(user, incident)
 
 
 @transaction.atomic

@@ -1,11 +1,14 @@
 """Talking to a target for remediation: list backends, apply the guardrails, signal them.
 
-No ORM here: this module connects to the target (diagnostics.target builds the connection: same
-connect timeout, keepalives, credential scrubbing and watchdog) and returns plain dicts. It is
+No ORM here beyond asking diagnostics.own_sessions which sessions Quell opened: this module
+connects to the target (diagnostics.target builds the connection: same connect timeout,
+keepalives, credential scrubbing and watchdog) and returns plain dicts. It is
 the only place in Quell that writes to a target, so every rule is applied here, on fresh data:
 
-- only client backends of the target's own database; never Quell's own session (nor other
-  sessions tagged ``quell-``); a parallel worker is refused with its leader named;
+- only client backends of the target's own database; never Quell's own session nor any other
+  session Quell opened (known by pid and backend_start, recorded at connect by
+  diagnostics.own_sessions: an application_name proves nothing, anyone can set ``quell-x``);
+  a parallel worker is refused with its leader named;
 - superuser and replication roles only with ``force`` (the services allow force to admins);
 - an idle-in-transaction session has no query to cancel: it needs terminate;
 - right before signalling, the pid **and** its backend_start must still match what the
@@ -29,6 +32,7 @@ from typing import Any
 
 import psycopg
 
+from .. import own_sessions
 from ..target import (
     ConnectionSpec,
     SessionBroken,
@@ -41,9 +45,6 @@ from ..target import (
 
 APPLICATION_NAME = "quell-remediation"
 SQL_MARKER = "/* quell-remediation */ "
-# application_name of the sessions Quell itself opens on targets (diagnostics, integrity checks,
-# monitors, remediation): never signalled.
-QUELL_APPLICATIONS = ("quell-diagnostics", "quell-remediation", "quell-integrity", "quell-monitor")
 QUERY_EXCERPT = 300
 
 STATES = (
@@ -199,8 +200,8 @@ def refusal(row: dict[str, Any], *, kind: str, force: bool, facts: dict[str, Any
     """Why a guardrail refuses this backend ('' when it may be signalled)."""
     if row["own"]:
         return "Quell's own remediation session"
-    if (row["application"] or "").startswith(QUELL_APPLICATIONS):
-        return f"a Quell session ({row['application']})"
+    if row.get("quell_session"):
+        return f"a session Quell opened ({row['application'] or 'no application_name'})"
     if row["backend_type"] is None or row["backend_start"] is None:
         # Without pg_read_all_stats another role's session shows almost nothing: no backend
         # type, no start time, no query. Nothing can be judged, so nothing is signalled.
@@ -287,6 +288,9 @@ def _select(session: RemediationSession, flt: BackendFilter, pids=None) -> list[
     rows = session.run(sql, params)
     if pids is None and flt.min_duration_s is not None:
         rows = [r for r in rows if (r["duration_s"] or 0) >= flt.min_duration_s]
+    ours = own_sessions.known((r["pid"], r["backend_start"]) for r in rows)
+    for row in rows:
+        row["quell_session"] = (row["pid"], row["backend_start"]) in ours
     return rows
 
 

@@ -2,8 +2,9 @@
 
 Like the rest of diagnostics, talking to the target happens outside any transaction or row lock
 in Quell's database; each step commits its record (and the incident's timeline event) after.
-Permission: the commander group or the incident's Incident Commander for a remediation linked
-to an incident, the admin group otherwise; ``force`` (superuser and replication sessions) is
+Permission: the commander group, the incident's Incident Commander or its Technical Lead for a
+remediation linked to an incident (incidents.permissions.user_may_remediate_incident), the
+admin group otherwise; ``force`` (superuser and replication sessions) is
 for admins only. Refusals raise DiagnosticsError (400, with the field) or PermissionDenied (403).
 """
 
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from incidents.dispatch import dispatch
 from incidents.models import EventKind, Incident, Status
-from incidents.permissions import ADMIN, user_commands_incident, user_has_role
+from incidents.permissions import ADMIN, user_has_role, user_may_remediate_incident
 from incidents.services import timeline_append
 
 from .. import crypto
@@ -48,16 +49,17 @@ class RemediationRefused(DiagnosticsError):
 
 
 def may_remediate(user, *, incident: Incident | None) -> bool:
-    """Commander rights on the incident when there is one; the admin role otherwise."""
+    """Commanders, the incident's IC or Technical Lead when there is one; admins otherwise."""
     if incident is not None:
-        return user_commands_incident(user, incident)
+        return user_may_remediate_incident(user, incident)
     return user_has_role(user, ADMIN)
 
 
 def _check_permission(user, incident: Incident | None, force: bool) -> None:
     if not may_remediate(user, incident=incident):
         raise PermissionDenied(
-            "Only a commander or this incident's Incident Commander may remediate."
+            "Only a commander, an admin, or this incident's Incident Commander or Technical Lead "
+            "may remediate."
             if incident is not None
             else "Remediation outside an incident needs the admin role."
         )

@@ -324,7 +324,8 @@ def test_guardrails_refuse_own_quell_and_non_client_backends(server, scratch, pl
         assert reason(other_db).startswith("in another database (postgres)")
 
 
-def test_guardrails_refuse_a_quell_tagged_session(plant, target):
+def test_a_session_merely_tagged_quell_is_not_immune(plant, target):
+    """Only sessions Quell opened are immune (tests/diagnostics/test_own_sessions.py)."""
     tagged = plant("SET application_name = 'quell-diagnostics'; " + SLEEP)
     tagged.cluster.wait_for(
         "SELECT count(*) > 0 FROM pg_stat_activity WHERE pid = %s AND state = 'active' "
@@ -334,7 +335,7 @@ def test_guardrails_refuse_a_quell_tagged_session(plant, target):
     )
     with b.open_remediation_session(target.to_connection_spec()) as session:
         found = b.preview(session, b.BackendFilter(pid=tagged.pid), kind="terminate", force=True)
-    assert found["backends"][0]["reason"] == "a Quell session (quell-diagnostics)"
+    assert found["backends"][0]["reason"] == ""
 
 
 def test_superuser_and_replication_sessions_need_an_admins_force(

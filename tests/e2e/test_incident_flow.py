@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
+from incidents import services as incident_services
 from incidents.groups import ensure_groups
 from incidents.models import EventKind, Incident
 from tests.factories import UserFactory
@@ -95,12 +96,18 @@ def test_incident_flow(page, login, screenshot, live_server, people, target_data
     expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
     screenshot("03-incident-declared")
 
-    # Staff it: the newcomer takes command, a colleague becomes Technical Lead (htmx forms).
+    # Staff it. A responder may not crown themselves Incident Commander (nor name the leads
+    # that remediate or publish): the form does not offer those roles.
     roles = page.locator("form[data-assign-form]")
-    roles.locator("select[name=role]").select_option("incident_commander")
-    roles.get_by_label("Person").select_option(label="Nadia Novak (nadia)")
-    roles.get_by_role("button", name="Assign").click()
-    expect(page.locator(".notice.success")).to_have_text("nadia is now Incident Commander.")
+    expect(roles.locator("option[value=incident_commander]")).to_have_count(0)
+    expect(roles.locator("option[value=technical_lead]")).to_have_count(0)
+    # The duty commander hands the incident to the newcomer; as IC she names the Technical Lead.
+    duty = UserFactory(username="duty", role="commander")
+    incident_services.role_assign(
+        incident_id=incident.pk, role="incident_commander", user=newbie, actor=duty
+    )
+    page.reload()
+    expect(page.locator(".roles")).to_contain_text("Nadia Novak")
     roles = page.locator("form[data-assign-form]")
     roles.locator("select[name=role]").select_option("technical_lead")
     roles.get_by_label("Person").select_option(label="Tomas Lind (tomas)")

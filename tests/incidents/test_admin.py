@@ -145,7 +145,9 @@ def test_assigning_a_role_inline_goes_through_role_assign(staff, incident, comma
     assert current.user == commander
     assert incident.assignments.filter(role="technical_lead").count() == 2  # history kept
     event = incident.timeline.filter(kind=EventKind.ROLE_ASSIGNED).last()
-    assert event.message == "commander is now Technical Lead (replacing responder)"
+    assert (
+        event.message == "commander is now Technical Lead (replacing responder), assigned by admin"
+    )
 
 
 def test_assigning_other_role_without_name_is_a_form_error(staff, incident, commander):

@@ -28,28 +28,28 @@ def timeline(pk):
 # --- roles ------------------------------------------------------------------------------------
 
 
-def test_assign_by_username_and_by_id(responder_api, incident, commander, responder):
-    by_name = responder_api.post(
+def test_assign_by_username_and_by_id(commander_api, incident, commander, responder):
+    by_name = commander_api.post(
         roles(incident.pk), {"role": "incident_commander", "user": "commander"}
     )
     assert by_name.status_code == 201, by_name.json()
     assert by_name.json()["user"] == {"id": commander.pk, "username": "commander"}
-    assert by_name.json()["assigned_by"]["username"] == "responder"
-    by_id = responder_api.post(roles(incident.pk), {"role": "technical_lead", "user": responder.pk})
+    assert by_name.json()["assigned_by"]["username"] == "commander"
+    by_id = commander_api.post(roles(incident.pk), {"role": "technical_lead", "user": responder.pk})
     assert by_id.status_code == 201
     assert by_id.json()["role_label"] == "Technical Lead"
 
 
-def test_assign_replaces_and_lists_history(responder_api, incident, commander, responder):
-    responder_api.post(roles(incident.pk), {"role": "technical_lead", "user": "responder"})
-    responder_api.post(roles(incident.pk), {"role": "technical_lead", "user": "commander"})
-    body = responder_api.get(roles(incident.pk)).json()
+def test_assign_replaces_and_lists_history(commander_api, incident, commander, responder):
+    commander_api.post(roles(incident.pk), {"role": "technical_lead", "user": "responder"})
+    commander_api.post(roles(incident.pk), {"role": "technical_lead", "user": "commander"})
+    body = commander_api.get(roles(incident.pk)).json()
     assert [(a["user"]["username"], a["is_active"]) for a in body["history"]] == [
         ("responder", False),
         ("commander", True),
     ]
     assert [a["user"]["username"] for a in body["current"]] == ["commander"]
-    assert body["history"][0]["relieved_by"]["username"] == "responder"
+    assert body["history"][0]["relieved_by"]["username"] == "commander"
     assert body["required_roles"] == [
         "incident_commander",
         "technical_lead",
@@ -86,18 +86,18 @@ def test_assign_rejects_bad_input(responder_api, incident, payload, field, messa
     assert not ResponderAssignment.objects.exists()
 
 
-def test_assign_on_closed_incident_is_400(responder_api, make_incident):
+def test_assign_on_closed_incident_is_400(commander_api, responder, make_incident):
     incident = make_incident(status=Status.CLOSED)
-    response = responder_api.post(
+    response = commander_api.post(
         roles(incident.pk), {"role": "technical_lead", "user": "responder"}
     )
     assert response.status_code == 400
     assert "closed incident cannot be staffed" in response.json()["detail"]
 
 
-def test_relieve(responder_api, incident, commander):
+def test_relieve(responder_api, incident, commander, responder):
     assignment = services.role_assign(
-        incident_id=incident.pk, role="incident_commander", user=commander
+        incident_id=incident.pk, role="operations_lead", user=commander
     )
     response = responder_api.post(f"{roles(incident.pk)}{assignment.pk}/relieve/")
     assert response.status_code == 200

@@ -13,15 +13,17 @@ pytestmark = pytest.mark.django_db
 
 def test_assign_role_records_event_and_acknowledges(incident, responder, commander):
     assignment = services.role_assign(
-        incident_id=incident.pk, role="incident_commander", user=commander, actor=responder
+        incident_id=incident.pk, role="incident_commander", user=responder, actor=commander
     )
     assert assignment.is_active
-    assert assignment.assigned_by == responder
+    assert assignment.assigned_by == commander
     incident.refresh_from_db()
     assert incident.acknowledged_at is not None  # an IC taking the incident acknowledges it
     event = incident.timeline.get(kind=EventKind.ROLE_ASSIGNED)
-    assert event.message == "commander is now Incident Commander"
-    assert event.data["user_id"] == commander.pk
+    assert event.message == "responder is now Incident Commander, assigned by commander"
+    assert event.actor == commander
+    assert event.data["user_id"] == responder.pk
+    assert event.data["granted_by"] == "commander"
 
 
 def test_assign_replaces_holder_and_keeps_history(incident, responder, commander):
@@ -40,7 +42,8 @@ def test_assign_replaces_holder_and_keeps_history(incident, responder, commander
         ("commander", True),
     ]
     event = incident.timeline.filter(kind=EventKind.ROLE_ASSIGNED).last()
-    assert event.message == "commander is now Technical Lead (replacing responder)"
+    assert event.message == "commander is now Technical Lead (replacing responder), self-assigned"
+    assert event.data["replaced_username"] == "responder"
 
 
 def test_assign_same_holder_again_changes_nothing(incident, responder):
@@ -84,9 +87,9 @@ def test_relieve_ends_assignment_and_role_shows_missing(incident, responder, com
     assignment = services.role_assign(
         incident_id=incident.pk, role="incident_commander", user=commander
     )
-    relieved = services.role_relieve(assignment_id=assignment.pk, actor=responder)
-    assert relieved.relieved_at is not None and relieved.relieved_by == responder
-    again = services.role_relieve(assignment_id=assignment.pk, actor=responder)
+    relieved = services.role_relieve(assignment_id=assignment.pk, actor=commander)
+    assert relieved.relieved_at is not None and relieved.relieved_by == commander
+    again = services.role_relieve(assignment_id=assignment.pk, actor=commander)
     assert again.relieved_at == relieved.relieved_at
     assert incident.timeline.filter(kind=EventKind.ROLE_RELIEVED).count() == 1
     fresh = selectors.incident_get(incident_id=incident.pk)

@@ -106,7 +106,7 @@ def test_incident_commander_in_responder_group_may_apply_severity(
     responder, responder_api, incident
 ):
     incident_services.role_assign(
-        incident_id=incident.pk, role="incident_commander", user=responder, actor=responder
+        incident_id=incident.pk, role="incident_commander", user=responder
     )
     walk_to_minor_performance(responder_api, incident)
     assert responder_api.post(url(incident, "apply"), {}, format="json").status_code == 200

@@ -270,13 +270,13 @@ def test_edit_errors_keep_input_and_open_the_form(responder_client, incident, ht
 
 def test_assign_and_relieve_roles(responder_client, responder, other_responder, incident):
     response = responder_client.post(
-        url("role-assign", incident), {"role": "technical_lead", "user": other_responder.pk}
+        url("role-assign", incident), {"role": "operations_lead", "user": other_responder.pk}
     )
     assert response.status_code == 302
-    assignment = ResponderAssignment.objects.get(incident=incident, role="technical_lead")
+    assignment = ResponderAssignment.objects.get(incident=incident, role="operations_lead")
     assert assignment.user == other_responder and assignment.assigned_by == responder
     html = responder_client.get(url("detail", incident)).content.decode()
-    assert "Technical Lead" in html and "rita" in html
+    assert "Operations Lead" in html and "rita" in html
     response = responder_client.post(url("role-relieve", incident, assignment.pk))
     assert response.status_code == 302
     assignment.refresh_from_db()
