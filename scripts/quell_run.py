@@ -37,7 +37,7 @@ READY_TIMEOUT = 60
 # The public SECRET_KEY development settings fell back to before installs had their own: target
 # credentials stored since then were encrypted with a key derived from it, so it stays a
 # decryption-only key until they are re-encrypted (manage.py quell_rotate_keys).
-LEGACY_DEV_SECRET_KEY = "dev-only-insecure-key-change-me-3c1f1e9a7b"
+LEGACY_DEV_SECRET_KEY = "dev-only-insecure-key-change-me-3c1f1e9a7b"  # noqa: S105 (public)
 
 
 def say(line: str = "") -> None:
@@ -293,9 +293,7 @@ class Supervisor:
             self._done.set()
             watcher.join(timeout=5)
         code = self.manager.returncode
-        if self.not_ready:
-            code = 1
-        elif code is None:
+        if self.not_ready or code is None:
             code = 1
         elif code < 0:  # killed by a signal
             code = 128 - code
