@@ -230,6 +230,17 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+def connection_budget(env=os.environ) -> dict[str, int]:
+    """The most connections to Quell's database each Procfile process may hold.
+
+    web: one pool per gunicorn worker, as large as its thread count; worker: one connection in
+    the main process and in each prefork child (DATABASE_POOL_MAX_SIZE=1); beat: one.
+    """
+    web = int(env.get("QUELL_WEB_WORKERS", "2")) * int(env.get("QUELL_WEB_THREADS", "4"))
+    worker = int(env.get("QUELL_WORKER_CONCURRENCY", "2")) + 1
+    return {"web": web, "worker": worker, "beat": 1}
+
+
 # --- running the Procfile under honcho -------------------------------------------------------
 
 
@@ -382,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
 
     web = f"gunicorn, {os.environ.get('QUELL_WEB_WORKERS', '2')} workers"
     web += f" x {os.environ.get('QUELL_WEB_THREADS', '4')} threads"
+    budget = connection_budget()
+    connections = ", ".join(f"{name} {n}" for name, n in budget.items())
     banner = [
         f"Quell is running at {url}  ({web}{', reloading on code changes' if args.dev else ''})",
         f"  admin:   {url}admin/",
@@ -391,6 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  database: {os.environ.get('QUELL_DATABASE_DESCRIPTION', '(DATABASE_URL)')}",
         f"  broker:   {os.environ.get('QUELL_BROKER_DESCRIPTION', '(REDIS_URL)')}",
         f"  secrets:  {display(secrets_file)}",
+        f"  database connections: at most {sum(budget.values())} ({connections})",
     ]
     if demo_password:
         banner.insert(5, f"  {demo_login}")
