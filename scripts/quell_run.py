@@ -48,9 +48,9 @@ class StepFailed(Exception):
     pass
 
 
-def var_path(variable: str, default: str) -> Path:
-    """A file under var/ unless the environment names another one."""
-    return Path(os.environ.get(variable) or ROOT / "var" / default)
+def var_path(configured: str | None, default: str) -> Path:
+    """The file the environment names, else var/<default>."""
+    return Path(configured or ROOT / "var" / default)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -351,15 +351,15 @@ def main(argv: list[str] | None = None) -> int:
     # the operator named a public address.
     os.environ.setdefault("QUELL_BASE_URL", url.rstrip("/"))
     # The Procfile's `python` is this virtualenv's.
-    os.environ["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    os.environ.update(PATH=os.pathsep.join([str(Path(PYTHON).parent), *os.get_exec_path()]))
     if not port_is_free(port):
         say(f"port {port} is in use on 127.0.0.1; stop what uses it or set QUELL_PORT=<port>")
         return 1
 
-    secrets_file = var_path("QUELL_SECRETS_FILE", "secrets.env")
+    secrets_file = var_path(os.environ.get("QUELL_SECRETS_FILE"), "secrets.env")
     for name, value in ensure_secrets(secrets_file).items():
         os.environ.setdefault(name, value)
-    password_file = var_path("QUELL_ADMIN_PASSWORD_FILE", "admin-password")
+    password_file = var_path(os.environ.get("QUELL_ADMIN_PASSWORD_FILE"), "admin-password")
     try:
         say("migrating the database")
         manage("migrate", "--noinput", "-v", "1")

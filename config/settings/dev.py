@@ -1,6 +1,7 @@
 """Local development: DEBUG on. Secrets come from the environment or from the per-install file
 scripts/run generates (var/secrets.env); there is no built-in key."""
 
+import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -9,7 +10,7 @@ from .base import BASE_DIR, env
 # scripts/run generates DJANGO_SECRET_KEY and QUELL_FERNET_KEYS once into this file (0600);
 # reading it here lets `manage.py` commands run by hand use the same keys. The environment wins.
 QUELL_SECRETS_FILE = env("QUELL_SECRETS_FILE", default=str(BASE_DIR / "var" / "secrets.env"))
-env.read_env(QUELL_SECRETS_FILE, overwrite=False)
+environ.Env.read_env(QUELL_SECRETS_FILE, overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
