@@ -36,6 +36,8 @@ UNUSED_DEFAULTS = {
     # base.py's [] is replaced by a key derived from the secret key (dev, test) or required
     # (production).
     ("base.py", "QUELL_FERNET_KEYS"),
+    # dev.py's [] (no key in the environment or the secrets file) is replaced by a derived key.
+    ("dev.py", "QUELL_FERNET_KEYS"),
     # The page says "a fixed, insecure key" rather than print the throwaway keys.
     ("dev.py", "DJANGO_SECRET_KEY"),
     ("test.py", "DJANGO_SECRET_KEY"),

@@ -222,21 +222,34 @@ def test_quell_demo_reset_passwords_sets_a_new_one(shop_database, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_admin_account_is_created_once_and_reset_only_when_asked(monkeypatch):
+def test_admin_account_is_created_once_and_reset_only_when_asked(monkeypatch, tmp_path):
+    password_file = tmp_path / "admin-password"
     monkeypatch.setenv("QUELL_ADMIN_PASSWORD", "from-the-environment")
-    assert quell_run.ensure_admin(reset=False) == "from-the-environment"
+    login = quell_run.ensure_admin(reset=False, password_file=password_file)
+    assert login == "admin login: admin / from-the-environment  (QUELL_ADMIN_PASSWORD)"
+    assert not password_file.exists()  # the operator chose it: not copied to disk
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff
     assert admin.check_password("from-the-environment")
 
     monkeypatch.setenv("QUELL_ADMIN_PASSWORD", "changed-meanwhile")
-    assert quell_run.ensure_admin(reset=False) is None
+    login = quell_run.ensure_admin(reset=False, password_file=password_file)
+    assert "password unchanged" in login and "--reset-admin-password" in login
     admin.refresh_from_db()
     assert admin.check_password("from-the-environment")
 
     monkeypatch.delenv("QUELL_ADMIN_PASSWORD")
-    generated = quell_run.ensure_admin(reset=True)
-    assert generated and len(generated) >= 12
+    login = quell_run.ensure_admin(reset=True, password_file=password_file)
+    generated = password_file.read_text().strip()
+    assert len(generated) >= 12 and generated in login
+    assert (password_file.stat().st_mode & 0o777) == 0o600
     admin.refresh_from_db()
     assert admin.check_password(generated)
+    # Later starts point at the file while its password still signs in.
+    login = quell_run.ensure_admin(reset=False, password_file=password_file)
+    assert login == f"admin login: admin / the password in {password_file}"
+    assert generated not in login
+    admin.set_password("changed-by-hand")
+    admin.save()
+    assert "password unchanged" in quell_run.ensure_admin(reset=False, password_file=password_file)
     assert get_user_model().objects.filter(username="admin").count() == 1

@@ -1,21 +1,32 @@
-"""scripts/: the database/broker choice (scripts/quell_env.py) and the process supervisor
-(scripts/quell_run.py). Real servers throughout: the machine's PostgreSQL and Redis, and the
-embedded ones the scripts start when nothing answers."""
+"""scripts/: the database/broker choice (scripts/quell_env.py), and scripts/quell_run.py: the
+per-install secrets, the admin password, the Procfile under honcho and the connection budget.
+Real servers throughout: the machine's PostgreSQL and Redis, and the embedded ones the scripts
+start when nothing answers."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
+import shlex
 import signal
+import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -200,12 +211,12 @@ def test_exec_exports_the_choice_and_returns_the_commands_exit_code(scratch_data
     assert f"database: PostgreSQL postgres@127.0.0.1:5432/{scratch_database}" in result.stdout
 
 
-# --- supervision -----------------------------------------------------------------------------
+# --- supervision (honcho) -------------------------------------------------------------------
 
 
-def _sleeper(pid_file: Path) -> list[str]:
+def _sleeper(pid_file: Path) -> str:
     code = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
-    return [sys.executable, "-c", code, str(pid_file)]
+    return "exec " + shlex.join([sys.executable, "-c", code, str(pid_file)])
 
 
 def _alive(pid: int) -> bool:
@@ -229,25 +240,31 @@ def _wait_for(path: Path, timeout: float = 10) -> str:
     raise AssertionError(f"{path} never appeared")
 
 
+def test_the_procfile_names_web_worker_and_beat_with_gunicorn_and_no_autoreload():
+    processes = quell_run.procfile_processes()
+    assert list(processes) == ["web", "worker", "beat"]
+    assert "gunicorn" in processes["web"] and "runserver" not in processes["web"]
+    assert "celery -A config worker" in processes["worker"]
+    assert "celery -A config beat" in processes["beat"]
+
+
 @pytest.mark.parametrize(
     ("ending", "code", "message"),
     [
-        ("sys.exit(4)", 4, "crasher exited with code 4; stopping the others"),
-        ("os.kill(os.getpid(), 9)", 128 + 9, "crasher was killed by SIGKILL; stopping the others"),
+        ("sys.exit(4)", 4, "crasher stopped (rc=4)"),
+        ("os.kill(os.getpid(), 9)", 128 + 9, "crasher stopped (rc=-9)"),
     ],
 )
 def test_supervisor_stops_the_others_when_one_child_dies(tmp_path, capsys, ending, code, message):
     pid_file = tmp_path / "sleeper.pid"
-    children = [
-        quell_run.Child("sleeper", _sleeper(pid_file)),
-        quell_run.Child(
-            "crasher",
-            [sys.executable, "-c", f"import os, sys, time; time.sleep(1); {ending}"],
-        ),
-    ]
+    crasher = f"import os, sys, time; time.sleep(1); {ending}"
+    processes = {
+        "sleeper": _sleeper(pid_file),
+        "crasher": "exec " + shlex.join([sys.executable, "-c", crasher]),
+    }
     url = f"http://127.0.0.1:{_dead_port()}/"
     try:
-        returned = quell_run.supervise(children, url=url, banner=["ready"])
+        returned = quell_run.Supervisor(processes, url=url, banner=["ready"]).run()
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -256,24 +273,38 @@ def test_supervisor_stops_the_others_when_one_child_dies(tmp_path, capsys, endin
     assert not _alive(int(_wait_for(pid_file)))
     out = capsys.readouterr().out
     assert message in out
+    assert "sending SIGTERM to sleeper" in out
     assert "all Quell processes stopped" in out
+    # Every line a process printed carries its name.
+    assert all(
+        re.match(r"\d\d:\d\d:\d\d (sleeper|crasher|system|quell) +\| ", line)
+        for line in out.splitlines()
+        if not line.startswith("[quell]")
+    )
 
 
 HARNESS = """
-import sys
+import shlex, sys
 sys.path.insert(0, sys.argv[1])
 import quell_run as q
-web = q.Child("web", [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", sys.argv[2]])
-a = q.Child("a", [sys.executable, "-c", sys.argv[4], sys.argv[3] + "/a.pid"])
-b = q.Child("b", [sys.executable, "-c", sys.argv[4], sys.argv[3] + "/b.pid"])
-sys.exit(q.supervise([web, a, b], url=f"http://127.0.0.1:{sys.argv[2]}/", banner=["READY"]))
+sleeper = "exec " + shlex.join([sys.executable, "-c", sys.argv[4]])
+processes = {
+    "web": "exec " + shlex.join([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                  sys.argv[2]]),
+    "a": sleeper + " " + sys.argv[3] + "/a.pid",
+    "b": sleeper + " " + sys.argv[3] + "/b.pid",
+}
+url = f"http://127.0.0.1:{sys.argv[2]}/"
+sys.exit(q.Supervisor(processes, url=url, banner=["READY"]).run())
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_supervisor_stops_every_child_on_a_signal(tmp_path, signum):
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)]
+)
+def test_supervisor_stops_every_child_on_a_signal(tmp_path, signum, code):
     port = _dead_port()
-    sleeper = _sleeper(Path("x"))[2]
+    sleeper = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
     proc = subprocess.Popen(
         [sys.executable, "-c", HARNESS, str(ROOT / "scripts"), str(port), str(tmp_path), sleeper],
         stdout=subprocess.PIPE,
@@ -292,14 +323,88 @@ def test_supervisor_stops_every_child_on_a_signal(tmp_path, signum):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 128 + signum
+    assert proc.returncode == code
     assert f"{signal.Signals(signum).name} received" in out
     assert "all Quell processes stopped" in out
     assert not any(_alive(pid) for pid in pids)
     with pytest.raises(OSError):
-        import socket
-
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+# --- per-install secrets ---------------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_secrets_are_generated_once_private_and_keep_the_legacy_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    path = tmp_path / "var" / "secrets.env"
+    first = quell_run.ensure_secrets(path)
+    assert _mode(path) == 0o600
+    assert len(first["DJANGO_SECRET_KEY"]) >= 50
+    primary, legacy = first["QUELL_FERNET_KEYS"].split(",")
+    assert legacy == quell_run.derive_legacy_fernet_key(quell_run.LEGACY_DEV_SECRET_KEY)
+    assert primary != legacy
+    Fernet(primary.encode())  # a well-formed key
+    path.chmod(0o644)
+    assert quell_run.ensure_secrets(path) == first  # reused, not regenerated
+    assert _mode(path) == 0o600
+    assert quell_run.ensure_secrets(tmp_path / "other.env") != first  # per install
+
+
+@pytest.mark.django_db
+def test_credentials_under_the_old_derived_key_decrypt_until_rotation_retires_it(
+    settings, tmp_path, monkeypatch
+):
+    from django.core.management import call_command
+
+    from diagnostics import crypto
+    from diagnostics.models import TargetDatabase
+    from tests.diagnostics.records import make_target
+
+    # Stored the way installs did before: a key derived from the public development key.
+    settings.QUELL_FERNET_KEYS = [crypto.derive_dev_key(quell_run.LEGACY_DEV_SECRET_KEY)]
+    target = make_target(password="stored-before")
+    monkeypatch.delenv("DJANGO_SECRET_KEY", raising=False)
+    keys = quell_run.ensure_secrets(tmp_path / "secrets.env")["QUELL_FERNET_KEYS"].split(",")
+    settings.QUELL_FERNET_KEYS = keys
+    assert TargetDatabase.objects.get(pk=target.pk).to_connection_spec().password == "stored-before"
+
+    out = io.StringIO()
+    call_command("quell_rotate_keys", stdout=out)
+    assert "1 re-encrypted" in out.getvalue()
+    assert "1 other key(s) in QUELL_FERNET_KEYS are no longer needed" in out.getvalue()
+    settings.QUELL_FERNET_KEYS = keys[:1]  # the legacy key is gone
+    assert TargetDatabase.objects.get(pk=target.pk).to_connection_spec().password == "stored-before"
+
+
+def _import_dev_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "QUELL_"))}
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.SECRET_KEY)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings.dev", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_dev_settings_refuse_to_start_without_a_key_and_read_the_secrets_file(tmp_path):
+    missing = _import_dev_settings({"QUELL_SECRETS_FILE": str(tmp_path / "none.env")})
+    assert missing.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in missing.stderr
+    assert "scripts/run" in missing.stderr
+    secrets_file = tmp_path / "secrets.env"
+    values = quell_run.ensure_secrets(secrets_file)
+    found = _import_dev_settings({"QUELL_SECRETS_FILE": str(secrets_file)})
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == values["DJANGO_SECRET_KEY"]
 
 
 # --- scripts/run, for real -------------------------------------------------------------------
@@ -307,12 +412,12 @@ def test_supervisor_stops_every_child_on_a_signal(tmp_path, signum):
 
 def _descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for proc_stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = proc_stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        children.setdefault(int(fields[1]), []).append(int(proc_stat.parent.name))
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):
@@ -322,67 +427,192 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-@pytest.mark.slow
-def test_scripts_run_serves_quell_and_ctrl_c_stops_every_process(scratch_database):
-    import urllib.request
-
-    port = _dead_port()
+def _run_env(tmp_path: Path, database: str, port: int, **extra) -> dict[str, str]:
     env = {
         **os.environ,
-        "DATABASE_URL": f"{SERVER}/{scratch_database}",
+        "DATABASE_URL": f"{SERVER}/{database}",
         "REDIS_URL": f"{REDIS}/2",
         "QUELL_PORT": str(port),
-        "QUELL_ADMIN_PASSWORD": "admin-pw-from-env",
-        "QUELL_DEMO_PASSWORD": "demo-pw-from-env",
+        "QUELL_SECRETS_FILE": str(tmp_path / "secrets.env"),
+        "QUELL_ADMIN_PASSWORD_FILE": str(tmp_path / "admin-password"),
+        **extra,
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    proc = subprocess.Popen(
-        [str(ROOT / "scripts" / "run")],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # a terminal of its own: Ctrl-C goes to its process group
-    )
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 150
-        for line in proc.stdout:
-            output.append(line)
-            if "Press Ctrl-C to stop" in line or time.monotonic() > deadline:
+    for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "QUELL_FERNET_KEYS"):
+        env.pop(name, None)
+    return env
+
+
+class _Run:
+    """scripts/run in a terminal of its own, its output collected line by line."""
+
+    def __init__(self, env: dict[str, str], *args: str):
+        self.proc = subprocess.Popen(
+            [str(ROOT / "scripts" / "run"), *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # a terminal of its own: Ctrl-C goes to its process group
+        )
+        self.lines: list[str] = []
+
+    def until(self, text: str, timeout: float = 150) -> str:
+        deadline = time.monotonic() + timeout
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if text in line or time.monotonic() > deadline:
                 break
-        text = "".join(output)
+        return "".join(self.lines)
+
+    def rest(self, timeout: float = 60) -> str:
+        out, _ = self.proc.communicate(timeout=timeout)
+        self.lines.append(out)
+        return "".join(self.lines)
+
+    def kill_all(self) -> None:
+        if self.proc.poll() is None:
+            # The supervised processes run in sessions of their own: a failed assertion must
+            # not leave a web server and workers behind.
+            for pid in _descendants(self.proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def _quell_connections(database: str) -> int:
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchone()[0]
+
+
+def _load(port: int, requests: int = 500, clients: int = 20) -> list[int]:
+    """`requests` requests from `clients` concurrent clients; every other one reads the database
+    (an API call with a token that has to be looked up)."""
+
+    def one(i: int) -> int:
+        if i % 2:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/incidents/",
+                headers={"Authorization": f"Token {uuid.uuid4().hex}"},
+            )
+        else:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/admin/login/")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        return list(pool.map(one, range(requests)))
+
+
+@pytest.mark.slow
+def test_scripts_run_serves_within_its_connection_budget_and_ctrl_c_stops_every_process(
+    scratch_database, tmp_path
+):
+    port = _dead_port()
+    env = _run_env(
+        tmp_path,
+        scratch_database,
+        port,
+        QUELL_ADMIN_PASSWORD="admin-pw-from-env",
+        QUELL_DEMO_PASSWORD="demo-pw-from-env",
+    )
+    run = _Run(env)
+    try:
+        text = run.until("Press Ctrl-C to stop")
         assert "Press Ctrl-C to stop" in text, text[-3000:]
         assert f"database: PostgreSQL postgres@127.0.0.1:5432/{scratch_database} (environment)" in (
             text
         )
         assert "admin login: admin / admin-pw-from-env" in text
         assert "demo users: demo-viewer, demo-responder, demo-commander / demo-pw-from-env" in text
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10) as page:
-            assert page.status == 200
-        tree = _descendants(proc.pid) | {proc.pid}
+        assert not (tmp_path / "admin-password").exists()  # the operator chose that one
+        assert _mode(tmp_path / "secrets.env") == 0o600
+        budget = quell_run.connection_budget(env)
+        limit = sum(budget.values())
+        assert f"database connections: at most {limit} (web 8, worker 3, beat 1)" in text
+        tree = _descendants(run.proc.pid) | {run.proc.pid}
         names = " ".join(_cmdline_of(pid) for pid in tree)
-        assert "runserver" in names and "worker" in names and "beat" in names
+        assert "gunicorn" in names and "worker" in names and "beat" in names
+        assert "runserver" not in names and "--reload" not in names
         # Links Quell writes (timeline, e-mail) point at this server, not the default port.
-        web = next(pid for pid in tree if "runserver" in _cmdline_of(pid))
+        web = next(pid for pid in tree if "gunicorn" in _cmdline_of(pid))
         web_env = Path(f"/proc/{web}/environ").read_bytes().split(b"\0")
         assert f"QUELL_BASE_URL=http://127.0.0.1:{port}".encode() in web_env
 
-        os.killpg(proc.pid, signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        # 500 requests from 20 clients: Quell's connections never exceed the budget.
+        samples: list[int] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                samples.append(_quell_connections(scratch_database))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            statuses = _load(port)
+        finally:
+            done.set()
+            sampler.join()
+        assert statuses.count(200) == 250 and statuses.count(401) == 250, set(statuses)
+        assert samples and max(samples) <= limit, (max(samples), limit)
+        assert max(samples) >= 2  # the sampler did see the web's connections
+        assert _quell_connections(scratch_database) <= limit
+
+        os.killpg(run.proc.pid, signal.SIGINT)
+        rest = run.rest()
     finally:
-        if proc.poll() is None:
-            # The supervised children run in process groups of their own: a failed assertion
-            # above must not leave a web server and workers behind.
-            for pid in _descendants(proc.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        run.kill_all()
     assert "SIGINT received" in rest and "all Quell processes stopped" in rest
-    assert proc.returncode == 128 + signal.SIGINT
+    assert run.proc.returncode == 128 + signal.SIGINT
     time.sleep(0.5)
     assert not [pid for pid in tree if _alive(pid)]
+
+
+@pytest.mark.slow
+def test_a_failed_start_keeps_the_admin_password_and_the_next_start_says_where(
+    scratch_database, tmp_path
+):
+    port = _dead_port()
+    password_file = tmp_path / "admin-password"
+    # The web server cannot start (bad setting): everything else is stopped with it.
+    broken = _Run(
+        _run_env(tmp_path, scratch_database, port, QUELL_WEB_TIMEOUT="never"), "--no-demo"
+    )
+    try:
+        text = broken.rest(timeout=180)
+    finally:
+        broken.kill_all()
+    assert broken.proc.returncode not in (0, None), text[-3000:]
+    assert "sending SIGTERM to worker" in text and "all Quell processes stopped" in text
+    shown = re.search(r"admin login: admin / (\S+)  \(also in (\S+), mode 0600\)", text)
+    assert shown, text[-3000:]
+    assert shown.group(2) == str(password_file)
+    assert _mode(password_file) == 0o600
+    assert password_file.read_text().strip() == shown.group(1)
+    assert "Press Ctrl-C to stop" not in text
+
+    again = _Run(_run_env(tmp_path, scratch_database, port), "--no-demo")
+    try:
+        text = again.until("Press Ctrl-C to stop")
+        assert f"admin login: admin / the password in {password_file}" in text, text[-3000:]
+        os.killpg(again.proc.pid, signal.SIGINT)
+        again.rest()
+    finally:
+        again.kill_all()
+    # The password in the file signs in.
+    with psycopg.connect(f"{SERVER}/{scratch_database}") as conn:
+        encoded = conn.execute("SELECT password FROM auth_user WHERE username = 'admin'").fetchone()
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher  # what scripts/run's settings use
+
+    assert PBKDF2PasswordHasher().verify(password_file.read_text().strip(), encoded[0])
 
 
 def _cmdline_of(pid: int) -> str:

@@ -1,16 +1,32 @@
-"""Local development: DEBUG on, a throwaway secret key when none is set."""
+"""Local development: DEBUG on. Secrets come from the environment or from the per-install file
+scripts/run generates (var/secrets.env); there is no built-in key."""
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import BASE_DIR, env
+
+# scripts/run generates DJANGO_SECRET_KEY and QUELL_FERNET_KEYS once into this file (0600);
+# reading it here lets `manage.py` commands run by hand use the same keys. The environment wins.
+QUELL_SECRETS_FILE = env("QUELL_SECRETS_FILE", default=str(BASE_DIR / "var" / "secrets.env"))
+environ.Env.read_env(QUELL_SECRETS_FILE, overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-3c1f1e9a7b")
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. Start Quell with scripts/run, which generates one into "
+        f"{QUELL_SECRETS_FILE} and reuses it, or set DJANGO_SECRET_KEY (50+ random characters)."
+    )
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
 
-# Target credentials: a key derived from SECRET_KEY unless QUELL_FERNET_KEYS is set (dev only).
-if not QUELL_FERNET_KEYS:  # noqa: F405
+# Target credentials: the keys scripts/run generated (or QUELL_FERNET_KEYS from the
+# environment); when neither is there, a key derived from this install's own SECRET_KEY.
+QUELL_FERNET_KEYS = env.list("QUELL_FERNET_KEYS", default=[])
+if not QUELL_FERNET_KEYS:
     import base64 as _b64
     import hashlib as _hashlib
 

@@ -10,6 +10,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {  # noqa: F405
     "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
 }
+# Tests open and close connections per test (pytest-django): no pool, no persistent connection.
+DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 
 # Target credentials: a key derived from SECRET_KEY unless QUELL_FERNET_KEYS is set (test only).

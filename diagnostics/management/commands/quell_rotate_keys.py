@@ -26,3 +26,9 @@ class Command(BaseCommand):
                 "Some credentials could not be decrypted; keep their old key configured or "
                 "re-enter those passwords."
             )
+        older = len(crypto._configured_keys()) - 1
+        if older:
+            self.stdout.write(
+                f"Every stored credential is now encrypted with the first key: the {older} "
+                "other key(s) in QUELL_FERNET_KEYS are no longer needed; remove them."
+            )
