@@ -1,0 +1,35 @@
+"""DRF throttles keyed by accounts.client_ip (the trusted proxy header, not the proxy).
+
+Rates are settings (QUELL_THROTTLE_*, docs/configuration.md); counts live in the shared cache
+(Redis), so every worker process counts the same requests. A throttled request gets 429 with
+Retry-After (DRF's Throttled).
+"""
+
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+from .client_ip import client_ip
+
+
+class _ClientIpMixin:
+    def get_ident(self, request):
+        return client_ip(request)
+
+
+class AnonThrottle(_ClientIpMixin, AnonRateThrottle):
+    """Requests without credentials, per client address (scope "anon")."""
+
+
+class UserThrottle(_ClientIpMixin, UserRateThrottle):
+    """Signed-in requests per user (scope "user"); anonymous ones per address."""
+
+
+class AlertIngestThrottle(_ClientIpMixin, SimpleRateThrottle):
+    """Alert webhooks (scope "alerts"), stricter than the API at large: per sending user, or
+    per address for senders using the shared webhook secret."""
+
+    scope = "alerts"
+
+    def get_cache_key(self, request, view):
+        user = request.user
+        ident = f"user-{user.pk}" if user and user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
