@@ -3,16 +3,23 @@
 One SQL statement reads the token, its user and the user's groups (handed to
 incidents.permissions, so the permission check needs no second query) and notes when the token
 was last used, at most once a minute so a busy client does not write on every request.
-Expired and revoked tokens are refused with 401 like unknown ones.
+Expired and revoked tokens are refused with 401 like unknown ones. Failed attempts count
+against the "anon" throttle rate per client address: DRF checks permissions before throttles,
+so a request with a bad token would otherwise never be throttled, and guessing could go on
+without limit. Past the rate the answer is 429 with Retry-After.
 """
 
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
 
 from incidents.permissions import remember_groups
 
+from . import ratelimit
+from .client_ip import client_ip
 from .models import ApiToken
 from .services import token_digest
 
@@ -42,6 +49,22 @@ class QuellTokenAuthentication(TokenAuthentication):
 
     model = ApiToken
 
+    def authenticate(self, request):
+        self._request = request
+        return super().authenticate(request)
+
+    def _refuse(self, message):
+        request = getattr(self, "_request", None)
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get("anon")
+        if request is not None and rate:
+            limit, window_s = SimpleRateThrottle.parse_rate(None, rate)
+            wait = ratelimit.hit(
+                "api-token-failures", client_ip(request), limit=limit, window_s=window_s
+            )
+            if wait is not None:
+                raise exceptions.Throttled(wait=wait)
+        raise exceptions.AuthenticationFailed(message)
+
     def authenticate_credentials(self, key):
         user_model = get_user_model()
         groups = user_model._meta.get_field("groups")
@@ -54,12 +77,12 @@ class QuellTokenAuthentication(TokenAuthentication):
         # Table names come from model metadata and the digest is a bound parameter.
         users = list(user_model.objects.raw(sql, [token_digest(key)]))
         if not users:
-            raise exceptions.AuthenticationFailed(_("Invalid token."))
+            self._refuse(_("Invalid token."))
         user = users[0]
         if user.token_revoked_at is not None:
-            raise exceptions.AuthenticationFailed(_("Invalid token."))
+            self._refuse(_("Invalid token."))
         if user.token_expired:
-            raise exceptions.AuthenticationFailed(_("Token expired."))
+            self._refuse(_("Token expired."))
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         remember_groups(user, user.token_group_names)

@@ -5,6 +5,7 @@ Rates are settings (QUELL_THROTTLE_*, docs/configuration.md); counts live in the
 Retry-After (DRF's Throttled).
 """
 
+from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from .client_ip import client_ip
@@ -13,6 +14,11 @@ from .client_ip import client_ip
 class _ClientIpMixin:
     def get_ident(self, request):
         return client_ip(request)
+
+    def get_rate(self):
+        # DRF binds the rates once, at import; read them when the throttle is made, so a
+        # changed setting (and a test's override) takes effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
 
 class AnonThrottle(_ClientIpMixin, AnonRateThrottle):
