@@ -51,9 +51,7 @@ def test_expired_and_revoked_tokens_are_refused(reader):
     assert _client(secret).get(LIST).status_code == 401
 
 
-def test_last_use_is_recorded_in_the_authenticating_statement(
-    reader, django_assert_max_num_queries
-):
+def test_last_use_is_recorded_in_the_authenticating_statement(reader):
     token, secret = services.token_issue(user=reader, name="ci")
     assert token.last_used_at is None
     _client(secret).get(LIST)
