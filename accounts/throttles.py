@@ -15,6 +15,15 @@ class _ClientIpMixin:
     def get_ident(self, request):
         return client_ip(request)
 
+    def principal(self, request) -> str:
+        """The user's id, or the client address for anonymous requests and for principals that
+        are not users (the alert webhook's shared secret has no id: its senders are told apart
+        by address)."""
+        user = request.user
+        if user and user.is_authenticated and user.pk is not None:
+            return f"user-{user.pk}"
+        return self.get_ident(request)
+
     def get_rate(self):
         # DRF binds the rates once, at import; read them when the throttle is made, so a
         # changed setting (and a test's override) takes effect.
@@ -28,6 +37,9 @@ class AnonThrottle(_ClientIpMixin, AnonRateThrottle):
 class UserThrottle(_ClientIpMixin, UserRateThrottle):
     """Signed-in requests per user (scope "user"); anonymous ones per address."""
 
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.principal(request)}
+
 
 class AlertIngestThrottle(_ClientIpMixin, SimpleRateThrottle):
     """Alert webhooks (scope "alerts"), stricter than the API at large: per sending user, or
@@ -36,6 +48,4 @@ class AlertIngestThrottle(_ClientIpMixin, SimpleRateThrottle):
     scope = "alerts"
 
     def get_cache_key(self, request, view):
-        user = request.user
-        ident = f"user-{user.pk}" if user and user.is_authenticated else self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+        return self.cache_format % {"scope": self.scope, "ident": self.principal(request)}
