@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import io
 import json
 import logging
@@ -247,12 +248,14 @@ class Raw:
         return self.conn.execute(sql, params).fetchall()
 
     def _authenticate(self) -> None:
-        # As the API's token authentication does: the token, its user and the user's groups.
+        # As the API's token authentication does: the token (by its digest), its user and the
+        # user's groups.
         user_id, active, groups = self._q(
             "SELECT u.id, u.is_active, ARRAY(SELECT g.name FROM auth_group g"
             " JOIN auth_user_groups ug ON ug.group_id = g.id WHERE ug.user_id = u.id)"
-            " FROM authtoken_token t JOIN auth_user u ON u.id = t.user_id WHERE t.key = %s",
-            (self.token,),
+            " FROM accounts_apitoken t JOIN auth_user u ON u.id = t.user_id WHERE t.digest = %s"
+            " AND t.revoked_at IS NULL",
+            (hashlib.sha256(self.token.encode()).hexdigest(),),
         )[0]
         if not active or not set(groups) & {"viewer", "responder", "commander", "admin"}:
             raise SystemExit(f"bench token user {user_id} cannot read")
@@ -537,7 +540,8 @@ def main() -> int:
         + ("off" if args.no_health_checks else "on (one SELECT 1 per request)")
     )
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+
+    from accounts.services import token_issue
 
     try:
         t0 = time.perf_counter()
@@ -548,7 +552,7 @@ def main() -> int:
             user.groups.add(responder)
         reader = User.objects.create(username="bench-reader")
         reader.groups.add(Group.objects.get(name="viewer"))
-        token = Token.objects.create(user=reader).key
+        _, token = token_issue(user=reader, name="bench")
         print(f"migrated in {time.perf_counter() - t0:.1f}s")
 
         api = Api(token)

@@ -6,7 +6,6 @@ import contextlib
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -19,6 +18,8 @@ from django.views.decorators.http import (
 )
 from django_htmx.http import reswap, retarget
 
+from accounts import ratelimit
+from accounts.client_ip import client_ip
 from incidents.models import Incident
 from incidents.permissions import RESPONDER, VIEWER, user_has_role
 from incidents.services import IncidentError
@@ -71,36 +72,41 @@ def status_feed(request):
     return cached_response("atom", request)
 
 
-def _subscribe_rate_limited(request) -> bool:
-    """More than QUELL_STATUS_SUBSCRIBE_PER_HOUR requests from one client address this hour.
+def _subscribe_rate_limited(request) -> int | None:
+    """Seconds to wait when this client address sent more than QUELL_STATUS_SUBSCRIBE_PER_HOUR
+    subscription requests this hour, else None.
 
     The public form sends mail to whatever address it is given (a confirmation only), so one
-    client may not use it as a mail cannon. Counted in the shared cache; if the cache is down
-    the form stays open rather than closed.
+    client may not use it as a mail cannon. The address is the one every limit uses
+    (accounts.client_ip: the trusted proxy header behind a proxy, not the proxy's address).
     """
-    limit = settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR
-    if not limit:
-        return False
-    key = f"comms:subscribe-rate:{request.META.get('REMOTE_ADDR', '')}"
-    try:
-        cache = caches[settings.QUELL_STATUS_PAGE_CACHE_ALIAS]
-        cache.add(key, 0, timeout=3600)
-        return cache.incr(key) > limit
-    except Exception:
-        return False
+    return ratelimit.hit(
+        "comms-subscribe",
+        client_ip(request),
+        limit=settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR,
+        window_s=3600,
+    )
 
 
-@csrf_exempt  # the public page is cached, so it carries no CSRF token; double opt-in protects
-@require_POST
+@require_http_methods(["GET", "POST"])
 def subscribe(request):
-    """Start an e-mail subscription; the address gets a confirmation link."""
-    if _subscribe_rate_limited(request):
-        return render(
+    """Start an e-mail subscription; the address gets a confirmation link.
+
+    The status page itself is cached and shared, so it links here: this page is rendered per
+    visitor and its form carries a CSRF token like every other form.
+    """
+    if request.method == "GET":
+        return render(request, "comms/subscribe_result.html", {"form": SubscribeForm()})
+    retry_after = _subscribe_rate_limited(request)
+    if retry_after is not None:
+        response = render(
             request,
             "comms/subscribe_result.html",
             {"error": "Too many subscription requests from your address; try again later."},
             status=429,
         )
+        response["Retry-After"] = str(retry_after)
+        return response
     form = SubscribeForm(request.POST)
     if not form.is_valid():
         return render(request, "comms/subscribe_result.html", {"form": form}, status=400)
@@ -113,10 +119,19 @@ def subscribe(request):
     return render(request, "comms/subscribe_result.html", {"sent": True})
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def subscribe_confirm(request, token):
-    """Confirm a subscription (double opt-in)."""
+    """Confirm a subscription (double opt-in). GET shows a Confirm button and changes nothing:
+    mail scanners open every link in a message, and must not confirm on the reader's behalf.
+    The button POSTs (with CSRF) and confirms."""
     try:
+        if request.method == "GET":
+            pending = services.subscriber_confirm_check(token=token)
+            return render(
+                request,
+                "comms/subscribe_result.html",
+                {"confirm_token": token, "pending": pending},
+            )
         sub = services.subscriber_confirm(token=token)
     except IncidentError as exc:
         return render(request, "comms/subscribe_result.html", {"error": str(exc)}, status=400)

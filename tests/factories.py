@@ -40,3 +40,19 @@ class IncidentFactory(factory.django.DjangoModelFactory):
     detected_at = factory.LazyFunction(timezone.now)
     declared_at = factory.LazyFunction(timezone.now)
     channel_name = factory.Sequence(lambda n: f"#incident-2026-01-01-issue-{n}")
+
+
+def api_token_for(user, name: str = "test") -> str:
+    """Issue an API token for `user` and return its secret (the only time it exists)."""
+    from accounts.services import token_issue
+
+    return token_issue(user=user, name=name)[1]
+
+
+def fresh_client_ip() -> str:
+    """A client address no earlier test (or test run) used, so rate limits counted in the
+    shared cache start from zero (documentation range 2001:db8::/32)."""
+    import ipaddress
+    import secrets
+
+    return str(ipaddress.IPv6Address(0x20010DB8 << 96 | secrets.randbits(96)))

@@ -126,6 +126,14 @@ def subscriber_confirm(*, token: str) -> Subscriber:
     return sub
 
 
+def subscriber_confirm_check(*, token: str) -> Subscriber:
+    """The subscriber a confirmation link names, unchanged (raises CommsError for a bad link)."""
+    sub = _load_token(token, salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE)
+    if sub.unsubscribed_at is not None:
+        raise CommsError("This address unsubscribed; subscribe again.", field="token")
+    return sub
+
+
 @transaction.atomic
 def subscriber_unsubscribe_check(*, token: str) -> Subscriber:
     """The subscriber an unsubscribe link names (raises CommsError for a bad link)."""

@@ -1,8 +1,10 @@
 """Settings shared by every environment, read from the environment (12-factor, django-environ)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -24,12 +26,14 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # the API docs page's assets, served locally (no CDN)
     "django_celery_beat",
     "django_htmx",
+    "axes",  # sign-in lockout after repeated failures (see "Sign-in and tokens" below)
+    "csp",
+    "accounts",
     "incidents",
     "diagnostics",
     "comms",
@@ -38,6 +42,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before the status page's fast path, so its cached responses get the policy too.
+    "csp.middleware.CSPMiddleware",
     # A NUL in the path, query string or body is a 400 before it can reach PostgreSQL.
     "config.middleware.RefuseNulMiddleware",
     # Serves the public status page from cache before sessions/auth/CSRF (comms.middleware).
@@ -50,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a locked-out sign-in into accounts.views.locked_out.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -123,6 +131,48 @@ STORAGES = {
 
 # Responders sign in on Quell's own page (templates/registration/login.html); logout is a POST.
 LOGIN_URL = "/accounts/login/"
+
+# --- Sign-in, tokens and headers (docs/security.md) -----------------------------------------
+# Reverse proxies in front of Quell that append to QUELL_CLIENT_IP_HEADER (0: none; clients
+# connect directly and REMOTE_ADDR is their address). Lockouts and rate limits count the address
+# from accounts.client_ip. Production also trusts X-Forwarded-Proto only when this is above 0.
+QUELL_TRUSTED_PROXY_COUNT = env.int("QUELL_TRUSTED_PROXY_COUNT", default=0)
+QUELL_CLIENT_IP_HEADER = env("QUELL_CLIENT_IP_HEADER", default="X-Forwarded-For")
+# django-axes: after QUELL_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one
+# address (web and admin sign-in alike), that pair is locked for QUELL_LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("QUELL_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("QUELL_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+# Password reset requests per hour from one client address, and per account (e-mail address).
+QUELL_PASSWORD_RESET_PER_HOUR_PER_ADDRESS = env.int(
+    "QUELL_PASSWORD_RESET_PER_HOUR_PER_ADDRESS", default=5
+)
+QUELL_PASSWORD_RESET_PER_HOUR_PER_ACCOUNT = env.int(
+    "QUELL_PASSWORD_RESET_PER_HOUR_PER_ACCOUNT", default=3
+)
+# Content-Security-Policy (django-csp 4): scripts and styles from Quell's own origin only, no
+# inline code; the API docs page relaxes styles for Swagger UI (config/urls.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
@@ -143,8 +193,8 @@ SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="root@localhost")
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # DRF's token authentication, reading the user's groups in the same query.
-        "incidents.authentication.QuellTokenAuthentication",
+        # Hashed API tokens (accounts.models.ApiToken), read with the user's groups in one query.
+        "accounts.authentication.QuellTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.permissions.IsViewer"],
@@ -158,6 +208,17 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "incidents.api.exceptions.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Per client address without credentials, per user with them; alert webhooks have their
+    # own, stricter scope. Counted in the shared cache; 429 with Retry-After when exceeded.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.throttles.AnonThrottle",
+        "accounts.throttles.UserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("QUELL_THROTTLE_ANON", default="120/minute"),
+        "user": env("QUELL_THROTTLE_USER", default="1200/minute"),
+        "alerts": env("QUELL_THROTTLE_ALERTS", default="120/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Quell API",

@@ -17,7 +17,10 @@ DEBUG = False
 SECRET_KEY = _required("DJANGO_SECRET_KEY", env("DJANGO_SECRET_KEY"))  # no default here
 ALLOWED_HOSTS = _required("DJANGO_ALLOWED_HOSTS", env.list("DJANGO_ALLOWED_HOSTS"))
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto says whether the client used HTTPS, but anyone can send it: it is believed
+# only when a proxy in front of Quell is declared (QUELL_TRUSTED_PROXY_COUNT) and sets it.
+if QUELL_TRUSTED_PROXY_COUNT > 0:  # noqa: F405
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True

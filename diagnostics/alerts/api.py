@@ -21,7 +21,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.authentication import QuellTokenAuthentication
+from accounts.authentication import QuellTokenAuthentication
+from accounts.throttles import AlertIngestThrottle
 from incidents.permissions import RESPONDER, user_has_role
 
 from . import signal_ingest
@@ -146,7 +147,8 @@ class _AlertApi(APIView):
         SessionAuthentication,
     ]
     permission_classes = [SendsAlerts]
-    throttle_classes: list = []
+    # Stricter than the API at large (scope "alerts", QUELL_THROTTLE_ALERTS).
+    throttle_classes = [AlertIngestThrottle]
 
     def _actor(self):
         return None if isinstance(self.request.user, WebhookSender) else self.request.user

@@ -131,3 +131,9 @@
     if (box && event.detail && event.detail.successful) box.hidden = true;
   });
 })();
+
+// "Print" buttons (data-print): a listener here, since the Content-Security-Policy forbids
+// inline onclick handlers.
+document.addEventListener("click", function (event) {
+  if (event.target.closest && event.target.closest("[data-print]")) window.print();
+});

@@ -20,6 +20,7 @@ from comms.models import (
 from comms.tasks import delivery_send
 from incidents import services as incident_services
 from incidents.models import Status
+from tests.factories import fresh_client_ip
 
 pytestmark = pytest.mark.django_db
 
@@ -191,7 +192,16 @@ def test_subscription_double_opt_in_and_one_click_unsubscribe(
     public_incident, commander, django_capture_on_commit_callbacks
 ):
     client = Client(enforce_csrf_checks=True)
-    response = client.post("/status/subscribe/", {"email": "Reader@Example.com"})
+    # The cached status page links to the subscribe page, whose form carries a CSRF token.
+    assert b'href="/status/subscribe/"' in client.get("/status/").content
+    form_page = client.get("/status/subscribe/")
+    assert form_page.status_code == 200
+    csrf = form_page.context["csrf_token"]
+    assert csrf
+    assert b"csrfmiddlewaretoken" in form_page.content
+    response = client.post(
+        "/status/subscribe/", {"email": "Reader@Example.com", "csrfmiddlewaretoken": str(csrf)}
+    )
     assert response.status_code == 200
     sub = Subscriber.objects.get()
     assert sub.confirmed_at is None
@@ -208,7 +218,16 @@ def test_subscription_double_opt_in_and_one_click_unsubscribe(
     )
     assert not Delivery.objects.filter(subscriber=sub, kind=DeliveryKind.UPDATE).exists()
 
-    assert client.get(link).status_code == 200
+    # GET shows a Confirm button and changes nothing (mail scanners open every link).
+    confirm_page = client.get(link)
+    assert confirm_page.status_code == 200
+    assert b"Confirm subscription" in confirm_page.content
+    sub.refresh_from_db()
+    assert not sub.is_active
+    # The button POSTs with the page's CSRF token; without it the POST is refused.
+    assert client.post(link).status_code == 403
+    confirmed = client.post(link, {"csrfmiddlewaretoken": str(confirm_page.context["csrf_token"])})
+    assert confirmed.status_code == 200
     sub.refresh_from_db()
     assert sub.is_active
     services.update_create_and_publish(
@@ -238,6 +257,7 @@ def test_subscribe_rejects_bad_addresses_and_bad_tokens():
     assert response.status_code == 400
     assert Subscriber.objects.count() == 0
     assert client.get("/status/subscribe/confirm/garbage/").status_code == 400
+    assert client.post("/status/subscribe/confirm/garbage/").status_code == 400
     assert client.post("/status/unsubscribe/garbage/").status_code == 400
     sub = Subscriber.objects.create(email="a@example.com")
     expired = signing.dumps({"s": sub.pk, "e": sub.email}, salt=services.CONFIRM_SALT)
@@ -308,18 +328,39 @@ def test_gzip_is_served_to_clients_that_accept_it(public_incident):
 
 
 def test_subscribe_form_is_rate_limited_per_client(settings):
-    from django.core.cache import cache
-
     settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR = 3
-    cache.delete("comms:subscribe-rate:127.0.0.1")
-    client = Client(REMOTE_ADDR="127.0.0.1")
-    codes = [
-        client.post("/status/subscribe/", {"email": f"u{i}@example.com"}).status_code
-        for i in range(4)
+    client = Client(REMOTE_ADDR=fresh_client_ip())
+    responses = [
+        client.post("/status/subscribe/", {"email": f"u{i}@example.com"}) for i in range(4)
     ]
-    assert codes == [200, 200, 200, 429]
+    assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert 0 < int(responses[-1]["Retry-After"]) <= 3600
     assert Subscriber.objects.count() == 3
-    cache.delete("comms:subscribe-rate:127.0.0.1")
+
+
+def test_subscribe_rate_limit_counts_the_client_behind_the_proxy(settings):
+    """Behind a proxy every request comes from the proxy's address; the limit must count the
+    client named in the trusted header, so one client cannot lock out everyone else."""
+    settings.QUELL_STATUS_SUBSCRIBE_PER_HOUR = 2
+    settings.QUELL_TRUSTED_PROXY_COUNT = 1
+    settings.QUELL_CLIENT_IP_HEADER = "X-Forwarded-For"
+    proxy = fresh_client_ip()
+    greedy, other = fresh_client_ip(), fresh_client_ip()
+
+    def post(client_ip, n):
+        return (
+            Client(REMOTE_ADDR=proxy)
+            .post(
+                "/status/subscribe/",
+                {"email": f"p{n}@example.com"},
+                # A spoofed entry first: only the one the trusted proxy appended counts.
+                HTTP_X_FORWARDED_FOR=f"{fresh_client_ip()}, {client_ip}",
+            )
+            .status_code
+        )
+
+    assert [post(greedy, n) for n in range(3)] == [200, 200, 429]
+    assert post(other, 3) == 200
 
 
 def test_component_uptime_counts_outages_over_ninety_days(commander):

@@ -9,14 +9,13 @@ import json
 
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from diagnostics.models import DiagnosticRun, IncidentTarget
 from incidents.models import EventKind, Incident, Status, TimelineEvent
 from incidents.services import incident_transition
 from tests.diagnostics.records import make_target
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -269,10 +268,10 @@ def test_bearer_refused_when_no_secret_is_configured(settings, target):
 def test_viewer_token_is_403_responder_token_is_accepted(target):
     viewer = UserFactory(username="alert-viewer", role="viewer")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(viewer)}")
     assert client.post(GENERIC_URL, {"title": "x"}, format="json").status_code == 403
     bot = UserFactory(username="alert-bot", role="responder")
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=bot).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(bot)}")
     resp = client.post(GENERIC_URL, {"title": "Replication lag high"}, format="json")
     assert resp.status_code == 200
     event = alert_events(Incident.objects.get())[0]

@@ -4,12 +4,11 @@ import datetime
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from incidents import services
 from incidents.models import EventKind, Incident, Status
-from tests.factories import IncidentFactory, UserFactory
+from tests.factories import IncidentFactory, UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -58,20 +57,20 @@ def test_user_without_group_is_forbidden(db):
 
 
 def test_token_authentication_works(viewer, incident):
-    token = Token.objects.create(user=viewer)
+    token = api_token_for(viewer)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert client.get(detail(incident.pk)).status_code == 200
     client.credentials(HTTP_AUTHORIZATION="Token not-a-real-token")
     assert client.get(detail(incident.pk)).status_code == 401
 
 
 def test_token_of_inactive_user_is_refused(viewer, incident):
-    token = Token.objects.create(user=viewer)
+    token = api_token_for(viewer)
     viewer.is_active = False
     viewer.save()
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     response = client.get(detail(incident.pk))
     assert response.status_code == 401
     assert response.json()["detail"] == "User inactive or deleted."
@@ -81,7 +80,7 @@ def test_token_user_groups_decide_access(incident):
     client = APIClient()
     for role, status in (("viewer", 403), ("responder", 201)):
         user = UserFactory(username=f"tok-{role}", role=role)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
         assert client.get(detail(incident.pk)).status_code == 200
         response = client.post(f"/api/v1/incidents/{incident.pk}/timeline/", {"message": "hi"})
         assert response.status_code == status
@@ -512,7 +511,7 @@ def _staffed_incidents(n, people):
 @pytest.fixture
 def token_client(viewer):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(viewer)}")
     return client
 
 

@@ -1,18 +1,19 @@
 """Roles, timeline and manual-report endpoints; the schema, docs page and token command."""
 
 import datetime
+import hashlib
 import io
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from incidents import services
 from incidents.models import EventKind, Incident, ResponderAssignment, Status
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -300,19 +301,33 @@ def test_schema_and_docs_need_login(client, viewer):
     assert b"cdn.jsdelivr" not in docs.content
 
 
-def test_quell_token_creates_prints_and_rotates(db):
+def test_quell_token_issues_prints_once_and_rotates(db):
     user = UserFactory(username="ci-bot", role="responder")
     out = io.StringIO()
     call_command("quell_token", "ci-bot", stdout=out, stderr=io.StringIO())
     key = out.getvalue().strip()
-    assert Token.objects.get(user=user).key == key
-    again = io.StringIO()
-    call_command("quell_token", "ci-bot", stdout=again, stderr=io.StringIO())
-    assert again.getvalue().strip() == key
+    # Only the digest is stored: the secret is nowhere in the database.
+    token = ApiToken.objects.get(user=user)
+    assert token.digest == hashlib.sha256(key.encode()).hexdigest()
+    assert key not in {token.digest, token.prefix, token.name} and key.startswith(token.prefix)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/incidents/").status_code == 200
+
     rotated = io.StringIO()
     call_command("quell_token", "ci-bot", "--rotate", stdout=rotated, stderr=io.StringIO())
-    assert rotated.getvalue().strip() != key
-    assert Token.objects.filter(user=user).count() == 1
+    new_key = rotated.getvalue().strip()
+    assert new_key != key
+    assert client.get("/api/v1/incidents/").status_code == 401  # the old secret is revoked
+    client.credentials(HTTP_AUTHORIZATION=f"Token {new_key}")
+    assert client.get("/api/v1/incidents/").status_code == 200
+
+    listing = io.StringIO()
+    call_command("quell_token", "ci-bot", "--list", stdout=listing, stderr=io.StringIO())
+    assert "revoked" in listing.getvalue() and "active" in listing.getvalue()
+    assert key not in listing.getvalue() and new_key not in listing.getvalue()
+    call_command("quell_token", "ci-bot", "--revoke", new_key[:8], stderr=io.StringIO())
+    assert client.get("/api/v1/incidents/").status_code == 401
 
 
 def test_quell_token_unknown_user_fails_clearly(db):
@@ -329,7 +344,7 @@ def test_timeline_list_runs_a_fixed_number_of_queries(
             incident_id=incident.pk, message=f"step {i}", actor=(responder, commander)[i % 2]
         )
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=responder).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_for(responder)}")
     # Token (with groups), the incident's existence, count, page (actors joined).
     with django_assert_num_queries(4):
         response = client.get(timeline(incident.pk), {"page_size": 100})

@@ -1,0 +1,51 @@
+"""DRF throttles keyed by accounts.client_ip (the trusted proxy header, not the proxy).
+
+Rates are settings (QUELL_THROTTLE_*, docs/configuration.md); counts live in the shared cache
+(Redis), so every worker process counts the same requests. A throttled request gets 429 with
+Retry-After (DRF's Throttled).
+"""
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+from .client_ip import client_ip
+
+
+class _ClientIpMixin:
+    def get_ident(self, request):
+        return client_ip(request)
+
+    def principal(self, request) -> str:
+        """The user's id, or the client address for anonymous requests and for principals that
+        are not users (the alert webhook's shared secret has no id: its senders are told apart
+        by address)."""
+        user = request.user
+        if user and user.is_authenticated and user.pk is not None:
+            return f"user-{user.pk}"
+        return self.get_ident(request)
+
+    def get_rate(self):
+        # DRF binds the rates once, at import; read them when the throttle is made, so a
+        # changed setting (and a test's override) takes effect.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+
+class AnonThrottle(_ClientIpMixin, AnonRateThrottle):
+    """Requests without credentials, per client address (scope "anon")."""
+
+
+class UserThrottle(_ClientIpMixin, UserRateThrottle):
+    """Signed-in requests per user (scope "user"); anonymous ones per address."""
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.principal(request)}
+
+
+class AlertIngestThrottle(_ClientIpMixin, SimpleRateThrottle):
+    """Alert webhooks (scope "alerts"), stricter than the API at large: per sending user, or
+    per address for senders using the shared webhook secret."""
+
+    scope = "alerts"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.principal(request)}
