@@ -541,7 +541,7 @@ def main() -> int:
     )
     from django.core.management import call_command
 
-    from accounts.services import token_issue
+    from config.accounts.services import token_issue
 
     try:
         t0 = time.perf_counter()

@@ -18,8 +18,8 @@ from django.views.decorators.http import (
 )
 from django_htmx.http import reswap, retarget
 
-from accounts import ratelimit
-from accounts.client_ip import client_ip
+from config.accounts import ratelimit
+from config.accounts.client_ip import client_ip
 from incidents.models import Incident
 from incidents.permissions import RESPONDER, VIEWER, user_has_role
 from incidents.services import IncidentError
@@ -78,7 +78,7 @@ def _subscribe_rate_limited(request) -> int | None:
 
     The public form sends mail to whatever address it is given (a confirmation only), so one
     client may not use it as a mail cannon. The address is the one every limit uses
-    (accounts.client_ip: the trusted proxy header behind a proxy, not the proxy's address).
+    (config.accounts.client_ip: the trusted proxy header behind a proxy, not the proxy's address).
     """
     return ratelimit.hit(
         "comms-subscribe",

@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from accounts.views import RateLimitedPasswordResetView
+from config.accounts.views import RateLimitedPasswordResetView
 
 # Swagger UI's page and its start-up script are separate requests (the split view), so the page
 # runs no inline script; Swagger UI does set inline styles while it renders, so this page alone

@@ -44,7 +44,7 @@ class IncidentFactory(factory.django.DjangoModelFactory):
 
 def api_token_for(user, name: str = "test") -> str:
     """Issue an API token for `user` and return its secret (the only time it exists)."""
-    from accounts.services import token_issue
+    from config.accounts.services import token_issue
 
     return token_issue(user=user, name=name)[1]
 

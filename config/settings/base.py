@@ -33,7 +33,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",  # sign-in lockout after repeated failures (see "Sign-in and tokens" below)
     "csp",
-    "accounts",
+    "config.accounts",
     "incidents",
     "diagnostics",
     "comms",
@@ -56,7 +56,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Last, as django-axes requires: turns a locked-out sign-in into accounts.views.locked_out.
+    # Last, as django-axes requires: turns a locked-out sign-in into
+    # config.accounts.views.locked_out.
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -135,7 +136,8 @@ LOGIN_URL = "/accounts/login/"
 # --- Sign-in, tokens and headers (docs/security.md) -----------------------------------------
 # Reverse proxies in front of Quell that append to QUELL_CLIENT_IP_HEADER (0: none; clients
 # connect directly and REMOTE_ADDR is their address). Lockouts and rate limits count the address
-# from accounts.client_ip. Production also trusts X-Forwarded-Proto only when this is above 0.
+# from config.accounts.client_ip. Production also trusts X-Forwarded-Proto only when this is
+# above 0.
 QUELL_TRUSTED_PROXY_COUNT = env.int("QUELL_TRUSTED_PROXY_COUNT", default=0)
 QUELL_CLIENT_IP_HEADER = env("QUELL_CLIENT_IP_HEADER", default="X-Forwarded-For")
 # django-axes: after QUELL_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one
@@ -148,8 +150,8 @@ AXES_FAILURE_LIMIT = env.int("QUELL_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("QUELL_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip"
-AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "config.accounts.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.accounts.views.locked_out"
 # Password reset requests per hour from one client address, and per account (e-mail address).
 QUELL_PASSWORD_RESET_PER_HOUR_PER_ADDRESS = env.int(
     "QUELL_PASSWORD_RESET_PER_HOUR_PER_ADDRESS", default=5
@@ -193,8 +195,9 @@ SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="root@localhost")
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Hashed API tokens (accounts.models.ApiToken), read with the user's groups in one query.
-        "accounts.authentication.QuellTokenAuthentication",
+        # Hashed API tokens (config.accounts.models.ApiToken), read with the user's groups in
+        # one query.
+        "config.accounts.authentication.QuellTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["incidents.permissions.IsViewer"],
@@ -211,8 +214,8 @@ REST_FRAMEWORK = {
     # Per client address without credentials, per user with them; alert webhooks have their
     # own, stricter scope. Counted in the shared cache; 429 with Retry-After when exceeded.
     "DEFAULT_THROTTLE_CLASSES": [
-        "accounts.throttles.AnonThrottle",
-        "accounts.throttles.UserThrottle",
+        "config.accounts.throttles.AnonThrottle",
+        "config.accounts.throttles.UserThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("QUELL_THROTTLE_ANON", default="120/minute"),

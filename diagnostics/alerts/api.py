@@ -21,8 +21,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.authentication import QuellTokenAuthentication
-from accounts.throttles import AlertIngestThrottle
+from config.accounts.authentication import QuellTokenAuthentication
+from config.accounts.throttles import AlertIngestThrottle
 from incidents.permissions import RESPONDER, user_has_role
 
 from . import signal_ingest

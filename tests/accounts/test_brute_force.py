@@ -6,7 +6,7 @@ from django.core.cache import cache
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from accounts.client_ip import client_ip
+from config.accounts.client_ip import client_ip
 from tests.factories import UserFactory, api_token_for, fresh_client_ip
 
 PASSWORD = "pw-for-tests"

@@ -10,8 +10,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts import services
-from accounts.models import ApiToken
+from config.accounts import services
+from config.accounts.models import ApiToken
 from tests.factories import UserFactory
 
 LIST = "/api/v1/incidents/"
@@ -77,7 +77,7 @@ def test_legacy_plaintext_authtoken_keys_keep_working_after_the_migration(reader
             "INSERT INTO authtoken_token VALUES (%s, now() - interval '30 days', %s)",
             [legacy_key, reader.pk],
         )
-    migration = importlib.import_module("accounts.migrations.0002_hash_authtoken_keys")
+    migration = importlib.import_module("config.accounts.migrations.0002_hash_authtoken_keys")
 
     class Editor:
         pass

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import ApiToken
+from config.accounts.models import ApiToken
 from incidents import services
 from incidents.models import EventKind, Incident, ResponderAssignment, Status
 from tests.factories import UserFactory, api_token_for

@@ -5,7 +5,7 @@
     manage.py quell_token <username> --list
     manage.py quell_token <username> --revoke PREFIX
 
-Tokens are stored as digests (accounts.models.ApiToken): the secret is printed once, on
+Tokens are stored as digests (config.accounts.models.ApiToken): the secret is printed once, on
 stdout alone, so `TOKEN=$(manage.py quell_token ci-bot)` captures it; it cannot be shown again.
 """
 
@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from accounts import services
-from accounts.models import ApiToken
+from config.accounts import services
+from config.accounts.models import ApiToken
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""DRF throttles keyed by accounts.client_ip (the trusted proxy header, not the proxy).
+"""DRF throttles keyed by config.accounts.client_ip (the trusted proxy header, not the proxy).
 
 Rates are settings (QUELL_THROTTLE_*, docs/configuration.md); counts live in the shared cache
 (Redis), so every worker process counts the same requests. A throttled request gets 429 with

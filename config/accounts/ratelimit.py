@@ -1,5 +1,5 @@
 """Fixed-window counters in the shared cache, for limits outside DRF (password reset, the
-public subscription form). DRF's own throttles (accounts.throttles) use the same cache."""
+public subscription form). DRF's own throttles (config.accounts.throttles) use the same cache."""
 
 from __future__ import annotations
 
