@@ -11,15 +11,13 @@ import hashlib
 import hmac
 import json
 import smtplib
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
+from config import outbound
 from incidents.mail import mail_subject
 
 SIGNATURE_HEADER = "X-Quell-Signature"
@@ -76,34 +74,34 @@ def _timeout() -> float:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-    """POST a body; SendError (transient or not) on anything but 2xx."""
-    request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310
-    for name, value in headers.items():
-        request.add_header(name, value)
-    request.add_header("User-Agent", "Quell/1.0 (+incident communications)")
+    """POST a body under the outbound policy; SendError (transient or not) on anything but 2xx."""
+    headers = {**headers, "User-Agent": "Quell/1.0 (+incident communications)"}
     try:
-        with urllib.request.urlopen(request, timeout=_timeout()) as response:  # noqa: S310
-            excerpt = response.read(EXCERPT_CHARS).decode("utf-8", "replace")
-            return SendResult(code=response.status, excerpt=excerpt)
-    except urllib.error.HTTPError as exc:
-        try:
-            excerpt = exc.read(EXCERPT_CHARS).decode("utf-8", "replace")
-        except Exception:
-            excerpt = ""
-        # 408 and 429 ask to come back later; other 4xx will not change by retrying.
-        transient = exc.code >= 500 or exc.code in (408, 425, 429)
-        raise SendError(
-            f"HTTP {exc.code} {exc.reason}", transient=transient, code=exc.code, excerpt=excerpt
-        ) from None
+        response = outbound.post(
+            url, body, headers, timeout=_timeout(), excerpt_chars=EXCERPT_CHARS
+        )
+    except outbound.OutboundRefused as exc:
+        raise SendError(f"Refused by the outbound policy: {exc}", transient=False) from None
     except TimeoutError:
         raise SendError(f"Timed out after {_timeout():g}s", transient=True) from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError | socket.timeout):
-            raise SendError(f"Timed out after {_timeout():g}s", transient=True) from None
-        raise SendError(f"Connection failed: {reason}", transient=True) from None
     except (ConnectionError, OSError) as exc:
         raise SendError(f"Connection failed: {exc}", transient=True) from None
+    code, excerpt = response.status, response.excerpt
+    if 200 <= code < 300:
+        return SendResult(code=code, excerpt=excerpt)
+    if 300 <= code < 400:
+        # A redirect could lead anywhere, internal addresses included: never followed.
+        raise SendError(
+            f"HTTP {code} {response.reason}: redirects are not followed; use the final URL",
+            transient=False,
+            code=code,
+            excerpt=excerpt,
+        )
+    # 408 and 429 ask to come back later; other 4xx will not change by retrying.
+    transient = code >= 500 or code in (408, 425, 429)
+    raise SendError(
+        f"HTTP {code} {response.reason}", transient=transient, code=code, excerpt=excerpt
+    )
 
 
 def slack_text(subject: str, body: str) -> str:

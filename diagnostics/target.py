@@ -33,6 +33,8 @@ from psycopg import conninfo as pg_conninfo
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
+from config import outbound
+
 APPLICATION_NAME = "quell-diagnostics"
 # Prefixed to every statement Quell sends, so its own statements can be told apart (and left
 # out) in pg_stat_statements, and a DBA reading pg_stat_activity sees who is asking.
@@ -485,6 +487,15 @@ def _connect(
     params.setdefault("keepalives_idle", 5)
     params.setdefault("keepalives_interval", 2)
     params.setdefault("keepalives_count", 3)
+    try:
+        pinned = outbound.check_database_host(
+            str(params.get("host") or params.get("hostaddr") or ""), int(params.get("port") or 5432)
+        )
+    except outbound.OutboundRefused as exc:
+        raise TargetUnreachable(f"connection to {spec.describe()} refused: {exc}") from None
+    if pinned:
+        # Connect to the address that was checked, whatever the name resolves to later.
+        params["hostaddr"] = pinned
     started = time.monotonic()
     failure: TargetUnreachable | None = None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from incidents.permissions import ADMIN, user_has_role
@@ -161,6 +162,7 @@ class ChannelIn(serializers.Serializer):
 class DeliveryOut(serializers.ModelSerializer):
     channel_name = serializers.CharField(source="channel.name", default=None, read_only=True)
     recipients = serializers.SerializerMethodField()
+    response_excerpt = serializers.SerializerMethodField()
 
     class Meta:
         model = Delivery
@@ -186,6 +188,15 @@ class DeliveryOut(serializers.ModelSerializer):
             "delivered_at",
             "created_at",
         ]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_response_excerpt(self, obj) -> str | None:
+        # What a receiver answered can be anything it chose to show (an internal page, a
+        # token): admins only.
+        request = self.context.get("request")
+        if not (request and user_has_role(request.user, ADMIN)):
+            return None
+        return obj.response_excerpt
 
     def get_recipients(self, obj) -> list[str] | None:
         # Subscribers' addresses are personal data: admins only.

@@ -9,6 +9,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from config import outbound
 from incidents.models import EventKind
 from incidents.services import timeline_append
 from incidents.severity import Severity
@@ -63,6 +64,11 @@ def channel_validate(channel: Channel) -> None:
         )
     if channel.kind in (ChannelKind.SLACK, ChannelKind.WEBHOOK) and not channel.url:
         raise CommsError("A webhook URL is required.", field="url")
+    if channel.url:
+        try:
+            outbound.validate_destination(channel.url)
+        except outbound.OutboundRefused as exc:
+            raise CommsError(f"{exc}.", field="url") from None
     if channel.kind == ChannelKind.WEBHOOK and not channel.signing_secret:
         raise CommsError(
             "A signing secret is required for signed webhooks.", field="signing_secret"

@@ -544,8 +544,14 @@ QUELL_UPDATE_CADENCE = env.json(
         "SEV4": {},
     },
 )
-# Deliveries: seconds a receiver (HTTP or SMTP) may take; attempts before a delivery fails;
-# exponential backoff between attempts (base * 2^(n-1), capped).
+# Outbound requests (config/outbound.py, docs/security.md#outbound-requests): https only unless
+# http is allowed (labs, tests); internal addresses refused unless listed here (CIDRs, e.g. a
+# Mattermost on the LAN); everything confined to loopback for tests and fuzzing.
+QUELL_OUTBOUND_ALLOW_HTTP = env.bool("QUELL_OUTBOUND_ALLOW_HTTP", default=False)
+QUELL_OUTBOUND_ALLOWED_NETWORKS = env.list("QUELL_OUTBOUND_ALLOWED_NETWORKS", default=[])
+QUELL_OUTBOUND_CONFINE_TO_LOOPBACK = env.bool("QUELL_OUTBOUND_CONFINE_TO_LOOPBACK", default=False)
+# Deliveries: seconds a receiver (HTTP or SMTP) may take in all (one deadline per request);
+# attempts before a delivery fails; exponential backoff between attempts (base * 2^(n-1), capped).
 QUELL_COMMS_HTTP_TIMEOUT = env.float("QUELL_COMMS_HTTP_TIMEOUT", default=5.0)
 QUELL_COMMS_MAX_ATTEMPTS = env.int("QUELL_COMMS_MAX_ATTEMPTS", default=6)
 QUELL_COMMS_RETRY_BASE_SECONDS = env.float("QUELL_COMMS_RETRY_BASE_SECONDS", default=30.0)

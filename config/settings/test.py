@@ -35,3 +35,8 @@ REST_FRAMEWORK = {
         "alerts": "100000/minute",
     },
 }
+
+# No test may reach beyond this machine: every outbound connection Quell makes (channels,
+# webhooks, target databases) is confined to loopback, and the local receivers speak http.
+QUELL_OUTBOUND_CONFINE_TO_LOOPBACK = env.bool("QUELL_OUTBOUND_CONFINE_TO_LOOPBACK", default=True)
+QUELL_OUTBOUND_ALLOW_HTTP = env.bool("QUELL_OUTBOUND_ALLOW_HTTP", default=True)
