@@ -7,12 +7,15 @@ timeline event in that same transaction, and sends its lifecycle signal after co
 from __future__ import annotations
 
 import datetime
+import re
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Max
+from django.db.models.functions import Cast, Substr
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
@@ -110,16 +113,31 @@ def required_roles(severity: str) -> list[str]:
     return list(settings.QUELL_REQUIRED_ROLES.get(severity, []))
 
 
+# Advisory lock class for channel names (the second key is the hashed base name).
+CHANNEL_NAME_LOCK_CLASS = 0x51C4
+
+
 def channel_name_for(*, title: str, declared_at: datetime.datetime) -> str:
-    """`#incident-YYYY-MM-DD-<slug>`, unique: a numeric suffix separates same-day namesakes."""
+    """`#incident-YYYY-MM-DD-<slug>`, unique: a numeric suffix separates same-day namesakes.
+
+    Call inside the declaring transaction: concurrent declares of one name wait for each other
+    (an advisory lock held to commit), so each sees the names already taken and none races to
+    the unique constraint. The next suffix comes from one query, however many namesakes exist.
+    """
     day = timezone.localtime(declared_at).date().isoformat()
     slug = slugify(title)[:40].strip("-") or "database-issue"
     base = f"#incident-{day}-{slug}"
-    name, n = base, 1
-    while Incident.objects.filter(channel_name=name).exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [CHANNEL_NAME_LOCK_CLASS, base]
+        )
+    namesakes = Incident.objects.filter(channel_name__startswith=base)
+    highest = namesakes.filter(channel_name__regex=rf"^{re.escape(base)}-[0-9]{{1,9}}$").aggregate(
+        n=Max(Cast(Substr("channel_name", len(base) + 2), BigIntegerField()))
+    )["n"]
+    if highest is None and not namesakes.filter(channel_name=base).exists():
+        return base
+    return f"{base}-{max(highest or 1, 1) + 1}"
 
 
 def _bridge_url_for(incident: Incident) -> str:
