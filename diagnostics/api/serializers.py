@@ -9,6 +9,7 @@ from rest_framework.reverse import reverse
 from incidents.models import DetectionSource, Kind
 from incidents.severity import Severity
 
+from .. import query_texts
 from ..models import (
     CheckResult,
     DiagnosticRun,
@@ -121,6 +122,12 @@ class CheckResultSerializer(serializers.ModelSerializer):
             "fix",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        data["findings"] = query_texts.for_user(data["findings"], getattr(request, "user", None))
+        return data
 
 
 class CheckHistorySerializer(CheckResultSerializer):

@@ -21,7 +21,7 @@ from incidents.api.pagination import StandardPagination
 from incidents.models import Incident
 from incidents.permissions import ADMIN, IsResponder, IsViewer, ReadWriteRolePermission
 
-from .. import selectors, services
+from .. import query_texts, selectors, services
 from ..models import DiagnosticRun, TargetDatabase, Trigger
 from . import serializers as s
 
@@ -365,7 +365,8 @@ class RunCompareApi(APIView):
                     {"with": ["This target has no earlier succeeded run; name one with ?with=."]}
                 )
             other_id = previous.pk
-        return Response(selectors.run_compare(base_run_id=other_id, head_run_id=run.pk))
+        comparison = selectors.run_compare(base_run_id=other_id, head_run_id=run.pk)
+        return Response(query_texts.for_user(comparison, request.user))
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -467,7 +468,8 @@ class IncidentSummaryApi(APIView):
     )
     def get(self, request, incident_id: int):
         _incident(incident_id)
-        return Response(selectors.incident_diagnostics_summary(incident_id=incident_id))
+        summary = selectors.incident_diagnostics_summary(incident_id=incident_id)
+        return Response(query_texts.for_user(summary, request.user))
 
 
 class IncidentRunsApi(GenericAPIView):

@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from incidents.api.pagination import StandardPagination
 from incidents.permissions import IsResponder, IsViewer
 
+from .. import query_texts
 from ..api.views import ERRORS
 from . import backends as b
 from . import services
@@ -153,6 +154,13 @@ class RemediationActionSerializer(serializers.ModelSerializer):
             "escalated_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        user = getattr(self.context.get("request"), "user", None)
+        for field in ("preview", "results", "escalation_results"):
+            data[field] = query_texts.for_user(data[field], user)
+        return data
 
     @extend_schema_field(serializers.URLField())
     def get_url(self, obj) -> str:

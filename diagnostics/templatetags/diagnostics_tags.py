@@ -2,6 +2,8 @@
 
 from django import template
 
+from diagnostics import query_texts
+
 register = template.Library()
 
 
@@ -11,6 +13,17 @@ def get_item(row, key):
     if isinstance(row, dict):
         return row.get(key)
     return None
+
+
+@register.simple_tag(takes_context=True)
+def finding_cell(context, row, key):
+    """row[key] as the signed-in user may read it (query texts: responders and up)."""
+    value = get_item(row, key)
+    if value and query_texts.is_query_key(key):
+        request = context.get("request")
+        if not query_texts.may_read(getattr(request, "user", None)):
+            return query_texts.HIDDEN
+    return "" if value is None else value
 
 
 @register.filter
