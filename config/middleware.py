@@ -10,17 +10,27 @@ and API endpoint alike.
 from __future__ import annotations
 
 import json
+import re
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 NUL = "\x00"
-MESSAGE = "NUL characters (\\x00 or %00) are not allowed in {where}."
+MESSAGE = (
+    "NUL characters (\\x00 or %00) and unpaired UTF-16 surrogates (such as \\ud800) are not "
+    "allowed in {where}."
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _unstorable(text: str) -> bool:
+    """NUL, or a lone UTF-16 surrogate ("\\ud800" in JSON), which UTF-8 cannot encode."""
+    return NUL in text or _SURROGATE.search(text) is not None
 
 
 def _has_nul(value) -> bool:
     if isinstance(value, str):
-        return NUL in value
+        return _unstorable(value)
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list):

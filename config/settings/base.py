@@ -419,9 +419,13 @@ CELERY_BEAT_SCHEDULE["diagnostics-sweep-stuck-integrity-runs"] = {
 
 # --- Detection: alerts and monitors (docs/detection.md) -------------------------------------
 # Shared secret Alertmanager (or any sender) presents as `Authorization: Bearer <token>` or uses
-# to sign the body (`X-Quell-Signature: sha256=<hex HMAC>`). Empty: only API tokens of
-# responder-level users are accepted.
+# to sign the body (`X-Quell-Signature: t=<unix>,v1=<hex HMAC of "t.body">`). Empty: only API
+# tokens of responder-level users are accepted.
 QUELL_ALERT_WEBHOOK_TOKEN = env("QUELL_ALERT_WEBHOOK_TOKEN", default="")
+# Seconds a signed alert's timestamp may differ from Quell's clock (replays are refused past it).
+QUELL_ALERT_SIGNATURE_TOLERANCE_S = env.int("QUELL_ALERT_SIGNATURE_TOLERANCE_S", default=300)
+# Alerts accepted in one payload; more is a 413 (Alertmanager: max_alerts in webhook_config).
+QUELL_ALERTS_MAX_PER_PAYLOAD = env.int("QUELL_ALERTS_MAX_PER_PAYLOAD", default=1000)
 # Alert severity label -> Quell severity; "<kind>:<label>" entries win for that kind. SEV1-SEV4
 # given as the label are taken as they are.
 QUELL_ALERT_SEVERITY_MAP = env.json(

@@ -2,7 +2,9 @@
 
 Who may send: a responder-level user's API token (`Authorization: Token <key>`), or the shared
 secret QUELL_ALERT_WEBHOOK_TOKEN as `Authorization: Bearer <secret>` or as an HMAC-SHA256 of
-the body (`X-Quell-Signature: sha256=<hex>`). Anything else is 401; a lesser role 403.
+a timestamped body (`X-Quell-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`, refused
+outside QUELL_ALERT_SIGNATURE_TOLERANCE_S). Anything else is 401; a lesser role 403. At most
+QUELL_ALERTS_MAX_PER_PAYLOAD alerts a payload (more: 413).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -59,8 +62,8 @@ class WebhookSender:
 
 
 class WebhookSecretAuthentication:
-    """`Authorization: Bearer <QUELL_ALERT_WEBHOOK_TOKEN>` or `X-Quell-Signature: sha256=<hex
-    HMAC-SHA256 of the body>`; anything else is left to the token and session classes."""
+    """`Authorization: Bearer <QUELL_ALERT_WEBHOOK_TOKEN>` or a timestamped `X-Quell-Signature`;
+    anything else is left to the token and session classes."""
 
     def authenticate(self, request):
         header = get_authorization_header(request).decode("latin-1")
@@ -78,13 +81,39 @@ class WebhookSecretAuthentication:
             if hmac.compare_digest(header[7:].strip().encode(), secret.encode()):
                 return (WebhookSender(), "webhook-secret")
             raise exceptions.AuthenticationFailed("Invalid webhook token.")
-        given = signature.strip()
-        if given.lower().startswith("sha256="):
-            given = given[7:]
-        expected = hmac.new(secret.encode(), request.body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(given.lower().encode(), expected.encode()):
+        if self._signature_valid(secret, request.body, signature):
             return (WebhookSender(), "webhook-signature")
-        raise exceptions.AuthenticationFailed("Invalid webhook signature.")
+        raise exceptions.AuthenticationFailed(
+            "Invalid webhook signature: send X-Quell-Signature: t=<unix time>,v1=<hex HMAC-SHA256 "
+            "of '<t>.<body>'>, with t within "
+            f"{settings.QUELL_ALERT_SIGNATURE_TOLERANCE_S} s of Quell's clock."
+        )
+
+    @staticmethod
+    def _signature_valid(secret: str, body: bytes, header: str) -> bool:
+        """`t=<unix>,v1=<hex of HMAC-SHA256 over "t.body">`, t within the tolerance.
+
+        The timestamp is inside the signed text, so a captured request cannot be replayed once
+        it is older than the tolerance. The former bare `sha256=<hex of the body>` form had no
+        such limit and is refused.
+        """
+        parts: dict[str, list[str]] = {}
+        for item in header.split(","):
+            name, _, value = item.strip().partition("=")
+            parts.setdefault(name.strip(), []).append(value.strip())
+        try:
+            sent = int(parts.get("t", [""])[0])
+        except ValueError:
+            return False
+        if abs(time.time() - sent) > settings.QUELL_ALERT_SIGNATURE_TOLERANCE_S:
+            return False
+        expected = hmac.new(
+            secret.encode(), str(sent).encode() + b"." + body, hashlib.sha256
+        ).hexdigest()
+        return any(
+            hmac.compare_digest(given.lower().encode(), expected.encode())
+            for given in parts.get("v1", [])
+        )
 
     def authenticate_header(self, request):
         return 'Bearer realm="quell-alerts"'
@@ -101,8 +130,8 @@ class WebhookSecretScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": (
-                "QUELL_ALERT_WEBHOOK_TOKEN as a bearer token, or an HMAC-SHA256 of the body "
-                "with it in X-Quell-Signature: sha256=<hex>."
+                "QUELL_ALERT_WEBHOOK_TOKEN as a bearer token, or X-Quell-Signature: "
+                "t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>' keyed with it>."
             ),
         }
 
@@ -137,6 +166,7 @@ ERRORS = {
     400: OpenApiResponse(description="Invalid payload: field names to lists of messages."),
     401: OpenApiResponse(description="No or invalid credentials."),
     403: OpenApiResponse(description="Your role does not allow sending alerts."),
+    413: OpenApiResponse(description="More alerts in one payload than accepted."),
 }
 
 
@@ -166,6 +196,26 @@ class _AlertApi(APIView):
             return None, self._refuse({"non_field_errors": ["Expected a JSON object."]})
         return data, None
 
+    def _too_many(self, alerts) -> Response | None:
+        """413 for a payload over the cap (Alertmanager's max_alerts keeps it under)."""
+        limit = settings.QUELL_ALERTS_MAX_PER_PAYLOAD
+        if isinstance(alerts, list) and len(alerts) > limit:
+            logger.warning(
+                "Alert payload refused at %s: %d alerts, more than %d",
+                self.request.path,
+                len(alerts),
+                limit,
+            )
+            return Response(
+                {
+                    "detail": f"{len(alerts)} alerts in one payload; at most {limit} are "
+                    "accepted (set max_alerts in Alertmanager's webhook_config).",
+                    "code": "payload_too_large",
+                },
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        return None
+
     def _refuse(self, errors) -> Response:
         # Nothing is lost: the refused body is in the log with the reasons.
         body = self._raw[:RAW_LOG_LIMIT].decode("utf-8", errors="replace")
@@ -186,6 +236,9 @@ class AlertmanagerWebhookApi(_AlertApi):
         data, refusal = self._payload(request)
         if refusal is not None:
             return refusal
+        too_many = self._too_many(data.get("alerts"))
+        if too_many is not None:
+            return too_many
         serializer = AlertmanagerPayloadSerializer(data=data)
         if not serializer.is_valid():
             return self._refuse(serializer.errors)

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from django.core.cache import cache
@@ -278,18 +279,68 @@ def test_viewer_token_is_403_responder_token_is_accepted(target):
     assert event.actor_id == bot.pk
 
 
-def test_hmac_signature_is_accepted_and_a_bad_one_refused(target):
+def _signed(body: bytes, at: int) -> str:
+    mac = hmac.new(SECRET.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
+
+
+def test_timestamped_hmac_signature_is_accepted_and_a_bad_one_refused(target):
     body = json.dumps(am_payload(am_alert(quell_target="orders-primary"))).encode()
-    good = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     client = APIClient()
     resp = client.post(
-        AM_URL, body, content_type="application/json", HTTP_X_QUELL_SIGNATURE=f"sha256={good}"
+        AM_URL,
+        body,
+        content_type="application/json",
+        HTTP_X_QUELL_SIGNATURE=_signed(body, int(time.time())),
     )
     assert resp.status_code == 200, resp.content
     bad = client.post(
-        AM_URL, body, content_type="application/json", HTTP_X_QUELL_SIGNATURE="sha256=" + "0" * 64
+        AM_URL,
+        body,
+        content_type="application/json",
+        HTTP_X_QUELL_SIGNATURE=f"t={int(time.time())},v1=" + "0" * 64,
     )
     assert bad.status_code == 401
+
+
+def test_a_captured_signed_request_cannot_be_replayed_later(target):
+    """The timestamp is signed: an old capture (or the former untimed form) is refused."""
+    body = json.dumps(am_payload(am_alert(quell_target="orders-primary"))).encode()
+    client = APIClient()
+    stale = client.post(
+        AM_URL,
+        body,
+        content_type="application/json",
+        HTTP_X_QUELL_SIGNATURE=_signed(body, int(time.time()) - 301),
+    )
+    assert stale.status_code == 401
+    assert "t=<unix time>,v1=" in stale.json()["detail"]
+    untimed = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    old_form = client.post(
+        AM_URL, body, content_type="application/json", HTTP_X_QUELL_SIGNATURE=f"sha256={untimed}"
+    )
+    assert old_form.status_code == 401
+    assert not Incident.objects.exists()
+
+
+def test_a_nul_or_lone_surrogate_anywhere_is_a_400_not_a_500(am, target):
+    for label_key in (r"bad\u0000key", r"bad\ud800key"):
+        alert = am_alert(quell_target="orders-primary")
+        raw = json.dumps(am_payload(alert)).replace('"alertname"', f'"{label_key}"', 1)
+        resp = am.post(AM_URL, raw, content_type="application/json")
+        assert resp.status_code == 400, (label_key, resp.status_code)
+    assert not Incident.objects.exists()
+
+
+def test_more_alerts_than_the_cap_is_a_413_with_a_message(am, target, settings):
+    settings.QUELL_ALERTS_MAX_PER_PAYLOAD = 3
+    alerts = [
+        am_alert(f"A{n}", fingerprint=f"f{n}", quell_target="orders-primary") for n in range(4)
+    ]
+    resp = am.post(AM_URL, am_payload(*alerts), format="json")
+    assert resp.status_code == 413
+    assert "at most 3" in resp.json()["detail"]
+    assert not Incident.objects.exists()
 
 
 # --- Bad payloads ------------------------------------------------------------------------------
