@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from config.validators import refuse_control_characters
+
 from .models import PUBLIC_STATUS_CHOICES, Audience, Component, ComponentState, MessageTemplate
 
 
@@ -17,8 +19,11 @@ class ComposeForm(forms.Form):
     draft = forms.IntegerField(required=False, widget=forms.HiddenInput)
     audience = forms.ChoiceField(choices=Audience.choices)
     status = forms.ChoiceField(choices=PUBLIC_STATUS_CHOICES)
-    subject = forms.CharField(max_length=200)
-    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 16, "cols": 80}))
+    subject = forms.CharField(max_length=200, validators=[refuse_control_characters])
+    body = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 16, "cols": 80}),
+        validators=[refuse_control_characters],
+    )
 
     def __init__(self, *args, components=None, **kwargs):
         super().__init__(*args, **kwargs)

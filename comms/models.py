@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from config.validators import refuse_control_characters
 from incidents.models import Status
 
 # The statuses an update can announce (the public never sees "closed").
@@ -39,8 +40,8 @@ class MessageTemplate(models.Model):
     announces_status = models.CharField(
         max_length=20, choices=PUBLIC_STATUS_CHOICES, blank=True, default=""
     )
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
+    subject = models.CharField(max_length=200, validators=[refuse_control_characters])
+    body = models.TextField(validators=[refuse_control_characters])
     is_default = models.BooleanField(
         default=False, help_text="Shipped with Quell (from the playbook)."
     )
@@ -82,8 +83,10 @@ COMPONENT_STATE_RANK = {
 class Component(models.Model):
     """Something users know (a service, a database) shown on the status page with a state."""
 
-    name = models.CharField(max_length=100, unique=True)
-    description = models.CharField(max_length=300, blank=True)
+    name = models.CharField(max_length=100, unique=True, validators=[refuse_control_characters])
+    description = models.CharField(
+        max_length=300, blank=True, validators=[refuse_control_characters]
+    )
     # The diagnostics targets (databases) this component stands for: an incident affecting
     # one of them proposes a state for this component.
     targets = models.ManyToManyField(
@@ -145,8 +148,8 @@ class StatusUpdate(models.Model):
     audience = models.CharField(max_length=10, choices=Audience.choices)
     # The incident status this update announces (investigating ... resolved).
     status = models.CharField(max_length=20, choices=PUBLIC_STATUS_CHOICES)
-    subject = models.CharField(max_length=200)
-    body = models.TextField()
+    subject = models.CharField(max_length=200, validators=[refuse_control_characters])
+    body = models.TextField(validators=[refuse_control_characters])
     state = models.CharField(
         max_length=10, choices=UpdateState.choices, default=UpdateState.DRAFT, db_index=True
     )

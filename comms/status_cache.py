@@ -23,6 +23,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.template.loader import render_to_string
 from django.utils import feedgenerator
 
+from config.validators import without_control_characters
+
 from .selectors import status_page_snapshot
 
 logger = logging.getLogger(__name__)
@@ -100,10 +102,25 @@ def _json_incident(item: dict) -> dict:
     }
 
 
+class _PlainTextAtomFeed(feedgenerator.Atom1Feed):
+    """Atom whose summaries are `type="text"`: update bodies are plain text, never markup."""
+
+    def add_item_elements(self, handler, item):
+        summary = item.get("description")
+        super().add_item_elements(handler, {**item, "description": None})
+        if summary is not None:
+            handler.addQuickElement("summary", summary, {"type": "text"})
+
+
 def _atom(snapshot: dict) -> bytes:
-    """The Atom feed: one entry per external update, newest first."""
-    feed = feedgenerator.Atom1Feed(
-        title=f"{snapshot['name']} status",
+    """The Atom feed: one entry per external update, newest first.
+
+    Text is cleaned of control characters XML cannot carry, so an update stored before they were
+    refused cannot make the feed fail for every reader.
+    """
+    clean = without_control_characters
+    feed = _PlainTextAtomFeed(
+        title=clean(f"{snapshot['name']} status"),
         link=_abs("/status/"),
         description=f"Incident updates for {snapshot['name']}",
         feed_url=_abs("/status/feed.atom"),
@@ -117,9 +134,9 @@ def _atom(snapshot: dict) -> bytes:
     entries.sort(key=lambda pair: pair[1]["published_at"], reverse=True)
     for item, upd in entries[:100]:
         feed.add_item(
-            title=f"{item['title']}: {upd['status_label']}",
+            title=clean(f"{item['title']}: {upd['status_label']}"),
             link=_abs(f"/status/#incident-{item['id']}"),
-            description=upd["body"],
+            description=clean(upd["body"]),
             unique_id=_abs(f"/status/#update-{upd['id']}"),
             pubdate=upd["published_at"],
             updateddate=upd["published_at"],

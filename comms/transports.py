@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 
 from config import outbound
+from config.validators import without_control_characters
 from incidents.mail import mail_subject
 
 SIGNATURE_HEADER = "X-Quell-Signature"
@@ -106,6 +107,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> SendResult:
 
 def slack_text(subject: str, body: str) -> str:
     """Message text for Slack and Mattermost: bold subject, mentions in Slack's syntax."""
+    subject, body = without_control_characters(subject), without_control_characters(body)
     text = f"*{subject}*\n{body}" if subject and not body.startswith("@") else body
     # Both Slack and Mattermost incoming webhooks understand <!channel> and <!here>.
     return text.replace("@channel", "<!channel>").replace("@here", "<!here>")

@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
+from config.validators import refuse_control_characters
+
 from .models import DetectionSource, EventKind, Kind, ResponderRole, Status
 from .permissions import ADMIN, COMMANDER, RESPONDER
 from .severity import SEVERITY_DEFINITIONS, Severity
@@ -104,6 +106,7 @@ class DeclareForm(_AssessmentMixin):
     title = forms.CharField(
         max_length=200,
         label="Title",
+        validators=[refuse_control_characters],
         help_text="What is wrong, in a few words (for example: Checkout queries time out).",
         widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"}),
     )
@@ -112,7 +115,10 @@ class DeclareForm(_AssessmentMixin):
     )
     kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.PERFORMANCE, label="Kind")
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Description"
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Description",
+        validators=[refuse_control_characters],
     )
     detection_source = forms.ChoiceField(
         choices=[
@@ -163,10 +169,13 @@ class DeclareForm(_AssessmentMixin):
 class AssessmentForm(_AssessmentMixin):
     """Summary and assessment of an existing incident (incidents.services.incident_update)."""
 
-    title = forms.CharField(max_length=200, label="Title")
+    title = forms.CharField(max_length=200, label="Title", validators=[refuse_control_characters])
     kind = forms.ChoiceField(choices=Kind.choices, label="Kind")
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Description"
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        label="Description",
+        validators=[refuse_control_characters],
     )
     detected_by = forms.CharField(max_length=200, required=False, label="Detected by")
     bridge_url = forms.URLField(required=False, label="Video bridge", assume_scheme="https")

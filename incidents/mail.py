@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from config.validators import without_control_characters
+
 SUBJECT_LIMIT = 250
 
 
@@ -12,4 +14,4 @@ def mail_subject(text: str, *, limit: int = SUBJECT_LIMIT) -> str:
     Django refuses a subject with a \\r or \\n (BadHeaderError, header injection): an incident
     titled with one would otherwise fail, and be retried, on every mail about it.
     """
-    return " ".join(str(text or "").split())[:limit]
+    return " ".join(without_control_characters(str(text or "")).split())[:limit]

@@ -9,6 +9,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from config.validators import refuse_control_characters
+
 from .severity import Severity
 
 
@@ -39,9 +41,9 @@ class DetectionSource(models.TextChoices):
 
 
 class Incident(models.Model):
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, validators=[refuse_control_characters])
     slug = models.SlugField(max_length=60)
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, validators=[refuse_control_characters])
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.OTHER)
     severity = models.CharField(max_length=4, choices=Severity.choices)
     status = models.CharField(

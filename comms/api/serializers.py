@@ -5,6 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.validators import refuse_control_characters
 from incidents.permissions import ADMIN, user_has_role
 from incidents.severity import Severity
 
@@ -48,8 +49,8 @@ class TemplateIn(serializers.Serializer):
     announces_status = serializers.ChoiceField(
         choices=PUBLIC_STATUS_CHOICES, required=False, allow_blank=True
     )
-    subject = serializers.CharField(max_length=200)
-    body = serializers.CharField()
+    subject = serializers.CharField(max_length=200, validators=[refuse_control_characters])
+    body = serializers.CharField(validators=[refuse_control_characters])
     active = serializers.BooleanField(required=False)
     position = serializers.IntegerField(required=False, min_value=0, max_value=32767)
 
@@ -86,8 +87,12 @@ class UpdateOut(serializers.ModelSerializer):
 class PreviewIn(serializers.Serializer):
     template = serializers.IntegerField(required=False, allow_null=True)
     audience = serializers.ChoiceField(choices=Audience.choices, required=False)
-    subject = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    body = serializers.CharField(required=False, allow_blank=True)
+    subject = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, validators=[refuse_control_characters]
+    )
+    body = serializers.CharField(
+        required=False, allow_blank=True, validators=[refuse_control_characters]
+    )
     status = serializers.ChoiceField(choices=PUBLIC_STATUS_CHOICES, required=False)
 
     def validate(self, attrs):
@@ -104,8 +109,10 @@ class UpdateCreateIn(PreviewIn):
 
 
 class UpdateEditIn(serializers.Serializer):
-    subject = serializers.CharField(required=False, max_length=200)
-    body = serializers.CharField(required=False)
+    subject = serializers.CharField(
+        required=False, max_length=200, validators=[refuse_control_characters]
+    )
+    body = serializers.CharField(required=False, validators=[refuse_control_characters])
     status = serializers.ChoiceField(choices=PUBLIC_STATUS_CHOICES, required=False)
     component_states = serializers.DictField(
         child=serializers.ChoiceField(choices=ComponentState.choices), required=False
@@ -224,8 +231,10 @@ class ComponentOut(serializers.ModelSerializer):
 
 
 class ComponentIn(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
-    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=100, validators=[refuse_control_characters])
+    description = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, validators=[refuse_control_characters]
+    )
     targets = serializers.ListField(child=serializers.IntegerField(), required=False)
     position = serializers.IntegerField(required=False, min_value=0, max_value=32767)
     visible = serializers.BooleanField(required=False)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.validators import refuse_control_characters
 from incidents.models import (
     DetectionSource,
     EventKind,
@@ -345,9 +346,11 @@ class ReportOutputSerializer(serializers.Serializer):
 class _IncidentFieldsMixin(serializers.Serializer):
     """The editable details, shared by declare and update."""
 
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[refuse_control_characters])
     kind = serializers.ChoiceField(choices=Kind.choices, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(
+        required=False, allow_blank=True, validators=[refuse_control_characters]
+    )
     detected_by = serializers.CharField(max_length=200, required=False, allow_blank=True)
     confirmed = serializers.BooleanField(required=False)
     reproducible = serializers.BooleanField(required=False, allow_null=True)
@@ -381,7 +384,9 @@ class IncidentCreateInputSerializer(_IncidentFieldsMixin):
 class IncidentUpdateInputSerializer(_IncidentFieldsMixin):
     """Every field optional (PATCH); status, severity and times are refused by name."""
 
-    title = serializers.CharField(max_length=200, required=False)
+    title = serializers.CharField(
+        max_length=200, required=False, validators=[refuse_control_characters]
+    )
 
     def validate(self, attrs):
         refused = {}
