@@ -19,6 +19,9 @@ api_docs = csp_replace({"style-src": [SELF, UNSAFE_INLINE]})(
 api_v1 = [
     path("", include("incidents.api.urls")),
     path("", include("diagnostics.api.urls")),
+    path("", include("diagnostics.integrity.api.urls")),
+    path("", include("diagnostics.remediation.api.urls")),
+    path("", include("diagnostics.detection.api.urls")),
     path("", include("comms.api.urls")),
     path("", include("postmortems.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -38,6 +41,8 @@ urlpatterns = [
     # Web pages. comms.urls holds the public status page (/status/).
     path("", include("comms.urls")),
     path("", include("diagnostics.urls")),
+    path("", include("diagnostics.integrity.urls")),
+    path("", include("diagnostics.remediation.urls")),
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]

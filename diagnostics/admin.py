@@ -332,10 +332,3 @@ class IncidentTargetAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
-
-
-# Remediation records (read-only) and runbooks (editable definitions).
-# Data integrity checks (run action) and runs with their results (read-only).
-from .integrity import admin as _integrity_admin  # noqa: E402, F401
-from .remediation import admin as _remediation_admin  # noqa: E402, F401
-from .runbooks import admin as _runbooks_admin  # noqa: E402, F401

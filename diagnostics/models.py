@@ -275,19 +275,6 @@ class CheckResult(models.Model):
         return f"{self.key}: {self.status}"
 
 
-# Data integrity checks and runs (a package of their own, app label "diagnostics").
-from .integrity.models import (  # noqa: E402, F401
-    IntegrityCheck,
-    IntegrityKind,
-    IntegrityPurpose,
-    IntegrityResult,
-    IntegrityResultStatus,
-    IntegrityRun,
-    IntegrityRunStatus,
-    IntegritySeverity,
-)
-
-
 class OwnSession(models.Model):
     """A session Quell opened on a target (diagnostics.own_sessions): immune from remediation."""
 
@@ -305,18 +292,3 @@ class OwnSession(models.Model):
         return (
             f"{self.application_name} pid {self.pid} since {self.backend_start:%Y-%m-%d %H:%M:%S}"
         )
-
-
-# Guarded remediation and runbooks (packages of their own, app label "diagnostics").
-from .remediation.models import (  # noqa: E402, F401
-    RemediationAction,
-    RemediationKind,
-    RemediationStatus,
-)
-from .runbooks.models import (  # noqa: E402, F401
-    IncidentRunbook,
-    IncidentRunbookStep,
-    Runbook,
-    RunbookStep,
-    StepAction,
-)

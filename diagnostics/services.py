@@ -704,6 +704,22 @@ def _claim(run_id: int, task_id: str) -> tuple[DiagnosticRun | None, str]:
         return run, mark_running(run, running_status=RunStatus.RUNNING, task_id=task_id)
 
 
+# Called with each executed run (or None for a duplicate delivery) by the run task; other apps
+# register here (detection judges its monitors' runs) so this app never imports them.
+_run_finished_hooks: list = []
+
+
+def register_run_finished(hook) -> None:
+    """Call `hook(run)` after every executed diagnostic run (once per hook)."""
+    if hook not in _run_finished_hooks:
+        _run_finished_hooks.append(hook)
+
+
+def run_finished(run: DiagnosticRun | None) -> None:
+    for hook in _run_finished_hooks:
+        hook(run)
+
+
 def diagnostic_run_execute(*, run_id: int, task_id: str = "") -> DiagnosticRun | None:
     """Run a queued run's checks once and store the results (the Celery task's body).
 

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import monitors, services
+from . import services
 
 
 # Retried: only Quell's own database being briefly unreachable (a target's problems never
@@ -21,22 +21,12 @@ from . import monitors, services
 def run_diagnostics(self, run_id: int) -> None:
     """Execute one queued diagnostic run (a duplicate delivery returns at once)."""
     run = services.diagnostic_run_execute(run_id=run_id, task_id=self.request.id or "")
-    # A monitor's run is judged once its results are stored (a separate task: never re-runs
-    # the checks); other runs return at once.
-    monitors.after_run(run)
+    # Hooks registered by other apps (detection judges a monitor's run once its results are
+    # stored, in a separate task that never re-runs the checks); other runs return at once.
+    services.run_finished(run)
 
 
 @shared_task(name="diagnostics.sweep_stuck_runs", ignore_result=True)
 def sweep_stuck_runs() -> dict:
     """Re-queue once, then fail, runs left queued or running past their deadline."""
     return services.diagnostic_runs_sweep()
-
-
-# Registered with the worker through this module (Celery autodiscovers diagnostics.tasks).
-# Integrity runs live in their own package; imported here so the worker registers them.
-from .integrity.tasks import run_integrity, sweep_stuck_integrity_runs  # noqa: E402, F401
-from .monitors.tasks import monitor_evaluate, monitor_prune, monitor_sweep  # noqa: E402, F401
-from .remediation.tasks import (  # noqa: E402, F401
-    remediation_escalate,
-    remediation_escalations_due,
-)

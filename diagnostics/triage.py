@@ -15,10 +15,16 @@ from typing import Any
 from . import selectors
 from .models import ResultStatus, RunStatus
 
-try:  # Data integrity checks (diagnostics.integrity) are optional here.
-    from .integrity.models import IntegrityResult, IntegrityRun
-except ImportError:  # pragma: no cover - without the integrity models there is nothing to read
-    IntegrityResult = IntegrityRun = None
+# Data integrity results come from diagnostics.integrity, which registers its reader here when
+# it is installed (this app never imports it): f(incident_id) -> (violated, clean, url), where
+# violated and clean are lists of (result with .severity, text).
+_integrity_evidence = []
+
+
+def register_integrity_evidence(reader) -> None:
+    if reader not in _integrity_evidence:
+        _integrity_evidence.append(reader)
+
 
 BAD = (ResultStatus.WARNING, ResultStatus.CRITICAL)
 PERFORMANCE_CHECKS = ("slow_queries", "long_running_queries", "blocking_locks", "connections")
@@ -212,30 +218,10 @@ def _integrity(incident_id: int, per_target, answers) -> None:
         ):
             corrupt.append((run, _say(name, errors)))
     violated, clean, url = [], [], ""
-    if IntegrityRun is not None:
-        from django.urls import NoReverseMatch, reverse
-
-        runs = {}
-        for run in (
-            IntegrityRun.objects.filter(incident_id=incident_id, status="succeeded")
-            .select_related("target")
-            .order_by("-queued_at", "-id")
-        ):
-            runs.setdefault(run.target_id, run)  # the latest finished run per target
-        for run in runs.values():
-            for r in IntegrityResult.objects.filter(run=run).order_by("check_name", "id"):
-                text = f"{run.target.name}: {r.check_name} {r.status}"
-                if r.count is not None:
-                    text += f" ({r.count} rows)"
-                if r.status == "violation":
-                    violated.append((r, text))
-                elif r.status == "ok":
-                    clean.append((r, text))
-        try:
-            url = reverse("incidents:detail", kwargs={"incident_id": incident_id})
-            url += "#panel-integrity"
-        except NoReverseMatch:
-            url = ""
+    for reader in _integrity_evidence:
+        more_violated, more_clean, url = reader(incident_id)
+        violated += more_violated
+        clean += more_clean
     if corrupt or violated:
         answers["data_integrity_issue"] = {
             "answer": "yes",

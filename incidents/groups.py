@@ -10,7 +10,15 @@ from django.contrib.auth.models import Group, Permission
 
 from .permissions import ADMIN, COMMANDER, RESPONDER, VIEWER
 
-QUELL_APPS = ("incidents", "diagnostics", "comms", "postmortems")
+QUELL_APPS = (
+    "incidents",
+    "diagnostics",
+    "integrity",
+    "remediation",
+    "detection",
+    "comms",
+    "postmortems",
+)
 
 # Models responders may add/change in the admin (beyond viewing everything).
 RESPONDER_WRITES = {

@@ -92,7 +92,7 @@ def target_links() -> tuple[_Link, ...]:
         return ()
     links = []
     for model in apps.get_models(include_auto_created=True):
-        if model._meta.app_label not in ("diagnostics", "incidents"):
+        if model._meta.app_label not in ("diagnostics", "integrity", "remediation", "incidents"):
             continue
         incident_fk = target_fk = None
         for field in model._meta.get_fields():

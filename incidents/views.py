@@ -95,17 +95,17 @@ FEATURE_PANELS = (
     (
         "remediation",
         "Remediation",
-        ("incidents/panels/remediation.html", "diagnostics/remediation_panel.html"),
+        ("incidents/panels/remediation.html", "remediation/remediation_panel.html"),
     ),
     (
         "runbooks",
         "Runbooks",
-        ("incidents/panels/runbooks.html", "diagnostics/runbooks_panel.html"),
+        ("incidents/panels/runbooks.html", "remediation/runbooks_panel.html"),
     ),
     (
         "integrity",
         "Data integrity",
-        ("incidents/panels/integrity.html", "diagnostics/integrity_panel.html"),
+        ("incidents/panels/integrity.html", "integrity/panel.html"),
     ),
 )
 

@@ -71,7 +71,7 @@ class UserChoiceField(forms.ModelChoiceField):
 
 def _check_choices():
     from diagnostics.checks import registry
-    from diagnostics.models import IntegrityCheck
+    from diagnostics.integrity.models import IntegrityCheck
 
     # Data integrity checks are defined per target; choosing one sets the target too.
     integrity = [

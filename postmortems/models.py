@@ -206,7 +206,7 @@ class ActionItem(models.Model):
     )
     # The same for an item gated on a data integrity check (check_key "integrity:<id>").
     verification_integrity_run = models.ForeignKey(
-        "diagnostics.IntegrityRun",
+        "integrity.IntegrityRun",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,

@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from comms.models import MessageTemplate
-from diagnostics.runbooks.models import Runbook
+from diagnostics.remediation.models import Runbook
 from incidents.triage.models import TriageTree
 
 

@@ -36,6 +36,9 @@ INSTALLED_APPS = [
     "config.accounts",
     "incidents",
     "diagnostics",
+    "diagnostics.integrity",
+    "diagnostics.remediation",
+    "diagnostics.detection",
     "comms",
     "postmortems",
 ]
@@ -450,7 +453,7 @@ QUELL_ALERT_KIND_MAP = env.json("QUELL_ALERT_KIND_MAP", default={})
 # A repeat of the same alert (or a persisting monitor breach) within this many seconds is
 # counted, not written to the timeline again.
 QUELL_DETECTION_REPEAT_WINDOW_S = env.int("QUELL_DETECTION_REPEAT_WINDOW_S", default=3600)
-# Monitor rule overrides merged over diagnostics.monitors.DEFAULT_RULES (JSON object).
+# Monitor rule overrides merged over diagnostics.detection.monitors.DEFAULT_RULES (JSON object).
 QUELL_MONITOR_RULES = env.json("QUELL_MONITOR_RULES", default={})
 # The built-in monitor sweeps every enabled target this often; 0 declares no built-in sweep
 # (monitors are then only the PeriodicTask rows added in the admin).

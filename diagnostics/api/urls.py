@@ -2,7 +2,6 @@
 
 from django.urls import path
 
-from ..alerts import api as alert_views
 from . import views
 
 urlpatterns = [
@@ -63,59 +62,5 @@ urlpatterns = [
         "diagnostics/declare/",
         views.DeclareWithTargetsApi.as_view(),
         name="diagnostics-declare",
-    ),
-    # Detection: alerts from monitoring tools (docs/detection.md).
-    path(
-        "alerts/alertmanager/",
-        alert_views.AlertmanagerWebhookApi.as_view(),
-        name="alerts-alertmanager",
-    ),
-    path("alerts/webhook/", alert_views.GenericWebhookApi.as_view(), name="alerts-webhook"),
-]
-
-# Data integrity checks, runs and comparisons (diagnostics/integrity/).
-from diagnostics.integrity.api_urls import urlpatterns as _integrity  # noqa: E402
-
-urlpatterns += _integrity
-
-# Guarded remediation and runbooks.
-from ..remediation import api as remediation_api  # noqa: E402
-from ..runbooks import api as runbooks_api  # noqa: E402
-
-urlpatterns += [
-    path(
-        "diagnostics/remediations/",
-        remediation_api.RemediationListApi.as_view(),
-        name="diagnostics-remediation-list",
-    ),
-    path(
-        "diagnostics/remediations/preview/",
-        remediation_api.RemediationPreviewApi.as_view(),
-        name="diagnostics-remediation-preview",
-    ),
-    path(
-        "diagnostics/remediations/<int:pk>/",
-        remediation_api.RemediationDetailApi.as_view(),
-        name="diagnostics-remediation-detail",
-    ),
-    path(
-        "diagnostics/remediations/<int:pk>/execute/",
-        remediation_api.RemediationExecuteApi.as_view(),
-        name="diagnostics-remediation-execute",
-    ),
-    path(
-        "diagnostics/runbooks/",
-        runbooks_api.RunbookListApi.as_view(),
-        name="diagnostics-runbook-list",
-    ),
-    path(
-        "diagnostics/incidents/<int:incident_id>/runbooks/",
-        runbooks_api.IncidentRunbooksApi.as_view(),
-        name="diagnostics-incident-runbooks",
-    ),
-    path(
-        "diagnostics/incidents/<int:incident_id>/runbooks/<int:run_id>/steps/<int:step_id>/",
-        runbooks_api.RunbookStepApi.as_view(),
-        name="diagnostics-incident-runbook-step",
     ),
 ]

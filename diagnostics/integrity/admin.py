@@ -8,9 +8,9 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from diagnostics.integrity.models import IntegrityCheck, IntegrityResult, IntegrityRun
 from incidents.admin_inlines import ReadOnlyInline
 
-from ..models import IntegrityCheck, IntegrityResult, IntegrityRun
 from ..services import DiagnosticsError
 from . import services
 
@@ -80,7 +80,7 @@ class IntegrityCheckAdmin(admin.ModelAdmin):
             except DiagnosticsError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 continue
-            url = reverse("diagnostics:integrity-run", kwargs={"run_id": run.pk})
+            url = reverse("integrity:integrity-run", kwargs={"run_id": run.pk})
             self.message_user(
                 request,
                 format_html('Integrity run <a href="{}">#{}</a> queued.', url, run.pk),
@@ -131,7 +131,7 @@ class IntegrityRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Results page")
     def results_page(self, obj):
-        url = reverse("diagnostics:integrity-run", kwargs={"run_id": obj.pk})
+        url = reverse("integrity:integrity-run", kwargs={"run_id": obj.pk})
         return format_html('<a href="{}">{}</a>', url, url)
 
     def has_add_permission(self, request):

@@ -76,6 +76,7 @@ class IntegrityCheck(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        db_table = "diagnostics_integritycheck"  # created under diagnostics; kept
         ordering = ["target_id", "name"]
         constraints = [
             models.UniqueConstraint(fields=["target", "name"], name="integrity_check_name_once"),
@@ -170,6 +171,7 @@ class IntegrityRun(RunLifecycleMixin, models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        db_table = "diagnostics_integrityrun"  # created under diagnostics; kept
         ordering = ["-queued_at", "-id"]
         indexes = [
             models.Index(fields=["target", "-queued_at"], name="irun_target_queued"),
@@ -219,6 +221,7 @@ class IntegrityResult(models.Model):
     error = models.TextField(blank=True)
 
     class Meta:
+        db_table = "diagnostics_integrityresult"  # created under diagnostics; kept
         ordering = ["run_id", "check_name", "id"]
         indexes = [models.Index(fields=["integrity_check", "run"], name="iresult_check_run")]
         constraints = [

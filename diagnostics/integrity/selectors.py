@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from ..models import (
-    IncidentTarget,
+from diagnostics.integrity.models import (
     IntegrityCheck,
     IntegrityPurpose,
     IntegrityResult,
     IntegrityRun,
 )
+from diagnostics.models import IncidentTarget
 
 
 def check_list(*, target_id: int) -> QuerySet[IntegrityCheck]:

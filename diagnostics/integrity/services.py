@@ -16,13 +16,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from incidents.dispatch import Call, call, dispatch
-from incidents.models import EventKind, Incident
-from incidents.services import timeline_append
-
-from .. import crypto
-from ..lifecycle import mark_running, stuck_runs_sweep
-from ..models import (
+from diagnostics.integrity.models import (
     IntegrityCheck,
     IntegrityKind,
     IntegrityPurpose,
@@ -30,8 +24,14 @@ from ..models import (
     IntegrityRun,
     IntegrityRunStatus,
     IntegritySeverity,
-    TargetDatabase,
 )
+from diagnostics.models import TargetDatabase
+from incidents.dispatch import Call, call, dispatch
+from incidents.models import EventKind, Incident
+from incidents.services import timeline_append
+
+from .. import crypto
+from ..lifecycle import mark_running, stuck_runs_sweep
 from .compiler import (
     IntegrityCheckError,
     canonical_predicate,
@@ -240,7 +240,7 @@ def integrity_check_delete(*, check_id: int, actor=None) -> None:
 def run_url(run: IntegrityRun) -> str:
     """The absolute URL of a run's results page, for timelines and messages."""
     return settings.QUELL_BASE_URL.rstrip("/") + reverse(
-        "diagnostics:integrity-run", kwargs={"run_id": run.pk}
+        "integrity:integrity-run", kwargs={"run_id": run.pk}
     )
 
 

@@ -25,7 +25,9 @@ from django.conf import settings
 from django.db import transaction
 from psycopg import sql
 
-from ..models import IntegrityCheck, TargetDatabase
+from diagnostics.integrity.models import IntegrityCheck
+from diagnostics.models import TargetDatabase
+
 from . import services
 from .compiler import IntegrityCheckError, canonical_query
 from .runner import base_timeouts

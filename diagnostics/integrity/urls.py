@@ -1,8 +1,10 @@
-"""Web routes for data integrity (appended by diagnostics/urls.py, namespace "diagnostics")."""
+"""Web routes for data integrity (namespace "integrity")."""
 
 from django.urls import path
 
 from . import views
+
+app_name = "integrity"
 
 urlpatterns = [
     path(

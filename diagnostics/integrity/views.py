@@ -10,10 +10,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from diagnostics.integrity.models import IntegrityPurpose, IntegrityRun
+from diagnostics.models import TargetDatabase
 from incidents.models import Incident
 from incidents.permissions import ADMIN, RESPONDER, VIEWER, require_role, user_has_role
 
-from ..models import IntegrityPurpose, IntegrityRun, TargetDatabase
 from ..services import DiagnosticsError
 from . import selectors, services, suggest
 
@@ -35,7 +36,7 @@ def _panel_context(request: HttpRequest, incident: Incident) -> dict:
 def _render_panel(request, incident, *, error: str = "", status: int = 200) -> HttpResponse:
     context = _panel_context(request, incident)
     context["error"] = error
-    response = render(request, "diagnostics/integrity/_panel_body.html", context, status=status)
+    response = render(request, "integrity/_panel_body.html", context, status=status)
     # A run that was started (or has just finished while the panel polled) wrote to the
     # timeline: the incident page refreshes what listens for incidentChanged.
     finished = request.GET.get("polled") and not context["polling"]
@@ -119,7 +120,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         .filter(status="succeeded")[:50],
         "poll_seconds": POLL_SECONDS,
     }
-    return render(request, "diagnostics/integrity/run_detail.html", context)
+    return render(request, "integrity/run_detail.html", context)
 
 
 @login_required
@@ -143,7 +144,7 @@ def target_checks(request: HttpRequest, target_id: int) -> HttpResponse:
         "can_run": user_has_role(request.user, RESPONDER),
         "can_define": user_has_role(request.user, ADMIN),
     }
-    return render(request, "diagnostics/integrity/target_checks.html", context)
+    return render(request, "integrity/target_checks.html", context)
 
 
 @login_required
@@ -155,14 +156,14 @@ def target_apply_suggestions(request: HttpRequest, target_id: int) -> HttpRespon
     names = request.POST.getlist("name")
     if not names:
         messages.error(request, "Choose at least one suggestion.")
-        return redirect(reverse("diagnostics:integrity-target", args=[target.pk]) + "?suggest=1")
+        return redirect(reverse("integrity:integrity-target", args=[target.pk]) + "?suggest=1")
     try:
         created = suggest.apply_suggestions(target, names=names, actor=request.user)
     except DiagnosticsError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Defined {len(created)} integrity check(s).")
-    return redirect("diagnostics:integrity-target", target_id=target.pk)
+    return redirect("integrity:integrity-target", target_id=target.pk)
 
 
 @login_required
@@ -175,5 +176,5 @@ def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
         run = services.integrity_run_start(target_id=target.pk, requested_by=request.user)
     except DiagnosticsError as exc:
         messages.error(request, str(exc))
-        return redirect("diagnostics:integrity-target", target_id=target.pk)
-    return redirect("diagnostics:integrity-run", run_id=run.pk)
+        return redirect("integrity:integrity-target", target_id=target.pk)
+    return redirect("integrity:integrity-run", run_id=run.pk)

@@ -5,7 +5,7 @@ from django.db import migrations
 
 
 def seed(apps, schema_editor):
-    from diagnostics.runbooks.defaults import seed_runbooks
+    from diagnostics.remediation.runbooks.defaults import seed_runbooks
 
     seed_runbooks(apps.get_model("diagnostics", "Runbook"), apps.get_model("diagnostics", "RunbookStep"))
 

@@ -69,7 +69,7 @@ def _history(incident: Incident) -> dict:
 def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
     return render(
         request,
-        "diagnostics/_remediation_body.html",
+        "remediation/_remediation_body.html",
         _context(request, incident, **extra),
         status=status,
     )
@@ -92,7 +92,7 @@ def remediation_history(request: HttpRequest, incident_id: int) -> HttpResponse:
     incident = get_object_or_404(Incident, pk=incident_id)
     return render(
         request,
-        "diagnostics/_remediation_history.html",
+        "remediation/_remediation_history.html",
         {"incident": incident, **_history(incident)},
     )
 

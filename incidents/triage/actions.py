@@ -15,9 +15,9 @@ from .models import TriageAction
 # The incident page's panels (incidents.views.FEATURE_PANELS / APP_PANELS) by template.
 _PANELS = {
     "diagnostics": ("diagnostics/incident_panel.html",),
-    "remediation": ("incidents/panels/remediation.html", "diagnostics/remediation_panel.html"),
-    "runbooks": ("incidents/panels/runbooks.html", "diagnostics/runbooks_panel.html"),
-    "integrity": ("incidents/panels/integrity.html", "diagnostics/integrity_panel.html"),
+    "remediation": ("incidents/panels/remediation.html", "remediation/remediation_panel.html"),
+    "runbooks": ("incidents/panels/runbooks.html", "remediation/runbooks_panel.html"),
+    "integrity": ("incidents/panels/integrity.html", "integrity/panel.html"),
 }
 
 # action -> (panel it lives in, diagnostics check key it is about or "", how to say it)
@@ -93,7 +93,7 @@ def resolve(action: str, *, incident_id: int | None) -> dict:
         if action == TriageAction.RUN_DIAGNOSTICS:
             run_url = _reverse("diagnostics:incident-run", incident_id=incident_id)
         elif runbook:
-            run_url = _reverse("diagnostics:incident-runbook-start", incident_id=incident_id)
+            run_url = _reverse("remediation:incident-runbook-start", incident_id=incident_id)
     return {
         "action": str(action),
         "label": label,

@@ -96,7 +96,7 @@ def _validate(values: dict) -> dict:
 
 def _validate_gate(target, check_key: str) -> None:
     if check_key.startswith(INTEGRITY_PREFIX):
-        from diagnostics.models import IntegrityCheck
+        from diagnostics.integrity.models import IntegrityCheck
 
         raw = check_key.removeprefix(INTEGRITY_PREFIX)
         check = IntegrityCheck.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
@@ -127,7 +127,7 @@ def _integrity_target(target, check_key: str):
     """An integrity gate names its check's target by itself: fill it in when left out."""
     if target or not check_key.startswith(INTEGRITY_PREFIX):
         return target
-    from diagnostics.models import IntegrityCheck
+    from diagnostics.integrity.models import IntegrityCheck
 
     raw = check_key.removeprefix(INTEGRITY_PREFIX)
     if not raw.isdigit():

@@ -34,8 +34,8 @@ def _integrity_check_id(item: ActionItem) -> int | None:
 
 def _start_integrity(item: ActionItem, check_id: int, *, actor) -> None:
     """Run the one integrity check on its target now (a worker executes it)."""
+    from diagnostics.integrity.models import IntegrityCheck
     from diagnostics.integrity.services import integrity_run_start
-    from diagnostics.models import IntegrityCheck
 
     check = IntegrityCheck.objects.filter(pk=check_id).first()
     if check is None:
@@ -94,7 +94,7 @@ def _started(item: ActionItem, *, actor) -> ActionItem:
 
 def _integrity_verdict(item: ActionItem) -> tuple[str, str] | None:
     """(status, summary) of a finished integrity run, None while it runs."""
-    from diagnostics.models import IntegrityResult, IntegrityRunStatus
+    from diagnostics.integrity.models import IntegrityResult, IntegrityRunStatus
 
     run = item.verification_integrity_run
     if run.status not in (IntegrityRunStatus.SUCCEEDED, IntegrityRunStatus.FAILED):

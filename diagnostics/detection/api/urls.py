@@ -1,0 +1,14 @@
+"""/api/v1/alerts/ routes: alerts from monitoring tools (docs/detection.md)."""
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path(
+        "alerts/alertmanager/",
+        views.AlertmanagerWebhookApi.as_view(),
+        name="alerts-alertmanager",
+    ),
+    path("alerts/webhook/", views.GenericWebhookApi.as_view(), name="alerts-webhook"),
+]
