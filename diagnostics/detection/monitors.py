@@ -6,8 +6,9 @@ schedule) starts one diagnostic run per target with trigger "monitor". When such
 the run task calls `after_run`, which queues `monitor_evaluate`: the run's stored results are
 judged against the rules and each breach goes through
 diagnostics.detection.services.signal_ingest, the same deduplication path as alerts (one open
-incident per target and kind; a persisting breach is recorded at most once per QUELL_DETECTION_REPEAT_WINDOW_S). A rule that breached before and
-is healthy again adds "back within thresholds"; nothing resolves an incident by itself.
+incident per target and kind; a persisting breach is recorded at most once per
+QUELL_DETECTION_REPEAT_WINDOW_S). A rule that breached before and is healthy again adds
+"back within thresholds"; nothing resolves an incident by itself.
 
 Integrity checks (diagnostics.integrity) are monitored too: every `every_s` seconds a sweep
 starts an ad hoc integrity run per target that has enabled checks, and later sweeps judge the
