@@ -20,8 +20,8 @@ from django_htmx.http import reswap, retarget
 
 from config.accounts import ratelimit
 from config.accounts.client_ip import client_ip
+from config.kernel.permissions import RESPONDER, VIEWER, user_has_role
 from incidents.models import Incident
-from incidents.permissions import RESPONDER, VIEWER, user_has_role
 from incidents.services import IncidentError
 
 from . import selectors, services, status_cache

@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
-from incidents.admin_inlines import ReadOnlyInline
+from config.kernel.admin import ReadOnlyInline
 
 from . import services
 from .models import CheckResult, DiagnosticRun, IncidentTarget, TargetDatabase, Trigger

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from incidents.permissions import RESPONDER, user_has_role
+from config.kernel.permissions import RESPONDER, user_has_role
 
 HIDDEN = "(hidden: query texts are shown to responders and up)"
 

@@ -24,6 +24,8 @@ from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
+from config.kernel.secrets import scrub
 from incidents.dispatch import Call, call, dispatch_calls
 from incidents.models import OPEN_STATUSES, EventKind, Incident, Status
 from incidents.services import IncidentError, incident_declare, timeline_append
@@ -106,10 +108,6 @@ TARGET_FIELDS = (
     "remediation_allowed",
     "thresholds",
 )
-
-
-def _user(actor):
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 def _clean_tags(tags) -> list[str]:
@@ -240,7 +238,7 @@ def target_create(
         enabled=enabled,
         remediation_allowed=remediation_allowed,
         thresholds=thresholds if thresholds is not None else {},
-        created_by=_user(actor),
+        created_by=user_or_none(actor),
     )
     if dsn:
         for field, value in _dsn_parts(dsn).items():
@@ -340,15 +338,6 @@ def _timeouts():
     )
 
 
-def _scrub(text: str, *, secrets: tuple[str, ...] = ()) -> str:
-    """Remove any credential from a message that came from a driver or a check."""
-    text = str(text or "")
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "********")
-    return text
-
-
 def target_test_connection(*, target_id: int) -> dict[str, Any]:
     """Probe a target: reachability, latency, version, recovery, platform, missing privileges."""
     from .target import probe
@@ -363,7 +352,7 @@ def target_test_connection(*, target_id: int) -> dict[str, Any]:
     result = dict(probe(spec, _timeouts()))
     secrets = (spec.password, spec.dsn)
     if result.get("error"):
-        result["error"] = _scrub(result["error"], secrets=secrets)
+        result["error"] = scrub(result["error"], secrets=secrets)
     result.setdefault("missing", [])
     result.setdefault("warnings", [])
     result["target"] = {"id": target.pk, "name": target.name}
@@ -404,13 +393,15 @@ def incident_target_add(
     if link is not None:
         return link
     before = _target_names(incident.pk)
-    link = IncidentTarget.objects.create(incident=incident, target=target, added_by=_user(actor))
+    link = IncidentTarget.objects.create(
+        incident=incident, target=target, added_by=user_or_none(actor)
+    )
     timeline_append(
         incident_id=incident.pk,
         kind=EventKind.FIELDS_CHANGED,
         message=f"Affected target added: {target.name} ({target.environment})",
         actor=actor,
-        actor_label="" if _user(actor) else ACTOR_LABEL,
+        actor_label="" if user_or_none(actor) else ACTOR_LABEL,
         data={
             "changes": {"affected_targets": {"from": before, "to": _target_names(incident.pk)}},
             "target_id": target.pk,
@@ -450,7 +441,7 @@ def incident_target_remove(*, incident_id: int, target_id: int, actor=None) -> N
         kind=EventKind.FIELDS_CHANGED,
         message=f"Affected target removed: {name}",
         actor=actor,
-        actor_label="" if _user(actor) else ACTOR_LABEL,
+        actor_label="" if user_or_none(actor) else ACTOR_LABEL,
         data={
             "changes": {"affected_targets": {"from": before, "to": _target_names(incident.pk)}},
             "target_id": target_id,
@@ -532,7 +523,7 @@ def _new_run(
         target=target,
         incident_id=incident_id,
         trigger=trigger,
-        requested_by=_user(requested_by),
+        requested_by=user_or_none(requested_by),
         suite=suite,
         status=RunStatus.QUEUED,
         queued_at=now,
@@ -806,16 +797,16 @@ def _finish(
                 title=title,
                 family=family,
                 status=str(outcome.status),
-                summary=_scrub(outcome.summary, secrets=secrets),
+                summary=scrub(outcome.summary, secrets=secrets),
                 findings=_json_safe(outcome.findings or []),
                 metrics=_json_safe(outcome.metrics or {}),
                 duration_ms=max(0, int(execution.duration_ms or 0)),
-                error=_scrub(outcome.error, secrets=secrets),
+                error=scrub(outcome.error, secrets=secrets),
                 fix=outcome.fix or "",
             )
         )
     if error:
-        status, worst_status, error = RunStatus.FAILED, "error", _scrub(error, secrets=secrets)
+        status, worst_status, error = RunStatus.FAILED, "error", scrub(error, secrets=secrets)
     else:
         status = RunStatus.SUCCEEDED
         worst_status = str(worst(r.status for r in rows)) if rows else "ok"

@@ -13,8 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
 from incidents.models import Incident
-from incidents.permissions import RESPONDER, VIEWER, require_role, user_has_role
 
 from . import selectors, services
 from .models import DiagnosticRun, TargetDatabase

@@ -18,8 +18,11 @@ from django.db.models import Prefetch
 from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
+from config.kernel.admin import ReadOnlyInline
+from config.kernel.permissions import RESPONDER, user_has_role
+from incidents.permissions import user_commands_incident
+
 from . import services
-from .admin_inlines import ReadOnlyInline
 from .models import (
     OPEN_STATUSES,
     Incident,
@@ -29,7 +32,6 @@ from .models import (
     Status,
     TimelineEvent,
 )
-from .permissions import RESPONDER, user_commands_incident, user_has_role
 from .selectors import active_assignments_queryset, incident_missing_roles, incident_search
 from .severity import SEVERITY_DEFINITIONS
 

@@ -11,10 +11,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
+from config.kernel.permissions import ADMIN, COMMANDER, RESPONDER
 from config.validators import refuse_control_characters
 
 from .models import DetectionSource, EventKind, Kind, ResponderRole, Status
-from .permissions import ADMIN, COMMANDER, RESPONDER
 from .severity import SEVERITY_DEFINITIONS, Severity
 
 NULL_BOOLEAN_CHOICES = [("", "Unknown"), ("true", "Yes"), ("false", "No")]

@@ -8,7 +8,7 @@ make the admin agree with it.
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 
-from .permissions import ADMIN, COMMANDER, RESPONDER, VIEWER
+from config.kernel.permissions import ADMIN, COMMANDER, RESPONDER, VIEWER
 
 QUELL_APPS = (
     "incidents",

@@ -11,12 +11,13 @@ roles carry rights of their own (PRIVILEGED_ROLES), so who may grant them is che
 one place, by every path that assigns roles (services.role_assign / role_relieve).
 """
 
-from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
 
-VIEWER, RESPONDER, COMMANDER, ADMIN = "viewer", "responder", "commander", "admin"
-ROLE_LEVELS = {VIEWER: 1, RESPONDER: 2, COMMANDER: 3, ADMIN: 4}
+from config.kernel.permissions import (
+    COMMANDER,
+    RESPONDER,
+    user_has_role,
+)
 
 # Incident roles (incidents.models.ResponderRole values; plain strings so that this module stays
 # free of models) and the rights they carry on their incident.
@@ -29,37 +30,6 @@ PUBLISHING_ROLES = (INCIDENT_COMMANDER, COMMUNICATIONS_LEAD)
 REMEDIATING_ROLES = (INCIDENT_COMMANDER, TECHNICAL_LEAD)
 # Granted only by a commander or the incident's IC (IC itself: also by the IC, as handover).
 PRIVILEGED_ROLES = (INCIDENT_COMMANDER, TECHNICAL_LEAD, COMMUNICATIONS_LEAD)
-
-
-def user_level(user) -> int:
-    """The highest access level the user's groups grant (0 for none)."""
-    if user is None or isinstance(user, AnonymousUser) or not user.is_authenticated:
-        return 0
-    if not user.is_active:
-        return 0
-    if user.is_superuser:
-        return ROLE_LEVELS[ADMIN]
-    cached = getattr(user, "_quell_level", None)
-    if cached is None:
-        cached = remember_groups(user, user.groups.values_list("name", flat=True))
-    return cached
-
-
-def remember_groups(user, group_names) -> int:
-    """Record the access level that `group_names` grant on this user object (per request)."""
-    user._quell_level = max((ROLE_LEVELS[n] for n in group_names if n in ROLE_LEVELS), default=0)
-    return user._quell_level
-
-
-def user_has_role(user, role: str) -> bool:
-    """True when the user holds `role` or a more powerful one."""
-    return user_level(user) >= ROLE_LEVELS[role]
-
-
-def require_role(user, role: str) -> None:
-    """Refuse (403 in views) unless the user holds `role` or a more powerful one."""
-    if not user_has_role(user, role):
-        raise PermissionDenied(f"You need the {role} role (or higher) for this.")
 
 
 def user_holds_incident_role(user, incident, roles) -> bool:
@@ -130,48 +100,6 @@ def role_relieve_refusal(user, incident, *, role: str, holder_id: int) -> str:
     if user_has_role(user, RESPONDER) and holder_id == user.pk:
         return ""
     return role_grant_refusal(user, incident, role)
-
-
-class _RolePermission(BasePermission):
-    role = VIEWER
-    message = "You need the {role} role for this."
-
-    def has_permission(self, request, view):
-        self.message = f"You need the {self.role} role (or higher) for this."
-        return user_has_role(request.user, self.role)
-
-
-class IsViewer(_RolePermission):
-    role = VIEWER
-
-
-class IsResponder(_RolePermission):
-    role = RESPONDER
-
-
-class IsCommander(_RolePermission):
-    role = COMMANDER
-
-
-class IsAdmin(_RolePermission):
-    role = ADMIN
-
-
-class ReadWriteRolePermission(BasePermission):
-    """Safe methods (GET, HEAD, OPTIONS) need read_role; the others need write_role."""
-
-    read_role = VIEWER
-    write_role = RESPONDER
-
-    def has_permission(self, request, view):
-        safe = request.method in ("GET", "HEAD", "OPTIONS")
-        return user_has_role(request.user, self.read_role if safe else self.write_role)
-
-
-class ReadViewerWriteResponder(ReadWriteRolePermission):
-    """Safe methods for viewers, writes for responders."""
-
-    message = "Reading needs the viewer role; changing needs the responder role."
 
 
 class CommandsIncident(BasePermission):

@@ -20,6 +20,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.text import slugify
 
+from config.kernel.errors import Conflict, QuellError
+
 from . import events, permissions, signals
 from .models import (
     OPEN_STATUSES,
@@ -35,24 +37,16 @@ from .models import (
 from .severity import Severity
 
 
-class IncidentError(Exception):
-    """A request the rules refuse; `field` names the input at fault when there is one."""
-
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.field = field
+class IncidentError(QuellError):
+    """A request the incident rules refuse; `field` names the input at fault when there is one."""
 
 
 class InvalidTransition(IncidentError):
     code = "invalid_transition"
 
 
-class IncidentConflict(IncidentError):
+class IncidentConflict(IncidentError, Conflict):
     """Somebody else changed the incident first; re-read it and decide again."""
-
-    code = "conflict"
 
 
 # The lifecycle. Anything else is refused with the allowed targets named.

@@ -31,6 +31,9 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
+from incidents.permissions import grantable_roles, role_relieve_refusal, user_commands_incident
+
 from . import charts, metrics, related, selectors, services
 from .forms import (
     OPEN,
@@ -53,15 +56,6 @@ from .models import (
     ResponderRole,
     Status,
     TimelineEvent,
-)
-from .permissions import (
-    RESPONDER,
-    VIEWER,
-    grantable_roles,
-    require_role,
-    role_relieve_refusal,
-    user_commands_incident,
-    user_has_role,
 )
 from .services import IncidentConflict, IncidentError
 from .severity import Severity

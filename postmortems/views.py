@@ -15,14 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
 from incidents.models import Incident, Status
-from incidents.permissions import (
-    RESPONDER,
-    VIEWER,
-    require_role,
-    user_commands_incident,
-    user_has_role,
-)
+from incidents.permissions import user_commands_incident
 
 from . import selectors, services
 from .exports import markdown_filename, postmortem_markdown

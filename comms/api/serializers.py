@@ -5,8 +5,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.kernel.permissions import ADMIN, user_has_role
 from config.validators import refuse_control_characters
-from incidents.permissions import ADMIN, user_has_role
 from incidents.severity import Severity
 
 from ..models import (

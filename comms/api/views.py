@@ -10,8 +10,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.models import Incident
-from incidents.permissions import (
+from config.kernel.permissions import (
     ADMIN,
     IsAdmin,
     IsCommander,
@@ -19,6 +18,7 @@ from incidents.permissions import (
     IsViewer,
     ReadWriteRolePermission,
 )
+from incidents.models import Incident
 
 from .. import selectors, services
 from ..models import Channel, Component, Delivery, MessageTemplate, StatusUpdate, Subscriber

@@ -12,9 +12,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.kernel.permissions import RESPONDER, user_has_role
 from incidents.mail import mail_subject
 from incidents.models import EventKind, Incident, Status
-from incidents.permissions import RESPONDER, user_has_role, user_may_publish_incident
+from incidents.permissions import user_may_publish_incident
 from incidents.services import timeline_append
 
 from .. import rendering, selectors, status_cache

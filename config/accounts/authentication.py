@@ -16,7 +16,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from incidents.permissions import remember_groups
+from config.kernel.permissions import remember_groups
 
 from . import ratelimit
 from .client_ip import client_ip

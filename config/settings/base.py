@@ -203,7 +203,7 @@ REST_FRAMEWORK = {
         "config.accounts.authentication.QuellTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["incidents.permissions.IsViewer"],
+    "DEFAULT_PERMISSION_CLASSES": ["config.kernel.permissions.IsViewer"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
@@ -212,7 +212,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "incidents.api.exceptions.exception_handler",
+    "EXCEPTION_HANDLER": "config.kernel.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # Per client address without credentials, per user with them; alert webhooks have their
     # own, stricter scope. Counted in the shared cache; 429 with Retry-After when exceeded.

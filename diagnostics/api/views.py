@@ -17,9 +17,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.api.pagination import StandardPagination
+from config.kernel.pagination import StandardPagination
+from config.kernel.permissions import ADMIN, IsResponder, IsViewer, ReadWriteRolePermission
 from incidents.models import Incident
-from incidents.permissions import ADMIN, IsResponder, IsViewer, ReadWriteRolePermission
 
 from .. import query_texts, selectors, services
 from ..models import DiagnosticRun, TargetDatabase, Trigger

@@ -8,8 +8,8 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from config.kernel.admin import ReadOnlyInline
 from diagnostics.integrity.models import IntegrityCheck, IntegrityResult, IntegrityRun
-from incidents.admin_inlines import ReadOnlyInline
 
 from ..services import DiagnosticsError
 from . import services

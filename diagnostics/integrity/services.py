@@ -16,6 +16,8 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
+from config.kernel.secrets import scrub
 from diagnostics.integrity.models import (
     IntegrityCheck,
     IntegrityKind,
@@ -62,10 +64,6 @@ CHECK_FIELDS = (
     "max_count",
     "timeout_ms",
 )
-
-
-def _user(actor):
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -181,7 +179,7 @@ def integrity_check_create(*, target_id: int, actor=None, **values) -> Integrity
     if unknown:
         raise IntegrityCheckError(f"Unknown fields: {', '.join(sorted(unknown))}.")
     target = _lock_target(target_id)
-    check = IntegrityCheck(target=target, created_by=_user(actor), **values)
+    check = IntegrityCheck(target=target, created_by=user_or_none(actor), **values)
     validate_check(check)
     check.save()
     return check
@@ -205,7 +203,7 @@ def integrity_check_preview(*, target_id: int, **values) -> dict:
     except crypto.SecretError as exc:
         raise IntegrityCheckError(str(exc), field="target") from None
     result = explain_check(spec, check)
-    result["error"] = _scrub(result["error"], tuple(spec.secrets()))
+    result["error"] = scrub(result["error"], tuple(spec.secrets()))
     return result
 
 
@@ -333,7 +331,7 @@ def integrity_run_start(
         purpose=purpose,
         baseline=baseline,
         check_ids=check_ids,
-        requested_by=_user(requested_by),
+        requested_by=user_or_none(requested_by),
         status=IntegrityRunStatus.QUEUED,
         queued_at=now,
         deadline=now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S),
@@ -393,13 +391,6 @@ def integrity_run_execute(*, run_id: int, task_id: str = "") -> IntegrityRun | N
     return _finish(run, token, checks, outcomes, error, secrets)
 
 
-def _scrub(text: str, secrets) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "********")
-    return text
-
-
 def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None:
     by_id = {c.pk: c for c in checks}
     rows = []
@@ -420,7 +411,7 @@ def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None
                 metrics=o.metrics,
                 sql=o.sql,
                 duration_ms=max(0, o.duration_ms),
-                error=_scrub(o.error, secrets),
+                error=scrub(o.error, secrets),
             )
         )
     status = IntegrityRunStatus.FAILED if error else IntegrityRunStatus.SUCCEEDED
@@ -440,7 +431,7 @@ def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None
         IntegrityResult.objects.bulk_create(rows)
         run_row.status = status
         run_row.finished_at = finished
-        run_row.error = _scrub(error, secrets)
+        run_row.error = scrub(error, secrets)
         run_row.checks_total = len(rows)
         run_row.checks_violated = violated
         run_row.checks_errored = errored
@@ -507,8 +498,8 @@ def _timeline(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
         incident_id=run.incident_id,
         kind=EventKind.INTEGRITY,
         message=f"{run.summary} — {url}",
-        actor=_user(run.requested_by),
-        actor_label="" if _user(run.requested_by) else ACTOR_LABEL,
+        actor=user_or_none(run.requested_by),
+        actor_label="" if user_or_none(run.requested_by) else ACTOR_LABEL,
         data={
             "integrity_run_id": run.pk,
             "purpose": run.purpose,

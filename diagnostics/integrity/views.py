@@ -10,10 +10,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from config.kernel.permissions import ADMIN, RESPONDER, VIEWER, require_role, user_has_role
 from diagnostics.integrity.models import IntegrityPurpose, IntegrityRun
 from diagnostics.models import TargetDatabase
 from incidents.models import Incident
-from incidents.permissions import ADMIN, RESPONDER, VIEWER, require_role, user_has_role
 
 from ..services import DiagnosticsError
 from . import selectors, services, suggest

@@ -20,14 +20,17 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
+from config.kernel.permissions import ADMIN, user_has_role
+from config.kernel.secrets import scrub
 from incidents.dispatch import dispatch
 from incidents.models import EventKind, Incident, Status
-from incidents.permissions import ADMIN, user_has_role, user_may_remediate_incident
+from incidents.permissions import user_may_remediate_incident
 from incidents.services import timeline_append
 
 from .. import crypto
 from ..models import IncidentTarget, TargetDatabase
-from ..services import DiagnosticsError, _scrub, _user, finite_number
+from ..services import DiagnosticsError, finite_number
 from ..target import SessionBroken, TargetUnreachable, Timeouts
 from . import backends as b
 from .models import RemediationAction, RemediationKind, RemediationStatus
@@ -183,7 +186,7 @@ def _spec(target: TargetDatabase):
 def _unreachable(target: TargetDatabase, exc: Exception, spec) -> DiagnosticsError:
     return DiagnosticsError(
         f"Could not reach {target.name}: "
-        + _scrub(str(exc), secrets=tuple(spec.secrets() if spec else ())),
+        + scrub(str(exc), secrets=tuple(spec.secrets() if spec else ())),
         field="target",
     )
 
@@ -249,7 +252,7 @@ def remediation_preview(
         server_version_num=found["server_version_num"],
         database=found["database"],
         preview=found["backends"],
-        requested_by=_user(actor),
+        requested_by=user_or_none(actor),
         previewed_at=timezone.now(),
     )
 
@@ -340,7 +343,7 @@ def _claim(*, action_id: int, confirmed, actor) -> RemediationAction:
         pairs = _confirmed_pairs(action, confirmed)
         action.confirmed = pairs
         action.status = RemediationStatus.EXECUTING
-        action.executed_by = _user(actor)
+        action.executed_by = user_or_none(actor)
         action.executed_at = timezone.now()
         action.save(update_fields=["confirmed", "status", "executed_by", "executed_at"])
     return action
@@ -380,8 +383,8 @@ def _record(action: RemediationAction, *, results, actor, escalation: bool) -> N
         incident_id=action.incident_id,
         kind=EventKind.REMEDIATION,
         message=_summary(action, results, escalation=escalation),
-        actor=_user(actor),
-        actor_label="" if _user(actor) else ACTOR_LABEL,
+        actor=user_or_none(actor),
+        actor_label="" if user_or_none(actor) else ACTOR_LABEL,
         data={
             "remediation_id": action.pk,
             "target_id": action.target_id,
@@ -417,7 +420,7 @@ def remediation_execute(*, action_id: int, confirmed, actor=None) -> Remediation
     except crypto.SecretError as exc:
         error = str(exc)
     except (TargetUnreachable, SessionBroken, psycopg.Error) as exc:
-        error = _scrub(str(exc), secrets=tuple(spec.secrets() if spec else ()))
+        error = scrub(str(exc), secrets=tuple(spec.secrets() if spec else ()))
     now = timezone.now()
     with transaction.atomic():
         action = RemediationAction.objects.select_for_update(of=("self",)).get(pk=action.pk)
@@ -433,8 +436,8 @@ def remediation_execute(*, action_id: int, confirmed, actor=None) -> Remediation
                     kind=EventKind.REMEDIATION,
                     message=f"{RemediationKind(action.kind).label} on {action.target.name} "
                     f"failed: {action.error}",
-                    actor=_user(actor),
-                    actor_label="" if _user(actor) else ACTOR_LABEL,
+                    actor=user_or_none(actor),
+                    actor_label="" if user_or_none(actor) else ACTOR_LABEL,
                     data={
                         "remediation_id": action.pk,
                         "target_id": action.target_id,
@@ -502,7 +505,7 @@ def remediation_escalate(*, action_id: int) -> RemediationAction | None:
     except crypto.SecretError as exc:
         error = str(exc)
     except (TargetUnreachable, SessionBroken, psycopg.Error) as exc:
-        error = _scrub(str(exc), secrets=tuple(spec.secrets() if spec else ()))
+        error = scrub(str(exc), secrets=tuple(spec.secrets() if spec else ()))
     with transaction.atomic():
         action = RemediationAction.objects.select_for_update(of=("self",)).get(pk=action.pk)
         action.escalation_results = results

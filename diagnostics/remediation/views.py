@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from config.kernel.permissions import ADMIN, VIEWER, require_role, user_has_role
 from incidents.models import Incident
-from incidents.permissions import ADMIN, VIEWER, require_role, user_has_role
 
 from ..models import IncidentTarget
 from ..services import DiagnosticsError

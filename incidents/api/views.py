@@ -11,17 +11,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.pagination import StandardPagination
+from config.kernel.permissions import IsResponder, ReadViewerWriteResponder
 from incidents import selectors, services
 from incidents.filters import IncidentFilter, TimelineFilter
 from incidents.models import Incident, ResponderRole, TimelineEvent
-from incidents.permissions import (
-    CommandsIncident,
-    IsResponder,
-    ReadViewerWriteResponder,
-)
+from incidents.permissions import CommandsIncident
 
 from . import serializers as s
-from .pagination import StandardPagination
 
 TAGS = ["incidents"]
 

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from django import template
 
-from incidents.permissions import user_has_role
+from config.kernel.permissions import user_has_role
 from incidents.severity import SEVERITY_DEFINITIONS, Severity
 
 register = template.Library()

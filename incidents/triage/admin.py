@@ -14,7 +14,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import ValidationError
 
-from ..admin_inlines import ReadOnlyInline
+from config.kernel.admin import ReadOnlyInline
+
 from ..services import IncidentError
 from . import services
 from .models import (

@@ -11,10 +11,11 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.permissions import IsViewer, ReadViewerWriteResponder
 from incidents import selectors as incident_selectors
 from incidents.api.serializers import UserRefSerializer
 from incidents.models import Incident, Kind
-from incidents.permissions import IsViewer, ReadViewerWriteResponder, user_commands_incident
+from incidents.permissions import user_commands_incident
 from incidents.severity import Severity
 
 from . import selectors, services

@@ -12,6 +12,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
+
 from .. import services as incident_services
 from ..models import EventKind, Incident, Kind, Status
 from ..services import IncidentConflict, IncidentError
@@ -32,10 +34,6 @@ from .validation import validate_tree
 
 # A step always has exactly one way on when published; this bounds a walk through a broken draft.
 _MAX_STEPS_IN_A_ROW = 100
-
-
-def _user(actor):
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 def _event(incident_id: int, message: str, *, actor, data: dict) -> None:
@@ -73,7 +71,7 @@ def tree_seed_playbook(*, actor=None) -> TriageTree:
     except IntegrityError:
         # Somebody else published at the same moment: use theirs.
         return TriageTree.objects.get(status=TreeStatus.PUBLISHED)
-    if _user(actor):
+    if user_or_none(actor):
         TriageTree.objects.filter(pk=tree.pk).update(created_by=actor, published_by=actor)
     return tree
 
@@ -98,7 +96,7 @@ def tree_draft_from(*, tree_id: int, actor=None, title: str = "") -> TriageTree:
         title=title or source.title,
         status=TreeStatus.DRAFT,
         based_on=source,
-        created_by=_user(actor),
+        created_by=user_or_none(actor),
         notes="",
     )
     mapping: dict[int, TriageNode] = {}
@@ -148,7 +146,7 @@ def tree_publish(*, tree_id: int, actor=None) -> TriageTree:
     TriageTree.objects.filter(status=TreeStatus.PUBLISHED).update(status=TreeStatus.RETIRED)
     tree.status = TreeStatus.PUBLISHED
     tree.published_at = timezone.now()
-    tree.published_by = _user(actor)
+    tree.published_by = user_or_none(actor)
     tree.save(update_fields=["status", "published_at", "published_by"])
     return tree
 
@@ -254,7 +252,7 @@ def triage_walk_start(*, incident_id: int, actor=None, restart: bool = False) ->
         answered = existing.steps.filter(withdrawn_at__isnull=True).count()
         existing.status = WalkStatus.ABANDONED
         existing.ended_at = now
-        existing.ended_by = _user(actor)
+        existing.ended_by = user_or_none(actor)
         existing.save(update_fields=["status", "ended_at", "ended_by"])
     root = selectors.tree_root(tree)
     if root is None:
@@ -266,7 +264,7 @@ def triage_walk_start(*, incident_id: int, actor=None, restart: bool = False) ->
         current_node=stop,
         start_path=path,
         started_at=now,
-        started_by=_user(actor),
+        started_by=user_or_none(actor),
     )
     if existing is not None:
         _event(
@@ -350,7 +348,7 @@ def triage_walk_answer(
         answer_label=edge.label or edge.key,
         path=path,
         answered_at=now,
-        answered_by=_user(actor),
+        answered_by=user_or_none(actor),
         suggested_answer_key=suggested,
         suggestion_evidence=(suggestion or {}).get("evidence", "")[:4000],
         suggestion_run_url=(suggestion or {}).get("run_url", "")[:500],
@@ -414,7 +412,7 @@ def triage_walk_back(*, incident_id: int, actor=None) -> TriageWalk:
         raise IncidentError("There is no answer to go back from.", field="walk")
     now = timezone.now()
     last.withdrawn_at = now
-    last.withdrawn_by = _user(actor)
+    last.withdrawn_by = user_or_none(actor)
     last.save(update_fields=["withdrawn_at", "withdrawn_by"])
     was_completed = walk.status == WalkStatus.COMPLETED
     walk.status = WalkStatus.IN_PROGRESS
@@ -482,7 +480,7 @@ def triage_outcome_apply(
             if before != walk.proposed_severity
             else f"severity already {before}"
         )
-        walk.severity_applied_at, walk.severity_applied_by = now, _user(actor)
+        walk.severity_applied_at, walk.severity_applied_by = now, user_or_none(actor)
         fields += ["severity_applied_at", "severity_applied_by"]
     if kind:
         before = incident.kind
@@ -494,7 +492,7 @@ def triage_outcome_apply(
             if before != walk.proposed_kind
             else f"kind already {before}"
         )
-        walk.kind_applied_at, walk.kind_applied_by = now, _user(actor)
+        walk.kind_applied_at, walk.kind_applied_by = now, user_or_none(actor)
         fields += ["kind_applied_at", "kind_applied_by"]
     walk.save(update_fields=fields)
     _event(

@@ -13,8 +13,10 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from config.kernel.permissions import RESPONDER, user_has_role
+from incidents.permissions import user_commands_incident
+
 from ..models import Incident, Kind
-from ..permissions import RESPONDER, user_commands_incident, user_has_role
 from ..services import IncidentConflict, IncidentError
 from ..severity import SEVERITY_DEFINITIONS
 from ..views import viewer_required

@@ -13,12 +13,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from incidents.api.pagination import StandardPagination
-from incidents.permissions import (
-    ReadViewerWriteResponder,
-    user_commands_incident,
-    user_has_role,
-)
+from config.kernel.pagination import StandardPagination
+from config.kernel.permissions import ReadViewerWriteResponder, user_has_role
+from incidents.permissions import user_commands_incident
 
 from .. import selectors, services
 from ..exports import markdown_filename, postmortem_markdown

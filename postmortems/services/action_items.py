@@ -11,6 +11,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
 from incidents.models import EventKind
 from incidents.services import timeline_append
 
@@ -22,7 +23,6 @@ from ..models import (
     PostmortemStatus,
 )
 from .errors import PostmortemError
-from .postmortems import _user
 
 # An action item gated on a data integrity check names it "integrity:<check id>".
 INTEGRITY_PREFIX = "integrity:"
@@ -41,7 +41,7 @@ EDITABLE = (
 
 
 def _record(item: ActionItem, *, message: str, actor=None, action: str, **data) -> None:
-    user = _user(actor)
+    user = user_or_none(actor)
     timeline_append(
         incident_id=item.postmortem.incident_id,
         kind=EventKind.POSTMORTEM,
@@ -183,7 +183,7 @@ def action_item_create(
         postmortem=postmortem,
         description=description or "",
         check_target=check_target,
-        created_by=_user(actor),
+        created_by=user_or_none(actor),
         **values,
     )
     _record(
@@ -210,7 +210,7 @@ def _lock(action_item_id: int) -> ActionItem:
 def _mark_done(item: ActionItem, *, actor, note: str = "") -> None:
     item.status = ActionStatus.DONE
     item.completed_at = timezone.now()
-    item.completed_by = _user(actor)
+    item.completed_by = user_or_none(actor)
     item.save()
     _record(
         item,
@@ -250,7 +250,7 @@ def action_item_update(*, action_item_id: int, actor=None, **changes) -> ActionI
         item.status = wants_done
         changed.append("status")
         if wants_done == ActionStatus.WONT_DO:
-            item.completed_at, item.completed_by = timezone.now(), _user(actor)
+            item.completed_at, item.completed_by = timezone.now(), user_or_none(actor)
         else:
             # Reopened: it is no longer complete.
             item.completed_at, item.completed_by = None, None

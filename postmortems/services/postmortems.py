@@ -8,6 +8,7 @@ import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
 from incidents.models import EventKind, Incident, Status, TimelineEvent
 from incidents.services import IncidentError, incident_transition, timeline_append
 
@@ -65,10 +66,6 @@ def _lock(postmortem_id: int) -> Postmortem:
         ) from None
 
 
-def _user(actor):
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-
-
 def _impact_prefill(incident: Incident) -> str:
     lines = []
     if incident.users_affected_percent is not None:
@@ -101,7 +98,7 @@ def _revision(
         postmortem=postmortem,
         version=postmortem.version,
         content=postmortem.snapshot(),
-        saved_by=_user(actor),
+        saved_by=user_or_none(actor),
         autosave=autosave,
         editor=editor[:64],
     )
@@ -136,8 +133,8 @@ def postmortem_create(*, incident_id: int, actor=None) -> Postmortem:
         review_due_at=review_deadline(
             resolved_at=incident.resolved_at or now, severity=incident.severity
         ),
-        created_by=_user(actor),
-        updated_by=_user(actor),
+        created_by=user_or_none(actor),
+        updated_by=user_or_none(actor),
         created_at=now,
         updated_at=now,
     )
@@ -351,7 +348,7 @@ def postmortem_update(
         setattr(postmortem, name, value)
     postmortem.version += 1
     postmortem.updated_at = timezone.now()
-    postmortem.updated_by = _user(actor)
+    postmortem.updated_by = user_or_none(actor)
     postmortem.save(update_fields=[*changed, "version", "updated_at", "updated_by"])
     _revision(postmortem, actor=actor, autosave=autosave, editor=editor)
     return postmortem
@@ -363,7 +360,7 @@ def _set_status(postmortem: Postmortem, status: str, *, actor, message: str, **f
     for name, value in fields.items():
         setattr(postmortem, name, value)
     postmortem.updated_at = timezone.now()
-    postmortem.updated_by = _user(actor)
+    postmortem.updated_by = user_or_none(actor)
     postmortem.save(update_fields=["status", *fields, "updated_at", "updated_by"])
     _record(
         postmortem,
@@ -459,7 +456,7 @@ def postmortem_publish(*, postmortem_id: int, actor=None) -> Postmortem:
         actor=actor,
         message="Postmortem published",
         published_at=now,
-        published_by=_user(actor),
+        published_by=user_or_none(actor),
     )
     _close_incident(postmortem, actor=actor, reason="Postmortem published")
     return postmortem
@@ -485,7 +482,7 @@ def postmortem_waive(*, postmortem_id: int, reason: str, actor=None) -> Postmort
         actor=actor,
         message=f"Postmortem waived: {reason}",
         waived_at=timezone.now(),
-        waived_by=_user(actor),
+        waived_by=user_or_none(actor),
         waived_reason=reason,
     )
     from .reviews import _cancel_locked

@@ -12,6 +12,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
 from incidents.models import EventKind, ResponderAssignment
 from incidents.services import timeline_append
 
@@ -20,7 +21,6 @@ from ..scheduling import propose_slot
 from .errors import PostmortemError
 from .mail import enqueue_review_mail
 from .postmortems import _lock as _lock_postmortem
-from .postmortems import _user
 
 
 def _fmt(value: datetime.datetime) -> str:
@@ -28,7 +28,7 @@ def _fmt(value: datetime.datetime) -> str:
 
 
 def _record(review: Review, *, message: str, actor=None, action: str) -> None:
-    user = _user(actor)
+    user = user_or_none(actor)
     timeline_append(
         incident_id=review.postmortem.incident_id,
         kind=EventKind.POSTMORTEM,
@@ -176,7 +176,7 @@ def review_schedule(
                 location=location or postmortem.incident.bridge_url,
                 agenda=agenda,
                 attendees=attendees,
-                organizer=_user(actor),
+                organizer=user_or_none(actor),
             )
     except IntegrityError:
         raise PostmortemError(

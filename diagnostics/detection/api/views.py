@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from config.accounts.authentication import QuellTokenAuthentication
 from config.accounts.throttles import AlertIngestThrottle
+from config.kernel.permissions import RESPONDER, user_has_role
 from diagnostics.detection.payloads import (
     AlertmanagerPayloadSerializer,
     GenericAlertSerializer,
@@ -33,7 +34,6 @@ from diagnostics.detection.payloads import (
     generic_signal,
 )
 from diagnostics.detection.services import signal_ingest
-from incidents.permissions import RESPONDER, user_has_role
 
 logger = logging.getLogger(__name__)
 TAGS = ["alerts"]

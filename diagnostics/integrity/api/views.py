@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.kernel.permissions import ADMIN, RESPONDER, IsViewer, ReadWriteRolePermission
 from diagnostics.api.views import target_or_404
 from diagnostics.integrity import selectors, services, suggest
 from diagnostics.integrity.compiler import IntegrityCheckError
@@ -27,7 +28,6 @@ from diagnostics.integrity.models import (
     IntegrityRun,
     IntegritySeverity,
 )
-from incidents.permissions import ADMIN, RESPONDER, IsViewer, ReadWriteRolePermission
 
 TAGS = ["integrity"]
 

@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.permissions import IsResponder, IsViewer
 from diagnostics.api.views import ERRORS, ReadViewerWriteResponder
 from diagnostics.remediation.models import (
     IncidentRunbook,
@@ -20,7 +21,6 @@ from diagnostics.remediation.models import (
 )
 from diagnostics.remediation.runbooks import selectors, services
 from incidents.models import Incident
-from incidents.permissions import IsResponder, IsViewer
 
 TAGS = ["diagnostics"]
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from config.kernel.actors import user_or_none
 from diagnostics.remediation.models import IncidentRunbook, IncidentRunbookStep, Runbook
-from diagnostics.services import DiagnosticsError, _user
+from diagnostics.services import DiagnosticsError
 from incidents.models import EventKind, Incident, Status
 from incidents.services import timeline_append
 
@@ -56,7 +57,7 @@ def runbook_start(*, incident_id: int, runbook, actor=None) -> tuple[IncidentRun
         incident=incident,
         runbook=definition,
         title=definition.title,
-        started_by=_user(actor),
+        started_by=user_or_none(actor),
         started_at=timezone.now(),
     )
     IncidentRunbookStep.objects.bulk_create(
@@ -69,8 +70,8 @@ def runbook_start(*, incident_id: int, runbook, actor=None) -> tuple[IncidentRun
         incident_id=incident.pk,
         kind=EventKind.RUNBOOK_STEP,
         message=f"Runbook started: {run.title} ({len(steps)} steps)",
-        actor=_user(actor),
-        actor_label="" if _user(actor) else "runbooks",
+        actor=user_or_none(actor),
+        actor_label="" if user_or_none(actor) else "runbooks",
         data={"runbook_run_id": run.pk, "runbook": definition.key, "phase": "started"},
     )
     return run, True
@@ -102,7 +103,7 @@ def runbook_step_set(
         return step  # nothing changes: a double click writes nothing
     now = timezone.now()
     step.done = done
-    step.done_by = _user(actor) if done else None
+    step.done_by = user_or_none(actor) if done else None
     step.done_at = now if done else None
     if note:
         step.note = note
@@ -123,8 +124,8 @@ def runbook_step_set(
         incident_id=incident_id,
         kind=EventKind.RUNBOOK_STEP,
         message=message,
-        actor=_user(actor),
-        actor_label="" if _user(actor) else "runbooks",
+        actor=user_or_none(actor),
+        actor_label="" if user_or_none(actor) else "runbooks",
         data={
             "runbook_run_id": run.pk,
             "runbook": run.runbook.key,

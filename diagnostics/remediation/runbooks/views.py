@@ -7,10 +7,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
+from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
 from diagnostics.remediation.runbooks import selectors, services
 from diagnostics.services import DiagnosticsError
 from incidents.models import Incident
-from incidents.permissions import RESPONDER, VIEWER, require_role, user_has_role
 
 
 def _context(request: HttpRequest, incident: Incident, **extra) -> dict:

@@ -162,7 +162,7 @@ def test_target_page_suggests_and_admins_create_checks(shop_target, responder, a
 
 def test_admin_validates_definitions_and_runs_checks(shop_target, shop_checks, admin_user, sent):
     client = _client(admin_user)
-    add = "/admin/diagnostics/integritycheck/add/"
+    add = "/admin/integrity/integritycheck/add/"
     form = {
         "target": shop_target.pk,
         "name": "bad rule",
@@ -181,14 +181,14 @@ def test_admin_validates_definitions_and_runs_checks(shop_target, shop_checks, a
     created = IntegrityCheck.objects.get(name="bad rule")
     assert created.created_by == admin_user
     response = client.post(
-        "/admin/diagnostics/integritycheck/",
+        "/admin/integrity/integritycheck/",
         {"action": "run_now", "_selected_action": [created.pk, shop_checks["users"].pk]},
     )
     assert response.status_code == 302
     run = IntegrityRun.objects.get()
     assert sorted(run.check_ids) == sorted([created.pk, shop_checks["users"].pk])
     integrity.integrity_run_execute(run_id=run.pk)
-    page = client.get(f"/admin/diagnostics/integrityrun/{run.pk}/change/").content.decode()
+    page = client.get(f"/admin/integrity/integrityrun/{run.pk}/change/").content.decode()
     assert "bad rule" in page and "violation" in page
 
 

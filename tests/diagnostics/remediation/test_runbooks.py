@@ -231,9 +231,9 @@ def test_panel_is_read_only_for_viewers(incident, responder, viewer):
 def test_admin_edits_runbooks_and_shows_remediation_records(admin_user, incident, responder):
     client = _client(admin_user)
     runbook = Runbook.objects.get(key="quick-mitigation")
-    assert client.get("/admin/diagnostics/runbook/").status_code == 200
-    assert client.get(f"/admin/diagnostics/runbook/{runbook.pk}/change/").status_code == 200
-    assert client.get("/admin/diagnostics/remediationaction/").status_code == 200
+    assert client.get("/admin/remediation/runbook/").status_code == 200
+    assert client.get(f"/admin/remediation/runbook/{runbook.pk}/change/").status_code == 200
+    assert client.get("/admin/remediation/remediationaction/").status_code == 200
     services.runbook_start(incident_id=incident.pk, runbook="quick-mitigation", actor=responder)
-    assert client.get("/admin/diagnostics/incidentrunbook/").status_code == 200
-    assert client.get("/admin/diagnostics/remediationaction/add/").status_code == 403
+    assert client.get("/admin/remediation/incidentrunbook/").status_code == 200
+    assert client.get("/admin/remediation/remediationaction/add/").status_code == 403

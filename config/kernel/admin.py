@@ -1,4 +1,4 @@
-"""Admin inlines the apps share."""
+"""Admin pieces every app shares."""
 
 from django.contrib import admin
 
