@@ -11,12 +11,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.kernel.permissions import (
-    ADMIN,
     IsAdmin,
     IsCommander,
     IsResponder,
     IsViewer,
-    ReadWriteRolePermission,
+    ReadViewerWriteAdmin,
 )
 from incidents.models import Incident
 
@@ -24,14 +23,6 @@ from .. import selectors, services
 from ..models import Channel, Component, Delivery, MessageTemplate, StatusUpdate, Subscriber
 from ..rendering import VARIABLES
 from . import serializers as s
-
-
-class ReadViewerWriteAdmin(ReadWriteRolePermission):
-    """Safe methods for viewers, writes for admins (configuration)."""
-
-    message = "Reading needs the viewer role; changing needs the admin role."
-    write_role = ADMIN
-
 
 # --- Templates ------------------------------------------------------------------------------
 

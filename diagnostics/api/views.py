@@ -17,8 +17,14 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.openapi import ERRORS
 from config.kernel.pagination import StandardPagination
-from config.kernel.permissions import ADMIN, IsResponder, IsViewer, ReadWriteRolePermission
+from config.kernel.permissions import (
+    IsResponder,
+    IsViewer,
+    ReadViewerWriteAdmin,
+    ReadViewerWriteResponder,
+)
 from incidents.models import Incident
 
 from .. import query_texts, selectors, services
@@ -26,32 +32,6 @@ from ..models import DiagnosticRun, TargetDatabase, Trigger
 from . import serializers as s
 
 TAGS = ["diagnostics"]
-
-
-class ReadViewerWriteAdmin(ReadWriteRolePermission):
-    """Targets: viewers read, admins change."""
-
-    message = "Reading targets needs the viewer role; changing them needs the admin role."
-    write_role = ADMIN
-
-
-class ReadViewerWriteResponder(ReadWriteRolePermission):
-    """Runs and incident links: viewers read, responders start and link."""
-
-    message = "Reading needs the viewer role; running diagnostics needs the responder role."
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-
-
-ERRORS = {
-    400: OpenApiResponse(description="Invalid input: field names to lists of messages."),
-    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
-    403: OpenApiResponse(ErrorSerializer, description="Your role does not allow this."),
-    404: OpenApiResponse(ErrorSerializer, description="Not found."),
-}
 
 
 def target_or_404(target_id: int) -> TargetDatabase:

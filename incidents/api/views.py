@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.openapi import errors
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import IsResponder, ReadViewerWriteResponder
 from incidents import selectors, services
@@ -23,26 +24,12 @@ from . import serializers as s
 TAGS = ["incidents"]
 
 
-class IncidentErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-
-
-ERRORS = {
-    400: OpenApiResponse(
-        description="Invalid input: an object of field names to lists of messages "
-        "(plus `detail` for a rule the incident's state refuses)."
-    ),
-    401: OpenApiResponse(IncidentErrorSerializer, description="Not authenticated."),
-    403: OpenApiResponse(IncidentErrorSerializer, description="Your role does not allow this."),
-    404: OpenApiResponse(IncidentErrorSerializer, description="No such incident."),
-}
-CONFLICT = {
-    409: OpenApiResponse(
-        IncidentErrorSerializer,
-        description="Somebody changed the incident first: re-read it and decide again.",
-    )
-}
+ERRORS = errors(
+    e400="Invalid input: an object of field names to lists of messages "
+    "(plus `detail` for a rule the incident's state refuses).",
+    e404="No such incident.",
+)
+CONFLICT = errors(409, e409="Somebody changed the incident first: re-read it and decide again.")
 
 
 def _get_incident(incident_id: int) -> Incident:

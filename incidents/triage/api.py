@@ -5,12 +5,13 @@ incidents.permissions (viewers read, responders walk, commanders or the IC apply
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.openapi import errors
 from config.kernel.permissions import IsViewer, ReadViewerWriteResponder
 from incidents import selectors as incident_selectors
 from incidents.api.serializers import UserRefSerializer
@@ -31,26 +32,14 @@ from .models import (
 TAGS = ["triage"]
 
 
-class TriageErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-
-
-ERRORS = {
-    400: OpenApiResponse(
-        description="Invalid input: field names to lists of messages, plus `detail` and `code` "
-        "for a rule the walk's state refuses."
-    ),
-    401: OpenApiResponse(TriageErrorSerializer, description="Not authenticated."),
-    403: OpenApiResponse(TriageErrorSerializer, description="Your role does not allow this."),
-    404: OpenApiResponse(TriageErrorSerializer, description="No such incident or tree version."),
-}
-CONFLICT = {
-    409: OpenApiResponse(
-        TriageErrorSerializer,
-        description="The walk moved on (somebody else answered): re-read it and answer again.",
-    )
-}
+ERRORS = errors(
+    e400="Invalid input: field names to lists of messages, plus `detail` and `code` "
+    "for a rule the walk's state refuses.",
+    e404="No such incident or tree version.",
+)
+CONFLICT = errors(
+    409, e409="The walk moved on (somebody else answered): re-read it and answer again."
+)
 
 
 # --- Output -----------------------------------------------------------------------------

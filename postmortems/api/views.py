@@ -13,6 +13,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.openapi import ERRORS as COMMON_ERRORS
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import ReadViewerWriteResponder, user_has_role
 from incidents.permissions import user_commands_incident
@@ -31,12 +32,7 @@ from ..models import (
 )
 from . import serializers as s
 
-ERRORS = {
-    400: OpenApiResponse(description="Invalid input: field names to lists of messages."),
-    401: OpenApiResponse(description="Not authenticated."),
-    403: OpenApiResponse(description="Your role does not allow this."),
-    404: OpenApiResponse(description="Not found."),
-}
+ERRORS = COMMON_ERRORS
 CONFLICT = {
     409: OpenApiResponse(
         description="Another author saved the same text first: `conflicts` holds their "

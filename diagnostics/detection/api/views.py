@@ -17,7 +17,7 @@ import time
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from config.accounts.authentication import QuellTokenAuthentication
 from config.accounts.throttles import AlertIngestThrottle
+from config.kernel.openapi import errors
 from config.kernel.permissions import RESPONDER, user_has_role
 from diagnostics.detection.payloads import (
     AlertmanagerPayloadSerializer,
@@ -161,12 +162,16 @@ class IngestResultSerializer(serializers.Serializer):
     alerts = OutcomeSerializer(many=True)
 
 
-ERRORS = {
-    400: OpenApiResponse(description="Invalid payload: field names to lists of messages."),
-    401: OpenApiResponse(description="No or invalid credentials."),
-    403: OpenApiResponse(description="Your role does not allow sending alerts."),
-    413: OpenApiResponse(description="More alerts in one payload than accepted."),
-}
+ERRORS = errors(
+    400,
+    401,
+    403,
+    413,
+    e400="Invalid payload: field names to lists of messages.",
+    e401="No or invalid credentials.",
+    e403="Your role does not allow sending alerts.",
+    e413="More alerts in one payload than accepted.",
+)
 
 
 class _AlertApi(APIView):

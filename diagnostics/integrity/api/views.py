@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from config.kernel.permissions import ADMIN, RESPONDER, IsViewer, ReadWriteRolePermission
+from config.kernel.openapi import ERRORS
+from config.kernel.permissions import (
+    ADMIN,
+    RESPONDER,
+    IsViewer,
+    ReadViewerWriteAdmin,
+    ReadViewerWriteResponder,
+    ReadWriteRolePermission,
+)
 from diagnostics.api.views import target_or_404
 from diagnostics.integrity import selectors, services, suggest
 from diagnostics.integrity.compiler import IntegrityCheckError
@@ -32,27 +40,10 @@ from diagnostics.integrity.models import (
 TAGS = ["integrity"]
 
 
-class ReadViewerWriteAdmin(ReadWriteRolePermission):
-    message = "Reading integrity checks needs the viewer role; defining them needs admin."
-    write_role = ADMIN
-
-
-class ReadViewerWriteResponder(ReadWriteRolePermission):
-    message = "Reading runs needs the viewer role; running integrity checks needs responder."
-
-
 class SuggestPermission(ReadWriteRolePermission):
     message = "Suggestions need the responder role; creating checks from them needs admin."
     read_role = RESPONDER
     write_role = ADMIN
-
-
-ERRORS = {
-    400: OpenApiResponse(description="Invalid input: field names to lists of messages."),
-    401: OpenApiResponse(description="Not authenticated."),
-    403: OpenApiResponse(description="Your role does not allow this."),
-    404: OpenApiResponse(description="Not found."),
-}
 
 
 # --- serializers ---------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.kernel.permissions import IsResponder, IsViewer
-from diagnostics.api.views import ERRORS, ReadViewerWriteResponder
+from config.kernel.openapi import ERRORS
+from config.kernel.permissions import IsResponder, IsViewer, ReadViewerWriteResponder
 from diagnostics.remediation.models import (
     IncidentRunbook,
     IncidentRunbookStep,

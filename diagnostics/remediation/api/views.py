@@ -18,10 +18,10 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.kernel.openapi import ERRORS
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import IsResponder, IsViewer
 from diagnostics import query_texts
-from diagnostics.api.views import ERRORS
 from diagnostics.remediation import backends as b
 from diagnostics.remediation import services
 from diagnostics.remediation.models import RemediationAction, RemediationKind
