@@ -159,7 +159,7 @@ def scrub(message: str, spec: ConnectionSpec | None = None) -> str:
     return text.strip()
 
 
-def _error_message(exc: BaseException, spec: ConnectionSpec) -> str:
+def connection_error_message(exc: BaseException, spec: ConnectionSpec) -> str:
     return scrub(str(exc) or exc.__class__.__name__, spec)
 
 
@@ -248,7 +248,7 @@ class TargetSession:
             if not (self._conn.closed or self._conn.broken):
                 raise
             self.broken = True
-            lost = _error_message(exc, self._spec)
+            lost = connection_error_message(exc, self._spec)
         finally:
             timer.cancel()
         # Raised outside the except block: the driver's exception is not chained to ours.
@@ -475,7 +475,7 @@ def detect_platform(session: TargetSession) -> str:
     return ""
 
 
-def _connect(
+def connect_target(
     spec: ConnectionSpec, timeouts: Timeouts, *, application_name: str = APPLICATION_NAME
 ) -> tuple[psycopg.Connection, float]:
     """A new autocommit connection (we issue BEGIN ourselves), or TargetUnreachable."""
@@ -504,7 +504,7 @@ def _connect(
         )
     except psycopg.Error as exc:
         sqlstate = getattr(exc, "sqlstate", None)
-        message = _error_message(exc, spec)
+        message = connection_error_message(exc, spec)
         # libpq reports a refused login without its SQLSTATE: recognise 53300 by its texts
         # ("too many clients already", "too many connections for role/database", "remaining
         # connection slots are reserved ...").
@@ -576,14 +576,14 @@ def _begin(session: TargetSession, timeouts: Timeouts) -> None:
 @contextlib.contextmanager
 def open_session(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> Iterator[TargetSession]:
     """A read-only diagnostic session; TargetUnreachable if the target cannot be reached."""
-    conn, connect_ms = _connect(spec, timeouts)
+    conn, connect_ms = connect_target(spec, timeouts)
     session = TargetSession(conn, spec, timeouts, connect_ms)
     try:
         setup_error = ""
         try:
             _begin(session, timeouts)
         except (psycopg.Error, SessionBroken) as exc:
-            setup_error = _error_message(exc, spec)
+            setup_error = connection_error_message(exc, spec)
         if setup_error:
             raise TargetUnreachable(f"session setup failed: {setup_error}")
         yield session
@@ -720,5 +720,5 @@ def probe(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> dict:
     except TargetUnreachable as exc:
         result["error"] = scrub(str(exc), spec)
     except (psycopg.Error, SessionBroken) as exc:
-        result["error"] = _error_message(exc, spec)
+        result["error"] = connection_error_message(exc, spec)
     return result

@@ -32,16 +32,17 @@ from typing import Any
 
 import psycopg
 
-from .. import own_sessions
-from ..target import (
+from diagnostics.target import (
     ConnectionSpec,
     SessionBroken,
     TargetSession,
     TargetUnreachable,
     Timeouts,
-    _connect,
-    _error_message,
+    connect_target,
+    connection_error_message,
 )
+
+from .. import own_sessions
 
 APPLICATION_NAME = "quell-remediation"
 SQL_MARKER = "/* quell-remediation */ "
@@ -94,7 +95,7 @@ def open_remediation_session(
 ) -> Iterator[RemediationSession]:
     """A remediation session (autocommit, bounded statements); TargetUnreachable otherwise."""
     timeouts = timeouts or Timeouts()
-    conn, connect_ms = _connect(spec, timeouts, application_name=APPLICATION_NAME)
+    conn, connect_ms = connect_target(spec, timeouts, application_name=APPLICATION_NAME)
     session = RemediationSession(conn, spec, timeouts, connect_ms)
     try:
         yield session
@@ -414,7 +415,7 @@ def signal(
             else:
                 _cancel(session, result, pid, start, row["query_start"], confirm_timeout_s)
         except psycopg.Error as exc:
-            result.update(outcome=FAILED, detail=_error_message(exc, session._spec))
+            result.update(outcome=FAILED, detail=connection_error_message(exc, session._spec))
         except SessionBroken as exc:
             result.update(outcome=FAILED, detail=str(exc))
             break
@@ -460,7 +461,7 @@ def escalate(
         try:
             _terminate(session, result, pid, start, confirm_timeout_s, use_timeout_arg)
         except psycopg.Error as exc:
-            result.update(outcome=FAILED, detail=_error_message(exc, session._spec))
+            result.update(outcome=FAILED, detail=connection_error_message(exc, session._spec))
         except SessionBroken as exc:
             result.update(outcome=FAILED, detail=str(exc))
             break
