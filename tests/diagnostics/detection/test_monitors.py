@@ -13,6 +13,7 @@ from django.utils import timezone
 from config.celery import app
 from diagnostics import services, tasks
 from diagnostics.detection import monitors
+from diagnostics.detection import tasks as detection_tasks
 from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget
 from diagnostics.services import DiagnosticsError
 from incidents.models import EventKind, Incident, Status, TimelineEvent
@@ -425,7 +426,7 @@ def test_a_targets_bad_monitor_override_is_ignored_not_fatal(target):
 
 
 def test_sweep_task_takes_the_periodic_tasks_kwargs(target, sent):
-    result = tasks.monitor_sweep.apply(
+    result = detection_tasks.monitor_sweep.apply(
         kwargs={"name": "prod", "environment": "production", "keys": ["connection"]}
     )
     assert result.successful() and result.get()["started"] == 1
@@ -464,7 +465,7 @@ def test_old_monitor_runs_are_pruned_unless_an_incident_cites_them(target, setti
     recent = monitor_run(target, {"connections": ("ok", {})})
     manual = monitor_run(target, {"connections": ("ok", {})}, when=old)
     DiagnosticRun.objects.filter(pk=manual.pk).update(trigger="manual")
-    assert tasks.monitor_prune.apply().get() == {"runs": 1, "integrity_runs": 0}
+    assert detection_tasks.monitor_prune.apply().get() == {"runs": 1, "integrity_runs": 0}
     left = set(DiagnosticRun.objects.values_list("pk", flat=True))
     assert healthy.pk not in left and {cited.pk, recent.pk, manual.pk} <= left
     assert not CheckResult.objects.filter(run_id=healthy.pk).exists()
