@@ -9,6 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from .names import display_name
 from .severity import Severity
 
 
@@ -247,7 +248,7 @@ class TimelineEvent(models.Model):
     @property
     def actor_display(self) -> str:
         if self.actor_id:
-            return self.actor.get_username()
+            return display_name(self.actor)
         return self.actor_label or "system"
 
 

@@ -12,7 +12,6 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 
 from incidents.dispatch import dispatch_on_commit
-
 from incidents.mail import mail_subject
 
 logger = logging.getLogger(__name__)
