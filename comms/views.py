@@ -318,8 +318,13 @@ def compose_submit(request, incident_id):
     if not form.is_valid():
         return render(request, "comms/partials/composer.html", ctx, status=400)
     data = form.cleaned_data
+    template = data["template"]
+    if template is not None and template.audience != data["audience"]:
+        # The author switched the audience after starting from a template: the text is theirs
+        # now, and the template's audience must not refuse it.
+        template = None
     fields = {
-        "template_id": data["template"].pk if data["template"] else None,
+        "template_id": template.pk if template else None,
         "audience": data["audience"],
         "status": data["status"],
         "subject": data["subject"],
