@@ -54,6 +54,7 @@ from .models import (
     Status,
     TimelineEvent,
 )
+from .names import display_name
 from .permissions import (
     RESPONDER,
     VIEWER,
@@ -547,7 +548,7 @@ def role_assign(request, incident_id: int):
             return _after_action(
                 request,
                 incident.pk,
-                message=f"{assignment.user.get_username()} is now {assignment.role_label}.",
+                message=f"{display_name(assignment.user)} is now {assignment.role_label}.",
             )
     return _after_action(request, incident.pk, status=400, assign_form=form)
 

@@ -121,6 +121,8 @@ USE_I18N = True
 USE_TZ = True
 # The organisation's time zone: used for business-day arithmetic and for display.
 TIME_ZONE = env("QUELL_TIME_ZONE", default="UTC")
+# One date style on every page, the admin's included (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
