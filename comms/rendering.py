@@ -48,8 +48,8 @@ VARIABLES: dict[str, str] = {
     "confirmed": "Whether the issue is confirmed and reproducible",
     "response_team": "Roles and who holds them",
     "current_status": "Status summary lines",
-    "diagnostics": "Diagnostic information from the latest runs (connection, performance, errors)",
-    "actions_taken": "Actions taken, from the timeline",
+    "diagnostics": "The latest diagnostics as sentences, worst check first",
+    "actions_taken": "Actions taken: remediations, runbook steps done, status changes",
     "next_steps": "Planned actions",
     "estimated_resolution": "Estimated resolution time",
     "next_update": "Time of the next update (from the severity's cadence)",
@@ -57,7 +57,7 @@ VARIABLES: dict[str, str] = {
     "resolved_at": "When the incident was resolved",
     "total_duration": "Duration from detection to resolution",
     "resolution": "How the issue was resolved",
-    "root_cause": "Root cause, from the timeline or postmortem",
+    "root_cause": "Root cause: the postmortem's, or the reason given at identified",
     "data_integrity_status": "Data integrity verification status",
     "data_loss_statement": "'No data was lost during this incident.' when verified",
     "data_impact": "Data impact, from the postmortem when written",
@@ -139,16 +139,13 @@ def _bullets(lines: list[str]) -> str:
     return "\n".join(f"- {line}" for line in lines)
 
 
-# Timeline kinds that count as "actions taken".
+# Timeline kinds that count as "actions taken" (incidents.selectors.actions_taken filters
+# further: remediations that ended something, runbook steps done).
 ACTION_KINDS = (
-    EventKind.ACKNOWLEDGED,
     EventKind.STATUS_CHANGED,
     EventKind.SEVERITY_CHANGED,
-    EventKind.DIAGNOSTIC_RUN,
-    EventKind.TRIAGE,
     EventKind.REMEDIATION,
     EventKind.RUNBOOK_STEP,
-    EventKind.INTEGRITY,
 )
 
 

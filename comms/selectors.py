@@ -10,7 +10,9 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from incidents import selectors as incident_selectors
 from incidents.models import OPEN_STATUSES, EventKind, Incident, ResponderRole, Status
+from incidents.names import display_name
 from incidents.selectors import active_assignments_queryset
 
 from .models import (
@@ -26,7 +28,7 @@ from .models import (
     StatusUpdate,
     UpdateState,
 )
-from .rendering import ACTION_KINDS, IncidentFacts, fmt_time
+from .rendering import IncidentFacts, fmt_time
 
 logger = logging.getLogger(__name__)
 
@@ -162,46 +164,70 @@ def diagnostics_summary_lines(summary) -> list[str]:
     return [str(summary)]
 
 
+# Diagnostics older than this are offered to be run again before writing an update.
+DIAGNOSTICS_STALE_AFTER = datetime.timedelta(minutes=5)
+STATUS_WORDS = {"critical": "Critical", "error": "Failed", "warning": "Warning"}
+
+
 def _target_lines(targets: list[dict]) -> list[str]:
-    """Connection status, performance metrics and error counts per affected database."""
+    """Sentences a reader understands, per affected database, from its latest run: when it ran,
+    then each check that found something (title and summary, worst first, units as the checks
+    format them), or that every check passed. No raw metric keys."""
     lines = []
     for t in targets:
         name = t.get("name") or f"target {t.get('target_id')}"
         if not t.get("run_id"):
-            lines.append(f"{name}: no diagnostics run yet")
+            lines.append(f"{name}: no diagnostics run yet.")
             continue
         if t.get("run_status") in ("queued", "running"):
-            lines.append(f"{name}: diagnostics {t['run_status']}")
+            lines.append(f"{name}: diagnostics are {t['run_status']}.")
             continue
-        parts = [f"connection {t.get('connection_status') or 'unknown'}"]
-        if t.get("worst_status"):
-            parts.append(f"worst check {t['worst_status']}")
-        counts = t.get("counts") or {}
-        if counts:
-            parts.append(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
-        if t.get("error_count"):
-            parts.append(f"{t['error_count']} check error(s)")
         finished = t.get("finished_at")
-        if isinstance(finished, datetime.datetime):
-            parts.append(f"as of {fmt_time(finished)}")
-        lines.append(f"{name}: " + "; ".join(parts))
-        metrics = t.get("metrics") or {}
-        shown = 0
-        for check, counters in metrics.items():
-            if not isinstance(counters, dict) or shown >= 4:
-                continue
-            text = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in list(counters.items())[:3])
-            if text:
-                lines.append(f"{name} {check.replace('_', ' ')}: {text}")
-                shown += 1
-        for finding in (t.get("findings") or [])[:3]:
-            lines.append(
-                f"{name} {str(finding.get('status', '')).upper()} {finding.get('title', '')}: "
-                f"{finding.get('summary', '')}"
-            )
-        if t.get("error"):
-            lines.append(f"{name}: {t['error']}")
+        when = f" at {fmt_time(finished)}" if isinstance(finished, datetime.datetime) else ""
+        findings = t.get("findings") or []
+        if t.get("connection_status") == "unreachable":
+            lines.append(f"{name} could not be reached{when}: {t.get('error') or 'no answer'}.")
+            continue
+        if not findings:
+            total = sum((t.get("counts") or {}).values())
+            lines.append(f"{name}: all {total} checks passed{when}.")
+            continue
+        lines.append(f"{name}, diagnostics{when}:")
+        for finding in findings[:5]:
+            word = STATUS_WORDS.get(str(finding.get("status", "")), "Note")
+            summary = str(finding.get("summary", "")).strip().rstrip(".")
+            lines.append(f"  {word}: {finding.get('title', '')}: {summary}.")
+        if len(findings) > 5:
+            lines.append(f"  and {len(findings) - 5} more (see the incident page).")
     return lines
+
+
+def diagnostics_freshness(
+    incident_id: int, *, now: datetime.datetime | None = None
+) -> dict[str, object]:
+    """How old the incident's latest diagnostics are, for the composer's "run again" offer:
+    {"finished_at", "age" (timedelta or None), "stale" (bool), "has_targets"}."""
+    try:
+        from diagnostics.selectors import incident_diagnostics_summary
+
+        summary = incident_diagnostics_summary(incident_id=incident_id)
+    except Exception:
+        logger.exception("diagnostics summary failed for incident %s", incident_id)
+        return {"finished_at": None, "age": None, "stale": False, "has_targets": False}
+    finished = [
+        t["finished_at"]
+        for t in summary.get("targets", [])
+        if isinstance(t.get("finished_at"), datetime.datetime)
+    ]
+    latest = max(finished, default=None)
+    age = (now or timezone.now()) - latest if latest else None
+    has_targets = bool(summary.get("targets"))
+    return {
+        "finished_at": latest,
+        "age": age,
+        "stale": has_targets and (age is None or age > DIAGNOSTICS_STALE_AFTER),
+        "has_targets": has_targets,
+    }
 
 
 def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str, str]:
@@ -235,37 +261,35 @@ def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str, str]:
 def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) -> IncidentFacts:
     """Everything besides the incident row that templates fill in."""
     events = list(
-        incident.timeline.filter(kind__in=[*ACTION_KINDS, EventKind.NOTE])
-        .select_related("actor")
-        .order_by("occurred_at", "id")
+        incident.timeline.filter(
+            kind__in=[EventKind.STATUS_CHANGED, EventKind.INTEGRITY, EventKind.NOTE]
+        ).order_by("occurred_at", "id")
     )
-    actions, root_cause, resolution = [], "", ""
+    root_cause, resolution = "", ""
     integrity_events: list[tuple[str, dict]] = []
     for ev in events:
         data = ev.data or {}
         if data.get("root_cause"):
             root_cause = str(data["root_cause"])
-        if ev.kind == EventKind.NOTE:
-            continue
         if (
             ev.kind == EventKind.STATUS_CHANGED
-            and data.get("to")
-            in (
-                Status.MONITORING,
-                Status.RESOLVED,
-            )
+            and data.get("to") in (Status.MONITORING, Status.RESOLVED)
             and data.get("reason")
         ):
             resolution = str(data["reason"])
         if ev.kind == EventKind.INTEGRITY:
             integrity_events.append((ev.message, data))
-        stamp = timezone.localtime(ev.occurred_at)
-        actions.append(f"{stamp:%H:%M} {ev.message} ({ev.actor_display})")
+    # The reason given at "identified" is the cause as the responders stated it.
+    root_cause = root_cause or incident_selectors.identified_reason(incident_id=incident.pk)
+    actions = [
+        f"{timezone.localtime(ev.occurred_at):%H:%M} {ev.message} ({ev.actor_display})"
+        for ev in incident_selectors.actions_taken(incident_id=incident.pk)
+    ]
     integrity, integrity_ok = _integrity_status(integrity_events)
     pm_root, review, data_impact = _root_cause_from_postmortem(incident.pk)
     next_at = next_update_time(incident, now=now) if incident.status in OPEN_STATUSES else None
     roles = [
-        f"{a.role_label}: {a.user.get_username()}"
+        f"{a.role_label}: {display_name(a.user)}"
         for a in active_assignments_queryset().filter(incident=incident)
     ]
     return IncidentFacts(

@@ -168,6 +168,12 @@ def _query_pk(request, name: str) -> int:
     return int(value)
 
 
+PUBLISH_REFUSAL = (
+    "You may not publish external updates on this incident: a commander, or this incident's "
+    "Incident Commander or Communications Lead, publishes them. Save it as a draft for them."
+)
+
+
 def _require(user, role: str) -> None:
     if not user_has_role(user, role):
         raise PermissionDenied(f"You need the {role} role for this.")
@@ -271,7 +277,14 @@ def compose(request, incident_id):
         return render(
             request,
             "comms/partials/composer.html",
-            {"incident": incident, **_draft_form(draft), "templates": selectors.template_list()},
+            {
+                "incident": incident,
+                **_draft_form(draft),
+                "templates": selectors.template_list(),
+                "can_publish_external": services.can_publish(
+                    request.user, incident, Audience.EXTERNAL
+                ),
+            },
         )
     if request.GET.get("template"):
         template = get_object_or_404(
@@ -297,6 +310,8 @@ def compose(request, incident_id):
             "preview": preview,
             "templates": selectors.template_list(),
             "chosen": template,
+            "freshness": selectors.diagnostics_freshness(incident.pk),
+            "can_publish_external": services.can_publish(request.user, incident, Audience.EXTERNAL),
         },
     )
 
@@ -309,12 +324,22 @@ def compose_submit(request, incident_id):
     incident = get_object_or_404(Incident, pk=incident_id)
     form = ComposeForm(request.POST)
     action = request.POST.get("action", "preview")
-    ctx = {"incident": incident, "form": form, "templates": selectors.template_list()}
+    ctx = {
+        "incident": incident,
+        "form": form,
+        "templates": selectors.template_list(),
+        "can_publish_external": services.can_publish(request.user, incident, Audience.EXTERNAL),
+    }
     if not form.is_valid():
         return render(request, "comms/partials/composer.html", ctx, status=400)
     data = form.cleaned_data
+    template = data["template"]
+    if template is not None and template.audience != data["audience"]:
+        # The author switched the audience after starting from a template: the text is theirs
+        # now, and the template's audience must not refuse it.
+        template = None
     fields = {
-        "template_id": data["template"].pk if data["template"] else None,
+        "template_id": template.pk if template else None,
         "audience": data["audience"],
         "status": data["status"],
         "subject": data["subject"],
@@ -329,12 +354,20 @@ def compose_submit(request, incident_id):
         draft_id = data.get("draft")
         if draft_id is not None:
             get_object_or_404(StatusUpdate, pk=draft_id, incident=incident)
+        if action == "publish" and data["audience"] == Audience.INTERNAL:
+            # Internal updates may go out with blanks, but only when the author says so.
+            markers = services.update_preview(incident_id=incident.pk, **fields).markers
+            if markers and not request.POST.get("confirm_markers"):
+                ctx["confirm_markers"] = markers
+                return render(request, "comms/partials/composer.html", ctx)
         if action == "publish":
             if not services.can_publish(request.user, incident, data["audience"]):
-                raise PermissionDenied(
-                    "External updates are published by a commander, or by this incident's "
-                    "Incident Commander or Communications Lead."
-                )
+                # Refused inside the composer, the author's text kept (a 403 page would lose it).
+                form.add_error(None, PUBLISH_REFUSAL)
+                ctx["refused"] = True
+                with contextlib.suppress(IncidentError):
+                    ctx["preview"] = services.update_preview(incident_id=incident.pk, **fields)
+                return render(request, "comms/partials/composer.html", ctx, status=403)
             edit, create = services.update_edit_and_publish, services.update_create_and_publish
             message = "Update published."
         else:
@@ -387,7 +420,14 @@ def draft_publish(request, update_id):
     update = get_object_or_404(StatusUpdate.objects.select_related("incident"), pk=update_id)
     incident = update.incident
     if not services.can_publish(request.user, incident, update.audience):
-        raise PermissionDenied("You may not publish external updates on this incident.")
+        return render(
+            request,
+            "comms/partials/panel.html",
+            _panel_context(
+                request, incident, notice=PUBLISH_REFUSAL, notice_error=True, refused=True
+            ),
+            status=403,
+        )
     return _panel_action(
         request,
         incident,

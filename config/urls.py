@@ -46,3 +46,6 @@ urlpatterns = [
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]
+
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

@@ -29,6 +29,10 @@ def register_integrity_evidence(reader) -> None:
 BAD = (ResultStatus.WARNING, ResultStatus.CRITICAL)
 PERFORMANCE_CHECKS = ("slow_queries", "long_running_queries", "blocking_locks", "connections")
 SCHEMA_CHECKS = ("recent_migrations", "schema_changes")
+# Impact that makes a performance problem "very slow" (SEV2) whatever the checks' own grades.
+BLOCKING_DEPTH_SEVERE = 2  # a chain deeper than this
+BLOCKED_SESSIONS_SEVERE = 10  # this many sessions blocked
+CONNECTIONS_NEAR_MAX_PCT = 90.0  # client connections, % of the usable slots
 
 
 def _results_for(target: dict) -> tuple[Any, dict[str, Any]]:
@@ -145,26 +149,91 @@ def _schema(per_target, answers) -> None:
         }
 
 
+def _metric(result, name: str, default=0):
+    try:
+        return float((result.metrics or {}).get(name, default) or 0)
+    except (TypeError, ValueError):
+        return float(default)
+
+
+def _blocking_impact(result) -> list[str]:
+    """Why a blocking chain hurts users: blocked writers, depth, many sessions blocked.
+
+    Read from the result's metrics (and its rows, for runs stored before `blocked_writers`), so
+    that a chain blocking every checkout write is never graded "usable" by its wait time alone.
+    """
+    if result.status not in BAD:
+        return []
+    reasons = []
+    writers = _metric(result, "blocked_writers", -1)
+    if writers < 0:  # an older run: count the writer rows
+        writers = sum(1 for f in (result.findings or []) if isinstance(f, dict) and f.get("writer"))
+    if writers:
+        reasons.append(f"{int(writers)} writer{'s' if writers != 1 else ''} blocked")
+    depth = _metric(result, "chain_depth")
+    if depth > BLOCKING_DEPTH_SEVERE:
+        reasons.append(f"chain depth {int(depth)}")
+    blocked = _metric(result, "blocked")
+    if blocked >= BLOCKED_SESSIONS_SEVERE:
+        reasons.append(f"{int(blocked)} sessions blocked")
+    return reasons
+
+
+def _connections_near_max(result) -> bool:
+    return result.status in BAD or _metric(result, "utilisation_pct") >= CONNECTIONS_NEAR_MAX_PCT
+
+
+def _not_run(results: dict) -> list[str]:
+    """Performance checks that did not give an answer (skipped, failed or absent)."""
+    missing = []
+    for key in PERFORMANCE_CHECKS:
+        r = results.get(key)
+        if r is None:
+            missing.append(key)
+        elif r.status in (ResultStatus.SKIPPED, ResultStatus.ERROR):
+            reason = (r.summary or r.error or r.status).split(";")[0]
+            missing.append(f"{r.title or key} {r.status} ({reason})")
+    return missing
+
+
 def _performance(per_target, answers) -> None:
+    """performance_issue, performance_severity and high_load, graded by impact.
+
+    Impact decides, not only the checks' own grades: a blocking chain that blocks writers (or
+    runs deep, or blocks many sessions), connections near max_connections, a critical check or a
+    statement timeout mean "very slow" (SEV2) and the blocking branch when a chain is the cause.
+    "Noticeable but usable" (SEV3) needs positive evidence: warnings only, no impact, and every
+    performance check answered; a skipped or failed check never counts as "usable".
+    """
     bad, ok, severe = [], [], []
-    load, locks = [], []
+    load, locks, blocking = [], [], []
+    unanswered = []
     for name, run, results in per_target:
         if _unreachable(run, results):
             continue
         seen = [results[k] for k in PERFORMANCE_CHECKS if k in results]
         for r in seen:
+            if r.key == "connections" and _connections_near_max(r):
+                load.append((run, _say(name, r)))
+                bad.append((run, _say(name, r)))
+                severe.append((run, _say(name, r) + ": connections near max_connections"))
+                continue
             if r.status in BAD:
                 bad.append((run, _say(name, r)))
                 if r.status == ResultStatus.CRITICAL and r.key != "connections":
                     severe.append((run, _say(name, r)))
-                if r.key == "connections":
-                    load.append((run, _say(name, r)))
                 if r.key == "blocking_locks":
                     locks.append((run, _say(name, r)))
+                    impact = _blocking_impact(r)
+                    if impact:
+                        blocking.append((run, f"{name}: {', '.join(impact)}"))
+                        if r.status != ResultStatus.CRITICAL:
+                            severe.append((run, f"{name}: {', '.join(impact)}"))
             elif r.status == ResultStatus.OK:
                 ok.append((run, _say(name, r)))
         for title in _timed_out(results):
             severe.append((run, f"{name}: {title} timed out (statement_timeout)"))
+        unanswered += [f"{name}: {what}" for what in _not_run(results)]
     if bad or severe:
         first = (bad or severe)[0][0]
         answers["performance_issue"] = {
@@ -178,14 +247,28 @@ def _performance(per_target, answers) -> None:
                 "evidence": "; ".join(text for _, text in severe),
                 "run_url": _run_url(severe[0][0]),
             }
-        else:
+        elif not unanswered:
             answers["performance_severity"] = {
                 "answer": "usable",
-                "evidence": "Warnings only, nothing critical: "
-                + "; ".join(text for _, text in bad),
+                "evidence": "Warnings only, no blocked writers, every performance check "
+                "answered: " + "; ".join(text for _, text in bad),
                 "run_url": _run_url(first),
             }
-        if load:
+        # else: warnings, but some checks did not run: the responder grades it.
+        if blocking:
+            evidence = "A blocking chain holds up the work, check blocking queries: " + "; ".join(
+                text for _, text in blocking
+            )
+            if load:
+                evidence += "; the connections pile up behind it: " + "; ".join(
+                    text for _, text in load
+                )
+            answers["high_load"] = {
+                "answer": "no",
+                "evidence": evidence,
+                "run_url": _run_url(blocking[0][0]),
+            }
+        elif load:
             answers["high_load"] = {
                 "answer": "yes",
                 "evidence": "Connections near max_connections: "
@@ -200,9 +283,12 @@ def _performance(per_target, answers) -> None:
                 "run_url": _run_url(locks[0][0]),
             }
     elif ok:
+        evidence = "; ".join(text for _, text in ok)
+        if unanswered:
+            evidence += "; not checked: " + "; ".join(unanswered)
         answers["performance_issue"] = {
             "answer": "no",
-            "evidence": "; ".join(text for _, text in ok),
+            "evidence": evidence,
             "run_url": _run_url(ok[0][0]),
         }
 

@@ -8,6 +8,7 @@ change and its record commit or roll back together. Other apps append through
 from django.utils import timezone
 
 from .models import EventKind, Incident, ResponderAssignment, TimelineEvent
+from .names import display_name
 
 
 def _record(
@@ -105,18 +106,18 @@ def fields_changed_event(incident: Incident, *, changes: dict, actor=None) -> Ti
 
 
 def _username(user) -> str:
-    return user.get_username() if user is not None and user.is_authenticated else ""
+    return display_name(user)
 
 
 def role_assigned_event(
     assignment: ResponderAssignment, *, actor=None, replaced: ResponderAssignment | None = None
 ) -> TimelineEvent:
-    who = assignment.user.get_username()
+    who = display_name(assignment.user)
     granted_by = _username(actor)
     message = f"{who} is now {assignment.role_label}"
     if replaced is not None:
-        message += f" (replacing {replaced.user.get_username()})"
-    if granted_by and granted_by != who:
+        message += f" (replacing {display_name(replaced.user)})"
+    if granted_by and actor.pk != assignment.user_id:
         message += f", assigned by {granted_by}"
     elif granted_by:
         message += ", self-assigned"
@@ -129,7 +130,7 @@ def role_assigned_event(
             "role": assignment.role,
             "role_name": assignment.role_name,
             "user_id": assignment.user_id,
-            "username": who,
+            "username": assignment.user.get_username(),
             "granted_by_id": actor.pk if granted_by else None,
             "granted_by": granted_by,
             "replaced_user_id": replaced.user_id if replaced else None,
@@ -139,10 +140,10 @@ def role_assigned_event(
 
 
 def role_relieved_event(assignment: ResponderAssignment, *, actor=None) -> TimelineEvent:
-    who = assignment.user.get_username()
+    who = display_name(assignment.user)
     relieved_by = _username(actor)
     message = f"{who} relieved as {assignment.role_label}"
-    if relieved_by and relieved_by != who:
+    if relieved_by and actor.pk != assignment.user_id:
         message += f" by {relieved_by}"
     elif relieved_by:
         message += " (stepped down)"
@@ -155,7 +156,7 @@ def role_relieved_event(assignment: ResponderAssignment, *, actor=None) -> Timel
             "role": assignment.role,
             "role_name": assignment.role_name,
             "user_id": assignment.user_id,
-            "username": who,
+            "username": assignment.user.get_username(),
             "relieved_by_id": actor.pk if relieved_by else None,
             "relieved_by": relieved_by,
         },

@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from config.validators import refuse_control_characters
 
+from .names import display_name
 from .severity import Severity
 
 
@@ -249,7 +250,7 @@ class TimelineEvent(models.Model):
     @property
     def actor_display(self) -> str:
         if self.actor_id:
-            return self.actor.get_username()
+            return display_name(self.actor)
         return self.actor_label or "system"
 
 

@@ -57,6 +57,7 @@ from .models import (
     Status,
     TimelineEvent,
 )
+from .names import display_name
 from .services import IncidentConflict, IncidentError
 from .severity import Severity
 from .templatetags.incident_web import duration
@@ -541,7 +542,7 @@ def role_assign(request, incident_id: int):
             return _after_action(
                 request,
                 incident.pk,
-                message=f"{assignment.user.get_username()} is now {assignment.role_label}.",
+                message=f"{display_name(assignment.user)} is now {assignment.role_label}.",
             )
     return _after_action(request, incident.pk, status=400, assign_form=form)
 

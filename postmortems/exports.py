@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.template.loader import render_to_string
 
 from . import selectors
@@ -10,7 +12,7 @@ from .models import SECTIONS, Postmortem
 
 def postmortem_markdown(postmortem: Postmortem) -> str:
     """The whole report in Markdown: facts, sections, chosen timeline, times, action items."""
-    return render_to_string(
+    text = render_to_string(
         "postmortems/export.md",
         {
             "postmortem": postmortem,
@@ -22,6 +24,12 @@ def postmortem_markdown(postmortem: Postmortem) -> str:
             "review": selectors.current_review(postmortem),
         },
     )
+    # A heading needs a blank line before it (CommonMark renderers differ without one, and the
+    # template's loops cannot always leave one, e.g. after the last timeline entry).
+    return HEADING_WITHOUT_BLANK_LINE.sub(r"\1\n\n\2", text)
+
+
+HEADING_WITHOUT_BLANK_LINE = re.compile(r"([^\n])\n(#{1,6} )")
 
 
 def markdown_filename(postmortem: Postmortem) -> str:

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.utils import timezone
 from icalendar import Calendar, Event, vCalAddress, vText
 
+from incidents.names import display_name
+
 PRODID = "-//Quell//Post-incident review//EN"
 
 
@@ -67,7 +69,7 @@ def review_calendar(
     organizer_email = settings.QUELL_POSTMORTEM_FROM_EMAIL
     organizer_name = "Quell"
     if review.organizer_id and review.organizer.email:
-        organizer_name = review.organizer.get_full_name() or review.organizer.get_username()
+        organizer_name = display_name(review.organizer)
     event.add("organizer", _address(organizer_email, organizer_name))
     for attendee in review.attendees:
         event.add(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
+from incidents.names import display_name
+
 from .ics import review_calendar
 from .services.mail import build_message
 
@@ -75,7 +77,7 @@ def action_item_reminder_message(owner, items):
     """One mail per owner listing their overdue action items."""
     today = timezone.localdate()
     lines = [
-        f"Hello {owner.get_full_name() or owner.get_username()},",
+        f"Hello {display_name(owner)},",
         "",
         f"{len(items)} postmortem action item{'s are' if len(items) != 1 else ' is'} past due:",
         "",

@@ -18,6 +18,7 @@ from ..models import (
     Component,
     ComponentState,
     Delivery,
+    DeliveryState,
     MessageTemplate,
     StatusUpdate,
     Subscriber,
@@ -58,9 +59,9 @@ class TemplateIn(serializers.Serializer):
 class UpdateOut(serializers.ModelSerializer):
     template_key = serializers.CharField(source="template.key", default=None, read_only=True)
     author = serializers.CharField(source="author_display", read_only=True)
-    delivery_count = serializers.IntegerField(read_only=True, default=None)
-    delivered_count = serializers.IntegerField(read_only=True, default=None)
-    failed_count = serializers.IntegerField(read_only=True, default=None)
+    delivery_count = serializers.SerializerMethodField()
+    delivered_count = serializers.SerializerMethodField()
+    failed_count = serializers.SerializerMethodField()
 
     class Meta:
         model = StatusUpdate
@@ -82,6 +83,34 @@ class UpdateOut(serializers.ModelSerializer):
             "delivered_count",
             "failed_count",
         ]
+
+    def _counts(self, obj) -> dict[str, int]:
+        """The list views annotate the counts; a single update counts its deliveries once."""
+        if getattr(obj, "delivery_count", None) is not None:
+            return {
+                "delivery_count": obj.delivery_count,
+                "delivered_count": obj.delivered_count or 0,
+                "failed_count": obj.failed_count or 0,
+            }
+        cached = getattr(obj, "_quell_delivery_counts", None)
+        if cached is None:
+            states = list(obj.deliveries.values_list("state", flat=True))
+            cached = {
+                "delivery_count": len(states),
+                "delivered_count": states.count(DeliveryState.DELIVERED),
+                "failed_count": states.count(DeliveryState.FAILED),
+            }
+            obj._quell_delivery_counts = cached
+        return cached
+
+    def get_delivery_count(self, obj) -> int:
+        return self._counts(obj)["delivery_count"]
+
+    def get_delivered_count(self, obj) -> int:
+        return self._counts(obj)["delivered_count"]
+
+    def get_failed_count(self, obj) -> int:
+        return self._counts(obj)["failed_count"]
 
 
 class PreviewIn(serializers.Serializer):

@@ -24,8 +24,29 @@ def error_response(exc: QuellError) -> Response:
     return Response(body, status=http_status)
 
 
+def with_detail(data):
+    """A 400 body with a `detail` sentence beside the field messages (every error has one)."""
+    if isinstance(data, list):
+        return {"detail": " ".join(str(m) for m in data) or "Invalid input.", "code": "invalid"}
+    if isinstance(data, dict) and "detail" not in data:
+        parts = []
+        for field, messages in data.items():
+            first = messages[0] if isinstance(messages, list) and messages else messages
+            if isinstance(first, dict):
+                first = "invalid values"
+            parts.append(f"{field}: {first}")
+        body = {"detail": "Invalid input: " + "; ".join(parts) + "." if parts else "Invalid input."}
+        body.update(data)
+        body.setdefault("code", "invalid")
+        return body
+    return data
+
+
 def exception_handler(exc, context):
     """DRF's handler, plus the domain errors services raise (settings.REST_FRAMEWORK)."""
     if isinstance(exc, QuellError):
         return error_response(exc)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and response.status_code == status.HTTP_400_BAD_REQUEST:
+        response.data = with_detail(response.data)
+    return response

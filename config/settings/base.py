@@ -124,6 +124,8 @@ USE_I18N = True
 USE_TZ = True
 # The organisation's time zone: used for business-day arithmetic and for display.
 TIME_ZONE = env("QUELL_TIME_ZONE", default="UTC")
+# One date style on every page, the admin's included (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
@@ -197,6 +199,9 @@ SERVER_EMAIL = env("DJANGO_SERVER_EMAIL", default="root@localhost")
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # The API reads JSON only (415 otherwise), as its schema says: form encodings cannot carry
+    # null or nested objects, and generated clients would send them.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Hashed API tokens (config.accounts.models.ApiToken), read with the user's groups in
         # one query.
@@ -227,6 +232,11 @@ REST_FRAMEWORK = {
     },
 }
 SPECTACULAR_SETTINGS = {
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # Every operation's common error answers (400, 401, 403, 404, 415, 429), declared once.
+        "config.openapi.add_common_error_responses",
+    ],
     "TITLE": "Quell API",
     "DESCRIPTION": "Incident response for database incidents.",
     "VERSION": "1.0.0",

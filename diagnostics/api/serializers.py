@@ -15,6 +15,7 @@ from ..models import (
     DiagnosticRun,
     Environment,
     IncidentTarget,
+    ResultStatus,
     SSLMode,
     TargetDatabase,
 )
@@ -144,7 +145,11 @@ class RunSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     web_url = serializers.SerializerMethodField()
     target_name = serializers.CharField(source="target.name", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    # Empty while the run is queued or running: null then, never a value outside the enum.
+    worst_status = serializers.SerializerMethodField()
     suite_label = serializers.CharField(read_only=True)
     duration_ms = serializers.IntegerField(read_only=True, allow_null=True)
 
@@ -174,6 +179,10 @@ class RunSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(serializers.ChoiceField(choices=ResultStatus.choices, allow_null=True))
+    def get_worst_status(self, obj):
+        return obj.worst_status or None
+
     @extend_schema_field(serializers.URLField())
     def get_url(self, obj) -> str:
         return reverse(
@@ -185,6 +194,12 @@ class RunSerializer(serializers.ModelSerializer):
         return reverse(
             "diagnostics:run-detail", kwargs={"run_id": obj.pk}, request=self.context.get("request")
         )
+
+
+class RunFanOutSerializer(serializers.Serializer):
+    """A fan-out over several targets: one run each."""
+
+    runs = RunSerializer(many=True)
 
 
 class RunDetailSerializer(RunSerializer):
@@ -241,7 +256,7 @@ class RunsAcceptedSerializer(serializers.Serializer):
 
 class IncidentTargetSerializer(serializers.ModelSerializer):
     target = TargetOutputSerializer(read_only=True)
-    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = IncidentTarget

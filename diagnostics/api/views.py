@@ -11,7 +11,11 @@ import django_filters
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -274,7 +278,14 @@ class RunListCreateApi(GenericAPIView):
         summary="Run diagnostics on one target (202 with Location) or fan out over targets, "
         "an environment or a tag (202 with every run)",
         request=s.RunCreateInputSerializer,
-        responses={202: OpenApiResponse(s.RunSerializer), **ERRORS},
+        responses={
+            202: PolymorphicProxySerializer(
+                component_name="RunStarted",
+                serializers=[s.RunSerializer, s.RunFanOutSerializer],
+                resource_type_field_name=None,
+            ),
+            **ERRORS,
+        },
     )
     def post(self, request):
         data = s.RunCreateInputSerializer(data=request.data)

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django import template
 
 from config.kernel.permissions import user_has_role
+from incidents.names import display_name as _display_name
 from incidents.severity import SEVERITY_DEFINITIONS, Severity
 
 register = template.Library()
@@ -28,6 +29,12 @@ def duration(seconds) -> str:
         return f"{hours}h {minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d {hours}h"
+
+
+@register.filter
+def display_name(user) -> str:
+    """The one name a person goes by on every page (incidents.names.display_name)."""
+    return _display_name(user)
 
 
 @register.filter

@@ -167,6 +167,10 @@ def walk_state(walk: TriageWalk, *, suggestions: dict | None = None) -> dict[str
     if current is not None and walk.status == WalkStatus.IN_PROGRESS:
         question = node_out(current, incident_id=walk.incident_id)
         suggestion = normalise_suggestion(question, (suggestions or {}).get(current.key))
+        if suggestion:
+            suggestion = with_severity_check(
+                suggestion, current, declared=walk.incident.severity if walk.incident_id else ""
+            )
     outcome = None
     if walk.status == WalkStatus.COMPLETED and walk.outcome_node_id:
         outcome = node_out(_load_node(walk.outcome_node_id), incident_id=walk.incident_id)
@@ -212,6 +216,44 @@ def suggestions_for(*, incident_id: int) -> dict[str, dict]:
                 "provider": path,
             }
     return merged
+
+
+def severity_ahead(node: TriageNode, answer_key: str) -> tuple[str, str]:
+    """(severity, step text) the answer leads to: the first node after it that sets a severity,
+    following only unlabelled steps (a question further on leaves it open); ("", "") if none."""
+    edge = next((a for a in node.answers.all() if a.key == answer_key), None)
+    seen = set()
+    current = edge.to_node if edge else None
+    while current is not None and current.pk not in seen:
+        seen.add(current.pk)
+        if current.severity:
+            return current.severity, current.text
+        if current.kind != "step":
+            return "", ""
+        nxt = current.answers.select_related("to_node").first()
+        current = nxt.to_node if nxt else None
+    return "", ""
+
+
+def with_severity_check(suggestion: dict, node: TriageNode, *, declared: str) -> dict:
+    """The suggestion, saying so when the severity it leads to differs from the declared one.
+
+    A suggestion must never quietly contradict what the responders declared: the page shows
+    `severity_note` next to it ("the incident is declared SEV1; this answer leads to SEV3").
+    """
+    leads_to, step = severity_ahead(node, suggestion["answer"])
+    note = ""
+    if leads_to and declared and leads_to != declared:
+        lower = "lower" if leads_to > declared else "higher"
+        note = (
+            f"The incident is declared {declared}; this answer leads to {leads_to} ({step}), "
+            f"a {lower} severity. Keep {declared} if the impact you see is wider than the "
+            "diagnostics show."
+            if lower == "lower"
+            else f"The incident is declared {declared}; this answer leads to {leads_to} "
+            f"({step}), a higher severity: consider raising it."
+        )
+    return {**suggestion, "leads_to_severity": leads_to, "severity_note": note}
 
 
 def normalise_suggestion(node: TriageNode | dict, suggestion: dict | None) -> dict | None:

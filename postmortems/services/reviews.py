@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from config.kernel.actors import user_or_none
 from incidents.models import EventKind, ResponderAssignment
+from incidents.names import display_name
 from incidents.services import timeline_append
 
 from ..models import PostmortemStatus, Review, ReviewStatus
@@ -67,7 +68,7 @@ def review_invitees(postmortem) -> list[dict]:
         _add(
             invitees,
             email=user.email,
-            name=user.get_full_name() or user.get_username(),
+            name=display_name(user),
             reason="response team",
         )
     specialists = get_user_model().objects.filter(
@@ -77,7 +78,7 @@ def review_invitees(postmortem) -> list[dict]:
         _add(
             invitees,
             email=user.email,
-            name=user.get_full_name() or user.get_username(),
+            name=display_name(user),
             reason="database specialist",
         )
     for entry in settings.QUELL_STAKEHOLDERS.get(incident.severity, []):

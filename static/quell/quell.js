@@ -113,9 +113,44 @@
     box.hidden = false;
     box.scrollIntoView({ block: "nearest" });
   }
+  // A 403 whose answer is the panel with the refusal in it (data-panel-refusal) replaces the
+  // panel like a 400 does: the server kept the form and the typed text.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var d = event.detail;
+    if (!d || !d.xhr || d.xhr.status !== 403) return;
+    if ((d.xhr.responseText || "").indexOf("data-panel-refusal") !== -1) {
+      d.shouldSwap = true;
+      d.isError = false;
+    }
+  });
+
+  // Any other refusal is said inside the panel that asked, leaving its form as it was typed.
+  function refusalText(xhr) {
+    try {
+      var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+      var el = doc.querySelector("[data-refusal]");
+      if (el && el.textContent.trim()) return el.textContent.trim();
+    } catch (e) { /* fall back to the generic text */ }
+    return "You are not allowed to do that (your access may have changed).";
+  }
+  function showInPanel(elt, text) {
+    var panel = elt && elt.closest && elt.closest("section, .card, .comms-panel, form");
+    if (!panel) return false;
+    var box = panel.querySelector(":scope > .panel-refusal");
+    if (!box) {
+      box = document.createElement("p");
+      box.className = "error panel-refusal";
+      box.setAttribute("role", "alert");
+      panel.insertBefore(box, panel.firstChild);
+    }
+    box.textContent = text;
+    box.scrollIntoView({ block: "nearest" });
+    return true;
+  }
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail && event.detail.xhr;
     var status = xhr ? xhr.status : 0;
+    if (status === 403 && showInPanel(event.detail.elt, refusalText(xhr))) return;
     var text = status === 403
       ? "You are not allowed to do that (your access may have changed). Reload the page."
       : status === 404

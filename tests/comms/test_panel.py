@@ -62,7 +62,8 @@ def test_composer_fills_the_template_and_publishes(incident_factory, responder):
     assert "Still to fill" in checked.content.decode()
     assert not StatusUpdate.objects.exists()
     published = client.post(
-        f"/comms/incidents/{incident.pk}/compose/submit/", {**form, "action": "publish"}
+        f"/comms/incidents/{incident.pk}/compose/submit/",
+        {**form, "action": "publish", "confirm_markers": "1"},  # blanks kept on purpose
     )
     assert published.status_code == 200
     assert published["HX-Retarget"] == f"#comms-panel-{incident.pk}"
@@ -162,3 +163,111 @@ def test_a_draft_is_discarded_but_a_published_update_is_not(incident_factory, co
     )
     assert client.post(f"/comms/updates/{sent.pk}/discard/").status_code == 400
     assert StatusUpdate.objects.filter(pk=sent.pk).exists()
+
+
+def test_a_refused_external_publish_keeps_the_text_in_the_composer(incident_factory, responder):
+    """A responder pressing Publish on an external update: the composer with the refusal, the
+    typed text kept, status 403 (htmx swaps it: data-panel-refusal), never the 403 page."""
+    incident = incident_factory(severity="SEV2")
+    response = _client(responder).post(
+        f"/comms/incidents/{incident.pk}/compose/submit/",
+        {
+            "audience": "external",
+            "status": "investigating",
+            "subject": "Checkout is slow",
+            "body": "We are looking into slow checkouts, typed with care.",
+            "action": "publish",
+        },
+        HTTP_HX_REQUEST="true",
+    )
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert "data-panel-refusal" in html and "comms-composer" in html
+    assert "typed with care" in html
+    assert "You may not publish external updates" in html
+    assert "You cannot do this" not in html
+    assert not StatusUpdate.objects.exists()
+
+
+def test_a_refused_draft_publish_answers_with_the_panel(incident_factory, responder):
+    incident = incident_factory(severity="SEV2")
+    client = _client(responder)
+    client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/",
+        {
+            "audience": "external",
+            "status": "investigating",
+            "subject": "Checkout is slow",
+            "body": "Looking into it.",
+            "action": "draft",
+        },
+    )
+    draft = StatusUpdate.objects.get()
+    response = client.post(f"/comms/updates/{draft.pk}/publish/", HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "data-panel-refusal" in html and "You may not publish external updates" in html
+
+
+def test_publishing_an_internal_update_with_blanks_asks_first(incident_factory, responder):
+    incident = incident_factory(severity="SEV3")
+    client = _client(responder)
+    form = {
+        "audience": "internal",
+        "status": "investigating",
+        "subject": "INCIDENT UPDATE",
+        "body": "Still on it. [TO FILL: planned actions]",
+        "action": "publish",
+    }
+    asked = client.post(f"/comms/incidents/{incident.pk}/compose/submit/", form)
+    html = asked.content.decode()
+    assert asked.status_code == 200
+    assert "still has 1 blank to fill" in html and "Publish with the blanks" in html
+    assert "Still on it." in html
+    assert not StatusUpdate.objects.exists()
+    confirmed = client.post(
+        f"/comms/incidents/{incident.pk}/compose/submit/", {**form, "confirm_markers": "1"}
+    )
+    assert confirmed.status_code == 200
+    assert StatusUpdate.objects.get().is_published
+
+
+def test_the_composer_offers_to_run_stale_diagnostics_again(incident_factory, responder):
+    import datetime
+
+    from django.utils import timezone
+
+    from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget, TargetDatabase
+
+    incident = incident_factory(severity="SEV2")
+    target = TargetDatabase.objects.create(name="shop", host="127.0.0.1", database="shop")
+    IncidentTarget.objects.create(incident=incident, target=target)
+    old = timezone.now() - datetime.timedelta(minutes=7)
+    run = DiagnosticRun.objects.create(
+        target=target,
+        incident=incident,
+        status="succeeded",
+        queued_at=old,
+        started_at=old,
+        finished_at=old,
+        deadline=old + datetime.timedelta(minutes=5),
+    )
+    CheckResult.objects.create(
+        run=run,
+        key="connection",
+        title="Connection",
+        family="connection",
+        status="ok",
+        summary="reachable",
+        metrics={"uptime_s": 693.5, "connect_ms": 5.03},
+    )
+    template = MessageTemplate.objects.get(key="internal-update")
+    html = (
+        _client(responder)
+        .get(f"/comms/incidents/{incident.pk}/compose/", {"template": template.pk})
+        .content.decode()
+    )
+    assert "Run diagnostics again" in html
+    assert "7\xa0minutes ago" in html or "7 minutes ago" in html
+    assert "uptime s" not in html and "connect ms" not in html
+    assert "shop: all 1 checks passed" in html

@@ -1,3 +1,5 @@
+import datetime
+
 import pytest
 
 from comms import rendering, selectors, services
@@ -64,6 +66,7 @@ def test_actions_taken_and_root_cause_come_from_the_timeline(incident_factory, c
         kind=EventKind.REMEDIATION,
         message="Cancelled 3 queries running longer than 5 minutes",
         actor=commander,
+        data={"counts": {"cancelled": 3}},
     )
     incident_services.timeline_append(
         incident_id=incident.pk,
@@ -120,9 +123,8 @@ def test_diagnostics_summary_fills_the_diagnostic_information():
         }
     )
     text = "\n".join(lines)
-    assert "orders-db: connection ok" in text
-    assert "active 95" in text
-    assert "Locks: 3 blocked" in text
+    assert text == "orders-db, diagnostics:\n  Critical: Locks: 3 blocked."
+    assert "active 95" not in text  # raw metric keys are for the run page, not a message
 
 
 def test_broken_template_is_refused_with_a_field_error(admin_user):
@@ -163,3 +165,144 @@ def test_root_cause_and_review_come_from_the_postmortem(incident_factory, comman
     assert "Autovacuum fell behind" in body
     assert "Data impact: 12 orders saved twice" in body
     assert rendering.fmt_time(starts) in body
+
+
+def _event(incident, kind, message, actor, **data):
+    return incident_services.timeline_append(
+        incident_id=incident.pk, kind=kind, message=message, actor=actor, data=data
+    )
+
+
+def test_actions_taken_lists_what_changed_something_not_notes_clicks_or_failures(
+    incident_factory, commander
+):
+    incident = incident_factory(severity="SEV2")
+    _event(incident, EventKind.NOTE, "Looking at the locks", commander)
+    _event(incident, EventKind.TRIAGE, "Answered Can connect? Yes", commander)
+    _event(incident, EventKind.DIAGNOSTIC_RUN, "Diagnostics failed on shop", commander)
+    _event(
+        incident,
+        EventKind.REMEDIATION,
+        "Terminate on shop failed: refused",
+        commander,
+        error="refused",
+    )
+    _event(incident, EventKind.REMEDIATION, "Cancel on shop: 0 matched", commander, counts={})
+    _event(
+        incident,
+        EventKind.RUNBOOK_STEP,
+        "Runbook started: Locks (4 steps)",
+        commander,
+        phase="started",
+    )
+    _event(
+        incident,
+        EventKind.REMEDIATION,
+        "Terminated 1 session (pid 4242)",
+        commander,
+        counts={"terminated": 1},
+    )
+    _event(
+        incident,
+        EventKind.RUNBOOK_STEP,
+        "Locks, step 2/4 done: Find the root blocker",
+        commander,
+        done=True,
+    )
+    incident_services.incident_transition(
+        incident_id=incident.pk,
+        to_status=Status.IDENTIFIED,
+        actor=commander,
+        reason="An idle transaction held a row lock on User",
+    )
+    actions = selectors.incident_facts(incident).actions
+    text = "\n".join(actions)
+    assert "Terminated 1 session (pid 4242)" in text
+    assert "step 2/4 done" in text
+    assert "Status changed from investigating to identified" in text
+    for absent in (
+        "Looking at the locks",
+        "Answered",
+        "Diagnostics failed",
+        "failed: refused",
+        "0 matched",
+        "Runbook started",
+    ):
+        assert absent not in text, absent
+    assert len(actions) == 3
+
+
+def test_the_reason_given_at_identified_is_the_root_cause_of_the_resolution(
+    incident_factory, commander
+):
+    incident = incident_factory(severity="SEV2")
+    incident_services.incident_transition(
+        incident_id=incident.pk,
+        to_status=Status.IDENTIFIED,
+        actor=commander,
+        reason="An idle transaction held a row lock on User",
+    )
+    incident_services.incident_transition(
+        incident_id=incident.pk,
+        to_status=Status.RESOLVED,
+        actor=commander,
+        reason="Terminated the idle session",
+    )
+    incident.refresh_from_db()
+    template = MessageTemplate.objects.get(key="internal-resolution")
+    _, body = services.update_render(incident=incident, template=template)
+    assert "An idle transaction held a row lock on User" in body
+    assert "[TO FILL: root cause" not in body
+
+
+def test_diagnostics_are_sentences_worst_first_without_raw_keys():
+    finished = datetime.datetime(2026, 3, 1, 10, 0, tzinfo=datetime.UTC)
+    lines = selectors.diagnostics_summary_lines(
+        {
+            "targets": [
+                {
+                    "target_id": 1,
+                    "name": "Demo shop",
+                    "run_id": 7,
+                    "run_status": "succeeded",
+                    "connection_status": "ok",
+                    "finished_at": finished,
+                    "counts": {"ok": 20, "critical": 1, "warning": 1},
+                    "metrics": {"connection": {"uptime_s": 693.5, "connect_ms": 5.03}},
+                    "findings": [
+                        {
+                            "key": "blocking_locks",
+                            "title": "Locks and blocking chains",
+                            "status": "critical",
+                            "summary": "3 sessions blocked (blocks 3 writers), longest wait 2m 10s",
+                        },
+                        {
+                            "key": "long_running_queries",
+                            "title": "Long-running queries",
+                            "status": "warning",
+                            "summary": "1 query running longer than 5m",
+                        },
+                    ],
+                },
+                {
+                    "target_id": 2,
+                    "name": "Reports",
+                    "run_id": 8,
+                    "run_status": "succeeded",
+                    "connection_status": "ok",
+                    "finished_at": finished,
+                    "counts": {"ok": 22},
+                    "findings": [],
+                },
+            ]
+        }
+    )
+    text = "\n".join(lines)
+    assert "uptime s" not in text and "connect ms" not in text and "693.5" not in text
+    assert lines[0] == "Demo shop, diagnostics at 2026-03-01 10:00 UTC:"
+    assert lines[1] == (
+        "  Critical: Locks and blocking chains: 3 sessions blocked (blocks 3 writers), "
+        "longest wait 2m 10s."
+    )
+    assert lines[2].startswith("  Warning: Long-running queries")
+    assert "Reports: all 22 checks passed at 2026-03-01 10:00 UTC." in lines

@@ -96,7 +96,7 @@ def test_schema_change_and_blocking_locks_are_suggested(linked, target):
     assert "check blocking queries" in found["high_load"]["evidence"]
 
 
-def test_connections_near_max_suggest_high_load_and_warnings_only_usable(linked, target):
+def test_connections_near_max_suggest_high_load_and_very_slow(linked, target):
     plant(
         linked,
         target,
@@ -108,7 +108,176 @@ def test_connections_near_max_suggest_high_load_and_warnings_only_usable(linked,
     )
     found = suggest_answers(linked.pk)
     assert found["high_load"]["answer"] == "yes"
+    assert found["performance_severity"]["answer"] == "very_slow"
+    assert "connections near max_connections" in found["performance_severity"]["evidence"]
+
+
+def test_connections_near_max_by_metric_even_when_graded_ok(linked, target):
+    run = plant(linked, target, {"connection": ("ok", "reachable")})
+    CheckResult.objects.create(
+        run=run,
+        key="connections",
+        title="Connections",
+        family="activity",
+        status="ok",
+        summary="91 of 97",
+        metrics={"utilisation_pct": 93.8},
+    )
+    found = suggest_answers(linked.pk)
+    assert found["performance_severity"]["answer"] == "very_slow"
+    assert found["high_load"]["answer"] == "yes"
+
+
+def _blocking(run, *, status="warning", metrics=None, findings=None):
+    CheckResult.objects.create(
+        run=run,
+        key="blocking_locks",
+        title="Locks and blocking chains",
+        family="locks",
+        status=status,
+        summary="3 sessions blocked, longest wait 12 s, chain depth 1",
+        metrics=metrics or {},
+        findings=findings or [],
+    )
+
+
+def test_blocked_writers_mean_very_slow_and_the_blocking_branch(linked, target):
+    """The demo's chain: a warning by wait time, but every checkout write is blocked."""
+    run = plant(
+        linked,
+        target,
+        {
+            "connection": ("ok", "reachable"),
+            "slow_queries": ("skipped", "pg_stat_statements is not loaded"),
+            "connections": ("ok", "12 of 97 usable connections", ""),
+        },
+    )
+    _blocking(run, metrics={"blocked": 3, "blocked_writers": 3, "chain_depth": 1})
+    found = suggest_answers(linked.pk)
+    assert found["performance_issue"]["answer"] == "yes"
+    assert found["performance_severity"]["answer"] == "very_slow"
+    assert "3 writers blocked" in found["performance_severity"]["evidence"]
+    assert found["high_load"]["answer"] == "no"
+    assert "check blocking queries" in found["high_load"]["evidence"]
+
+
+def test_blocked_writers_read_from_rows_of_older_runs(linked, target):
+    run = plant(linked, target, {"connection": ("ok", "reachable")})
+    _blocking(run, findings=[{"role": "blocked", "writer": True}, {"role": "root_blocker"}])
+    found = suggest_answers(linked.pk)
+    assert found["performance_severity"]["answer"] == "very_slow"
+
+
+def test_deep_chain_means_very_slow(linked, target):
+    run = plant(linked, target, {"connection": ("ok", "reachable")})
+    _blocking(run, metrics={"blocked": 3, "blocked_writers": 0, "chain_depth": 3})
+    found = suggest_answers(linked.pk)
+    assert found["performance_severity"]["answer"] == "very_slow"
+    assert "chain depth 3" in found["performance_severity"]["evidence"]
+
+
+def test_blocking_chain_with_connections_piling_up_is_the_blocking_branch(linked, target):
+    run = plant(
+        linked,
+        target,
+        {"connection": ("ok", "reachable"), "connections": ("critical", "96 of 97 usable")},
+    )
+    _blocking(run, status="critical", metrics={"blocked": 80, "blocked_writers": 80})
+    found = suggest_answers(linked.pk)
+    assert found["high_load"]["answer"] == "no"
+    assert "pile up behind it" in found["high_load"]["evidence"]
+
+
+def test_warnings_only_with_every_check_answered_is_usable(linked, target):
+    plant(
+        linked,
+        target,
+        {
+            "connection": ("ok", "reachable"),
+            "slow_queries": ("warning", "3 queries slower than 100 ms"),
+            "long_running_queries": ("ok", "none"),
+            "blocking_locks": ("ok", "no session is blocked by another"),
+            "connections": ("ok", "12 of 97 usable connections"),
+        },
+    )
+    found = suggest_answers(linked.pk)
     assert found["performance_severity"]["answer"] == "usable"
+
+
+def test_a_skipped_check_is_never_evidence_of_usable(linked, target):
+    plant(
+        linked,
+        target,
+        {
+            "connection": ("ok", "reachable"),
+            "slow_queries": ("skipped", "pg_stat_statements is not loaded"),
+            "long_running_queries": ("warning", "1 query running longer than 5 min"),
+            "blocking_locks": ("ok", "no session is blocked by another"),
+            "connections": ("ok", "12 of 97 usable connections"),
+        },
+    )
+    found = suggest_answers(linked.pk)
+    assert found["performance_issue"]["answer"] == "yes"
+    assert "performance_severity" not in found  # the responder grades it
+
+
+def test_healthy_but_partly_skipped_says_what_was_not_checked(linked, target):
+    plant(
+        linked,
+        target,
+        {
+            "connection": ("ok", "reachable"),
+            "slow_queries": ("skipped", "pg_stat_statements is not loaded"),
+            "blocking_locks": ("ok", "no session is blocked by another"),
+        },
+    )
+    found = suggest_answers(linked.pk)
+    assert found["performance_issue"]["answer"] == "no"
+    assert "not checked" in found["performance_issue"]["evidence"]
+    assert "pg_stat_statements is not loaded" in found["performance_issue"]["evidence"]
+
+
+def test_a_suggestion_says_when_it_contradicts_the_declared_severity(linked, target, responder):
+    linked.severity = "SEV1"
+    linked.save(update_fields=["severity"])
+    plant(
+        linked,
+        target,
+        {
+            "connection": ("ok", "reachable"),
+            "slow_queries": ("warning", "3 queries slower than 100 ms"),
+            "long_running_queries": ("ok", "none"),
+            "blocking_locks": ("ok", "none"),
+            "connections": ("ok", "12 of 97"),
+        },
+    )
+    services.triage_walk_start(incident_id=linked.pk, actor=responder)
+    suggestions = selectors.suggestions_for(incident_id=linked.pk)
+    for question, answer in (("can_connect", "yes"), ("performance_issue", "yes")):
+        services.triage_walk_answer(
+            incident_id=linked.pk, question=question, answer=answer, actor=responder
+        )
+    state = selectors.walk_state(
+        selectors.walk_current(incident_id=linked.pk), suggestions=suggestions
+    )
+    assert state["question"]["key"] == "performance_severity"
+    assert state["suggestion"]["answer"] == "usable"
+    assert state["suggestion"]["leads_to_severity"] == "SEV3"
+    assert "declared SEV1" in state["suggestion"]["severity_note"]
+    assert "SEV3" in state["suggestion"]["severity_note"]
+
+
+def test_a_suggestion_matching_the_declared_severity_has_no_note(linked, target, responder):
+    linked.severity = "SEV1"
+    linked.save(update_fields=["severity"])
+    plant(linked, target, {"connection": ("critical", "unreachable", "connection refused")})
+    services.triage_walk_start(incident_id=linked.pk, actor=responder)
+    state = selectors.walk_state(
+        selectors.walk_current(incident_id=linked.pk),
+        suggestions=selectors.suggestions_for(incident_id=linked.pk),
+    )
+    assert state["suggestion"]["leads_to_severity"] == "SEV1"
+    assert state["suggestion"]["severity_note"] == ""
 
 
 def test_statement_timeouts_mean_very_slow(linked, target):

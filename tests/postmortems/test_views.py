@@ -154,6 +154,10 @@ def test_markdown_export_and_printable_page(viewer, postmortem, commander):
     assert "## Root cause\n\nMissing index on `orders(customer_id)`" in text
     assert "| Time to resolve |" in text or "Time to resolve" in text
     assert "- [ ] **Add the index**" in text
+    lines = text.splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith("## "):  # e.g. "## Actions taken" right after the timeline
+            assert lines[n - 1] == "", (line, lines[n - 1])
     page = client.get(reverse("postmortems:print", args=[postmortem.pk]))
     assert page.status_code == 200
     assert b"<code>orders(customer_id)</code>" in page.content

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from config.accounts.authentication import QuellTokenAuthentication
 from config.accounts.throttles import AlertIngestThrottle
+from config.kernel.api import with_detail
 from config.kernel.openapi import errors
 from config.kernel.permissions import RESPONDER, user_has_role
 from diagnostics.detection.payloads import (
@@ -224,7 +225,7 @@ class _AlertApi(APIView):
         # Nothing is lost: the refused body is in the log with the reasons.
         body = self._raw[:RAW_LOG_LIMIT].decode("utf-8", errors="replace")
         logger.warning("Alert payload refused at %s: %s; body: %s", self.request.path, errors, body)
-        return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+        return Response(with_detail(errors), status=status.HTTP_400_BAD_REQUEST)
 
 
 class AlertmanagerWebhookApi(_AlertApi):
