@@ -24,7 +24,7 @@ from incidents import services as incident_services
 from incidents.groups import ensure_groups
 from incidents.models import Incident, Kind, ResponderRole
 
-SHOP_SQL = Path(__file__).resolve().parents[2] / "demo" / "shop.sql"
+SHOP_SQL = Path(__file__).resolve().parents[3] / "demo" / "shop.sql"
 SHOP_DATABASE = "quell_demo_shop"
 TARGET_NAME = "Demo shop"
 INCIDENT_TITLE = "Demo: checkout pages slow on the shop database"
