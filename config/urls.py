@@ -24,3 +24,5 @@ urlpatterns = [
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),
 ]
+
+handler404 = "config.http_errors.not_found"

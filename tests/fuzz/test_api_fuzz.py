@@ -26,8 +26,9 @@ from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.db import close_old_connections, transaction
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -89,43 +90,59 @@ def wsgi_app():
 
 
 @pytest.fixture(params=["admin", "viewer"])
-def fuzz_schema(request, db, enqueued_tasks, outbound, wsgi_app):
+def fuzz_auth(request, db):
+    """The Authorization header of an admin, then of a viewer (a token from quell_token)."""
     role = request.param
     user = UserFactory(
         username=f"fuzz-{role}", role=role, is_staff=role == "admin", is_superuser=role == "admin"
     )
-    world = seed_world(actor=UserFactory(username="fuzz-seed", role="commander"))
-    headers = {"Authorization": f"Token {_token_for(user.username)}"}
-    schema = schemathesis.openapi.from_wsgi(SCHEMA_PATH, wsgi_app, headers=headers)
-
-    @schema.hook
-    def flatmap_path_parameters(context, path_parameters):
-        """Half the time, the ids of seeded objects instead of made-up ones."""
-        seeded = world.path_parameters(context.operation.path, path_parameters)
-        if not seeded:
-            return st.just(path_parameters)
-        return st.sampled_from([*seeded, path_parameters])
-
-    @schema.hook
-    def before_call(context, case, kwargs):
-        case.headers = {**(case.headers or {}), **headers}
-
-    return schema
+    return {"Authorization": f"Token {_token_for(user.username)}"}
 
 
-schema = schemathesis.pytest.from_fixture("fuzz_schema")
+@pytest.fixture
+def fuzz_schema(fuzz_auth, enqueued_tasks, outbound, wsgi_app):
+    """The schema served at /api/v1/schema/, loaded through the in-process WSGI app."""
+    return schemathesis.openapi.from_wsgi(SCHEMA_PATH, wsgi_app, headers=fuzz_auth)
 
 
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
-def test_api_conforms_to_its_schema(case):
-    # A savepoint per request: a database error in one request cannot poison the next ones.
-    with transaction.atomic():
-        response = case.call()
-    case.validate_response(response, checks=CHECKS)
+@pytest.fixture
+def world(db):
+    return seed_world(actor=UserFactory(username="fuzz-seed", role="commander"))
+
+
+def _strategy(operation, world):
+    """Valid and invalid requests; path parameters made up or naming seeded objects."""
+    made_up = {p.name: None for p in operation.path_parameters}
+    seeded = world.path_parameters(operation.path, made_up)
+    strategies = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        strategies.append(operation.as_strategy(generation_mode=mode))
+        for values in seeded:
+            strategies.append(operation.as_strategy(generation_mode=mode, path_parameters=values))
+    return st.one_of(strategies)
+
+
+def _fuzz_operation(operation, world, auth):
+    @given(case=_strategy(operation, world))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def fuzz(case):
+        # A savepoint per request: a database error in one request cannot poison the next ones.
+        with transaction.atomic():
+            response = case.call(headers=auth)
+        case.validate_response(response, checks=CHECKS, headers=auth)
+
+    fuzz()
+
+
+def test_api_conforms_to_its_schema(fuzz_schema, fuzz_auth, world, subtests):
+    operations = [result.ok() for result in fuzz_schema.get_all_operations()]
+    assert len(operations) > 80, "the schema lost operations"
+    for operation in operations:
+        with subtests.test(msg=operation.label):
+            _fuzz_operation(operation, world, fuzz_auth)
