@@ -54,11 +54,13 @@ class TemplateIn(serializers.Serializer):
 
 
 class UpdateOut(serializers.ModelSerializer):
-    template_key = serializers.CharField(source="template.key", default=None, read_only=True)
+    template_key = serializers.CharField(
+        source="template.key", default=None, allow_null=True, read_only=True
+    )
     author = serializers.CharField(source="author_display", read_only=True)
-    delivery_count = serializers.IntegerField(read_only=True, default=None)
-    delivered_count = serializers.IntegerField(read_only=True, default=None)
-    failed_count = serializers.IntegerField(read_only=True, default=None)
+    delivery_count = serializers.IntegerField(read_only=True, default=None, allow_null=True)
+    delivered_count = serializers.IntegerField(read_only=True, default=None, allow_null=True)
+    failed_count = serializers.IntegerField(read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = StatusUpdate
@@ -159,7 +161,9 @@ class ChannelIn(serializers.Serializer):
 
 
 class DeliveryOut(serializers.ModelSerializer):
-    channel_name = serializers.CharField(source="channel.name", default=None, read_only=True)
+    channel_name = serializers.CharField(
+        source="channel.name", default=None, allow_null=True, read_only=True
+    )
     recipients = serializers.SerializerMethodField()
 
     class Meta:

@@ -22,7 +22,7 @@ ERROR_SCHEMA = {
 }
 
 ERROR_DESCRIPTIONS = {
-    "400": "Invalid input: the messages by field, or `detail`.",
+    "400": "Invalid input or a refused change: the messages by field, or `detail`.",
     "401": "No or invalid credentials.",
     "403": "Authenticated without the role this operation needs.",
     "404": "No such object (or page).",
@@ -48,8 +48,10 @@ class QuellAutoSchema(AutoSchema):
     def _error_codes(self, operation) -> list[str]:
         parameters = operation.get("parameters", [])
         codes = []
+        # A write can be refused by a domain rule (services raise, exceptions.py answers 400)
+        # even without a body: publishing a published update, retrying a pending delivery.
         takes_input = "requestBody" in operation or any(p["in"] == "query" for p in parameters)
-        if takes_input:
+        if takes_input or self.method not in ("GET", "HEAD", "OPTIONS"):
             codes.append("400")
         if not all(isinstance(p, AllowAny) for p in self.view.get_permissions()):
             codes += ["401", "403"]
