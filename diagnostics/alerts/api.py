@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication, get_authorization_header
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -147,6 +148,8 @@ class _AlertApi(APIView):
     ]
     permission_classes = [SendsAlerts]
     throttle_classes: list = []
+    # Monitoring tools send JSON; a form or multipart body is a 415, not something to guess at.
+    parser_classes = [JSONParser]
 
     def _actor(self):
         return None if isinstance(self.request.user, WebhookSender) else self.request.user
