@@ -51,6 +51,10 @@ def nul_location(request: HttpRequest) -> str:
     if request.method in ("POST", "PUT", "PATCH"):
         content_type = request.content_type or ""
         if content_type in _FORM_TYPES:
+            # Read (and cache) the raw body before parsing the form: parsing a multipart body
+            # consumes the stream, and a view reading request.body afterwards (the alert
+            # webhooks log refused payloads) would fail with RawPostDataException, a 500.
+            request.body  # noqa: B018
             if _nul_in_querydict(request.POST):
                 return "the form"
         elif content_type == "application/json" or content_type.endswith("+json"):

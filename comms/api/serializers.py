@@ -57,7 +57,9 @@ class TemplateIn(serializers.Serializer):
 
 
 class UpdateOut(serializers.ModelSerializer):
-    template_key = serializers.CharField(source="template.key", default=None, read_only=True)
+    template_key = serializers.CharField(
+        source="template.key", default=None, allow_null=True, read_only=True
+    )
     author = serializers.CharField(source="author_display", read_only=True)
     delivery_count = serializers.SerializerMethodField()
     delivered_count = serializers.SerializerMethodField()
@@ -196,7 +198,9 @@ class ChannelIn(serializers.Serializer):
 
 
 class DeliveryOut(serializers.ModelSerializer):
-    channel_name = serializers.CharField(source="channel.name", default=None, read_only=True)
+    channel_name = serializers.CharField(
+        source="channel.name", default=None, allow_null=True, read_only=True
+    )
     recipients = serializers.SerializerMethodField()
     response_excerpt = serializers.SerializerMethodField()
 

@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "incidents.api.schema.QuellAutoSchema",
     "EXCEPTION_HANDLER": "config.kernel.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # Per client address without credentials, per user with them; alert webhooks have their

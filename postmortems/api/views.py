@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -453,9 +453,7 @@ class ActionItemListCreateApi(GenericAPIView):
         values = dict(data.validated_data)
         postmortem_id = values.pop("postmortem")
         if not Postmortem.objects.filter(pk=postmortem_id).exists():
-            return Response(
-                {"postmortem": ["No such postmortem."]}, status=status.HTTP_400_BAD_REQUEST
-            )
+            raise serializers.ValidationError({"postmortem": ["No such postmortem."]})
         item = services.action_item_create(
             postmortem_id=postmortem_id, actor=request.user, **values
         )

@@ -112,7 +112,7 @@ def test_incident_flow(page, login, screenshot, live_server, people, target_data
     roles.locator("select[name=role]").select_option("technical_lead")
     roles.get_by_label("Person").select_option(label="Tomas Lind (tomas)")
     roles.get_by_role("button", name="Assign").click()
-    expect(page.locator(".notice.success")).to_have_text("tomas is now Technical Lead.")
+    expect(page.locator(".notice.success")).to_have_text("Tomas Lind is now Technical Lead.")
     expect(page.locator(".roles")).to_contain_text("Tomas Lind")
     screenshot("04-roles-assigned")
 

@@ -231,6 +231,8 @@ class TargetChecksApi(GenericAPIView):
     permission_classes = [ReadViewerWriteAdmin]
     serializer_class = IntegrityCheckSerializer
     queryset = IntegrityCheck.objects.none()
+    # A bare list (the newest rows, capped), not a page: the schema says so too.
+    pagination_class = None
 
     @extend_schema(
         tags=TAGS,
@@ -332,6 +334,8 @@ class CheckResultsApi(GenericAPIView):
     permission_classes = [IsViewer]
     serializer_class = IntegrityResultSerializer
     queryset = IntegrityResult.objects.none()
+    # A bare list (the newest rows, capped), not a page: the schema says so too.
+    pagination_class = None
 
     @extend_schema(
         tags=TAGS,
@@ -385,6 +389,8 @@ class TargetRunsApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = IntegrityRunSerializer
     queryset = IntegrityRun.objects.none()
+    # A bare list (the newest rows, capped), not a page: the schema says so too.
+    pagination_class = None
 
     @extend_schema(
         tags=TAGS,

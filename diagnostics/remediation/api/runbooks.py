@@ -42,7 +42,7 @@ class RunbookSerializer(serializers.ModelSerializer):
 
 
 class IncidentRunbookStepSerializer(serializers.ModelSerializer):
-    done_by = serializers.CharField(source="done_by.username", default=None)
+    done_by = serializers.CharField(source="done_by.username", default=None, allow_null=True)
 
     class Meta:
         model = IncidentRunbookStep
@@ -67,7 +67,7 @@ class ProgressSerializer(serializers.Serializer):
 
 class IncidentRunbookSerializer(serializers.ModelSerializer):
     runbook = serializers.CharField(source="runbook.key")
-    started_by = serializers.CharField(source="started_by.username", default=None)
+    started_by = serializers.CharField(source="started_by.username", default=None, allow_null=True)
     steps = IncidentRunbookStepSerializer(many=True, read_only=True)
     progress = serializers.SerializerMethodField()
 

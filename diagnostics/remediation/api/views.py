@@ -116,8 +116,12 @@ class BackendResultSerializer(serializers.Serializer):
 class RemediationActionSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     target_name = serializers.CharField(source="target.name", read_only=True)
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
-    executed_by = serializers.CharField(source="executed_by.username", default=None)
+    requested_by = serializers.CharField(
+        source="requested_by.username", default=None, allow_null=True
+    )
+    executed_by = serializers.CharField(
+        source="executed_by.username", default=None, allow_null=True
+    )
     preview = BackendSerializer(many=True)
     confirmed = ConfirmedBackendSerializer(many=True)
     results = BackendResultSerializer(many=True)
