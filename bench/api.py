@@ -539,6 +539,8 @@ def main() -> int:
     from django.core.management import call_command
     from rest_framework.authtoken.models import Token
 
+    from incidents.severity import all_severity_policies
+
     try:
         t0 = time.perf_counter()
         call_command("migrate", verbosity=0, interactive=False)
@@ -552,7 +554,11 @@ def main() -> int:
         print(f"migrated in {time.perf_counter() - t0:.1f}s")
 
         api = Api(token)
-        raw = Raw(bench_url, token, settings.QUELL_REQUIRED_ROLES)
+        raw = Raw(
+            bench_url,
+            token,
+            {s: list(p.required_roles) for s, p in all_severity_policies().items()},
+        )
         loader = psycopg.connect(bench_url)
         rows: list[dict] = []
         for size in sizes:

@@ -29,11 +29,6 @@ ASSESSMENT_FIELDS = (
 )
 
 
-def severity_choices_with_definitions() -> list[tuple[str, str]]:
-    """(value, "SEV1 - Critical") pairs; templates show SEVERITY_DEFINITIONS beside each."""
-    return list(Severity.choices)
-
-
 def severity_options() -> list[dict]:
     """Severity levels with the playbook's definition, for rendering beside the choice."""
     return [

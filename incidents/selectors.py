@@ -11,7 +11,7 @@ from django.db import connection as db_connection
 from django.db.models import F, JSONField, Lookup, Prefetch, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 
-from .models import OPEN_STATUSES, Incident, ResponderAssignment, TimelineEvent
+from .models import Incident, ResponderAssignment, TimelineEvent
 from .services import required_roles
 
 
@@ -114,11 +114,6 @@ def incident_detail_get(*, incident_id: int) -> Incident:
         else None
     )
     return incident
-
-
-def incident_open_list() -> QuerySet[Incident]:
-    """Open incidents (investigating, identified, monitoring), worst severity first."""
-    return incident_list().filter(status__in=OPEN_STATUSES).order_by("severity", "-declared_at")
 
 
 def incident_get(*, incident_id: int) -> Incident:

@@ -47,7 +47,6 @@ def severity_definition(severity: str) -> str:
     return SEVERITY_DEFINITIONS[Severity(severity)]
 
 
-
 # --- Policy -------------------------------------------------------------------------------
 
 # Roles a severity may require: ResponderRole's values (incidents.models imports this module,

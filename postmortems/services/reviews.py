@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from incidents.models import EventKind, ResponderAssignment
 from incidents.services import timeline_append
+from incidents.severity import severity_policy
 
 from ..models import PostmortemStatus, Review, ReviewStatus
 from ..scheduling import propose_slot
@@ -80,7 +81,7 @@ def review_invitees(postmortem) -> list[dict]:
             name=user.get_full_name() or user.get_username(),
             reason="database specialist",
         )
-    for entry in settings.QUELL_STAKEHOLDERS.get(incident.severity, []):
+    for entry in severity_policy(incident.severity).stakeholders:
         name, email = parseaddr(entry)
         _add(invitees, email=email, name=name, reason="stakeholder")
     return list(invitees.values())
