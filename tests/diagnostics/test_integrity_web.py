@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """The incident page's data integrity panel (htmx, login, CSRF, roles), the run and target
 pages, and the admin (validation with field errors, the run action, read-only runs)."""
 
@@ -12,13 +11,7 @@ from django.test import Client, RequestFactory
 from diagnostics.integrity import services as integrity
 from diagnostics.models import IncidentTarget, IntegrityCheck, IntegrityRun
 from incidents.services import incident_declare
-from tests.diagnostics.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity_support import shop_sql
 
 pytestmark = pytest.mark.django_db
 
