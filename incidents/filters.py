@@ -125,7 +125,7 @@ class IncidentFilter(StaticFormFilterSet):
 
         return incident_search(queryset, value)
 
-    def filter_target(self, queryset: QuerySet, name: str, value) -> QuerySet:
+    def filter_target(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
         return queryset.filter(related.incident_target_q(int(value)))
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
