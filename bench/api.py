@@ -542,6 +542,7 @@ def main() -> int:
     from django.core.management import call_command
 
     from config.accounts.services import token_issue
+    from incidents.severity import all_severity_policies
 
     try:
         t0 = time.perf_counter()
@@ -556,7 +557,11 @@ def main() -> int:
         print(f"migrated in {time.perf_counter() - t0:.1f}s")
 
         api = Api(token)
-        raw = Raw(bench_url, token, settings.QUELL_REQUIRED_ROLES)
+        raw = Raw(
+            bench_url,
+            token,
+            {s: list(p.required_roles) for s, p in all_severity_policies().items()},
+        )
         loader = psycopg.connect(bench_url)
         rows: list[dict] = []
         for size in sizes:

@@ -14,6 +14,7 @@ from incidents import selectors as incident_selectors
 from incidents.models import OPEN_STATUSES, EventKind, Incident, ResponderRole, Status
 from incidents.names import display_name
 from incidents.selectors import active_assignments_queryset
+from incidents.severity import severity_policy
 
 from .models import (
     COMPONENT_STATE_RANK,
@@ -31,19 +32,6 @@ from .models import (
 from .rendering import IncidentFacts, fmt_time
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CADENCE = {
-    "SEV1": {"first_minutes": 5, "every_minutes": 20},
-    "SEV2": {"first_minutes": 5, "every_minutes": 60},
-    "SEV3": {"every_minutes": 240},
-    "SEV4": {},
-}
-
-
-def cadence_for(severity: str) -> dict:
-    """{"first_minutes": .., "every_minutes": ..} for a severity (either may be missing)."""
-    table = getattr(settings, "QUELL_UPDATE_CADENCE", None) or DEFAULT_CADENCE
-    return dict(table.get(severity) or {})
 
 
 @dataclass(frozen=True)
@@ -90,9 +78,8 @@ def incident_update_due(
     `prefetched=True` to avoid the query when the caller already knows them.
     """
     now = now or timezone.now()
-    cadence = cadence_for(incident.severity)
-    every = cadence.get("every_minutes")
-    first = cadence.get("first_minutes")
+    cadence = severity_policy(incident.severity).update_cadence
+    every, first = cadence.every_minutes, cadence.first_minutes
     if not prefetched:
         agg = StatusUpdate.objects.filter(
             incident_id=incident.pk, state=UpdateState.PUBLISHED
@@ -115,7 +102,7 @@ def incident_update_due(
 def next_update_time(incident: Incident, *, now: datetime.datetime | None = None):
     """When the update after the one being written now will be due (None: no cadence)."""
     now = now or timezone.now()
-    every = cadence_for(incident.severity).get("every_minutes")
+    every = severity_policy(incident.severity).update_cadence.every_minutes
     if not every or incident.status not in OPEN_STATUSES:
         return None
     return now + datetime.timedelta(minutes=every)
@@ -303,7 +290,7 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         review_scheduled=review,
         data_impact=data_impact,
         next_update_at=next_at,
-        has_cadence=bool(cadence_for(incident.severity).get("every_minutes")),
+        has_cadence=bool(severity_policy(incident.severity).update_cadence.every_minutes),
     )
 
 
@@ -407,11 +394,6 @@ def failed_deliveries(*, incident_id: int | None = None) -> QuerySet[Delivery]:
     return qs
 
 
-def delivery_failure_count() -> int:
-    """How many deliveries are in the failed state (for metrics)."""
-    return Delivery.objects.filter(state=DeliveryState.FAILED).count()
-
-
 def channels_for(*, audience: str, severity: str) -> list[Channel]:
     """Enabled channels routed for an update of this audience about this severity."""
     return [
@@ -428,11 +410,6 @@ def reminder_channels_for(*, severity: str) -> list[Channel]:
         for c in Channel.objects.filter(enabled=True, receives_reminders=True)
         if c.hears(audience=Audience.INTERNAL, severity=severity)
     ]
-
-
-def stakeholders_for(severity: str) -> list[str]:
-    """The stakeholder e-mail list for a severity (settings.QUELL_STAKEHOLDERS)."""
-    return [e for e in settings.QUELL_STAKEHOLDERS.get(severity, []) if e]
 
 
 def comms_owner(incident: Incident):

@@ -7,6 +7,8 @@ class IncidentsConfig(AppConfig):
     name = "incidents"
 
     def ready(self):
+        from . import checks  # noqa: F401  (registers the severity policy system check)
+
         # Setup, not domain flow: keeps the access groups' admin permissions current.
         post_migrate.connect(_ensure_groups, sender=self)
         # Likewise the playbook's triage tree, when no tree exists (after a flush in tests).

@@ -1,8 +1,14 @@
 """Query-string filters for incident and timeline lists (django-filter)."""
 
-import django_filters
-from django.db.models import QuerySet
+import datetime
 
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from . import related
+from .forms import OPEN, FilterDateField, IncidentListForm
 from .models import (
     OPEN_STATUSES,
     DetectionSource,
@@ -12,7 +18,6 @@ from .models import (
     Status,
     TimelineEvent,
 )
-from .selectors import incident_search
 from .severity import Severity
 
 # Public ordering names and the columns behind them. Every ordering ends with the primary key
@@ -42,6 +47,17 @@ class StaticFormFilterSet(django_filters.FilterSet):
             form_class = super().get_form_class()
             cls._static_form_class = form_class
         return form_class
+
+
+class IdFilter(django_filters.Filter):
+    """A row id: a whole number a bigint column can hold (anything else is a 400, not a 500)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
 
 
 class IncidentFilter(StaticFormFilterSet):
@@ -80,6 +96,10 @@ class IncidentFilter(StaticFormFilterSet):
     detected_before = django_filters.IsoDateTimeFilter(
         field_name="detected_at", lookup_expr="lt", help_text="Detected before (ISO 8601)."
     )
+    target = IdFilter(
+        method="filter_target",
+        help_text="Incidents linked to this diagnostics target (id).",
+    )
     search = django_filters.CharFilter(
         method="filter_search",
         help_text="Words in the title, description, channel or detected_by; '#123' finds by id.",
@@ -100,7 +120,13 @@ class IncidentFilter(StaticFormFilterSet):
         return queryset.exclude(status__in=OPEN_STATUSES)
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # Imported here: selectors run this FilterSet (incident_list(filters=...)).
+        from .selectors import incident_search
+
         return incident_search(queryset, value)
+
+    def filter_target(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
+        return queryset.filter(related.incident_target_q(int(value)))
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         queryset = super().filter_queryset(queryset)
@@ -111,6 +137,76 @@ class IncidentFilter(StaticFormFilterSet):
             if ordering[-1].lstrip("-") != "id":
                 queryset = queryset.order_by(*ordering, tiebreak)
         return queryset
+
+
+class DayFilter(django_filters.DateFilter):
+    """A calendar day in the organisation's time zone, bounded to what datetime can hold."""
+
+    field_class = FilterDateField
+
+
+def _start_of_day(day: datetime.date) -> datetime.datetime:
+    """Midnight of `day` in the current time zone."""
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
+
+
+class IncidentListFilter(IncidentFilter):
+    """The web list's filters: IncidentFilter with one value per select, `q` for the search box,
+    "open" as a status, and days rather than instants ("until" includes the whole day).
+
+    Pass `targets` ((id, name) pairs) to offer the target filter; without any it is left out.
+    The API's other filters are not offered: the page's form does not show them.
+    """
+
+    search = open = detection_source = detected_after = detected_before = ordering = None
+
+    q = django_filters.CharFilter(method="filter_search", label="Search", max_length=200)
+    severity = django_filters.ChoiceFilter(
+        choices=Severity.choices, empty_label="Any severity", label="Severity"
+    )
+    status = django_filters.ChoiceFilter(
+        choices=[(OPEN, "Open (not resolved)"), *Status.choices],
+        empty_label="Any status",
+        label="Status",
+        method="filter_status",
+    )
+    kind = django_filters.ChoiceFilter(choices=Kind.choices, empty_label="Any kind")
+    target = django_filters.ChoiceFilter(
+        choices=(), empty_label="Any target", method="filter_target"
+    )
+    declared_after = DayFilter(
+        label="Declared from",
+        method="filter_declared_after",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+    declared_before = DayFilter(
+        label="Declared until",
+        method="filter_declared_before",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    class Meta:
+        model = Incident
+        fields = ()
+        form = IncidentListForm
+
+    def __init__(self, *args, targets: list[tuple[int, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if targets:
+            self.form.fields["target"].choices = [("", "Any target"), *targets]
+        else:
+            del self.form.fields["target"]
+
+    def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == OPEN:
+            return queryset.filter(status__in=OPEN_STATUSES)
+        return queryset.filter(status=value)
+
+    def filter_declared_after(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset.filter(declared_at__gte=_start_of_day(value))
+
+    def filter_declared_before(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset.filter(declared_at__lt=_start_of_day(value + datetime.timedelta(days=1)))
 
 
 class TimelineFilter(StaticFormFilterSet):

@@ -31,11 +31,6 @@ ASSESSMENT_FIELDS = (
 )
 
 
-def severity_choices_with_definitions() -> list[tuple[str, str]]:
-    """(value, "SEV1 - Critical") pairs; templates show SEVERITY_DEFINITIONS beside each."""
-    return list(Severity.choices)
-
-
 def severity_options() -> list[dict]:
     """Severity levels with the playbook's definition, for rendering beside the choice."""
     return [
@@ -293,31 +288,9 @@ OPEN = "open"
 STATUS_FILTER_CHOICES = [("", "Any status"), (OPEN, "Open (not resolved)"), *Status.choices]
 
 
-class IncidentFilterForm(forms.Form):
-    """Filters of the incident list; every field optional, invalid values are ignored."""
-
-    q = forms.CharField(required=False, label="Search", max_length=200)
-    severity = forms.ChoiceField(
-        required=False, choices=[("", "Any severity"), *Severity.choices], label="Severity"
-    )
-    status = forms.ChoiceField(required=False, choices=STATUS_FILTER_CHOICES, label="Status")
-    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *Kind.choices])
-    target = forms.TypedChoiceField(
-        required=False, coerce=int, empty_value=None, choices=[("", "Any target")]
-    )
-    declared_after = FilterDateField(
-        required=False, label="Declared from", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    declared_before = FilterDateField(
-        required=False, label="Declared until", widget=forms.DateInput(attrs={"type": "date"})
-    )
-
-    def __init__(self, *args, targets: list[tuple[int, str]] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        if targets:
-            self.fields["target"].choices = [("", "Any target"), *targets]
-        else:
-            del self.fields["target"]
+class IncidentListForm(forms.Form):
+    """The base form of the web list's filters (incidents.filters.IncidentListFilter adds the
+    fields); every field optional, invalid values are reported and ignored."""
 
     def clean(self):
         data = super().clean()

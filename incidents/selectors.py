@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import operator
+from collections.abc import Mapping
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection as db_connection
 from django.db.models import F, JSONField, Lookup, Prefetch, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 
-from .models import OPEN_STATUSES, Incident, ResponderAssignment, TimelineEvent
+from .models import Incident, ResponderAssignment, TimelineEvent
 from .services import required_roles
 
 
@@ -20,16 +21,33 @@ def active_assignments_queryset() -> QuerySet[ResponderAssignment]:
     return ResponderAssignment.objects.filter(relieved_at__isnull=True).select_related("user")
 
 
-def incident_list(*, filters: dict | None = None) -> QuerySet[Incident]:
-    """Incidents, newest first, with what a list row shows prefetched (no N+1)."""
-    qs = Incident.objects.select_related("declared_by").prefetch_related(
+def incident_list(*, filters: Mapping | None = None, filterset_class=None) -> QuerySet[Incident]:
+    """Incidents with what a list row shows prefetched (no N+1), narrowed by `filters`.
+
+    `filters` are query-string values (a QueryDict or a dict) run through `filterset_class`
+    (incidents.filters.IncidentFilter, shared with the API); values that do not validate are
+    ignored (incident_filterset gives the form that reports them).
+    """
+    if filters is None:
+        return _incident_rows()
+    return incident_filterset(filters, filterset_class=filterset_class).qs
+
+
+def incident_filterset(filters: Mapping | None, *, filterset_class=None, **kwargs):
+    """The bound FilterSet over incident_list's rows: `.qs` the incidents, `.form` the form."""
+    # Imported here: the filters module uses incident_search below.
+    from .filters import IncidentFilter
+
+    filterset_class = filterset_class or IncidentFilter
+    return filterset_class(filters, queryset=_incident_rows(), **kwargs)
+
+
+def _incident_rows() -> QuerySet[Incident]:
+    return Incident.objects.select_related("declared_by").prefetch_related(
         Prefetch(
             "assignments", queryset=active_assignments_queryset(), to_attr="active_assignments"
         )
     )
-    if filters:
-        qs = qs.filter(**filters)
-    return qs
 
 
 # What a list row shows: no long texts, no declaring user.
@@ -114,11 +132,6 @@ def incident_detail_get(*, incident_id: int) -> Incident:
         else None
     )
     return incident
-
-
-def incident_open_list() -> QuerySet[Incident]:
-    """Open incidents (investigating, identified, monitoring), worst severity first."""
-    return incident_list().filter(status__in=OPEN_STATUSES).order_by("severity", "-declared_at")
 
 
 def incident_get(*, incident_id: int) -> Incident:

@@ -34,7 +34,7 @@ from .models import (
     Status,
     TimelineEvent,
 )
-from .severity import Severity
+from .severity import Severity, severity_policy
 
 
 class IncidentError(QuellError):
@@ -103,8 +103,8 @@ def allowed_transitions(status: str) -> tuple[str, ...]:
 
 
 def required_roles(severity: str) -> list[str]:
-    """Roles the severity policy requires (settings.QUELL_REQUIRED_ROLES)."""
-    return list(settings.QUELL_REQUIRED_ROLES.get(severity, []))
+    """Roles the severity policy requires."""
+    return list(severity_policy(severity).required_roles)
 
 
 # Advisory lock class for channel names (the second key is the hashed base name).
@@ -136,7 +136,7 @@ def channel_name_for(*, title: str, declared_at: datetime.datetime) -> str:
 
 def _bridge_url_for(incident: Incident) -> str:
     template = settings.QUELL_BRIDGE_URL_TEMPLATE
-    if not template or incident.severity not in settings.QUELL_BRIDGE_SEVERITIES:
+    if not template or not severity_policy(incident.severity).bridge:
         return ""
     return template.format(slug=incident.slug, id=incident.pk)
 

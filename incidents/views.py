@@ -11,7 +11,6 @@ lets other panels refresh); without JavaScript they post normally and are redire
 
 from __future__ import annotations
 
-import datetime
 import hmac
 import logging
 from functools import wraps
@@ -27,7 +26,6 @@ from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -35,12 +33,11 @@ from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_
 from incidents.permissions import grantable_roles, role_relieve_refusal, user_commands_incident
 
 from . import charts, metrics, related, selectors, services
+from .filters import IncidentListFilter
 from .forms import (
-    OPEN,
     AssessmentForm,
     AssignRoleForm,
     DeclareForm,
-    IncidentFilterForm,
     NoteForm,
     SeverityForm,
     TimelineFilterForm,
@@ -49,7 +46,6 @@ from .forms import (
 )
 from .listing import SEARCH_COUNT_CAP, OpenFirst
 from .models import (
-    OPEN_STATUSES,
     EventKind,
     Incident,
     ResponderAssignment,
@@ -135,40 +131,19 @@ def _get_incident(incident_id: int) -> Incident:
 # --- List -------------------------------------------------------------------------------
 
 
-def _start_of_day(day: datetime.date) -> datetime.datetime:
-    """Midnight of `day` in the current time zone."""
-    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
-
-
 @require_GET
 @viewer_required
 def incident_list(request):
     """Incidents, open ones first, filtered and paginated."""
-    targets = related.target_choices()
-    form = IncidentFilterForm(request.GET or None, targets=targets)
-    form.is_valid()  # invalid filters are reported on the form and ignored
+    filterset = selectors.incident_filterset(
+        request.GET or None,
+        filterset_class=IncidentListFilter,
+        targets=related.target_choices(),
+    )
+    form = filterset.form
+    # Invalid filters are reported on the form and ignored (the others still apply).
+    qs = filterset.qs
     data = getattr(form, "cleaned_data", {})
-    qs = selectors.incident_list()
-    if data.get("q"):
-        qs = selectors.incident_search(qs, data["q"])
-    if data.get("severity"):
-        qs = qs.filter(severity=data["severity"])
-    status = data.get("status")
-    if status == OPEN:
-        qs = qs.filter(status__in=OPEN_STATUSES)
-    elif status:
-        qs = qs.filter(status=status)
-    if data.get("kind"):
-        qs = qs.filter(kind=data["kind"])
-    if data.get("target"):
-        qs = qs.filter(related.incident_target_q(data["target"]))
-    if data.get("declared_after"):
-        qs = qs.filter(declared_at__gte=_start_of_day(data["declared_after"]))
-    if data.get("declared_before"):
-        # "Until" includes the whole of that day.
-        qs = qs.filter(
-            declared_at__lt=_start_of_day(data["declared_before"] + datetime.timedelta(days=1))
-        )
     incidents = OpenFirst(qs, count_cap=SEARCH_COUNT_CAP if data.get("q") else None)
     page = Paginator(incidents, PAGE_SIZE).get_page(request.GET.get("page"))
     for incident in page:

@@ -1,6 +1,6 @@
 """Rules other apps ask before acting on an incident (wired through settings)."""
 
-from django.conf import settings
+from incidents.severity import severity_policy
 
 from .models import Postmortem, PostmortemStatus
 
@@ -10,12 +10,12 @@ SETTLED = (PostmortemStatus.PUBLISHED, PostmortemStatus.WAIVED)
 def postmortem_settled_before_close(incident) -> str | None:
     """Why the incident may not close yet, or None: its postmortem must be published or waived.
 
-    Severities that get no postmortem by policy (QUELL_POSTMORTEM_SEVERITIES) close freely
+    Severities that get no postmortem by policy (severity_policy().postmortem_required) close freely
     unless somebody started one anyway.
     """
     postmortem = Postmortem.objects.filter(incident_id=incident.pk).only("status").first()
     if postmortem is None:
-        if incident.severity not in settings.QUELL_POSTMORTEM_SEVERITIES:
+        if not severity_policy(incident.severity).postmortem_required:
             return None
         return (
             f"Incident #{incident.pk} ({incident.severity}) closes when its postmortem is "

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from django.conf import settings
-
 from incidents.models import Incident
+from incidents.severity import severity_policy
 
 from . import services
 from .models import Postmortem
@@ -24,7 +23,7 @@ def on_incident_resolved(sender, *, incident_id: int, actor_id=None, **kwargs) -
         # Reopened and resolved again: the deadline counts from the new resolution.
         services.postmortem_recompute_deadline(postmortem_id=existing.pk)
         return
-    if incident.severity not in settings.QUELL_POSTMORTEM_SEVERITIES:
+    if not severity_policy(incident.severity).postmortem_required:
         return
     try:
         services.postmortem_create(incident_id=incident_id, actor=_actor(actor_id))

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
-from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from incidents.severity import ReviewDeadline, severity_policy
+
 END_OF_DAY = datetime.time(23, 59, 59)
 
 
-@dataclass(frozen=True)
-class ReviewRule:
-    days: int
-    business: bool
-
-    def describe(self) -> str:
-        unit = "business day" if self.business else "calendar day"
-        return f"within {self.days} {unit}{'' if self.days == 1 else 's'} of resolution"
+# The review deadline of a severity (kept under its old name for this module's callers).
+ReviewRule = ReviewDeadline
 
 
 def org_tz() -> ZoneInfo:
@@ -80,17 +75,8 @@ def next_business_day(
 
 
 def review_rule(severity: str) -> ReviewRule | None:
-    """The review policy of a severity (None: no review required)."""
-    raw = settings.QUELL_REVIEW_POLICY.get(severity)
-    if not raw:
-        return None
-    try:
-        return ReviewRule(days=int(raw["days"]), business=bool(raw.get("business", False)))
-    except (KeyError, TypeError, ValueError):
-        raise ImproperlyConfigured(
-            f"QUELL_REVIEW_POLICY[{severity!r}] must look like "
-            '{"days": 5, "business": true}, or null.'
-        ) from None
+    """The review deadline of a severity (None: no review required)."""
+    return severity_policy(severity).review
 
 
 def end_of_local_day(day: datetime.date, tz: ZoneInfo | None = None) -> datetime.datetime:

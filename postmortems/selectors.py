@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from incidents.models import Incident, TimelineEvent
@@ -154,12 +154,3 @@ def action_items_overdue_count(*, user=None) -> int:
     if user is not None:
         qs = qs.filter(owner=user)
     return qs.count()
-
-
-def postmortems_needing_attention() -> QuerySet[Postmortem]:
-    """Open postmortems whose review deadline has passed (flagged) or is within two days."""
-    soon = timezone.now() + datetime.timedelta(days=2)
-    return postmortem_list().filter(
-        Q(status__in=(PostmortemStatus.DRAFT, PostmortemStatus.IN_REVIEW))
-        & Q(review_due_at__lte=soon)
-    )

@@ -9,8 +9,8 @@ from django.conf import settings
 from incidents.dispatch import Call, call, calls_on_commit
 from incidents.models import Incident, Status
 from incidents.services import IncidentError
+from incidents.severity import severity_policy
 
-from .. import selectors
 from ..models import (
     Channel,
     ChannelKind,
@@ -74,7 +74,7 @@ def _channel_delivery(channel: Channel, **kwargs) -> Delivery | None:
         recipients = list(channel.recipients or [])
         incident = kwargs.get("incident")
         if channel.include_stakeholders and incident is not None:
-            recipients += selectors.stakeholders_for(incident.severity)
+            recipients += list(severity_policy(incident.severity).stakeholders)
         recipients = sorted({r.strip().lower() for r in recipients if r and r.strip()})
         if not recipients:
             return None

@@ -338,8 +338,13 @@ CELERY_BEAT_SCHEDULE["incidents-dispatch-parked"] = {
 }
 
 # --- Quell --------------------------------------------------------------------------------
-# Roles each severity requires before the response is fully staffed (playbook: Assemble Response
-# Team). Override with a JSON object in QUELL_REQUIRED_ROLES.
+# The severity policy (incidents.severity.severity_policy): per severity, any of
+# required_roles, bridge, stakeholders, postmortem, review, update_cadence. A field left out
+# comes from the older setting named beside it below; the system check quell.E00x refuses
+# unknown severities or roles, missing severities and negative durations at start-up.
+QUELL_SEVERITY_POLICY = env.json("QUELL_SEVERITY_POLICY", default={})
+# Roles each severity requires before the response is fully staffed (playbook: Assemble
+# Response Team; severity policy field required_roles).
 QUELL_REQUIRED_ROLES = env.json(
     "QUELL_REQUIRED_ROLES",
     default={
@@ -362,9 +367,10 @@ QUELL_TRIAGE_ANSWER_PROVIDERS = env.list(
 )
 # Video bridge for SEV1/SEV2; "{slug}" and "{id}" are filled from the incident. Empty: none.
 QUELL_BRIDGE_URL_TEMPLATE = env("QUELL_BRIDGE_URL_TEMPLATE", default="")
-# Severities that get a bridge.
+# Severities that get a bridge (severity policy field bridge).
 QUELL_BRIDGE_SEVERITIES = env.list("QUELL_BRIDGE_SEVERITIES", default=["SEV1", "SEV2"])
-# Stakeholder notification lists by severity (playbook: notify stakeholders based on severity).
+# Stakeholder notification lists by severity (playbook: notify stakeholders based on severity;
+# severity policy field stakeholders).
 QUELL_STAKEHOLDERS = env.json(
     "QUELL_STAKEHOLDERS",
     default={"SEV1": [], "SEV2": [], "SEV3": [], "SEV4": []},
@@ -485,12 +491,13 @@ CELERY_BEAT_SCHEDULE["diagnostics-monitor-prune"] = {
 }
 
 # --- Postmortems ----------------------------------------------------------------------------
-# Severities whose resolution opens a postmortem draft by itself (others can start one by hand).
+# Severities whose resolution opens a postmortem draft by itself (others can start one by hand)
+# and that may not close without one (severity policy field postmortem).
 QUELL_POSTMORTEM_SEVERITIES = env.list(
     "QUELL_POSTMORTEM_SEVERITIES", default=["SEV1", "SEV2", "SEV3"]
 )
 # Review deadline after resolution by severity (after PagerDuty's practice): {"days": n,
-# "business": bool}; null means no review is required.
+# "business": bool}; null means no review is required (severity policy field review).
 QUELL_REVIEW_POLICY = env.json(
     "QUELL_REVIEW_POLICY",
     default={
@@ -551,7 +558,8 @@ CACHES = {
 # for its severity).
 QUELL_COMMS_NOTIFY_ON_DECLARE = env.bool("QUELL_COMMS_NOTIFY_ON_DECLARE", default=True)
 # Next-update cadence by severity, in minutes (after PagerDuty's published practice):
-# first_minutes = first external update after declaring, every_minutes = then every.
+# first_minutes = first external update after declaring, every_minutes = then every (severity
+# policy field update_cadence). Empty: these defaults.
 QUELL_UPDATE_CADENCE = env.json(
     "QUELL_UPDATE_CADENCE",
     default={

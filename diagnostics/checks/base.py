@@ -134,6 +134,11 @@ class CheckRegistry:
         self._checks[check_class.key] = check_class
         return check_class
 
+    def unregister(self, key: str) -> type[Check] | None:
+        """Remove a check by key (plugins and tests that add one for a while); returns it, or
+        None when no check has that key."""
+        return self._checks.pop(key, None)
+
     def get(self, key: str) -> type[Check]:
         return self._checks[key]
 

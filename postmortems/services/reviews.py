@@ -16,6 +16,7 @@ from config.kernel.actors import user_or_none
 from incidents.models import EventKind, ResponderAssignment
 from incidents.names import display_name
 from incidents.services import timeline_append
+from incidents.severity import severity_policy
 
 from ..models import PostmortemStatus, Review, ReviewStatus
 from ..scheduling import propose_slot
@@ -81,7 +82,7 @@ def review_invitees(postmortem) -> list[dict]:
             name=display_name(user),
             reason="database specialist",
         )
-    for entry in settings.QUELL_STAKEHOLDERS.get(incident.severity, []):
+    for entry in severity_policy(incident.severity).stakeholders:
         name, email = parseaddr(entry)
         _add(invitees, email=email, name=name, reason="stakeholder")
     return list(invitees.values())

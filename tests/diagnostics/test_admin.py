@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Admin: credentials write-only, test connection and run diagnostics actions, runs read-only."""
 
 import pytest
@@ -6,13 +5,7 @@ from django.test import Client
 
 from diagnostics import services
 from diagnostics.models import DiagnosticRun, TargetDatabase
-from tests.diagnostics.d2_fixtures import (
-    TEST_KEYS,
-    live_target,
-    sent_runs,
-    target_dbname,
-    test_checks,
-)
+from tests.diagnostics.d2_fixtures import TEST_KEYS
 from tests.diagnostics.records import make_target
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Diagnostics REST API: permissions, write-only secrets, 202 + Location, 400s, history,
 comparison, incident links."""
 
@@ -11,14 +10,7 @@ from django.core.management import call_command
 from diagnostics import services
 from diagnostics.models import DiagnosticRun, IncidentTarget
 from incidents.services import incident_declare
-from tests.diagnostics.d2_fixtures import (
-    TEST_KEYS,
-    live_target,
-    markers,
-    sent_runs,
-    target_dbname,
-    test_checks,
-)
+from tests.diagnostics.d2_fixtures import TEST_KEYS
 from tests.diagnostics.records import make_target
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,6 @@ from diagnostics.checks import CheckStatus, PreviousResult, registry
 from diagnostics.checks.errors import deadlocks_in_log
 from diagnostics.runner import run_checks
 from tests.diagnostics.clusters import LIMITED_ROLE, PG15_BIN, Cluster, run_check
-from tests.diagnostics.d2_fixtures import sent_runs  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -179,7 +178,7 @@ def test_rollback_share_and_temp_files_are_judged_over_the_window(fresh_db):
 def test_runs_judge_deadlocks_against_the_target_s_previous_run_monitor_runs_included(
     fresh_db,
     holders,
-    sent_runs,  # noqa: F811 (the imported fixture)
+    sent_runs,
 ):
     from diagnostics import services
     from diagnostics.models import Trigger

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """End to end: a real Celery worker (subprocess) against Redis runs a suite through the API.
 
 The worker uses the same settings, the pytest test database (transaction=True, so the rows are
@@ -17,18 +16,9 @@ from diagnostics.checks import registry
 from diagnostics.models import CheckResult
 from incidents.models import EventKind, TimelineEvent
 from incidents.services import incident_declare
-from tests.celery_worker import celery_worker
-from tests.diagnostics.d2_fixtures import target_dbname
 from tests.diagnostics.records import make_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def worker(tmp_path):
-    """A real `celery worker --pool=solo` on a private queue; stopped at teardown."""
-    with celery_worker(tmp_path, name="quell-e2e") as running:
-        yield running
 
 
 def test_a_real_worker_runs_the_suite_triggered_through_the_api(worker, target_dbname, responder):

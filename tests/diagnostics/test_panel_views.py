@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """The incident page's diagnostics panel and the run page (htmx partials, CSRF, roles)."""
 
 import pytest
@@ -8,14 +7,7 @@ from django.test import Client, RequestFactory
 from diagnostics import services
 from diagnostics.models import DiagnosticRun, IncidentTarget
 from incidents.services import incident_declare
-from tests.diagnostics.d2_fixtures import (
-    TEST_KEYS,
-    live_target,
-    markers,
-    sent_runs,
-    target_dbname,
-    test_checks,
-)
+from tests.diagnostics.d2_fixtures import TEST_KEYS
 
 pytestmark = pytest.mark.django_db
 

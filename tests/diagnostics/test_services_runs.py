@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Runs: start, execute once, sweep, fan-out, timeline summary, comparison, incident links."""
 
 import datetime
@@ -12,15 +11,7 @@ from diagnostics import selectors, services, tasks
 from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget
 from incidents.models import EventKind
 from incidents.services import incident_declare, incident_transition
-from tests.diagnostics.d2_fixtures import (
-    TEST_SUITE,
-    eager_celery,
-    live_target,
-    markers,
-    sent_runs,
-    target_dbname,
-    test_checks,
-)
+from tests.diagnostics.d2_fixtures import TEST_SUITE
 from tests.diagnostics.records import make_target
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Celery wiring: task names, worker settings, the periodic sweep, ids in and early returns."""
 
 import datetime
@@ -10,13 +9,7 @@ from django.utils import timezone
 from config.celery import app
 from diagnostics import services, tasks
 from diagnostics.models import DiagnosticRun
-from tests.diagnostics.d2_fixtures import (
-    TEST_SUITE,
-    live_target,
-    sent_runs,
-    target_dbname,
-    test_checks,
-)
+from tests.diagnostics.d2_fixtures import TEST_SUITE
 
 pytestmark = pytest.mark.django_db
 

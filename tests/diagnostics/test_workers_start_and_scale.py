@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Real Celery workers: queued work starts when a worker becomes ready, and two workers on
 one broker share a fan-out, each run executed exactly once."""
 
@@ -17,7 +16,6 @@ from diagnostics.models import CheckResult, DiagnosticRun
 from incidents.services import incident_declare
 from tests.celery_worker import celery_worker
 from tests.comms.conftest import Receiver
-from tests.diagnostics.d2_fixtures import target_dbname
 from tests.diagnostics.records import make_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from incidents import services as incident_services
-from tests.e2e.conftest import browser_type_launch_args, login, screenshot  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_commander_walks_the_tree_and_applies_the_severity(page, live_server, login, screenshot):  # noqa: F811
+def test_commander_walks_the_tree_and_applies_the_severity(page, live_server, login, screenshot):
     from tests.factories import UserFactory
 
     commander = UserFactory(username="ic-browser", role="commander")

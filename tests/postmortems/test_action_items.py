@@ -99,7 +99,7 @@ class IndexExists(Check):
 def index_check():
     registry.register(IndexExists)
     yield IndexExists
-    registry._checks.pop(IndexExists.key, None)
+    registry.unregister(IndexExists.key)
 
 
 @pytest.fixture

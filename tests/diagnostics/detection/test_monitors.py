@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from d2_fixtures)
 """Monitors: sweeps, the run task's hook, rules over check results, dedup with alerts."""
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from diagnostics.detection import tasks as detection_tasks
 from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget
 from diagnostics.services import DiagnosticsError
 from incidents.models import EventKind, Incident, Status, TimelineEvent
-from tests.diagnostics.d2_fixtures import eager_celery, live_target, target_dbname
 from tests.diagnostics.records import make_target
 
 pytestmark = pytest.mark.django_db

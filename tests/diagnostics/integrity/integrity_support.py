@@ -1,5 +1,6 @@
-"""Fixtures for the data integrity tests: a small users/profiles/posts database on the local
-PostgreSQL server with planted problems, as in the playbook's examples.
+"""The data integrity tests' planted database: a small users/profiles/posts database on the
+local PostgreSQL server with planted problems, as in the playbook's examples (the fixtures
+shop_template, shop_db, shop_target and shop_checks are in tests/diagnostics/conftest.py).
 
 Planted in the template (copied per test, so a test may repair it):
 - 10 users; emails a@x.test twice and b@x.test three times (2 duplicate groups, 5 rows);
@@ -11,14 +12,7 @@ Planted in the template (copied per test, so a test may repair it):
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import psycopg
-import pytest
-
-from diagnostics.integrity import services as integrity
-from tests.diagnostics.records import make_target
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
@@ -52,37 +46,10 @@ def _drop(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-@pytest.fixture(scope="session")
-def shop_template():
-    """The planted database, built once; tests get copies."""
-    name = f"quell_f_shop_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(**PG, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with psycopg.connect(**{**PG, "dbname": name}, autocommit=True) as conn:
-        conn.execute(SHOP_SQL)
-    yield name
-    _drop(name)
-
-
-@pytest.fixture
-def shop_db(shop_template):
-    """A fresh copy of the planted database for one test (dropped afterwards)."""
-    name = f"quell_f_shop_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(**PG, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{shop_template}"')
-    yield name
-    _drop(name)
-
-
 def shop_sql(dbname: str, statement: str) -> None:
     """Change the target database behind Quell's back (a repair, a new problem)."""
     with psycopg.connect(**{**PG, "dbname": dbname}, autocommit=True) as conn:
         conn.execute(statement)
-
-
-@pytest.fixture
-def shop_target(db, shop_db):
-    return make_target(name=f"shop-{uuid.uuid4().hex[:6]}", database=shop_db)
 
 
 PLAYBOOK_CHECKS = [
@@ -117,12 +84,3 @@ PLAYBOOK_CHECKS = [
         "predicate": "published AND (coalesce(title, '') = '' OR coalesce(content, '') = '')",
     },
 ]
-
-
-@pytest.fixture
-def shop_checks(shop_target):
-    """The playbook's six checks on the shop target, by name."""
-    return {
-        spec["name"]: integrity.integrity_check_create(target_id=shop_target.pk, **spec)
-        for spec in PLAYBOOK_CHECKS
-    }

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """Integrity API: permissions, validation (injection attempts refused with field messages),
 runs (202 + Location), results and the baseline comparison."""
 
@@ -7,14 +6,7 @@ from django.urls import reverse
 
 from diagnostics.integrity import services as integrity
 from diagnostics.integrity.models import IntegrityCheck, IntegrityRun
-from tests.diagnostics.integrity.integrity_support import (
-    PLAYBOOK_CHECKS,
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity.integrity_support import PLAYBOOK_CHECKS, shop_sql
 
 pytestmark = pytest.mark.django_db
 

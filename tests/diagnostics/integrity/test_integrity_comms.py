@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """What comms and postmortems show from integrity events: the latest verification per target
 is the data integrity status; a clean baseline alone does not claim that no data was lost."""
 
@@ -10,13 +9,7 @@ from diagnostics.integrity import services as integrity
 from diagnostics.integrity.selectors import incident_integrity_status
 from diagnostics.models import IncidentTarget
 from postmortems.services.postmortems import data_impact_prefill
-from tests.diagnostics.integrity.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity.integrity_support import shop_sql
 from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db

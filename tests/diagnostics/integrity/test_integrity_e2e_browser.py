@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from other modules)
 """In a browser (Playwright, Debian's chromium): a responder takes a baseline from the incident
 page's Data integrity panel, the data is repaired, a verification shows what was fixed.
 Screenshots go to test-artifacts/. Tasks run eagerly in the live server (no worker needed)."""
@@ -8,15 +7,7 @@ from playwright.sync_api import expect
 
 from diagnostics.models import IncidentTarget
 from incidents.services import incident_declare
-from tests.diagnostics.d2_fixtures import eager_celery
-from tests.diagnostics.integrity.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
-from tests.e2e.conftest import browser_type_launch_args, login, screenshot
+from tests.diagnostics.integrity.integrity_support import shop_sql
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

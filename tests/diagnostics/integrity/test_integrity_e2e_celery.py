@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from other test modules)
 """End to end: a real Celery worker (subprocess, its own queue) runs an integrity baseline
 started through the API, against the planted database; the incident's timeline records it."""
 
@@ -10,13 +9,6 @@ from rest_framework.test import APIClient
 from diagnostics.models import IncidentTarget
 from incidents.models import EventKind, TimelineEvent
 from incidents.services import incident_declare
-from tests.diagnostics.integrity.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_target,
-    shop_template,
-)
-from tests.diagnostics.test_e2e_celery import worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

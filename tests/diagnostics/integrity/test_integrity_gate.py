@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """A postmortem action item tied to an integrity check is done only when that check passes;
 Quell runs the check when someone tries to close the item."""
 
@@ -7,14 +6,7 @@ import pytest
 from incidents.models import EventKind, TimelineEvent
 from postmortems import services as pm
 from postmortems.models import ActionItem, ActionStatus
-from tests.diagnostics.d2_fixtures import eager_celery
-from tests.diagnostics.integrity.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity.integrity_support import shop_sql
 from tests.factories import IncidentFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """Integrity runs against a real planted database: counts, samples, baseline vs verification,
 the timeline event, timeouts and read-only enforcement."""
 
@@ -8,14 +7,7 @@ from diagnostics.integrity import services as integrity
 from diagnostics.integrity.models import IntegrityResult, IntegrityRun
 from diagnostics.integrity.selectors import incident_integrity_status
 from incidents.models import EventKind
-from tests.diagnostics.d2_fixtures import eager_celery
-from tests.diagnostics.integrity.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity.integrity_support import shop_sql
 from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """Suggested checks from the catalog: the demo shop (foreign keys, unique indexes, an enum role,
 published posts) and the planted database (references without foreign keys)."""
 
@@ -13,14 +12,7 @@ from django.urls import reverse
 from diagnostics.integrity import services as integrity
 from diagnostics.integrity.models import IntegrityResult
 from diagnostics.integrity.suggest import apply_suggestions, suggestions_for
-from tests.diagnostics.integrity.integrity_support import (
-    PG,
-    _drop,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity.integrity_support import PG, _drop, shop_sql
 from tests.diagnostics.records import make_target
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from integrity_support)
 """The incident page's data integrity panel (htmx, login, CSRF, roles), the run and target
 pages, and the admin (validation with field errors, the run action, read-only runs)."""
 
@@ -13,13 +12,7 @@ from diagnostics.integrity import services as integrity
 from diagnostics.integrity.models import IntegrityCheck, IntegrityRun
 from diagnostics.models import IncidentTarget
 from incidents.services import incident_declare
-from tests.diagnostics.integrity.integrity_support import (
-    shop_checks,
-    shop_db,
-    shop_sql,
-    shop_target,
-    shop_template,
-)
+from tests.diagnostics.integrity.integrity_support import shop_sql
 
 pytestmark = pytest.mark.django_db
 

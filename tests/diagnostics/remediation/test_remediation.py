@@ -1,152 +1,36 @@
 """Guarded remediation against real PostgreSQL (the machine's server, a scratch database).
 
 Backends are planted with psql holders (own process group, killed at teardown): a long
-pg_sleep, an idle-in-transaction session, a query that ignores cancels. The fixtures here are
-imported by test_remediation_api.py.
+pg_sleep, an idle-in-transaction session, a query that ignores cancels. The fixtures are in
+tests/diagnostics/conftest.py, the local server and the planted queries in remediation_support.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import os
 import time
 
-import psycopg
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from diagnostics.models import IncidentTarget, TargetDatabase
+from diagnostics.models import TargetDatabase
 from diagnostics.remediation import backends as b
 from diagnostics.remediation import services as rs
 from diagnostics.remediation.models import RemediationAction
 from diagnostics.services import DiagnosticsError
 from incidents.models import EventKind, TimelineEvent
-from tests.diagnostics.clusters import Holder
-from tests.factories import IncidentFactory, UserFactory
-
-HOST, PORT = "127.0.0.1", 5432
-SUFFIX = f"g{os.getpid()}"
-APP_ROLE = f"quell_rem_app_{SUFFIX}"
-REPL_ROLE = f"quell_rem_repl_{SUFFIX}"
-WEAK_ROLE = f"quell_rem_weak_{SUFFIX}"
-
-
-class LocalServer:
-    """The machine's server, shaped like tests.diagnostics.clusters.Cluster for Holder."""
-
-    host, port = HOST, PORT
-
-    def connect(self, dbname: str = "postgres") -> psycopg.Connection:
-        return psycopg.connect(
-            host=HOST, port=PORT, dbname=dbname, user="postgres", autocommit=True
-        )
-
-    def sql(self, statement: str, params=None, dbname: str = "postgres"):
-        with self.connect(dbname) as conn:
-            cur = conn.execute(statement, params)
-            return cur.fetchall() if cur.description else None
-
-    def wait_for(self, sql: str, params=None, *, timeout: float = 10.0, dbname="postgres"):
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.sql(sql, params, dbname=dbname)
-            if rows and rows[0][0]:
-                return rows[0][0]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for: {sql}")
-            time.sleep(0.05)
-
-    def backend(self, pid: int, dbname: str):
-        rows = self.sql(
-            "SELECT pid, backend_start, state, query FROM pg_stat_activity WHERE pid = %s",
-            (pid,),
-            dbname=dbname,
-        )
-        return rows[0] if rows else None
-
-
-@pytest.fixture(scope="module")
-def server():
-    return LocalServer()
-
-
-@pytest.fixture(scope="module")
-def scratch(server):
-    """A scratch database and three roles on the local server, dropped after the module."""
-    dbname = f"quell_rem_{SUFFIX}_{os.urandom(3).hex()}"
-    server.sql(f'CREATE DATABASE "{dbname}"')
-    for role, extra in ((APP_ROLE, ""), (REPL_ROLE, " REPLICATION"), (WEAK_ROLE, "")):
-        server.sql(f"DROP ROLE IF EXISTS {role}")
-        server.sql(f"CREATE ROLE {role} LOGIN{extra}")
-    yield dbname
-    server.sql(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    for role in (APP_ROLE, REPL_ROLE, WEAK_ROLE):
-        with contextlib.suppress(Exception):
-            server.sql(f"DROP ROLE IF EXISTS {role}")
-
-
-@pytest.fixture
-def plant(server, scratch):
-    """plant(sql, user=APP_ROLE, dbname=scratch, wait=condition) -> Holder (killed after)."""
-    started: list[Holder] = []
-
-    def make(sql: str, *, user: str = APP_ROLE, dbname: str | None = None, wait: str = ""):
-        holder = Holder(server, dbname or scratch, user)
-        started.append(holder)
-        holder.pid  # noqa: B018 (waits for the session to appear under its application_name)
-        holder.send(sql)
-        if wait:
-            holder.wait_state(wait)
-        return holder
-
-    yield make
-    for holder in reversed(started):
-        holder.kill()
-
-
-@pytest.fixture
-def target(db, scratch):
-    return TargetDatabase.objects.create(
-        name=f"scratch-{scratch}",
-        host=HOST,
-        port=PORT,
-        database=scratch,
-        user="postgres",
-        sslmode="disable",
-        remediation_allowed=True,
-    )
-
-
-@pytest.fixture
-def incident(db, target):
-    incident = IncidentFactory()
-    IncidentTarget.objects.create(incident=incident, target=target)
-    return incident
-
-
-@pytest.fixture
-def commander_user(db):
-    return UserFactory(role="commander")
-
-
-@pytest.fixture
-def admin(db):
-    return UserFactory(role="admin", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture(autouse=True)
-def _quick_confirmation(settings):
-    settings.QUELL_REMEDIATION_CONFIRM_TIMEOUT_S = 1.5
-
-
-SLEEP = "SELECT pg_sleep(60);"
-IDLE_IN_TX = "BEGIN; SELECT 1;"
-# A query that swallows every cancel: only terminate ends it.
-STUBBORN = (
-    "DO $$ BEGIN LOOP BEGIN PERFORM pg_sleep(60); "
-    "EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END $$;"
+from tests.diagnostics.remediation_support import (
+    APP_ROLE,
+    HOST,
+    IDLE_IN_TX,
+    PORT,
+    REPL_ROLE,
+    SLEEP,
+    STUBBORN,
+    WEAK_ROLE,
 )
+
+pytestmark = pytest.mark.usefixtures("quick_confirmation")
 
 
 def _row(action: RemediationAction, pid: int) -> dict:

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from test_remediation)
 """Remediation through the API and the incident page's panel: roles (403), input (400 with
 field messages), the preview/confirm flow, the record and the timeline."""
 
@@ -14,20 +13,10 @@ from rest_framework.test import APIClient
 from diagnostics.remediation.models import RemediationAction
 from incidents.models import EventKind, TimelineEvent
 from incidents.services import role_assign
-from tests.diagnostics.remediation.test_remediation import (
-    APP_ROLE,
-    IDLE_IN_TX,
-    SLEEP,
-    _quick_confirmation,
-    admin,
-    commander_user,
-    incident,
-    plant,
-    scratch,
-    server,
-    target,
-)
+from tests.diagnostics.remediation_support import APP_ROLE, IDLE_IN_TX, SLEEP
 from tests.factories import UserFactory
+
+pytestmark = pytest.mark.usefixtures("quick_confirmation")
 
 PREVIEW = "/api/v1/diagnostics/remediations/preview/"
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -1,4 +1,3 @@
-# ruff: noqa: F401, F811 (pytest fixtures imported from test_remediation and the e2e conftest)
 """In a real browser: the Remediation and Runbooks panels on the incident page (htmx, CSRF,
 the confirmation dialog), against a session planted on the local server."""
 
@@ -8,20 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 from incidents.models import EventKind, TimelineEvent
-from tests.diagnostics.remediation.test_remediation import (
-    APP_ROLE,
-    IDLE_IN_TX,
-    _quick_confirmation,
-    commander_user,
-    incident,
-    plant,
-    scratch,
-    server,
-    target,
-)
-from tests.e2e.conftest import browser_type_launch_args, login, screenshot
+from tests.diagnostics.remediation_support import APP_ROLE, IDLE_IN_TX
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.usefixtures("quick_confirmation")]
 
 
 def test_preview_confirm_terminate_and_tick_a_runbook_step_in_the_browser(

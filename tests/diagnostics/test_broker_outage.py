@@ -1,4 +1,3 @@
-# ruff: noqa: F811 (pytest fixtures imported from d2_fixtures)
 """A broker (and cache) that is stalled or down never hangs a request, and loses no work.
 
 The requests that send tasks after commit (declare with targets, run diagnostics, publish an
@@ -28,7 +27,6 @@ from incidents.models import Incident, ParkedTask
 from tests.celery_worker import celery_worker
 from tests.comms.conftest import Receiver
 from tests.diagnostics.clusters import SilentListener, free_port
-from tests.diagnostics.d2_fixtures import target_dbname  # noqa: F401 (fixture)
 from tests.diagnostics.records import make_target
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -1,0 +1,19 @@
+"""System checks of the incidents app (run by `manage.py check`, runserver and migrate)."""
+
+from django.core.checks import Error, register
+
+from .severity import policy_problems
+
+
+@register()
+def severity_policy_check(app_configs=None, **kwargs) -> list[Error]:
+    """The severity policy settings are usable: a typo must not silently drop a requirement."""
+    return [
+        Error(
+            problem.message,
+            hint="See docs/configuration.md, 'Severity policy'.",
+            obj="settings",
+            id=problem.check_id,
+        )
+        for problem in policy_problems()
+    ]
