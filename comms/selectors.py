@@ -20,6 +20,7 @@ from .models import (
     COMPONENT_STATE_RANK,
     Audience,
     Channel,
+    ChannelKind,
     Component,
     ComponentState,
     ComponentStateChange,
@@ -410,6 +411,76 @@ def reminder_channels_for(*, severity: str) -> list[Channel]:
         for c in Channel.objects.filter(enabled=True, receives_reminders=True)
         if c.hears(audience=Audience.INTERNAL, severity=severity)
     ]
+
+
+CHANNELS_ADMIN = "Admin → Communications → Channels"
+USERS_ADMIN = "Admin → Users"
+
+
+def channel_email_recipients(channel: Channel, *, severity: str) -> list[str]:
+    """The addresses an e-mail channel sends to for this severity (its own list, plus the
+    stakeholders when it includes them), normalised and deduplicated."""
+    recipients = list(channel.recipients or [])
+    if channel.include_stakeholders:
+        recipients += list(severity_policy(severity).stakeholders)
+    return sorted({r.strip().lower() for r in recipients if r and r.strip()})
+
+
+def channel_reaches_someone(channel: Channel, *, severity: str) -> bool:
+    """False for an e-mail channel with nobody to send to (it is skipped, not delivered)."""
+    if channel.kind != ChannelKind.EMAIL:
+        return True
+    return bool(channel_email_recipients(channel, severity=severity))
+
+
+def _empty_email_channels(channels: list[Channel], severity: str) -> str:
+    empty = [c.name for c in channels if not channel_reaches_someone(c, severity=severity)]
+    if not empty:
+        return ""
+    names = ", ".join(f"“{name}”" for name in empty)
+    return f"; e-mail channel {names} has no recipients"
+
+
+def reminder_gap(incident: Incident) -> str | None:
+    """Why a next-update reminder for this incident would reach nobody (None when it reaches
+    someone): no reminder channel delivers and the person reminded has no e-mail address.
+    The sentence names what to configure."""
+    channels = reminder_channels_for(severity=incident.severity)
+    if any(channel_reaches_someone(c, severity=incident.severity) for c in channels):
+        return None
+    owner = comms_owner(incident)
+    if owner is not None and owner.email:
+        return None
+    parts = [
+        f"no channel receives reminders for {incident.severity}: add one in {CHANNELS_ADMIN} "
+        f"with “receives reminders”" + _empty_email_channels(channels, incident.severity)
+    ]
+    if owner is None:
+        parts.append("no Communications Lead or Incident Commander is assigned to e-mail")
+    else:
+        parts.append(f"{display_name(owner)} has no e-mail address: set it in {USERS_ADMIN}")
+    return "Next-update reminders reach nobody: " + "; ".join(parts) + "."
+
+
+def internal_channel_gap(incident: Incident) -> str | None:
+    """Why the initial notification and internal updates would reach no channel (None when
+    one receives them). The sentence names what to configure."""
+    channels = channels_for(audience=Audience.INTERNAL, severity=incident.severity)
+    if any(channel_reaches_someone(c, severity=incident.severity) for c in channels):
+        return None
+    return (
+        f"Internal updates reach no channel: no channel receives internal {incident.severity} "
+        f"updates; add one in {CHANNELS_ADMIN}"
+        + _empty_email_channels(channels, incident.severity)
+        + "."
+    )
+
+
+def delivery_gaps(incident: Incident) -> list[str]:
+    """The notices the comms panel shows for messages of an open incident that reach nobody."""
+    if incident.status not in OPEN_STATUSES:
+        return []
+    return [gap for gap in (reminder_gap(incident), internal_channel_gap(incident)) if gap]
 
 
 def comms_owner(incident: Incident):

@@ -195,6 +195,7 @@ def _panel_context(request, incident: Incident, **extra) -> dict:
         "can_publish_external": services.can_publish(request.user, incident, Audience.EXTERNAL),
         "public_behind": _public_behind(incident, updates),
         "suggested": selectors.suggested_template(incident, audience=Audience.INTERNAL),
+        "delivery_gaps": selectors.delivery_gaps(incident),
     }
     ctx.update(extra)
     return ctx

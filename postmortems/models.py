@@ -304,6 +304,10 @@ class Review(models.Model):
     agenda = models.TextField(blank=True)
     # [{"email": ..., "name": ..., "reason": "response team" | "database specialist" | ...}]
     attendees = models.JSONField(default=list, blank=True)
+    # People the playbook says to invite who could not be: [{"name", "reason", "why"}], e.g. a
+    # responder without an e-mail address. Shown on the postmortem page so nobody is skipped
+    # without a word.
+    left_out = models.JSONField(default=list, blank=True)
     uid = models.CharField(max_length=200, unique=True, default=_new_uid)
     sequence = models.PositiveIntegerField(default=0)
     organizer = models.ForeignKey(

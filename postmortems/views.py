@@ -120,6 +120,7 @@ def _review_context(request, postmortem, form=None) -> dict:
         "proposed": proposed,
         "reschedule_form": reschedule_form,
         "invitees": services.review_invitees(postmortem),
+        "invitees_left_out": services.review_left_out(postmortem),
         "review_rule": review_rule(postmortem.incident.severity),
         "review_late": selectors.review_is_late(postmortem),
         "review_after_deadline": bool(

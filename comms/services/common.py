@@ -9,8 +9,8 @@ from django.conf import settings
 from incidents.dispatch import Call, call, calls_on_commit
 from incidents.models import Incident, Status
 from incidents.services import IncidentError
-from incidents.severity import severity_policy
 
+from .. import selectors
 from ..models import (
     Channel,
     ChannelKind,
@@ -71,11 +71,13 @@ def _channel_delivery(channel: Channel, **kwargs) -> Delivery | None:
     """An unsaved Delivery to a channel (None for e-mail with nobody to send to)."""
     recipients: list[str] = []
     if channel.kind == ChannelKind.EMAIL:
-        recipients = list(channel.recipients or [])
         incident = kwargs.get("incident")
-        if channel.include_stakeholders and incident is not None:
-            recipients += list(severity_policy(incident.severity).stakeholders)
-        recipients = sorted({r.strip().lower() for r in recipients if r and r.strip()})
+        if incident is not None:
+            recipients = selectors.channel_email_recipients(channel, severity=incident.severity)
+        else:
+            recipients = sorted(
+                {r.strip().lower() for r in channel.recipients or [] if r and r.strip()}
+            )
         if not recipients:
             return None
     return Delivery(

@@ -105,20 +105,30 @@ def reminders_send_due(*, now: datetime.datetime | None = None) -> int:
                     )
                 )
             rows = Delivery.objects.bulk_create(rows)
+            who = owner.get_username() if owner else "the Communications Lead"
+            due_text = f"{due.reason} was due at {rendering.fmt_time(due.due_at)}"
+            data = {
+                "reminder": True,
+                "due_at": due.due_at.isoformat(),
+                "reminded_user_id": owner.pk if owner else None,
+                "destinations": [r.destination for r in rows],
+            }
+            if rows:
+                message = f"Reminder: {due_text}; reminded {who}"
+            else:
+                # Nobody got it: say so, and what to configure, instead of "reminded X".
+                gap = selectors.reminder_gap(locked) or ""
+                message = (
+                    f"Reminder not delivered: no destination. The reminder to {who} that the "
+                    f"{due_text} reached nobody. {gap}"
+                ).strip()
+                data |= {"not_delivered": "no destination", "meant_for": who, "subject": subject}
             timeline_append(
                 incident_id=locked.pk,
                 kind=EventKind.COMMS,
-                message=(
-                    f"Reminder: {due.reason} was due at {rendering.fmt_time(due.due_at)}; "
-                    f"reminded {owner.get_username() if owner else 'the channels'}"
-                ),
+                message=message,
                 actor_label="quell",
-                data={
-                    "reminder": True,
-                    "due_at": due.due_at.isoformat(),
-                    "reminded_user_id": owner.pk if owner else None,
-                    "destinations": [r.destination for r in rows],
-                },
+                data=data,
             )
             _enqueue_on_commit([r.pk for r in rows])
             sent += 1

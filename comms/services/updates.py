@@ -335,20 +335,27 @@ def update_publish(*, update_id: int, actor=None, actor_label: str = "") -> Stat
     update.save()
     changed = _apply_component_states(update.component_states, now=now, update=update)
     deliveries = _deliveries_for_update(update, incident)
+    message = f"{update.get_audience_display()} update published: {update.subject}"
+    data = {
+        "update_id": update.pk,
+        "audience": update.audience,
+        "status": update.status,
+        "template": update.template.key if update.template_id else None,
+        "destinations": [d.destination for d in deliveries],
+        "component_states": changed,
+    }
+    if update.audience == Audience.INTERNAL and not deliveries:
+        # An external update still reaches the status page; an internal one reached nobody.
+        gap = selectors.internal_channel_gap(incident) or ""
+        message += f". Not delivered: no destination. {gap}".rstrip()
+        data["not_delivered"] = "no destination"
     timeline_append(
         incident_id=incident.pk,
         kind=EventKind.COMMS,
-        message=f"{update.get_audience_display()} update published: {update.subject}",
+        message=message,
         actor=user,
         actor_label="" if user else (actor_label or "quell"),
-        data={
-            "update_id": update.pk,
-            "audience": update.audience,
-            "status": update.status,
-            "template": update.template.key if update.template_id else None,
-            "destinations": [d.destination for d in deliveries],
-            "component_states": changed,
-        },
+        data=data,
     )
     _enqueue_on_commit([d.pk for d in deliveries])
     if update.audience == Audience.EXTERNAL or changed:
@@ -496,6 +503,7 @@ def initial_notification_send(*, incident_id: int) -> StatusUpdate | None:
     if incident is None:
         return None
     if not selectors.channels_for(audience=Audience.INTERNAL, severity=incident.severity):
+        _record_initial_notification_undelivered(incident)
         return None
     template = MessageTemplate.objects.filter(key="internal-initial", active=True).first()
     if template is None:
@@ -509,4 +517,24 @@ def initial_notification_send(*, incident_id: int) -> StatusUpdate | None:
             return None
         return update_create_and_publish(
             incident_id=incident_id, template_id=template.pk, actor=None, actor_label="quell"
+        )
+
+
+def _record_initial_notification_undelivered(incident: Incident) -> None:
+    """Put on the timeline (once) that the initial notification went to nobody, and why."""
+    with transaction.atomic():
+        Incident.objects.select_for_update().get(pk=incident.pk)
+        if incident.timeline.filter(data__initial_notification="not delivered").exists():
+            return
+        gap = selectors.internal_channel_gap(incident) or ""
+        timeline_append(
+            incident_id=incident.pk,
+            kind=EventKind.COMMS,
+            message=f"Initial notification not delivered: no destination. {gap}".strip(),
+            actor_label="quell",
+            data={
+                "initial_notification": "not delivered",
+                "not_delivered": "no destination",
+                "destinations": [],
+            },
         )

@@ -48,6 +48,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
             "location",
             "agenda",
             "attendees",
+            "left_out",
             "uid",
             "sequence",
             "organizer",

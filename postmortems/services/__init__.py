@@ -25,6 +25,7 @@ from .postmortems import (
 from .reviews import (
     review_cancel,
     review_invitees,
+    review_left_out,
     review_mark_held,
     review_proposed_slot,
     review_reschedule,
@@ -50,6 +51,7 @@ __all__ = [
     "postmortem_waive",
     "review_cancel",
     "review_invitees",
+    "review_left_out",
     "review_mark_held",
     "review_proposed_slot",
     "review_reschedule",

@@ -59,33 +59,94 @@ def _add(invitees: dict, *, email: str, name: str, reason: str) -> None:
     invitees[key] = {"email": email, "name": name, "reason": reason}
 
 
-def review_invitees(postmortem) -> list[dict]:
-    """Who the playbook says to invite: the response team, database specialists, stakeholders."""
+USERS_ADMIN = "Admin → Users"
+
+
+def _leave_out(left_out: dict, *, user, reason: str) -> None:
+    """Note someone the playbook says to invite who has no e-mail address to invite."""
+    key = user.get_username()
+    if key in left_out:
+        if reason not in left_out[key]["reason"]:
+            left_out[key]["reason"] += f", {reason}"
+        return
+    left_out[key] = {
+        "name": display_name(user),
+        "username": key,
+        "reason": reason,
+        "why": "no e-mail address",
+        "fix": f"set it in {USERS_ADMIN}",
+    }
+
+
+def _review_people(postmortem) -> tuple[list[dict], list[dict]]:
+    """Who the playbook says to invite (response team, database specialists, stakeholders),
+    and who of them cannot be invited because they have no e-mail address."""
     invitees: dict[str, dict] = {}
+    left_out: dict[str, dict] = {}
     incident = postmortem.incident
-    # Everyone who held a role during the response, relieved or not: they were the team.
-    for assignment in ResponderAssignment.objects.filter(incident=incident).select_related("user"):
-        user = assignment.user
-        _add(
-            invitees,
-            email=user.email,
-            name=display_name(user),
-            reason="response team",
+    people = [
+        # Everyone who held a role during the response, relieved or not: they were the team.
+        (assignment.user, "response team")
+        for assignment in ResponderAssignment.objects.filter(incident=incident).select_related(
+            "user"
         )
-    specialists = get_user_model().objects.filter(
-        groups__name=settings.QUELL_DATABASE_SPECIALISTS_GROUP, is_active=True
-    )
-    for user in specialists:
-        _add(
-            invitees,
-            email=user.email,
-            name=display_name(user),
-            reason="database specialist",
+    ]
+    people += [
+        (user, "database specialist")
+        for user in get_user_model().objects.filter(
+            groups__name=settings.QUELL_DATABASE_SPECIALISTS_GROUP, is_active=True
         )
+    ]
+    for user, reason in people:
+        if (user.email or "").strip():
+            _add(invitees, email=user.email, name=display_name(user), reason=reason)
+        else:
+            _leave_out(left_out, user=user, reason=reason)
     for entry in severity_policy(incident.severity).stakeholders:
         name, email = parseaddr(entry)
         _add(invitees, email=email, name=name, reason="stakeholder")
-    return list(invitees.values())
+    return list(invitees.values()), list(left_out.values())
+
+
+def review_invitees(postmortem) -> list[dict]:
+    """Who the playbook says to invite: the response team, database specialists, stakeholders."""
+    return _review_people(postmortem)[0]
+
+
+def review_left_out(postmortem) -> list[dict]:
+    """People the playbook says to invite who have no e-mail address (named, not skipped)."""
+    return _review_people(postmortem)[1]
+
+
+def left_out_sentence(person: dict, *, what: str = "invitation") -> str:
+    """ "alice has no e-mail address: invitation not sent; set it in Admin → Users"."""
+    return f"{person['name']} has no e-mail address: {what} not sent; {person['fix']}"
+
+
+def _record_left_out(review: Review, *, what: str, actor=None) -> None:
+    """Put on the timeline that the review `what` reached nobody for the people left out."""
+    if not review.left_out:
+        return
+    names = ", ".join(f"{p['name']} ({p['reason']})" for p in review.left_out)
+    user = user_or_none(actor)
+    timeline_append(
+        incident_id=review.postmortem.incident_id,
+        kind=EventKind.POSTMORTEM,
+        message=(
+            f"Review {what} not delivered: no destination for {names}: no e-mail address; "
+            f"set it in {USERS_ADMIN}"
+        ),
+        actor=user,
+        actor_label="" if user else "postmortems",
+        data={
+            "postmortem_id": review.postmortem_id,
+            "review_id": review.pk,
+            "action": f"review_{what}_not_delivered",
+            "not_delivered": "no destination",
+            "left_out": review.left_out,
+            "sequence": review.sequence,
+        },
+    )
 
 
 def _clean_extra(extra: list[str] | None) -> list[dict]:
@@ -160,13 +221,16 @@ def review_schedule(
     duration_minutes = duration_minutes or settings.QUELL_REVIEW_DURATION_MINUTES
     starts_at = starts_at or review_proposed_slot(postmortem)
     _validate_time(starts_at, duration_minutes)
-    attendees = review_invitees(postmortem)
+    attendees, left_out = _review_people(postmortem)
     known = {a["email"].lower() for a in attendees}
     attendees += [a for a in _clean_extra(extra_attendees) if a["email"].lower() not in known]
     if not attendees:
+        missing = ""
+        if left_out:
+            missing = " Without an address: " + ", ".join(p["name"] for p in left_out) + "."
         raise PostmortemError(
             "Nobody to invite: no responder, database specialist or stakeholder has an e-mail "
-            "address. Add attendees.",
+            f"address. Add attendees, or set addresses in {USERS_ADMIN}.{missing}",
             field="extra_attendees",
         )
     try:
@@ -178,6 +242,7 @@ def review_schedule(
                 location=location or postmortem.incident.bridge_url,
                 agenda=agenda,
                 attendees=attendees,
+                left_out=left_out,
                 organizer=user_or_none(actor),
             )
     except IntegrityError:
@@ -191,6 +256,7 @@ def review_schedule(
         actor=actor,
         action="review_scheduled",
     )
+    _record_left_out(review, what="invitation", actor=actor)
     enqueue_review_mail(review_id=review.pk, sequence=review.sequence, kind="invite")
     return review
 
@@ -234,9 +300,8 @@ def review_reschedule(
         review.agenda = agenda
     # Everyone is invited again, including people who joined the response team since.
     known = {a["email"].lower() for a in review.attendees}
-    review.attendees += [
-        a for a in review_invitees(review.postmortem) if a["email"].lower() not in known
-    ]
+    invitees, review.left_out = _review_people(review.postmortem)
+    review.attendees += [a for a in invitees if a["email"].lower() not in known]
     review.sequence += 1
     review.reminder_sent_at = None
     review.save()
@@ -247,6 +312,7 @@ def review_reschedule(
         actor=actor,
         action="review_rescheduled",
     )
+    _record_left_out(review, what="update", actor=actor)
     enqueue_review_mail(review_id=review.pk, sequence=review.sequence, kind="update")
     return review
 
@@ -308,5 +374,6 @@ def review_send_reminder(*, review_id: int, now: datetime.datetime | None = None
         return False
     review.reminder_sent_at = now
     review.save(update_fields=["reminder_sent_at", "updated_at"])
+    _record_left_out(review, what="reminder")
     enqueue_review_mail(review_id=review.pk, sequence=review.sequence, kind="reminder")
     return True

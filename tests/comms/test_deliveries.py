@@ -3,8 +3,9 @@ import time
 
 import pytest
 from django.core import mail
+from django.test import Client
 
-from comms import services, transports
+from comms import selectors, services, transports
 from comms.models import Channel, Delivery, DeliveryState, MessageTemplate, StatusUpdate
 from comms.tasks import delivery_send
 from incidents.models import EventKind
@@ -366,3 +367,45 @@ def test_lost_tasks_are_resumed(incident_factory, responder, slack_channel, sett
         app.conf.task_always_eager = False
     delivery.refresh_from_db()
     assert delivery.state == DeliveryState.DELIVERED
+
+
+def test_an_internal_update_with_no_channel_is_recorded_as_not_delivered(
+    incident_factory, commander, viewer
+):
+    incident = incident_factory(severity="SEV2")
+    template = MessageTemplate.objects.get(key="internal-update")
+    services.update_create_and_publish(
+        incident_id=incident.pk, template_id=template.pk, actor=commander
+    )
+    event = incident.timeline.filter(data__not_delivered="no destination").get()
+    assert "Internal update published" in event.message
+    assert "Not delivered: no destination" in event.message
+    assert "no channel receives internal SEV2 updates" in event.message
+    client = Client()
+    client.force_login(viewer)
+    html = client.get(f"/comms/incidents/{incident.pk}/panel/").content.decode()
+    assert "Internal updates reach no channel" in html
+
+
+def test_an_internal_update_with_a_channel_is_not_flagged(
+    incident_factory, commander, slack_channel, django_capture_on_commit_callbacks
+):
+    incident = incident_factory(severity="SEV2")
+    template = MessageTemplate.objects.get(key="internal-update")
+    with django_capture_on_commit_callbacks(execute=False):
+        services.update_create_and_publish(
+            incident_id=incident.pk, template_id=template.pk, actor=commander
+        )
+    assert not incident.timeline.filter(data__has_key="not_delivered").exists()
+    assert selectors.internal_channel_gap(incident) is None
+    assert not any(g.startswith("Internal") for g in selectors.delivery_gaps(incident))
+
+
+def test_an_initial_notification_with_no_channel_is_recorded_once(incident_factory):
+    incident = incident_factory(severity="SEV1")
+    assert services.initial_notification_send(incident_id=incident.pk) is None
+    assert services.initial_notification_send(incident_id=incident.pk) is None
+    event = incident.timeline.filter(data__initial_notification="not delivered").get()
+    assert event.message.startswith("Initial notification not delivered: no destination.")
+    assert "Admin → Communications → Channels" in event.message
+    assert not StatusUpdate.objects.exists()

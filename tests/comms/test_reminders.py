@@ -1,6 +1,7 @@
 import datetime
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from comms import selectors, services
@@ -146,3 +147,50 @@ def test_reminder_repeats_while_the_update_stays_overdue(
         assert services.reminders_send_due(now=now + datetime.timedelta(minutes=4)) == 0
         assert services.reminders_send_due(now=now + datetime.timedelta(minutes=6)) == 1
     assert ReminderLog.objects.filter(incident=incident).count() == 2
+
+
+def test_a_reminder_with_no_destination_is_recorded_as_not_delivered(
+    incident_factory, commander, viewer, django_capture_on_commit_callbacks
+):
+    """No reminder channel and a Communications Lead without an e-mail address: the timeline
+    says the reminder reached nobody (not "reminded X") and the panel names what to set up."""
+    lead = UserFactory(username="no-mail-lead", role="responder", email="")
+    incident = incident_factory(severity="SEV3")
+    incident_services.role_assign(
+        incident_id=incident.pk, role="communications_lead", user=lead, actor=commander
+    )
+    _age(incident, 300)
+    with django_capture_on_commit_callbacks(execute=False):
+        assert services.reminders_send_due() == 1
+    assert not Delivery.objects.filter(kind=DeliveryKind.REMINDER).exists()
+    event = incident.timeline.filter(kind=EventKind.COMMS, data__reminder=True).get()
+    assert event.message.startswith("Reminder not delivered: no destination.")
+    assert "reminded" not in event.message
+    assert "no-mail-lead has no e-mail address" in event.message
+    assert event.data["not_delivered"] == "no destination"
+    assert event.data["meant_for"] == "no-mail-lead"
+    assert event.data["destinations"] == []
+
+    client = Client()
+    client.force_login(viewer)
+    html = client.get(f"/comms/incidents/{incident.pk}/panel/").content.decode()
+    assert "data-delivery-gap" in html
+    assert "Next-update reminders reach nobody" in html
+    assert "Admin → Communications → Channels with “receives reminders”" in html
+    assert "no-mail-lead has no e-mail address: set it in Admin → Users" in html
+
+    # Once the lead has an address, reminders reach them and the notice goes away.
+    lead.email = "lead@example.com"
+    lead.save()
+    html = client.get(f"/comms/incidents/{incident.pk}/panel/").content.decode()
+    assert "Next-update reminders reach nobody" not in html
+
+
+def test_an_email_reminder_channel_without_recipients_is_named(incident_factory):
+    Channel.objects.create(
+        name="ops-mail", kind="email", audience="internal", receives_reminders=True, recipients=[]
+    )
+    incident = incident_factory(severity="SEV3")
+    gap = selectors.reminder_gap(incident)
+    assert "e-mail channel “ops-mail” has no recipients" in gap
+    assert "no Communications Lead or Incident Commander is assigned" in gap

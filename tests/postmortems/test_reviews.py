@@ -6,7 +6,10 @@ import email
 import socket
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core import mail
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from icalendar import Calendar
 
@@ -259,3 +262,88 @@ def test_invite_subject_survives_a_title_with_line_breaks(
     assert len(mail.outbox) == 1
     assert "\n" not in mail.outbox[0].subject
     assert mail.outbox[0].bcc == []
+
+
+def test_an_attendee_without_an_email_is_named_not_silently_skipped(
+    postmortem, specialist, commander, responder, django_capture_on_commit_callbacks
+):
+    """The specialist has no e-mail address: the others get the invite, and the postmortem page
+    and the timeline name who was left out and where to set the address."""
+    specialist.email = ""
+    specialist.save()
+    assert [p["name"] for p in services.review_left_out(postmortem)] == ["Dana Ba"]
+    client = Client()
+    client.force_login(responder)
+    url = reverse("postmortems:detail", args=[postmortem.pk])
+    before = client.get(url).content.decode()
+    assert "Dana Ba (database specialist) has no e-mail address and will not be invited" in before
+
+    with django_capture_on_commit_callbacks(execute=True):
+        review = services.review_schedule(
+            postmortem_id=postmortem.pk, actor=commander, starts_at=_future()
+        )
+    assert len(mail.outbox) == 1
+    assert "dba@example.com" not in mail.outbox[0].to
+    assert "commander@example.com" in mail.outbox[0].to
+    assert review.left_out == [
+        {
+            "name": "Dana Ba",
+            "username": "dba",
+            "reason": "database specialist",
+            "why": "no e-mail address",
+            "fix": "set it in Admin → Users",
+        }
+    ]
+    event = TimelineEvent.objects.get(
+        incident=postmortem.incident, data__action="review_invitation_not_delivered"
+    )
+    assert event.message == (
+        "Review invitation not delivered: no destination for Dana Ba (database specialist): "
+        "no e-mail address; set it in Admin → Users"
+    )
+    assert event.data["not_delivered"] == "no destination"
+    html = client.get(url).content.decode()
+    assert (
+        "Dana Ba (database specialist) has no e-mail address: invitation not sent; "
+        "set it in Admin → Users." in html
+    )
+    assert "data-left-out" in html
+
+    # The reminder misses them too, and says so.
+    soon = review.starts_at - datetime.timedelta(hours=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.review_send_reminder(review_id=review.pk, now=soon)
+    assert TimelineEvent.objects.filter(
+        incident=postmortem.incident, data__action="review_reminder_not_delivered"
+    ).exists()
+
+    # With an address set, the reschedule invites them and the notice goes away.
+    specialist.email = "dba@example.com"
+    specialist.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        review = services.review_reschedule(
+            review_id=review.pk, actor=commander, starts_at=_future(days=3)
+        )
+    assert review.left_out == []
+    assert "dba@example.com" in mail.outbox[-1].to
+    assert "data-left-out" not in client.get(url).content.decode()
+
+
+def test_nobody_to_invite_names_who_has_no_address(settings, postmortem, commander):
+    settings.QUELL_STAKEHOLDERS = {}
+    get_user_model().objects.filter(username__in=["commander", "tech-lead"]).update(email="")
+    with pytest.raises(services.PostmortemError) as exc:
+        services.review_schedule(postmortem_id=postmortem.pk, actor=commander, starts_at=_future())
+    assert "Without an address:" in str(exc.value) and "tech-lead" in str(exc.value)
+    assert "Admin → Users" in str(exc.value)
+
+
+def test_a_review_where_everyone_has_an_address_records_no_gap(
+    postmortem, commander, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        review = services.review_schedule(
+            postmortem_id=postmortem.pk, actor=commander, starts_at=_future()
+        )
+    assert review.left_out == []
+    assert not TimelineEvent.objects.filter(data__has_key="not_delivered").exists()
