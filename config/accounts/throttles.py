@@ -5,13 +5,38 @@ Rates are settings (QUELL_THROTTLE_*, docs/configuration.md); counts live in the
 Retry-After (DRF's Throttled).
 """
 
+import logging
+import time
+
+from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from .client_ip import client_ip
 
+log = logging.getLogger(__name__)
+# Until when (time.monotonic()) the shared cache is taken as down, after a failure.
+_cache_down_until = 0.0
+
 
 class _ClientIpMixin:
+    def allow_request(self, request, view):
+        # The counts live in the shared cache. When it is unreachable the request goes through
+        # (logged), like config.accounts.ratelimit: a cache outage must neither fail nor hang
+        # the API during an incident. After a failure the cache is left alone for
+        # QUELL_BROKER_BACKOFF_S, so requests pay the cache's timeout once per back-off.
+        global _cache_down_until
+        if time.monotonic() < _cache_down_until:
+            return True
+        try:
+            return super().allow_request(request, view)
+        except Exception:
+            _cache_down_until = time.monotonic() + float(settings.QUELL_BROKER_BACKOFF_S)
+            log.warning(
+                "throttle %s not applied: the cache is unreachable", self.scope, exc_info=True
+            )
+            return True
+
     def get_ident(self, request):
         return client_ip(request)
 
