@@ -128,7 +128,9 @@ def remediation_preview(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Preview: exactly which backends the action would hit (checkboxes to confirm)."""
     incident = get_object_or_404(Incident, pk=incident_id)
     if not services.may_remediate(request.user, incident=incident):
-        raise PermissionDenied("Only a commander or this incident's Incident Commander may.")
+        raise PermissionDenied(
+            "Only a commander, this incident's Incident Commander or its Technical Lead may."
+        )
     filters, form = _form_filters(request.POST)
     try:
         target_id = int(form["target"])
@@ -156,7 +158,9 @@ def remediation_execute(request: HttpRequest, incident_id: int, action_id: int) 
     incident = get_object_or_404(Incident, pk=incident_id)
     action = get_object_or_404(RemediationAction, pk=action_id, incident=incident)
     if not services.may_remediate(request.user, incident=incident):
-        raise PermissionDenied("Only a commander or this incident's Incident Commander may.")
+        raise PermissionDenied(
+            "Only a commander, this incident's Incident Commander or its Technical Lead may."
+        )
     confirmed = []
     for value in request.POST.getlist("backend"):
         pid, _, start = value.partition("|")
