@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
-
 import pytest
 from django.utils import timezone
 
 from diagnostics import query_texts
-from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget
+from diagnostics.models import IncidentTarget
 from tests.diagnostics.records import make_target
-from tests.factories import IncidentFactory
+from tests.factories import CheckResultFactory, DiagnosticRunFactory, IncidentFactory
 
 SECRET_SQL = "UPDATE \"User\" SET password_reset_token = 'tok-3b9f' WHERE email = 'ann@x.io'"
 
@@ -19,19 +17,12 @@ pytestmark = pytest.mark.django_db
 
 def _run(target, incident=None, sql=SECRET_SQL):
     now = timezone.now()
-    run = DiagnosticRun.objects.create(
-        target=target,
-        incident=incident,
-        status="succeeded",
-        queued_at=now,
-        started_at=now,
-        finished_at=now,
-        deadline=now + datetime.timedelta(minutes=5),
+    run = DiagnosticRunFactory(
+        target=target, incident=incident, status="succeeded", started_at=now, finished_at=now
     )
-    CheckResult.objects.create(
+    CheckResultFactory(
         run=run,
         key="long_running_queries",
-        title="Long-running queries",
         family="activity",
         status="critical",
         summary="1 query running longer than 5 min",
