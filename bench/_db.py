@@ -28,3 +28,19 @@ def drop_database(server: str, name: str) -> None:
 
     with psycopg.connect(with_dbname(server, "postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def use_throwaway_secrets() -> None:
+    """Give Django a per-run secret key and Fernet key when none is configured.
+
+    A benchmark runs on a fresh clone, before scripts/run has generated var/secrets.env; the
+    keys only sign and encrypt the benchmark's own throwaway rows, so fresh random ones do.
+    """
+    import base64
+    import os
+    import secrets
+
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault(
+        "QUELL_FERNET_KEYS", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    )

@@ -36,7 +36,13 @@ sys.path.insert(0, str(BASE_DIR))
 
 import psycopg  # noqa: E402
 
-from bench._db import DEFAULT_SERVER, drop_database, recreate_database, with_dbname  # noqa: E402
+from bench._db import (  # noqa: E402
+    DEFAULT_SERVER,
+    drop_database,
+    recreate_database,
+    use_throwaway_secrets,
+    with_dbname,
+)
 
 RESPONDERS = 40
 ROLE_LABELS = {
@@ -523,6 +529,7 @@ def main() -> int:
     # persistent connections (the dev settings with DJANGO_DEBUG=false).
     os.environ["DATABASE_URL"] = bench_url
     os.environ["DJANGO_DEBUG"] = "false"
+    use_throwaway_secrets()
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
     os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
     import django

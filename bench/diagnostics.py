@@ -36,7 +36,13 @@ sys.path.insert(0, str(BASE_DIR))
 
 import psycopg  # noqa: E402
 
-from bench._db import DEFAULT_SERVER, drop_database, recreate_database, with_dbname  # noqa: E402
+from bench._db import (  # noqa: E402
+    DEFAULT_SERVER,
+    drop_database,
+    recreate_database,
+    use_throwaway_secrets,
+    with_dbname,
+)
 
 # Per process, so two runs side by side do not drop each other's database.
 QUELL_DB = f"quell_bench_diagnostics_{os.getpid()}"
@@ -217,6 +223,7 @@ def main() -> int:
     admin_url = os.environ.get("DATABASE_URL", DEFAULT_SERVER)
     recreate_database(admin_url, QUELL_DB)
     os.environ["DATABASE_URL"] = with_dbname(admin_url, QUELL_DB)
+    use_throwaway_secrets()
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
     os.environ["DJANGO_DEBUG"] = "false"
     os.environ["DJANGO_LOG_LEVEL"] = "WARNING"

@@ -40,7 +40,13 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench._db import DEFAULT_SERVER, drop_database, recreate_database, with_dbname  # noqa: E402
+from bench._db import (  # noqa: E402
+    DEFAULT_SERVER,
+    drop_database,
+    recreate_database,
+    use_throwaway_secrets,
+    with_dbname,
+)
 
 DB_NAME = "quell_bench_status"
 
@@ -279,6 +285,7 @@ def main() -> int:
 
     server = os.environ.get("DATABASE_URL", DEFAULT_SERVER)
     recreate_database(server, DB_NAME)
+    use_throwaway_secrets()
     env = dict(os.environ)
     env.update(
         DATABASE_URL=with_dbname(server, DB_NAME),
