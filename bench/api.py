@@ -440,6 +440,59 @@ def timed_pair(api_fn, raw_fn, rounds: int, warmup: int = 10) -> tuple[float, fl
     return statistics.median(api_samples), statistics.median(raw_samples)
 
 
+# Layers of one request, each as (label, file suffix, function name): cProfile's inclusive
+# time of that function. Nested layers are reported inside their parent.
+PROFILE_LAYERS = [
+    ("whole request (WSGI handler)", "django/core/handlers/wsgi.py", "__call__"),
+    ("  view dispatch (DRF)", "rest_framework/views.py", "dispatch"),
+    ("    authentication", "rest_framework/request.py", "_authenticate"),
+    ("    permissions", "rest_framework/views.py", "check_permissions"),
+    ("    throttles", "rest_framework/views.py", "check_throttles"),
+    ("    view body (query + row to dict)", "incidents/api/views.py", "get"),
+    ("  rendering (JSON)", "rest_framework/response.py", "rendered_content"),
+    ("  SQL round trips (all)", "django/db/backends/utils.py", "_execute"),
+    ("  request_finished (close/reset)", "django/core/handlers/base.py", "reset_urlconf"),
+]
+
+
+def profile_detail(api: Api, size: int, requests: int) -> None:
+    """cProfile `requests` detail GETs and print where a request's time goes, by layer."""
+    import cProfile
+    import pstats
+
+    ids = [1 + (size * k) // 97 for k in range(97)]
+    for incident_id in ids:  # warm: templates, URL resolver, connection
+        api.get(f"/api/v1/incidents/{incident_id}/")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for n in range(requests):
+        api.get(f"/api/v1/incidents/{ids[n % len(ids)]}/")
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    print(f"\nprofile of {requests} detail requests at {size:,} incidents (cProfile, per request):")
+    for label, suffix, name in PROFILE_LAYERS:
+        inclusive = sum(
+            ct
+            for (file, _, func), (_, _, _, ct, _) in stats.items()
+            if func == name and file.endswith(suffix)
+        )
+        print(f"  {label:<45} {inclusive / requests * 1000:7.3f} ms")
+    middleware = sum(
+        tt
+        for (file, _, func), (_, _, tt, _, _) in stats.items()
+        if "middleware" in file
+        and func in {"__call__", "process_request", "process_response", "process_view"}
+    )
+    print(f"  {'  middleware code (own time)':<45} {middleware / requests * 1000:7.3f} ms")
+    print("  top own-time functions:")
+    ranked = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
+    for (file, line, func), (_, calls, tt, _, _) in ranked:
+        where = "/".join(file.split("/")[-2:])
+        print(
+            f"    {tt / requests * 1000:7.3f} ms  {calls / requests:6.1f}x  {where}:{line} {func}"
+        )
+
+
 def measure(size: int, api: Api, raw: Raw, rounds: int) -> list[dict]:
     rows = []
     for label, filters in LIST_SCENARIOS.items():
@@ -516,6 +569,13 @@ def main() -> int:
         action="store_true",
         help="turn off CONN_HEALTH_CHECKS (saves the SELECT 1 Django sends per request)",
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile N detail requests at the last size and print the breakdown by layer",
+    )
     args = parser.parse_args()
     sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
 
@@ -583,6 +643,8 @@ def main() -> int:
             t0 = time.perf_counter()
             rows += measure(size, api, raw, args.requests)
             print(f"measured in {time.perf_counter() - t0:.1f}s")
+        if args.profile:
+            profile_detail(api, sizes[-1], args.profile)
         loader.close()
         raw.conn.close()
         from django.db import connections

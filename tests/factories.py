@@ -343,3 +343,15 @@ def fresh_client_ip() -> str:
     import secrets
 
     return str(ipaddress.IPv6Address(0x20010DB8 << 96 | secrets.randbits(96)))
+
+
+def forget_throttle_counts(user) -> None:
+    """Drop the shared cache's API throttle counts for `user` (every scope and window): user
+    ids repeat across test databases, and the counts outlive them in Redis."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    keys = list(client.scan_iter(f"quell:throttle:*:user-{user.pk}:*"))
+    if keys:
+        client.delete(*keys)

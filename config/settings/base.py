@@ -227,7 +227,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("QUELL_THROTTLE_ANON", default="120/minute"),
-        "user": env("QUELL_THROTTLE_USER", default="1200/minute"),
+        "user": env("QUELL_THROTTLE_USER", default="6000/minute"),
         "alerts": env("QUELL_THROTTLE_ALERTS", default="120/minute"),
     },
 }

@@ -2,12 +2,11 @@
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from config.accounts.client_ip import client_ip
-from tests.factories import UserFactory, api_token_for, fresh_client_ip
+from tests.factories import UserFactory, api_token_for, forget_throttle_counts, fresh_client_ip
 
 PASSWORD = "pw-for-tests"
 
@@ -105,7 +104,7 @@ def test_api_throttles_answer_429_with_retry_after(alice, settings):
 
     # Per user, whatever address the requests come from. User ids repeat across test databases,
     # so forget any count an earlier run left in the shared cache for this one.
-    cache.delete(f"throttle_user_user-{alice.pk}")
+    forget_throttle_counts(alice)
     secret = api_token_for(alice)
     codes = []
     for _ in range(5):
