@@ -18,9 +18,9 @@ from .models import (
     DeliveryState,
     MessageTemplate,
     ReminderLog,
-    UndeliveredInitialNotification,
     StatusUpdate,
     Subscriber,
+    UndeliveredInitialNotification,
 )
 
 

@@ -27,10 +27,10 @@ from django.utils import timezone
 from config.kernel.actors import user_or_none
 from config.kernel.secrets import scrub
 from incidents.dispatch import Call, call, dispatch_calls
-from incidents.models import OPEN_STATUSES, EventKind, Incident, Status
-from incidents.services import IncidentError, incident_declare, timeline_append
+from incidents.models import OPEN_STATUSES, Incident, Status
+from incidents.services import IncidentError, incident_declare
 
-from . import crypto, selectors
+from . import crypto, events, selectors
 from .lifecycle import mark_running, stuck_runs_sweep
 from .models import (
     ACTIVE_RUN_STATUSES,
@@ -45,12 +45,6 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
-
-ACTOR_LABEL = "diagnostics"
-# Statuses whose findings an incident's timeline should carry.
-NOTABLE = ("critical", "error", "warning")
-# How many findings rows per check the timeline summary keeps (the run page has them all).
-TIMELINE_FINDINGS_PER_CHECK = 3
 
 
 class DiagnosticsError(IncidentError):
@@ -396,16 +390,12 @@ def incident_target_add(
     link = IncidentTarget.objects.create(
         incident=incident, target=target, added_by=user_or_none(actor)
     )
-    timeline_append(
+    events.affected_target_added_event(
         incident_id=incident.pk,
-        kind=EventKind.FIELDS_CHANGED,
-        message=f"Affected target added: {target.name} ({target.environment})",
+        target=target,
+        before=before,
+        after=_target_names(incident.pk),
         actor=actor,
-        actor_label="" if user_or_none(actor) else ACTOR_LABEL,
-        data={
-            "changes": {"affected_targets": {"from": before, "to": _target_names(incident.pk)}},
-            "target_id": target.pk,
-        },
     )
     if start_run and incident.status in OPEN_STATUSES and target.enabled:
         diagnostic_run_start(
@@ -436,16 +426,13 @@ def incident_target_remove(*, incident_id: int, target_id: int, actor=None) -> N
     before = _target_names(incident.pk)
     name = link.target.name
     link.delete()
-    timeline_append(
+    events.affected_target_removed_event(
         incident_id=incident.pk,
-        kind=EventKind.FIELDS_CHANGED,
-        message=f"Affected target removed: {name}",
+        target_id=target_id,
+        target_name=name,
+        before=before,
+        after=_target_names(incident.pk),
         actor=actor,
-        actor_label="" if user_or_none(actor) else ACTOR_LABEL,
-        data={
-            "changes": {"affected_targets": {"from": before, "to": _target_names(incident.pk)}},
-            "target_id": target_id,
-        },
     )
 
 
@@ -829,57 +816,8 @@ def _finish(
             worst_status,
         )
         if run.incident_id:
-            _timeline_summary(run, rows)
+            events.run_summary_event(run, rows=rows, url=run_url(run))
     return run
-
-
-def _timeline_summary(run: DiagnosticRun, rows: list[CheckResult]) -> None:
-    """The run's summary event on its incident: worst status, what matters, and the link."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.status] = counts.get(row.status, 0) + 1
-    rank = {"critical": 0, "error": 1, "warning": 2}
-    notable = sorted((r for r in rows if r.status in NOTABLE), key=lambda r: rank[r.status])
-    url = run_url(run)
-    if run.status == RunStatus.FAILED:
-        message = f"Diagnostics on {run.target.name} failed: {run.error}"
-    else:
-        tally = ", ".join(
-            f"{counts[s]} {s}"
-            for s in ("critical", "error", "warning", "ok", "skipped")
-            if counts.get(s)
-        )
-        message = f"Diagnostics on {run.target.name}: {run.worst_status.upper()} ({tally})"
-        if notable:
-            message += ". " + "; ".join(f"{r.title}: {r.summary}" for r in notable[:5])
-    message += f" — {url}"
-    timeline_append(
-        incident_id=run.incident_id,
-        kind=EventKind.DIAGNOSTIC_RUN,
-        message=message,
-        actor_label=ACTOR_LABEL,
-        data={
-            "run_id": run.pk,
-            "target_id": run.target_id,
-            "target_name": run.target.name,
-            "status": run.status,
-            "worst_status": run.worst_status,
-            "counts": counts,
-            "error": run.error,
-            "url": url,
-            "findings": [
-                {
-                    "key": r.key,
-                    "title": r.title,
-                    "status": r.status,
-                    "summary": r.summary,
-                    "rows": (r.findings or [])[:TIMELINE_FINDINGS_PER_CHECK],
-                    "fix": r.fix,
-                }
-                for r in notable
-            ],
-        },
-    )
 
 
 def _mark_failed_by_sweep(run: DiagnosticRun) -> list[str]:
@@ -896,7 +834,7 @@ def diagnostic_runs_sweep(*, now: datetime.datetime | None = None) -> dict[str, 
         failed_status=RunStatus.FAILED,
         enqueue=lambda run_id, task_id: _enqueue([(run_id, task_id)]),
         mark_failed=_mark_failed_by_sweep,
-        timeline_failed=lambda run: _timeline_summary(run, []),
+        timeline_failed=lambda run: events.run_summary_event(run, rows=[], url=run_url(run)),
         label="Diagnostic run",
         now=now,
     )

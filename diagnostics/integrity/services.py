@@ -29,11 +29,11 @@ from diagnostics.integrity.models import (
 )
 from diagnostics.models import TargetDatabase
 from incidents.dispatch import Call, call, dispatch
-from incidents.models import EventKind, Incident
-from incidents.services import timeline_append
+from incidents.models import Incident
 
 from .. import crypto
 from ..lifecycle import mark_running, stuck_runs_sweep
+from . import events
 from .compiler import (
     IntegrityCheckError,
     canonical_predicate,
@@ -44,7 +44,6 @@ from .compiler import (
 
 logger = logging.getLogger(__name__)
 
-ACTOR_LABEL = "integrity"
 ACTIVE = (IntegrityRunStatus.QUEUED, IntegrityRunStatus.RUNNING)
 CHECK_FIELDS = (
     "name",
@@ -451,7 +450,9 @@ def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None
             ]
         )
         if run_row.incident_id:
-            _timeline(run_row, rows, comparison)
+            events.run_summary_event(
+                run_row, rows=rows, comparison=comparison, url=run_url(run_row)
+            )
     return run_row
 
 
@@ -490,46 +491,6 @@ def summarize(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
     return text
 
 
-def _timeline(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict | None) -> None:
-    ok = run.status == IntegrityRunStatus.SUCCEEDED and not run.checks_violated
-    ok = ok and not run.checks_errored
-    url = run_url(run)
-    timeline_append(
-        incident_id=run.incident_id,
-        kind=EventKind.INTEGRITY,
-        message=f"{run.summary} — {url}",
-        actor=user_or_none(run.requested_by),
-        actor_label="" if user_or_none(run.requested_by) else ACTOR_LABEL,
-        data={
-            "integrity_run_id": run.pk,
-            "purpose": run.purpose,
-            "target_id": run.target_id,
-            "target_name": run.target.name,
-            "status": "ok" if ok else ("failed" if run.status == "failed" else "violations"),
-            "ok": ok,
-            "checks": len(rows),
-            "violations": run.checks_violated,
-            "errors": run.checks_errored,
-            "baseline_run_id": run.baseline_id,
-            "error": run.error,
-            "url": url,
-            "results": [
-                {
-                    "check_id": r.integrity_check_id,
-                    "name": r.check_name,
-                    "kind": r.kind,
-                    "severity": r.severity,
-                    "status": r.status,
-                    "count": r.count,
-                    "expected": r.expected,
-                }
-                for r in rows
-            ],
-            "diff": comparison["checks"] if comparison else [],
-        },
-    )
-
-
 def _mark_failed_by_sweep(run: IntegrityRun) -> list[str]:
     run.summary = summarize(run, [], None)
     return ["summary"]
@@ -544,7 +505,9 @@ def integrity_runs_sweep(*, now: datetime.datetime | None = None) -> dict[str, i
         failed_status=IntegrityRunStatus.FAILED,
         enqueue=_enqueue,
         mark_failed=_mark_failed_by_sweep,
-        timeline_failed=lambda run: _timeline(run, [], None),
+        timeline_failed=lambda run: events.run_summary_event(
+            run, rows=[], comparison=None, url=run_url(run)
+        ),
         label="Integrity run",
         now=now,
     )
