@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from diagnostics.remediation import events as remediation_events
 from incidents import selectors as incident_selectors
 from incidents.models import OPEN_STATUSES, EventKind, Incident, ResponderRole, Status
 from incidents.names import display_name
@@ -246,6 +247,21 @@ def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str, str]:
     )
 
 
+def actions_taken(incident: Incident) -> list:
+    """Timeline events of what the responders did, oldest first: status and severity changes,
+    remediations and runbook steps that changed something (remediation's events judge their
+    own records). Not notes, triage clicks, diagnostic runs or failed remediations."""
+    changes = (EventKind.STATUS_CHANGED, EventKind.SEVERITY_CHANGED)
+    events = incident.timeline.filter(
+        kind__in=[*changes, EventKind.REMEDIATION, EventKind.RUNBOOK_STEP]
+    ).select_related("actor")
+    return [
+        ev
+        for ev in events.order_by("occurred_at", "id")
+        if ev.kind in changes or remediation_events.changed_something(ev)
+    ]
+
+
 def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) -> IncidentFacts:
     """Everything besides the incident row that templates fill in."""
     events = list(
@@ -271,7 +287,7 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
     root_cause = root_cause or incident_selectors.identified_reason(incident_id=incident.pk)
     actions = [
         f"{timezone.localtime(ev.occurred_at):%H:%M} {ev.message} ({ev.actor_display})"
-        for ev in incident_selectors.actions_taken(incident_id=incident.pk)
+        for ev in actions_taken(incident)
     ]
     integrity, integrity_ok = _integrity_status(integrity_events)
     pm_root, review, data_impact = _root_cause_from_postmortem(incident.pk)

@@ -18,6 +18,8 @@ from .models import IncidentRunbook, IncidentRunbookStep, RemediationAction, Rem
 
 ACTOR_LABEL = "remediation"
 RUNBOOKS_LABEL = "runbooks"
+# A remediation did something when it cancelled, terminated or signalled at least one session.
+DID_SOMETHING = (b.CANCELLED, b.TERMINATED, b.SIGNALLED)
 
 
 def tally(results: list[dict[str, Any]]) -> dict[str, int]:
@@ -161,3 +163,17 @@ def runbook_step_event(
             "progress": {"done": finished, "total": total},
         },
     )
+
+
+def changed_something(event: TimelineEvent) -> bool:
+    """Whether a remediation or runbook event records an action that changed something: a
+    remediation that ended at least one session, a runbook step done. Not a failed remediation,
+    one that ended nothing, a runbook started or a step reopened; not other kinds. (The reader
+    of these payloads lives with their writer, so no other app depends on their keys.)"""
+    data = event.data or {}
+    if event.kind == EventKind.REMEDIATION:
+        counts = data.get("counts") or {}
+        return not data.get("error") and any(counts.get(k) for k in DID_SOMETHING)
+    if event.kind == EventKind.RUNBOOK_STEP:
+        return bool(data.get("done"))
+    return False

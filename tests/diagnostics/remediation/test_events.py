@@ -113,3 +113,18 @@ def test_runbook_started_and_steps():
     reopened = events.runbook_step_event(run, step=last, done=False, finished=1, total=2)
     assert reopened.message == "Lock pile-up, step 2/2 reopened: Cancel it"
     assert reopened.data["done"] is False
+
+
+def test_changed_something_judges_remediation_and_runbook_records():
+    action = _action(kind="cancel")
+    run = IncidentRunbookFactory(incident=action.incident)
+    step = IncidentRunbookStepFactory(run=run, position=1)
+    did = events.remediation_executed_event(action, results=RESULTS)
+    nothing = events.remediation_executed_event(action, results=RESULTS[1:])
+    action.error = "Could not reach shop: refused"
+    failed = events.remediation_failed_event(action)
+    started = events.runbook_started_event(run, steps=1)
+    done = events.runbook_step_event(run, step=step, done=True, finished=1, total=1)
+    reopened = events.runbook_step_event(run, step=step, done=False, finished=0, total=1)
+    assert [events.changed_something(e) for e in (did, done)] == [True, True]
+    assert not any(events.changed_something(e) for e in (nothing, failed, started, reopened))
