@@ -57,3 +57,57 @@ def run_summary_event(
             "diff": comparison["checks"] if comparison else [],
         },
     )
+
+
+# --- reading the records back (the reader lives with the writer) ------------------------------
+
+
+def timeline_status(events: list[TimelineEvent]) -> tuple[str, bool | None]:
+    """The data integrity status an incident's integrity events state, oldest first:
+    (text, ok), ok None when no verification says yet.
+
+    Per target, a verification (after remediation) outranks a baseline or an ad hoc check, and
+    the latest of a kind wins; every target's line is shown. Only verifications say whether
+    the data is intact: a clean baseline was taken before the fix and proves nothing after it.
+    """
+    latest: dict[str, tuple[str, dict]] = {}
+    for event in events:
+        data = event.data or {}
+        target = str(data.get("target_id") or data.get("target_name") or "")
+        known = latest.get(target)
+        if (
+            known is not None
+            and known[1].get("purpose") == "verification"
+            and data.get("purpose") not in (None, "verification")
+        ):
+            continue
+        latest[target] = (event.message, data)
+    if not latest:
+        return "", None
+    lines = [message for message, _ in latest.values()]
+    verdicts = [
+        _passed(data)
+        for _, data in latest.values()
+        if data.get("purpose") in (None, "verification")
+    ]
+    if any(v is False for v in verdicts):
+        ok = False
+    elif verdicts and len(verdicts) == len(latest) and all(v is True for v in verdicts):
+        ok = True
+    else:
+        ok = None
+    return "; ".join(lines), ok
+
+
+def _passed(data: dict) -> bool | None:
+    """Whether an integrity event says the verification passed (None: cannot tell). Besides
+    Quell's own `ok`, the words of events another tool posts through the timeline API count."""
+    for key in ("ok", "passed", "clean"):
+        if isinstance(data.get(key), bool):
+            return data[key]
+    status = str(data.get("status") or data.get("outcome") or "").lower()
+    if status in ("ok", "passed", "pass", "clean", "verified"):
+        return True
+    if status in ("failed", "fail", "critical", "error", "differences", "mismatch"):
+        return False
+    return None

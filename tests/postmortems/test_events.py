@@ -76,7 +76,7 @@ def test_deadline_changed_and_missed(settings):
     ],
 )
 def test_status_changed(status, reason, message):
-    postmortem = _postmortem(status=status)
+    postmortem = _postmortem(status=status, waived_reason=reason)
     event = events.postmortem_status_changed_event(
         postmortem, from_status=PostmortemStatus.DRAFT, reason=reason
     )

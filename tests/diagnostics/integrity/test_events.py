@@ -5,6 +5,7 @@ import pytest
 from diagnostics.integrity import events
 from diagnostics.integrity.models import IntegrityRunStatus
 from incidents.models import EventKind
+from incidents.services import timeline_append
 from tests.factories import (
     IncidentFactory,
     IntegrityCheckFactory,
@@ -85,3 +86,43 @@ def test_a_failed_run_says_failed():
     )
     event = events.run_summary_event(run, rows=[], comparison=None, url=URL)
     assert (event.data["status"], event.data["error"]) == ("failed", "could not connect")
+
+
+def test_timeline_status_lets_a_verification_outrank_a_later_ad_hoc_run():
+    incident = IncidentFactory()
+    target = IntegrityRunFactory().target
+
+    def record(purpose, status, violations, summary):
+        run = IntegrityRunFactory(
+            incident=incident,
+            target=target,
+            purpose=purpose,
+            status=status,
+            checks_violated=violations,
+            summary=summary,
+        )
+        return events.run_summary_event(run, rows=[], comparison=None, url=URL)
+
+    baseline = record("baseline", IntegrityRunStatus.SUCCEEDED, 2, "Baseline: 2 violations")
+    assert events.timeline_status([baseline]) == (f"Baseline: 2 violations — {URL}", None)
+    verified = record("verification", IntegrityRunStatus.SUCCEEDED, 0, "Verification: clean")
+    adhoc = record("adhoc", IntegrityRunStatus.SUCCEEDED, 1, "Ad hoc: 1 violation")
+    assert events.timeline_status([baseline, verified, adhoc]) == (
+        f"Verification: clean — {URL}",
+        True,
+    )
+    failed = record("verification", IntegrityRunStatus.FAILED, 0, "Verification failed")
+    assert events.timeline_status([verified, failed])[1] is False
+    assert events.timeline_status([]) == ("", None)
+
+
+def test_timeline_status_reads_events_another_tool_posted():
+    incident = IncidentFactory()
+    posted = timeline_append(
+        incident_id=incident.pk,
+        kind="integrity",
+        message="pg_checksums: clean",
+        actor_label="checksums",
+        data={"target_name": "shop", "passed": True},
+    )
+    assert events.timeline_status([posted]) == ("pg_checksums: clean", True)
