@@ -289,7 +289,7 @@ def diagnostic_timeouts() -> Timeouts:
 
 def target_test_connection(*, target_id: int) -> dict[str, Any]:
     """Probe a target: reachability, latency, version, recovery, platform, missing privileges."""
-    from .target import probe
+    from .target_probe import probe
 
     target = TargetDatabase.objects.filter(pk=target_id).first()
     if target is None:
