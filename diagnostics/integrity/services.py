@@ -40,7 +40,6 @@ from .compiler import (
 
 logger = logging.getLogger(__name__)
 
-ACTOR_LABEL = "integrity"
 CHECK_FIELDS = (
     "name",
     "description",
