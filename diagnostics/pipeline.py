@@ -54,8 +54,13 @@ class RunKind:
     """What differs between kinds of run; each app's services module makes one instance."""
 
     model: type[BaseRun]
-    task: str  # the name of the Celery task that executes one run
     label: str  # "Diagnostic run", for logs
+
+    def task(self):
+        """The Celery task that executes one run, taking its id. Imported when asked for (the
+        tasks module imports the services): sending by a name Celery has not registered in
+        this process would skip eager mode and the task's own options."""
+        raise NotImplementedError
 
     def enqueue(self, pairs: list[tuple[int, str]]) -> None:
         """Send the task of each (run id, task id) pair. Apps route this through their own
@@ -103,14 +108,16 @@ def enqueue_on_commit(kind: RunKind, runs: list[BaseRun]) -> None:
 
 def send(kind: RunKind, pairs: list[tuple[int, str]]) -> None:
     """Send the tasks now; a broker outage parks them (incidents.dispatch)."""
-    dispatch_calls([call(kind.task, pk, task_id=task_id) for pk, task_id in pairs])
+    task = kind.task()
+    dispatch_calls([call(task, pk, task_id=task_id) for pk, task_id in pairs])
 
 
 def queued_run_calls(kind: RunKind) -> list[Call]:
     """The tasks that send every queued run of a kind (for a worker becoming ready)."""
+    task = kind.task()
     rows = kind.model.objects.filter(status=RunStatus.QUEUED).order_by("queued_at", "pk")
     return [
-        call(kind.task, pk, task_id=task_id or None)
+        call(task, pk, task_id=task_id or None)
         for pk, task_id in rows.values_list("pk", "celery_task_id")[:BATCH]
     ]
 

@@ -205,8 +205,12 @@ class DiagnosticRuns(pipeline.RunKind):
     """Diagnostic runs in the run pipeline: a suite of registered checks on one target."""
 
     model = DiagnosticRun
-    task = "diagnostics.run_diagnostics"
     label = "Diagnostic run"
+
+    def task(self):
+        from . import tasks
+
+        return tasks.run_diagnostics
 
     def enqueue(self, pairs):
         _enqueue(pairs)  # looked up at call time: tests replace it to stand in for the broker

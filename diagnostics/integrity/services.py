@@ -240,8 +240,12 @@ class IntegrityRuns(pipeline.RunKind):
     """Integrity runs in the run pipeline (diagnostics.pipeline): a target's integrity checks."""
 
     model = IntegrityRun
-    task = "diagnostics.run_integrity"
     label = "Integrity run"
+
+    def task(self):
+        from . import tasks
+
+        return tasks.run_integrity
 
     def enqueue(self, pairs):
         for run_id, task_id in pairs:
