@@ -26,6 +26,17 @@ def target_list(*, filters: dict | None = None) -> QuerySet[TargetDatabase]:
     return qs.order_by("name")
 
 
+def target_choices() -> list[tuple[int, str]]:
+    """(id, "name (environment)") of every target, by name, for pickers such as the declare
+    form (disabled ones are marked: they are linked but get no run)."""
+    return [
+        (pk, f"{name} ({environment}){'' if enabled else ' (disabled)'}")
+        for pk, name, environment, enabled in TargetDatabase.objects.order_by("name").values_list(
+            "pk", "name", "environment", "enabled"
+        )
+    ]
+
+
 def target_overview() -> QuerySet[TargetDatabase]:
     """Targets by name, each annotated with its latest run (latest_run_id, _status, _worst,
     _queued_at) in one query."""

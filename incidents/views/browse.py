@@ -10,7 +10,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.kernel.permissions import RESPONDER, require_role, user_has_role
-from incidents import related, selectors, services
+from incidents import affected, related, selectors, services
 from incidents.filters import IncidentListFilter
 from incidents.forms import DeclareForm, severity_options
 from incidents.listing import SEARCH_COUNT_CAP, OpenFirst
@@ -67,20 +67,38 @@ def incident_list(request):
 @require_http_methods(["GET", "POST"])
 @viewer_required
 def incident_declare(request):
-    """The declare form; on success, the new incident's page."""
+    """The declare form; on success, the new incident's page.
+
+    With affected databases (an app registers them: incidents.affected) the incident is
+    declared through that app's service, which links each one and starts its run at detection.
+    """
     require_role(request.user, RESPONDER)
-    form = DeclareForm(request.POST or None)
+    choices = affected.target_choices()
+    if request.method == "POST":
+        form = DeclareForm(request.POST, target_choices=choices)
+    else:
+        initial = DeclareForm.initial_from(request.GET, target_choices=choices)
+        form = DeclareForm(initial=initial, target_choices=choices)
     status = 200
     if request.method == "POST":
         if form.is_valid():
+            target_ids = form.cleaned_data.get("affected_targets") or []
             try:
-                incident = services.incident_declare(actor=request.user, **form.cleaned_data)
+                if target_ids:
+                    incident = affected.declare_with_targets(
+                        target_ids=target_ids, actor=request.user, **form.service_kwargs()
+                    )
+                else:
+                    incident = services.incident_declare(
+                        actor=request.user, **form.service_kwargs()
+                    )
             except IncidentError as exc:
                 add_service_error(form, exc)
             else:
-                messages.success(
-                    request, f"Incident #{incident.pk} declared. Channel: {incident.channel_name}"
-                )
+                text = f"Incident #{incident.pk} declared. Channel: {incident.channel_name}"
+                if target_ids:
+                    text += f". Diagnostics started on {len(target_ids)} database(s)."
+                messages.success(request, text)
                 return redirect("incidents:detail", incident_id=incident.pk)
         status = 400
     return render(
