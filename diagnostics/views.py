@@ -99,6 +99,57 @@ def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     return _render_panel(request, incident)
 
 
+WHAT_MATTERS_PER_TARGET = 3
+
+
+def _what_matters(incident: Incident, link) -> dict:
+    """For one affected database: its latest run and the worst of its results (blocking
+    chains first: their root blocker is what a responder acts on)."""
+    run = selectors.latest_run(target_id=link.target_id, incident_id=incident.pk)
+    results = list(run.results.order_by("id")) if run else []
+    # Worst first; among equals a blocking chain first (its root is the one to act on).
+    notable = sorted(
+        selectors.notable_results(results),
+        key=lambda r: (selectors.NOTABLE_ORDER[r.status], r.key != "blocking_locks", r.id),
+    )
+    chain = next((r for r in notable if r.key == "blocking_locks" and r.findings), None)
+    root = None
+    if chain is not None:
+        root = next((f for f in chain.findings if f.get("worst")), None)
+    return {
+        "target": link.target,
+        "run": run,
+        "worst": notable[:WHAT_MATTERS_PER_TARGET],
+        "more": max(0, len(notable) - WHAT_MATTERS_PER_TARGET),
+        "chain": chain,
+        "root": root,
+    }
+
+
+@login_required
+@require_GET
+def incident_what_matters(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """The top of the incident page: per affected database, the worst findings of its latest
+    run and the root blocker (polled while a run is under way)."""
+    require_role(request.user, VIEWER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    blocks = [
+        _what_matters(incident, link)
+        for link in selectors.incident_targets(incident_id=incident.pk)
+    ]
+    return render(
+        request,
+        "diagnostics/_what_matters.html",
+        {
+            "incident": incident,
+            "blocks": blocks,
+            "polling": any(b["run"] is not None and b["run"].is_active for b in blocks),
+            "poll_seconds": POLL_SECONDS,
+            "fix_incident": incident.pk if incident.is_open else None,
+        },
+    )
+
+
 @login_required
 @require_POST
 def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
@@ -184,6 +235,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         .filter(status="succeeded")[:50],
         "comparison": None,
         "compare_error": "",
+        # Findings offer their fix (terminate, cancel) on the incident the run belongs to while
+        # it is open; a critical run without one offers to declare it.
+        "fix_incident": run.incident_id if run.incident and run.incident.is_open else None,
+        "can_declare": user_has_role(request.user, RESPONDER),
     }
     compare_with = request.GET.get("compare")
     if compare_with:

@@ -37,6 +37,10 @@ APP_PANELS = (
     ("postmortems", "Postmortem", ("postmortems/incident_panel.html",)),
 )
 
+# Shown at the top of the incident body, right under its header: what a responder needs first
+# (diagnostics: the worst findings of each affected database and its root blocker).
+TOP_PANELS = (("what-matters", "What matters", ("diagnostics/incident_what_matters.html",)),)
+
 FEATURE_PANELS = (
     (
         "triage",
@@ -202,6 +206,7 @@ def detail_context(request, incident, **forms) -> dict:
         "flash": forms.get("flash"),
         "open_details": "assessment_form" in forms,
     }
+    context["top_panels"] = render_panels(request, incident, TOP_PANELS)
     context.update(timeline_context(request, incident))
     return context
 
