@@ -8,6 +8,7 @@ functions over stored rows: nothing here reads a database.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,42 @@ TIME_KEYS = {"backend_start", "xact_start", "query_start", "state_change"}
 QUERY_KEYS = {"query", "query_text"}
 # Columns a reader does not need in the table (they are used by the tree and the fix offers).
 HIDDEN_COLUMNS = {"worst", "over_threshold"}
+# Detail that crowds a table out of the page: the durations beside them say the same as the
+# start times, the backend type and wait class add little; the API keeps every field.
+SECONDARY_COLUMNS = {
+    "backend_type",
+    "wait_event_type",
+    "xact_start",
+    "query_start",
+    "state_change",
+    "backend_start",
+    "transactionid",
+    "lock_type",
+    "backend_xmin",
+    "client_addr",
+}
+# Shown only when rows differ in them (one database, one scope: said once by the page).
+CONSTANT_HIDDEN = {"database", "scope"}
+# The columns a responder reads first, in this order; the others follow as the check gave them.
+FIRST_COLUMNS = (
+    "pid",
+    "role",
+    "application_name",
+    "user",
+    "state",
+    "duration_s",
+    "idle_s",
+    "wait_s",
+    "xact_age_s",
+    "mode",
+    "relation",
+    "blocked_by",
+    "root_blockers",
+    "blocking_count",
+    "blocking",
+    "holds",
+)
+ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?$")
 
 
 def label(key: str) -> str:
@@ -115,7 +152,7 @@ def cell(key: str, value: Any) -> str:
         return ROLE_WORDS.get(str(value), str(value).replace("_", " "))
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if key in TIME_KEYS:
+    if key in TIME_KEYS or (isinstance(value, str) and ISO_TIME.match(value)):
         return _time(value)
     if isinstance(value, int | float):
         if key.endswith("_s"):
@@ -130,13 +167,20 @@ def cell(key: str, value: Any) -> str:
 
 
 def columns(rows: list[dict]) -> list[str]:
-    """Keys over the rows in first-seen order, without the ones only the page logic uses."""
+    """The keys a table shows: the first-read ones first, then the others in first-seen order;
+    without the ones only the page logic uses, the secondary details and empty columns."""
+    dicts = [r for r in rows or [] if isinstance(r, dict)]
     keys: list[str] = []
-    for row in rows or []:
-        if isinstance(row, dict):
-            keys += [k for k in row if k not in keys and k not in HIDDEN_COLUMNS]
+    for row in dicts:
+        keys += [k for k in row if k not in keys]
+    keys = [k for k in keys if k not in HIDDEN_COLUMNS and k not in SECONDARY_COLUMNS]
+    keys = [k for k in keys if k not in CONSTANT_HIDDEN or len({str(r.get(k)) for r in dicts}) > 1]
     # A column empty on every row says nothing.
-    return [k for k in keys if any(cell(k, r.get(k)) for r in rows if isinstance(r, dict))]
+    keys = [k for k in keys if any(cell(k, r.get(k)) for r in dicts)]
+    first = [k for k in FIRST_COLUMNS if k in keys]
+    rest = [k for k in keys if k not in first]
+    # Query texts last: the widest column, and the one read after who and how long.
+    return first + [k for k in rest if k not in QUERY_KEYS] + [k for k in rest if k in QUERY_KEYS]
 
 
 # --- The blocking tree -------------------------------------------------------------------

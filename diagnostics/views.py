@@ -73,7 +73,10 @@ def _render_panel(request: HttpRequest, incident: Incident, *, status: int = 200
 
 def _after_post(request: HttpRequest, incident: Incident) -> HttpResponse:
     if request.htmx:
-        return _render_panel(request, incident)
+        response = _render_panel(request, incident)
+        # What matters (top of the page) and the timeline follow a new run or target.
+        response["HX-Trigger"] = "incidentChanged"
+        return response
     # Without JavaScript: back to where the form was, else to the panel itself.
     back = request.META.get("HTTP_REFERER") or reverse(
         "diagnostics:incident-panel", kwargs={"incident_id": incident.pk}

@@ -168,7 +168,7 @@ class DeclareForm(_AssessmentMixin):
                     "Each chosen database gets a diagnostics run at once, so the state at "
                     "detection is on record. Ctrl- or Cmd-click to choose several."
                 ),
-                widget=forms.SelectMultiple(attrs={"size": min(6, len(target_choices))}),
+                widget=forms.SelectMultiple(attrs={"size": max(3, min(8, len(target_choices)))}),
             )
             self.order_fields(self.field_order)
 

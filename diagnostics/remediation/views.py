@@ -136,6 +136,7 @@ def _finding_from(query) -> dict | None:
         "target": target,
         "pid": pid,
         "backend_start": query.get("backend_start", ""),
+        "started": _started_words(query.get("backend_start", "")),
         "root_of": root_of if root_of >= 0 else None,
         "source": FINDING_WORDS.get(query.get("finding", ""), "a diagnostics finding"),
     }
@@ -150,6 +151,15 @@ def _same_session(finding: dict, action) -> None:
         if row["pid"] == finding["pid"] and seen is not None:
             finding["same_session"] = _parse_time(row["backend_start"]) == seen
             row["unticked"] = not finding["same_session"]
+
+
+def _started_words(value: str) -> str:
+    moment = _parse_time(value)
+    if moment is None:
+        return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _parse_time(value):
