@@ -84,6 +84,9 @@ SECONDARY_COLUMNS = {
     "lock_type",
     "backend_xmin",
     "client_addr",
+    "state_age_s",
+    "depth",
+    "blocking_count",
 }
 # Shown only when rows differ in them (one database, one scope: said once by the page).
 CONSTANT_HIDDEN = {"database", "scope"}
