@@ -180,7 +180,7 @@ def chain_run(db, responder):
 
 
 def test_what_matters_names_the_root_blocker_and_draws_the_tree(chain_run, viewer, responder):
-    incident, target, run = chain_run
+    incident, target, _run = chain_run
     html = (
         _client(responder)
         .get(reverse("diagnostics:incident-what-matters", args=[incident.pk]))
