@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
-from incidents.models import Incident
+from incidents.models import EventKind, Incident, TimelineEvent
 
 from . import selectors, services
 from .models import DiagnosticRun, TargetDatabase
@@ -119,9 +119,19 @@ def _what_matters(incident: Incident, link) -> dict:
     root = None
     if chain is not None:
         root = next((f for f in chain.findings if f.get("worst")), None)
+    # A remediation after the run (a kind, a column: no other app's payload is read) means the
+    # findings may be gone: say so rather than keep naming a session that was ended.
+    acted_since = bool(
+        run
+        and run.finished_at
+        and TimelineEvent.objects.filter(
+            incident=incident, kind=EventKind.REMEDIATION, occurred_at__gt=run.finished_at
+        ).exists()
+    )
     return {
         "target": link.target,
         "run": run,
+        "acted_since": acted_since,
         "worst": notable[:WHAT_MATTERS_PER_TARGET],
         "more": max(0, len(notable) - WHAT_MATTERS_PER_TARGET),
         "chain": chain,
@@ -149,6 +159,7 @@ def incident_what_matters(request: HttpRequest, incident_id: int) -> HttpRespons
             "polling": any(b["run"] is not None and b["run"].is_active for b in blocks),
             "poll_seconds": POLL_SECONDS,
             "fix_incident": incident.pk if incident.is_open else None,
+            "can_run": user_has_role(request.user, RESPONDER) and incident.is_open,
         },
     )
 

@@ -133,11 +133,16 @@ def test_declare_see_the_root_blocker_terminate_it_and_compare(
     )
     screenshot("4-root-blocker-terminated")
 
-    # 4. Run again and compare before and after on the run page.
-    diag = page.locator(f"#diagnostics-body-{incident.pk}")
-    diag.get_by_role("button", name="Run on shop-db").click()
-    expect(page.locator(f"#what-matters-{incident.pk} .wm-root")).to_have_count(0)
+    # 4. What matters says the findings may be gone; run again, then compare before and after.
+    top = page.locator(f"#what-matters-{incident.pk}")
+    expect(top.locator(".wm-stale")).to_contain_text("A remediation ran after this run")
+    top.get_by_role("button", name="Run diagnostics on shop-db again").click()
+    expect(page.locator(f"#what-matters-{incident.pk} .wm-stale")).to_have_count(0)
     second = DiagnosticRun.objects.filter(incident=incident).exclude(pk=first_run.pk).get()
+    after = page.locator(f"#what-matters-{incident.pk} .wm-target")
+    expect(after).to_contain_text(f"run #{second.pk}")
+    expect(after.locator(".wm-root")).to_have_count(0)
+    screenshot("4c-what-matters-after")
     page.goto(f"{live_server.url}/diagnostics/runs/{second.pk}/")
     expect(page.get_by_role("link", name=f"#{incident.pk} Checkout writes hang")).to_be_visible()
     compare = page.get_by_role("button", name="Compare")
