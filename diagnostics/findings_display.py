@@ -87,6 +87,9 @@ SECONDARY_COLUMNS = {
     "state_age_s",
     "depth",
     "blocking_count",
+    # A blocking chain's tree shows these: who is at the root, and the summary counts writers.
+    "root_blockers",
+    "writer",
 }
 # Shown only when rows differ in them (one database, one scope: said once by the page).
 CONSTANT_HIDDEN = {"database", "scope"}
