@@ -112,3 +112,11 @@ def metric_label(name):
 @register.simple_tag
 def metric_value(name, value):
     return findings_display.metric_value(str(name), value)
+
+
+@register.simple_tag
+def fixable_rows(check_key, findings, limit=3):
+    """The first rows of a result that offer a fix (sessions past the threshold), for the
+    short list under "What matters"."""
+    rows = [r for r in findings or [] if findings_display.fix_offers(check_key, r)]
+    return rows[: int(limit)]

@@ -298,3 +298,40 @@ def test_compares_highlight_what_changed(chain_run, responder):
     assert '<tr class="status-changed">' in html
     assert 'class="c-uptime_s diff"' in html and "12.1 min<br><del>11.6 min</del>" in html
     assert "Cleared (3)" in html and "[{&#x27;" not in html
+
+
+def test_what_matters_offers_the_fix_for_a_long_query_and_an_idle_transaction(chain_run, responder):
+    incident, target, run = chain_run
+    CheckResult.objects.create(
+        run=run,
+        key="long_running_queries",
+        title="Long-running queries",
+        family="activity",
+        status="critical",
+        summary="1 query running longer than 5.0 min",
+        findings=[
+            {"pid": 400, "state": "active", "duration_s": 900.0, "over_threshold": True},
+            {"pid": 401, "state": "active", "duration_s": 3.0, "over_threshold": False},
+        ],
+    )
+    CheckResult.objects.create(
+        run=run,
+        key="idle_in_transaction",
+        title="Idle in transaction",
+        family="activity",
+        status="warning",
+        summary="1 session idle in transaction",
+        findings=[
+            {"pid": 500, "state": "idle in transaction", "idle_s": 120.0, "over_threshold": True}
+        ],
+    )
+    html = (
+        _client(responder)
+        .get(reverse("diagnostics:incident-what-matters", args=[incident.pk]))
+        .content.decode()
+    )
+    assert "pid 400</strong>" in html and "running for 15.0 min" in html
+    assert "Terminate session 400" in html and "pid=400" in html
+    assert "pid 401</strong>" not in html  # below the threshold: nothing to fix
+    assert "Terminate session 500" in html and "idle for 2.0 min" in html
+    assert "remediate=cancel" in html and f"target={target.pk}" in html
