@@ -59,6 +59,9 @@ def _panel_context(request: HttpRequest, incident: Incident) -> dict:
         "poll_seconds": POLL_SECONDS,
         "can_run": user_has_role(request.user, RESPONDER) and incident.is_open,
         "can_link": user_has_role(request.user, RESPONDER) and incident.status != "closed",
+        "fix_incident": incident.pk
+        if incident.is_open and user_has_role(request.user, RESPONDER)
+        else None,
         "available_targets": [
             t for t in TargetDatabase.objects.order_by("name") if t.pk not in linked
         ],
@@ -158,7 +161,11 @@ def incident_what_matters(request: HttpRequest, incident_id: int) -> HttpRespons
             "blocks": blocks,
             "polling": any(b["run"] is not None and b["run"].is_active for b in blocks),
             "poll_seconds": POLL_SECONDS,
-            "fix_incident": incident.pk if incident.is_open else None,
+            # Viewers read the findings; the fix links are for responders (the remediation
+            # panel then says whether this one may act: commanders, IC, Technical Lead).
+            "fix_incident": incident.pk
+            if incident.is_open and user_has_role(request.user, RESPONDER)
+            else None,
             "can_run": user_has_role(request.user, RESPONDER) and incident.is_open,
         },
     )
@@ -251,7 +258,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "compare_error": "",
         # Findings offer their fix (terminate, cancel) on the incident the run belongs to while
         # it is open; a critical run without one offers to declare it.
-        "fix_incident": run.incident_id if run.incident and run.incident.is_open else None,
+        "fix_incident": run.incident_id
+        if run.incident and run.incident.is_open and user_has_role(request.user, RESPONDER)
+        else None,
         "can_declare": user_has_role(request.user, RESPONDER),
     }
     compare_with = request.GET.get("compare")

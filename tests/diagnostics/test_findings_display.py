@@ -199,6 +199,7 @@ def test_what_matters_names_the_root_blocker_and_draws_the_tree(chain_run, viewe
         .content.decode()
     )
     assert "Root blocker: pid 100" in viewer_html and "FOR UPDATE" not in viewer_html
+    assert "Terminate root blocker" not in viewer_html  # the fix is for responders
 
 
 def test_what_matters_is_at_the_top_of_the_incident_page(chain_run, responder):
