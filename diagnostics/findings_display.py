@@ -69,6 +69,7 @@ LABELS = {
 ROLE_WORDS = {"blocked": "waiting", "root_blocker": "root blocker"}
 TIME_KEYS = {"backend_start", "xact_start", "query_start", "state_change"}
 QUERY_KEYS = {"query", "query_text"}
+QUERY_EXCERPT = 600
 # Columns a reader does not need in the table (they are used by the tree and the fix offers).
 HIDDEN_COLUMNS = {"worst", "over_threshold"}
 # Detail that crowds a table out of the page: the durations beside them say the same as the
@@ -156,6 +157,11 @@ def cell(key: str, value: Any) -> str:
         return ""
     if key == "role":
         return ROLE_WORDS.get(str(value), str(value).replace("_", " "))
+    if isinstance(value, str) and (key in QUERY_KEYS or key.endswith("_query")):
+        # One line per query in a table: its indentation and line breaks only make rows tall
+        # (the API keeps the text as stored).
+        text = " ".join(value.split())
+        return text if len(text) <= QUERY_EXCERPT else text[: QUERY_EXCERPT - 1] + "…"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if key in TIME_KEYS or (isinstance(value, str) and ISO_TIME.match(value)):

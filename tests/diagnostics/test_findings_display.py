@@ -80,6 +80,8 @@ def test_cells_carry_units_and_never_a_python_repr():
     assert fd.cell("writer", True) == "yes"
     assert fd.cell("role", "root_blocker") == "root blocker"
     assert fd.cell("anything", {"mode": "x", "granted": False}) == "lock mode x, granted no"
+    assert fd.cell("query", "SELECT a,\n       b\n  FROM t") == "SELECT a, b FROM t"
+    assert len(fd.cell("blocking_query", "x " * 1000)) == fd.QUERY_EXCERPT
 
 
 def test_labels_are_words():
