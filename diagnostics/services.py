@@ -159,6 +159,13 @@ def incident_declare_with_targets(
     return incident, runs
 
 
+def declare_with_targets(*, target_ids: list[int], actor=None, **declare: Any) -> Incident:
+    """incident_declare_with_targets for the web declare form (incidents.affected): the
+    incident alone (its runs are on the incident page)."""
+    incident, _runs = incident_declare_with_targets(target_ids=target_ids, actor=actor, **declare)
+    return incident
+
+
 # --- runs ----------------------------------------------------------------------------------
 
 
