@@ -44,6 +44,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Request-ID on every response and in log records; absolute Location and RateLimit-* on
+    # API answers (config.api_headers). First, so every other answer gets them too.
+    "config.api_headers.ApiHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before the status page's fast path, so its cached responses get the policy too.
     "csp.middleware.CSPMiddleware",
@@ -336,6 +339,12 @@ CELERY_BEAT_SCHEDULE["incidents-dispatch-parked"] = {
     "task": "incidents.dispatch_parked",
     "schedule": env.int("QUELL_DISPATCH_SWEEP_INTERVAL_S", default=30),
 }
+# Idempotency-Key records answer repeats for 24 hours (config.accounts.idempotency); older ones
+# are deleted hourly (lookups ignore them already).
+CELERY_BEAT_SCHEDULE["accounts-idempotency-expire"] = {
+    "task": "accounts.idempotency_expire",
+    "schedule": 3600,
+}
 
 # --- Quell --------------------------------------------------------------------------------
 # The severity policy (incidents.severity.severity_policy): per severity, any of
@@ -606,7 +615,17 @@ CELERY_BEAT_SCHEDULE["comms-resume-deliveries"] = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # request_id: the X-Request-ID of the request being served ("-" outside one).
+    "filters": {"request_id": {"()": "config.api_headers.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }
