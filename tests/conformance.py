@@ -56,18 +56,36 @@ def loaded_schema():
     return schemathesis.openapi.from_dict(served_schema())
 
 
-def _headers(response) -> dict[str, list[str]]:
-    return {name.lower(): [value] for name, value in response.items()}
+def check_django(method: str, path: str, query: str, response) -> None:
+    """check() for a Django test client's response."""
+    content = b"" if getattr(response, "streaming", False) else response.content
+    check(method, path, query, response.status_code, dict(response.items()), content)
 
 
-def check(method: str, path: str, query: str, response, schema=None) -> None:
-    """Raise NonConformingResponse unless `response` (to `method` `path`) is what the schema
-    says the operation answers."""
+def check_httpx(response) -> None:
+    """check() for an httpx response (an event hook of a client talking to a live server)."""
+    response.read()
+    url = response.request.url
+    check(
+        response.request.method,
+        url.path,
+        url.query.decode(),
+        response.status_code,
+        dict(response.headers),
+        response.content,
+    )
+
+
+def check(
+    method: str, path: str, query: str, code: int, headers: dict[str, str], content: bytes
+) -> None:
+    """Raise NonConformingResponse unless the answer (`code`, `headers`, `content`) to
+    `method` `path` is what the schema says the operation answers."""
     if not path.startswith(API_PREFIX) or path in NOT_OPERATIONS:
         return
-    schema = schema or loaded_schema()
+    schema = loaded_schema()
     operation = schema.find_operation_by_path(method, path)
-    code = response.status_code
+    headers = {name.lower(): value for name, value in headers.items()}
     where = f"{method} {path} -> {code}"
     if operation is None:
         # Unknown routes and methods may answer 404/405 (and refusals made before routing,
@@ -79,14 +97,14 @@ def check(method: str, path: str, query: str, response, schema=None) -> None:
         declared = ", ".join(sorted(str(c) for c in operation.definition.raw["responses"]))
         raise NonConformingResponse(f"{where}: status not declared (declared: {declared})")
     if code == 201:
-        location = response.get("Location", "")
+        location = headers.get("location", "")
         if not urlsplit(location).scheme:
             raise NonConformingResponse(f"{where}: Location {location!r} is not absolute")
     url = f"http://testserver{path}" + (f"?{query}" if query else "")
     wrapped = SchemathesisResponse(
         status_code=code,
-        headers=_headers(response),
-        content=b"" if getattr(response, "streaming", False) else response.content,
+        headers={name: [value] for name, value in headers.items()},
+        content=content,
         request=requests.Request(method=method, url=url).prepare(),
         elapsed=0.0,
         verify=True,
@@ -109,7 +127,7 @@ def install(monkeypatch) -> list[tuple[str, str, int]]:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         path = environ.get("PATH_INFO", "")
         try:
-            check(method, path, environ.get("QUERY_STRING", ""), response)
+            check_django(method, path, environ.get("QUERY_STRING", ""), response)
         except NonConformingResponse as exc:
             if not SURVEY:
                 raise
