@@ -10,7 +10,7 @@ the request that got an answer the schema does not describe:
 - a status code the operation does not declare;
 - a body that does not validate against the declared schema for its status and content type
   (schemathesis' response-schema check: OpenAPI 3.0 `nullable` and the rest understood);
-- a 201 without an absolute Location.
+- a 201 without an absolute Location, or any answer without an X-Request-ID.
 
 The schema is generated once per test session from the code (the same generator the endpoint
 uses), so a test needs no user allowed to read the schema.
@@ -96,6 +96,8 @@ def check(
     if operation.responses.find_by_status_code(code) is None:
         declared = ", ".join(sorted(str(c) for c in operation.definition.raw["responses"]))
         raise NonConformingResponse(f"{where}: status not declared (declared: {declared})")
+    if not headers.get("x-request-id"):
+        raise NonConformingResponse(f"{where}: no X-Request-ID")
     if code == 201:
         location = headers.get("location", "")
         if not urlsplit(location).scheme:

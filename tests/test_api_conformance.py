@@ -9,7 +9,7 @@ from tests import conformance
 
 pytestmark = pytest.mark.django_db
 
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": "application/json", "X-Request-ID": "r-1"}
 
 
 @pytest.fixture
@@ -47,6 +47,10 @@ def test_undeclared_statuses_undocumented_operations_and_relative_locations_fail
         conformance.check("GET", "/api/v1/incidents/", "", 418, JSON, body)
     with pytest.raises(conformance.NonConformingResponse, match="no operation"):
         conformance.check("GET", "/api/v1/not-documented/", "", 200, JSON, b"{}")
+    with pytest.raises(conformance.NonConformingResponse, match="no X-Request-ID"):
+        conformance.check(
+            "GET", "/api/v1/incidents/", "", 401, {"Content-Type": "application/json"}, body
+        )
     # Unknown routes may answer 404.
     conformance.check("GET", "/api/v1/not-documented/", "", 404, JSON, body)
     with pytest.raises(conformance.NonConformingResponse, match="not absolute"):
@@ -58,3 +62,18 @@ def test_undeclared_statuses_undocumented_operations_and_relative_locations_fail
             {**JSON, "Location": "/api/v1/incidents/1/"},
             b"{}",
         )
+
+
+def test_the_schema_uses_any_of_and_declares_the_standard_headers():
+    schema = conformance.served_schema()
+    assert '"oneOf"' not in str(schema).replace("'", '"')
+    tracker = schema["components"]["schemas"]["ActionItemOutput"]["properties"]["tracker_url"]
+    assert len(tracker["anyOf"]) == 2
+    created = schema["paths"]["/api/v1/incidents/"]["post"]["responses"]["201"]["headers"]
+    assert {"Location", "X-Request-ID", "RateLimit-Remaining"} <= set(created)
+    throttled = schema["paths"]["/api/v1/incidents/"]["get"]["responses"]["429"]["headers"]
+    assert "Retry-After" in throttled
+    detail = schema["paths"]["/api/v1/incidents/{incident_id}/"]["get"]
+    assert "ETag" in detail["responses"]["200"]["headers"]
+    assert "304" in detail["responses"]
+    assert any(p["name"] == "If-None-Match" for p in detail["parameters"])

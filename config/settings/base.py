@@ -239,6 +239,10 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         # Every operation's common error answers (400, 401, 403, 404, 415, 429), declared once.
         "config.openapi.add_common_error_responses",
+        # anyOf for unions (blank-or-URL, blank-or-null choices); the standard response
+        # headers (X-Request-ID, RateLimit-*, Location on 201, Retry-After on 429).
+        "config.openapi_conventions.any_of_unions",
+        "config.openapi_conventions.standard_headers",
     ],
     "TITLE": "Quell API",
     "DESCRIPTION": "Incident response for database incidents.",
