@@ -118,7 +118,7 @@ def idempotent(view_method):
         if raw is None or not getattr(user, "is_authenticated", False) or user.pk is None:
             return view_method(view, request, *args, **kwargs)
         key = _valid_key(raw)
-        print_ = fingerprint(request)
+        sent = fingerprint(request)
         now = timezone.now()
         # An expired record no longer answers for its key: the key may be used afresh.
         IdempotencyRecord.objects.filter(
@@ -128,14 +128,14 @@ def idempotent(view_method):
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        user=user, key=key, fingerprint=print_, status_code=0, created_at=now
+                        user=user, key=key, fingerprint=sent, status_code=0, created_at=now
                     )
             except IntegrityError:
                 # Taken: by an earlier request, or by a concurrent one this insert waited for.
                 record = None
             if record is None:
                 earlier = IdempotencyRecord.objects.get(user=user, key=key)
-                return _replay(earlier, print_)
+                return _replay(earlier, sent)
             response = view_method(view, request, *args, **kwargs)
             if not status.is_success(response.status_code):
                 transaction.set_rollback(True)
