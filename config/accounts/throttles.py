@@ -2,15 +2,19 @@
 
 Rates are settings (QUELL_THROTTLE_*, docs/configuration.md); counts live in the shared cache
 (Redis), so every worker process counts the same requests. A throttled request gets 429 with
-Retry-After (DRF's Throttled).
+Retry-After (DRF's Throttled); every throttled API answer carries RateLimit-Limit, -Remaining
+and -Reset for the tightest throttle (config.api_headers).
 """
 
 import logging
+import math
 import time
 
 from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
+
+from config.api_headers import record_rate_limit
 
 from .client_ip import client_ip
 
@@ -29,13 +33,27 @@ class _ClientIpMixin:
         if time.monotonic() < _cache_down_until:
             return True
         try:
-            return super().allow_request(request, view)
+            allowed = super().allow_request(request, view)
         except Exception:
             _cache_down_until = time.monotonic() + float(settings.QUELL_BROKER_BACKOFF_S)
             log.warning(
                 "throttle %s not applied: the cache is unreachable", self.scope, exc_info=True
             )
             return True
+        self._record_headers(request, allowed)
+        return allowed
+
+    def _record_headers(self, request, allowed: bool) -> None:
+        """RateLimit-* numbers for the response (config.api_headers): this throttle's limit,
+        what is left of it, and the seconds until its oldest counted request leaves the window."""
+        history = getattr(self, "history", None)
+        if self.rate is None or history is None or not hasattr(self, "now"):
+            return  # no rate for this scope, or no key (the throttle does not apply)
+        remaining = self.num_requests - len(history) if allowed else 0
+        reset = self.duration - (self.now - history[-1]) if history else self.duration
+        record_rate_limit(
+            request._request, limit=self.num_requests, remaining=remaining, reset=math.ceil(reset)
+        )
 
     def get_ident(self, request):
         return client_ip(request)
