@@ -20,6 +20,7 @@ from .models import (
     ReminderLog,
     StatusUpdate,
     Subscriber,
+    UndeliveredInitialNotification,
 )
 
 
@@ -221,6 +222,16 @@ class SubscriberAdmin(admin.ModelAdmin):
 class ReminderLogAdmin(admin.ModelAdmin):
     list_display = ["incident", "due_at", "sent_at", "reminded_user"]
     list_select_related = ["incident", "reminded_user"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(UndeliveredInitialNotification)
+class UndeliveredInitialNotificationAdmin(admin.ModelAdmin):
+    list_display = ["incident", "recorded_at", "reason"]
+    list_select_related = ["incident"]
+    readonly_fields = ["incident", "reason", "recorded_at"]
 
     def has_add_permission(self, request):
         return False

@@ -388,3 +388,22 @@ class ReminderLog(models.Model):
 
     def __str__(self) -> str:
         return f"reminder for incident #{self.incident_id} due {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class UndeliveredInitialNotification(models.Model):
+    """The automatic initial notification of an incident reached nobody (no internal channel
+    for its severity): at most one per incident, so the timeline says it once."""
+
+    incident = models.OneToOneField(
+        "incidents.Incident",
+        on_delete=models.CASCADE,
+        related_name="comms_undelivered_initial_notification",
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"initial notification of incident #{self.incident_id} not delivered"

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.template import Context, Engine, TemplateSyntaxError
 from django.utils import timezone
 
-from incidents.models import EventKind, Incident, Status
+from incidents.models import Incident, Status
 from incidents.severity import severity_definition
 
 MARKER_RE = re.compile(r"\[TO FILL:[^\]]*\]")
@@ -137,16 +137,6 @@ def fmt_duration(delta: datetime.timedelta) -> str:
 def _bullets(lines: list[str]) -> str:
     """Lines as a "- " list."""
     return "\n".join(f"- {line}" for line in lines)
-
-
-# Timeline kinds that count as "actions taken" (incidents.selectors.actions_taken filters
-# further: remediations that ended something, runbook steps done).
-ACTION_KINDS = (
-    EventKind.STATUS_CHANGED,
-    EventKind.SEVERITY_CHANGED,
-    EventKind.REMEDIATION,
-    EventKind.RUNBOOK_STEP,
-)
 
 
 @dataclass

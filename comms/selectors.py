@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
+from diagnostics.integrity import events as integrity_events
+from diagnostics.remediation import events as remediation_events
 from incidents import selectors as incident_selectors
 from incidents.models import OPEN_STATUSES, EventKind, Incident, ResponderRole, Status
 from incidents.names import display_name
@@ -246,6 +248,21 @@ def _root_cause_from_postmortem(incident_id: int) -> tuple[str, str, str]:
     )
 
 
+def actions_taken(incident: Incident) -> list:
+    """Timeline events of what the responders did, oldest first: status and severity changes,
+    remediations and runbook steps that changed something (remediation's events judge their
+    own records). Not notes, triage clicks, diagnostic runs or failed remediations."""
+    changes = (EventKind.STATUS_CHANGED, EventKind.SEVERITY_CHANGED)
+    events = incident.timeline.filter(
+        kind__in=[*changes, EventKind.REMEDIATION, EventKind.RUNBOOK_STEP]
+    ).select_related("actor")
+    return [
+        ev
+        for ev in events.order_by("occurred_at", "id")
+        if ev.kind in changes or remediation_events.changed_something(ev)
+    ]
+
+
 def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) -> IncidentFacts:
     """Everything besides the incident row that templates fill in."""
     events = list(
@@ -254,7 +271,6 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         ).order_by("occurred_at", "id")
     )
     root_cause, resolution = "", ""
-    integrity_events: list[tuple[str, dict]] = []
     for ev in events:
         data = ev.data or {}
         if data.get("root_cause"):
@@ -265,15 +281,15 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
             and data.get("reason")
         ):
             resolution = str(data["reason"])
-        if ev.kind == EventKind.INTEGRITY:
-            integrity_events.append((ev.message, data))
     # The reason given at "identified" is the cause as the responders stated it.
     root_cause = root_cause or incident_selectors.identified_reason(incident_id=incident.pk)
     actions = [
         f"{timezone.localtime(ev.occurred_at):%H:%M} {ev.message} ({ev.actor_display})"
-        for ev in incident_selectors.actions_taken(incident_id=incident.pk)
+        for ev in actions_taken(incident)
     ]
-    integrity, integrity_ok = _integrity_status(integrity_events)
+    integrity, integrity_ok = integrity_events.timeline_status(
+        [ev for ev in events if ev.kind == EventKind.INTEGRITY]
+    )
     pm_root, review, data_impact = _root_cause_from_postmortem(incident.pk)
     next_at = next_update_time(incident, now=now) if incident.status in OPEN_STATUSES else None
     roles = [
@@ -293,54 +309,6 @@ def incident_facts(incident: Incident, *, now: datetime.datetime | None = None) 
         next_update_at=next_at,
         has_cadence=bool(severity_policy(incident.severity).update_cadence.every_minutes),
     )
-
-
-def _integrity_status(events: list[tuple[str, dict]]) -> tuple[str, bool | None]:
-    """The data integrity status from the incident's integrity events, oldest first.
-
-    Per target, a verification (after remediation) outranks a baseline or an ad hoc check, and
-    the latest of a kind wins; every target's line is shown. Only verifications say whether
-    the data is intact: a clean baseline was taken before the fix and proves nothing after it.
-    """
-    latest: dict[str, tuple[str, dict]] = {}
-    for message, data in events:
-        target = str(data.get("target_id") or data.get("target_name") or "")
-        known = latest.get(target)
-        if (
-            known is not None
-            and known[1].get("purpose") == "verification"
-            and data.get("purpose") not in (None, "verification")
-        ):
-            continue
-        latest[target] = (message, data)
-    if not latest:
-        return "", None
-    lines = [message for message, _ in latest.values()]
-    verdicts = [
-        _integrity_ok(data)
-        for _, data in latest.values()
-        if data.get("purpose") in (None, "verification")
-    ]
-    if any(v is False for v in verdicts):
-        ok = False
-    elif verdicts and len(verdicts) == len(latest) and all(v is True for v in verdicts):
-        ok = True
-    else:
-        ok = None
-    return "; ".join(lines), ok
-
-
-def _integrity_ok(data: dict) -> bool | None:
-    """Whether an integrity event's data says the verification passed (None: cannot tell)."""
-    for key in ("ok", "passed", "clean"):
-        if isinstance(data.get(key), bool):
-            return data[key]
-    status = str(data.get("status") or data.get("outcome") or "").lower()
-    if status in ("ok", "passed", "pass", "clean", "verified"):
-        return True
-    if status in ("failed", "fail", "critical", "error", "differences", "mismatch"):
-        return False
-    return None
 
 
 def template_list(*, audience: str | None = None, active_only: bool = True):

@@ -19,19 +19,8 @@ class _DryRun(Exception):
 
 
 # The model fields the form edits (the admin's fieldsets add the write-only extras).
-TARGET_FORM_FIELDS = [
-    "name",
-    "environment",
-    "host",
-    "port",
-    "database",
-    "user",
-    "sslmode",
-    "options",
-    "enabled",
-    "remediation_allowed",
-    "thresholds",
-]
+# Tags have a field of their own on the form (comma-separated).
+TARGET_FORM_FIELDS = [f for f in services.TARGET_FIELDS if f != "tags"]
 
 
 class TargetDatabaseForm(forms.ModelForm):

@@ -7,6 +7,7 @@ class DiagnosticsConfig(AppConfig):
 
     def ready(self):
         # Registers the system check that QUELL_FERNET_KEYS is usable.
+        from incidents.affected import AffectedTargets, register_affected_targets
         from incidents.dispatch import register_queued_work
 
         from . import (
@@ -14,6 +15,8 @@ class DiagnosticsConfig(AppConfig):
             own_sessions,
             target,
         )
+        from .selectors import target_choices
+        from .services import declare_with_targets
         from .services import queued_run_calls as queued_diagnostic_runs
 
         # Queued runs are sent by a worker as soon as it is ready (incidents.dispatch).
@@ -22,3 +25,9 @@ class DiagnosticsConfig(AppConfig):
         # Every session Quell opens on a target is recorded, so remediation can tell Quell's
         # own sessions by identity (pid and backend_start) rather than by a name anyone can set.
         target.on_session_opened(own_sessions.remember)
+
+        # The web declare form offers these databases and declares through this service, so a
+        # run starts at detection on each (incidents imports no app: docs/architecture.md).
+        register_affected_targets(
+            AffectedTargets(choices=target_choices, declare=declare_with_targets)
+        )

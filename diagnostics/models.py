@@ -14,7 +14,6 @@ from django.db import models
 from django.db.models import Q
 
 from . import crypto
-from .lifecycle import RunLifecycleMixin
 
 
 class Environment(models.TextChoices):
@@ -179,25 +178,17 @@ class ResultStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped"
 
 
-class DiagnosticRun(RunLifecycleMixin, models.Model):
-    """One execution of a suite of checks against one target."""
+class BaseRun(models.Model):
+    """What every kind of run shares (diagnostic and integrity runs): who asked, the status and
+    its times, and the bookkeeping of diagnostics.pipeline, which enqueues, claims, finishes
+    and sweeps every kind the same way. Each concrete run adds its `target` and `incident`
+    (their reverse names differ) and what its results add up to."""
 
     ACTIVE_STATUSES = ACTIVE_RUN_STATUSES
 
-    target = models.ForeignKey(TargetDatabase, on_delete=models.PROTECT, related_name="runs")
-    incident = models.ForeignKey(
-        "incidents.Incident",
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="diagnostic_runs",
-    )
-    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # {} = every check; {"family": "locks"}; {"keys": ["locks", "long_running_queries"]}
-    suite = models.JSONField(default=dict, blank=True)
     status = models.CharField(
         max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
     )
@@ -211,24 +202,63 @@ class DiagnosticRun(RunLifecycleMixin, models.Model):
     # Identifies the execution that owns a running run: a late, superseded execution (re-queued
     # by the sweep) finds a different token and discards its results instead of mixing them in.
     execution_token = models.CharField(max_length=64, blank=True)
-    worst_status = models.CharField(max_length=10, choices=ResultStatus.choices, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
+        abstract = True
         ordering = ["-queued_at", "-id"]
-        indexes = [
-            models.Index(fields=["target", "-queued_at"], name="run_target_queued"),
-            models.Index(fields=["incident", "-queued_at"], name="run_incident_queued"),
-            models.Index(
-                fields=["deadline"],
-                condition=Q(status__in=["queued", "running"]),
-                name="run_active_deadline",
-            ),
-        ]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at and self.finished_at:
+            return int((self.finished_at - self.started_at).total_seconds() * 1000)
+        return None
+
+
+def run_indexes(prefix: str) -> list[models.Index]:
+    """A run model's indexes: by target and by incident (newest first), and the active runs by
+    deadline (the sweep). Named per model with `prefix`, as their tables were created."""
+    return [
+        models.Index(fields=["target", "-queued_at"], name=f"{prefix}_target_queued"),
+        models.Index(fields=["incident", "-queued_at"], name=f"{prefix}_incident_queued"),
+        models.Index(
+            fields=["deadline"],
+            condition=Q(status__in=["queued", "running"]),
+            name=f"{prefix}_active_deadline",
+        ),
+    ]
+
+
+def run_status_valid(prefix: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(status__in=RunStatus.values), name=f"{prefix}_status_valid"
+    )
+
+
+class DiagnosticRun(BaseRun):
+    """One execution of a suite of checks against one target."""
+
+    target = models.ForeignKey(TargetDatabase, on_delete=models.PROTECT, related_name="runs")
+    incident = models.ForeignKey(
+        "incidents.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="diagnostic_runs",
+    )
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.MANUAL)
+    # {} = every check; {"family": "locks"}; {"keys": ["locks", "long_running_queries"]}
+    suite = models.JSONField(default=dict, blank=True)
+    worst_status = models.CharField(max_length=10, choices=ResultStatus.choices, blank=True)
+
+    class Meta(BaseRun.Meta):
+        indexes = run_indexes("run")
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=RunStatus.values), name="run_status_valid"
-            ),
+            run_status_valid("run"),
             models.CheckConstraint(
                 condition=Q(trigger__in=Trigger.values), name="run_trigger_valid"
             ),

@@ -11,6 +11,8 @@ from typing import Any
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
+from incidents.models import OPEN_STATUSES
+
 from .models import CheckResult, DiagnosticRun, IncidentTarget, RunStatus, TargetDatabase
 
 # Result statuses worth a responder's attention, worst first.
@@ -26,11 +28,27 @@ def target_list(*, filters: dict | None = None) -> QuerySet[TargetDatabase]:
     return qs.order_by("name")
 
 
+def target_choices() -> list[tuple[int, str]]:
+    """(id, "name (environment)") of every target, by name, for pickers such as the declare
+    form (disabled ones are marked: they are linked but get no run)."""
+    return [
+        (pk, f"{name} ({environment}){'' if enabled else ' (disabled)'}")
+        for pk, name, environment, enabled in TargetDatabase.objects.order_by("name").values_list(
+            "pk", "name", "environment", "enabled"
+        )
+    ]
+
+
 def target_overview() -> QuerySet[TargetDatabase]:
     """Targets by name, each annotated with its latest run (latest_run_id, _status, _worst,
-    _queued_at) in one query."""
+    _queued_at) and its most severe open incident (open_incident_id), in one query."""
     latest = DiagnosticRun.objects.filter(target=OuterRef("pk")).order_by("-queued_at", "-id")
+    open_incident = IncidentTarget.objects.filter(
+        target=OuterRef("pk"), incident__status__in=OPEN_STATUSES
+    ).order_by("incident__severity", "-incident__declared_at")
     return TargetDatabase.objects.annotate(
+        # The most severe open incident on the target (SEV1 sorts first), if any.
+        open_incident_id=Subquery(open_incident.values("incident_id")[:1]),
         latest_run_id=Subquery(latest.values("id")[:1]),
         latest_run_status=Subquery(latest.values("status")[:1]),
         latest_run_worst=Subquery(latest.values("worst_status")[:1]),

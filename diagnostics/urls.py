@@ -13,6 +13,11 @@ urlpatterns = [
         name="incident-panel",
     ),
     path(
+        "incidents/<int:incident_id>/diagnostics/what-matters/",
+        views.incident_what_matters,
+        name="incident-what-matters",
+    ),
+    path(
         "incidents/<int:incident_id>/diagnostics/run/",
         views.incident_run,
         name="incident-run",

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
-from incidents.models import Incident
+from incidents.models import EventKind, Incident, TimelineEvent
 
 from . import selectors, services
 from .models import DiagnosticRun, TargetDatabase
@@ -59,6 +59,9 @@ def _panel_context(request: HttpRequest, incident: Incident) -> dict:
         "poll_seconds": POLL_SECONDS,
         "can_run": user_has_role(request.user, RESPONDER) and incident.is_open,
         "can_link": user_has_role(request.user, RESPONDER) and incident.status != "closed",
+        "fix_incident": incident.pk
+        if incident.is_open and user_has_role(request.user, RESPONDER)
+        else None,
         "available_targets": [
             t for t in TargetDatabase.objects.order_by("name") if t.pk not in linked
         ],
@@ -73,7 +76,10 @@ def _render_panel(request: HttpRequest, incident: Incident, *, status: int = 200
 
 def _after_post(request: HttpRequest, incident: Incident) -> HttpResponse:
     if request.htmx:
-        return _render_panel(request, incident)
+        response = _render_panel(request, incident)
+        # What matters (top of the page) and the timeline follow a new run or target.
+        response["HX-Trigger"] = "incidentChanged"
+        return response
     # Without JavaScript: back to where the form was, else to the panel itself.
     back = request.META.get("HTTP_REFERER") or reverse(
         "diagnostics:incident-panel", kwargs={"incident_id": incident.pk}
@@ -97,6 +103,72 @@ def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render_panel(request, incident)
+
+
+WHAT_MATTERS_PER_TARGET = 3
+
+
+def _what_matters(incident: Incident, link) -> dict:
+    """For one affected database: its latest run and the worst of its results (blocking
+    chains first: their root blocker is what a responder acts on)."""
+    run = selectors.latest_run(target_id=link.target_id, incident_id=incident.pk)
+    results = list(run.results.order_by("id")) if run else []
+    # Worst first; among equals a blocking chain first (its root is the one to act on).
+    notable = sorted(
+        selectors.notable_results(results),
+        key=lambda r: (selectors.NOTABLE_ORDER[r.status], r.key != "blocking_locks", r.id),
+    )
+    chain = next((r for r in notable if r.key == "blocking_locks" and r.findings), None)
+    root = None
+    if chain is not None:
+        root = next((f for f in chain.findings if f.get("worst")), None)
+    # A remediation after the run (a kind, a column: no other app's payload is read) means the
+    # findings may be gone: say so rather than keep naming a session that was ended.
+    acted_since = bool(
+        run
+        and run.finished_at
+        and TimelineEvent.objects.filter(
+            incident=incident, kind=EventKind.REMEDIATION, occurred_at__gt=run.finished_at
+        ).exists()
+    )
+    return {
+        "target": link.target,
+        "run": run,
+        "acted_since": acted_since,
+        "worst": notable[:WHAT_MATTERS_PER_TARGET],
+        "more": max(0, len(notable) - WHAT_MATTERS_PER_TARGET),
+        "chain": chain,
+        "root": root,
+    }
+
+
+@login_required
+@require_GET
+def incident_what_matters(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """The top of the incident page: per affected database, the worst findings of its latest
+    run and the root blocker (polled while a run is under way)."""
+    require_role(request.user, VIEWER)
+    incident = get_object_or_404(Incident, pk=incident_id)
+    blocks = [
+        _what_matters(incident, link)
+        for link in selectors.incident_targets(incident_id=incident.pk)
+    ]
+    return render(
+        request,
+        "diagnostics/_what_matters.html",
+        {
+            "incident": incident,
+            "blocks": blocks,
+            "polling": any(b["run"] is not None and b["run"].is_active for b in blocks),
+            "poll_seconds": POLL_SECONDS,
+            # Viewers read the findings; the fix links are for responders (the remediation
+            # panel then says whether this one may act: commanders, IC, Technical Lead).
+            "fix_incident": incident.pk
+            if incident.is_open and user_has_role(request.user, RESPONDER)
+            else None,
+            "can_run": user_has_role(request.user, RESPONDER) and incident.is_open,
+        },
+    )
 
 
 @login_required
@@ -184,6 +256,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         .filter(status="succeeded")[:50],
         "comparison": None,
         "compare_error": "",
+        # Findings offer their fix (terminate, cancel) on the incident the run belongs to while
+        # it is open; a critical run without one offers to declare it.
+        "fix_incident": run.incident_id
+        if run.incident and run.incident.is_open and user_has_role(request.user, RESPONDER)
+        else None,
+        "can_declare": user_has_role(request.user, RESPONDER),
     }
     compare_with = request.GET.get("compare")
     if compare_with:

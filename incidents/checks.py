@@ -17,3 +17,14 @@ def severity_policy_check(app_configs=None, **kwargs) -> list[Error]:
         )
         for problem in policy_problems()
     ]
+
+
+@register()
+def affected_targets_check(app_configs=None, **kwargs) -> list[Error]:
+    """What an app registered for the declare form's affected databases can be called."""
+    from .affected import problems
+
+    return [
+        Error(message, hint="See docs/architecture.md, 'Who may import whom'.", id="quell.E020")
+        for message in problems()
+    ]

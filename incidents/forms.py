@@ -144,11 +144,48 @@ class DeclareForm(_AssessmentMixin):
         "severity",
         "kind",
         "description",
+        "affected_targets",
         "detection_source",
         "detected_by",
         "detected_at",
         *ASSESSMENT_FIELDS,
     ]
+
+    # What a link may prefill (?title=...&targets=3,5): from a monitor, an alert or a target
+    # whose latest run is critical. Anything else in the address is ignored.
+    PREFILL = ("title", "severity", "kind", "description", "detection_source", "detected_by")
+
+    def __init__(self, *args, target_choices=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        if target_choices:
+            # Only when an app offers databases (incidents.affected); else no field at all.
+            self.fields["affected_targets"] = forms.TypedMultipleChoiceField(
+                choices=list(target_choices),
+                coerce=int,
+                required=False,
+                label="Affected databases",
+                help_text=(
+                    "Each chosen database gets a diagnostics run at once, so the state at "
+                    "detection is on record. Ctrl- or Cmd-click to choose several."
+                ),
+                widget=forms.SelectMultiple(attrs={"size": max(3, min(8, len(target_choices)))}),
+            )
+            self.order_fields(self.field_order)
+
+    @classmethod
+    def initial_from(cls, query, *, target_choices=()) -> dict:
+        """Initial values from a link's query string; unknown databases are left out."""
+        initial = {k: query.get(k) for k in cls.PREFILL if query.get(k)}
+        known = {pk for pk, _ in target_choices}
+        wanted = []
+        for value in query.getlist("targets"):
+            for part in value.split(","):
+                part = part.strip()
+                if part.isdigit() and int(part) in known and int(part) not in wanted:
+                    wanted.append(int(part))
+        if wanted:
+            initial["affected_targets"] = wanted
+        return initial
 
     def clean_detected_at(self):
         value = self.cleaned_data.get("detected_at")
@@ -157,8 +194,10 @@ class DeclareForm(_AssessmentMixin):
         return value
 
     def service_kwargs(self) -> dict:
-        """Keyword arguments for incidents.services.incident_declare."""
-        return dict(self.cleaned_data)
+        """Keyword arguments for incidents.services.incident_declare (the databases apart)."""
+        data = dict(self.cleaned_data)
+        data.pop("affected_targets", None)
+        return data
 
 
 class AssessmentForm(_AssessmentMixin):

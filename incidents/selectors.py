@@ -219,43 +219,6 @@ def incident_search(qs: QuerySet[Incident], term: str) -> QuerySet[Incident]:
     return qs.filter(match)
 
 
-# A remediation did something when it cancelled, terminated or signalled at least one session.
-REMEDIATION_DONE = ("cancelled", "terminated", "signalled")
-
-
-def actions_taken(*, incident_id: int) -> list[TimelineEvent]:
-    """What the responders did, oldest first: remediations that ran, runbook steps done, status
-    and severity changes. Not notes, triage clicks, diagnostic runs or failed remediations: a
-    message saying "Actions taken" lists only what changed something."""
-    from .models import EventKind  # the kinds live with the model
-
-    events = (
-        TimelineEvent.objects.filter(
-            incident_id=incident_id,
-            kind__in=[
-                EventKind.REMEDIATION,
-                EventKind.RUNBOOK_STEP,
-                EventKind.STATUS_CHANGED,
-                EventKind.SEVERITY_CHANGED,
-            ],
-        )
-        .select_related("actor")
-        .order_by("occurred_at", "id")
-    )
-    kept = []
-    for ev in events:
-        data = ev.data or {}
-        counts = data.get("counts") or {}
-        if ev.kind == EventKind.REMEDIATION and (
-            data.get("error") or not any(counts.get(k) for k in REMEDIATION_DONE)
-        ):
-            continue  # it failed, or ended nothing: no action to report
-        if ev.kind == EventKind.RUNBOOK_STEP and not data.get("done"):
-            continue  # a runbook started, or a step reopened, is not an action
-        kept.append(ev)
-    return kept
-
-
 def identified_reason(*, incident_id: int) -> str:
     """The reason given when the incident moved to "identified" (the latest one), or ""."""
     from .models import EventKind, Status

@@ -2,33 +2,33 @@
 
 from django.urls import path
 
-from . import views
+from .views import actions, browse, insights, page
 
 app_name = "incidents"
 
 urlpatterns = [
-    path("", views.incident_list, name="list"),
-    path("incidents/", views.incidents_index, name="index"),
-    path("incidents/declare/", views.incident_declare, name="declare"),
-    path("incidents/<int:incident_id>/", views.incident_detail, name="detail"),
-    path("incidents/<int:incident_id>/timeline/", views.incident_timeline, name="timeline"),
-    path("incidents/<int:incident_id>/edit/", views.incident_edit, name="edit"),
-    path("incidents/<int:incident_id>/status/", views.incident_transition, name="transition"),
-    path("incidents/<int:incident_id>/severity/", views.incident_severity, name="severity"),
+    path("", browse.incident_list, name="list"),
+    path("incidents/", browse.incidents_index, name="index"),
+    path("incidents/declare/", browse.incident_declare, name="declare"),
+    path("incidents/<int:incident_id>/", page.incident_detail, name="detail"),
+    path("incidents/<int:incident_id>/timeline/", page.incident_timeline, name="timeline"),
+    path("incidents/<int:incident_id>/edit/", actions.incident_edit, name="edit"),
+    path("incidents/<int:incident_id>/status/", actions.incident_transition, name="transition"),
+    path("incidents/<int:incident_id>/severity/", actions.incident_severity, name="severity"),
     path(
         "incidents/<int:incident_id>/acknowledge/",
-        views.incident_acknowledge,
+        actions.incident_acknowledge,
         name="acknowledge",
     ),
-    path("incidents/<int:incident_id>/roles/", views.role_assign, name="role-assign"),
+    path("incidents/<int:incident_id>/roles/", actions.role_assign, name="role-assign"),
     path(
         "incidents/<int:incident_id>/roles/<int:assignment_id>/relieve/",
-        views.role_relieve,
+        actions.role_relieve,
         name="role-relieve",
     ),
-    path("incidents/<int:incident_id>/notes/", views.incident_note, name="note"),
-    path("insights/", views.metrics_dashboard, name="metrics-dashboard"),
-    path("metrics", views.prometheus_metrics, name="prometheus"),
+    path("incidents/<int:incident_id>/notes/", actions.incident_note, name="note"),
+    path("insights/", insights.metrics_dashboard, name="metrics-dashboard"),
+    path("metrics", insights.prometheus_metrics, name="prometheus"),
 ]
 
 # Triage (incidents.triage): the incident page's panel and its actions.

@@ -125,3 +125,25 @@ def login(page, live_server):
         page.wait_for_load_state()
 
     return do
+
+
+# --- Schema conformance (tests/conformance.py) -----------------------------------------------
+
+# Modules whose API answers are checked against the served schema: the API tests of every app.
+CONFORMANCE_MODULES = ("test_idempotency", "test_authorization_matrix", "test_bad_input")
+
+
+def _checks_conformance(module_name: str) -> bool:
+    name = module_name.rsplit(".", 1)[-1]
+    return name.startswith("test_api") or name.endswith("_api") or name in CONFORMANCE_MODULES
+
+
+@pytest.fixture(autouse=True)
+def schema_conformance(request, monkeypatch):
+    """Every /api/v1/ answer a test in an API module receives must match the schema; the test
+    fails at the first that does not. Other modules get None."""
+    if not _checks_conformance(request.module.__name__):
+        return None
+    from tests import conformance
+
+    return conformance.install(monkeypatch)

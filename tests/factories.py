@@ -15,6 +15,7 @@ from comms.models import (
     ReminderLog,
     StatusUpdate,
     Subscriber,
+    UndeliveredInitialNotification,
 )
 from diagnostics.integrity.models import IntegrityCheck, IntegrityResult, IntegrityRun
 from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget, TargetDatabase
@@ -297,6 +298,14 @@ class ReminderLogFactory(factory.django.DjangoModelFactory):
 
     incident = factory.SubFactory(IncidentFactory)
     due_at = factory.LazyFunction(timezone.now)
+
+
+class UndeliveredInitialNotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UndeliveredInitialNotification
+
+    incident = factory.SubFactory(IncidentFactory)
+    reason = "No channel receives internal updates for this severity."
 
 
 # --- Postmortems --------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.accounts.idempotency import idempotent
+from config.kernel.headers import location
 from config.kernel.permissions import (
     IsAdmin,
     IsCommander,
@@ -40,7 +42,11 @@ class TemplateListCreate(generics.ListAPIView):
         data = s.TemplateIn(data=request.data)
         data.is_valid(raise_exception=True)
         template = services.template_save(actor=request.user, **data.validated_data)
-        return Response(s.TemplateOut(template).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.TemplateOut(template).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("comms-api:template", pk=template.pk),
+        )
 
 
 class TemplateDetail(APIView):
@@ -99,6 +105,7 @@ class IncidentUpdates(generics.ListAPIView):
         return selectors.updates_for_incident(incident_id=self.kwargs["incident_id"])
 
     @extend_schema(request=s.UpdateCreateIn, responses={201: s.UpdateOut})
+    @idempotent
     def post(self, request, incident_id):
         incident = _incident(incident_id)
         data = s.UpdateCreateIn(data=request.data)
@@ -114,7 +121,11 @@ class IncidentUpdates(generics.ListAPIView):
             )
         else:
             update = services.update_create(incident_id=incident.pk, actor=request.user, **fields)
-        return Response(s.UpdateOut(update).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.UpdateOut(update).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("comms-api:update", pk=update.pk),
+        )
 
 
 def _template_audience(template_id) -> str | None:
@@ -226,7 +237,11 @@ class ChannelListCreate(generics.ListAPIView):
         data = s.ChannelIn(data=request.data)
         data.is_valid(raise_exception=True)
         channel = services.channel_save(actor=request.user, **data.validated_data)
-        return Response(s.ChannelOut(channel).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.ChannelOut(channel).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("comms-api:channel", pk=channel.pk),
+        )
 
 
 class ChannelDetail(APIView):
@@ -314,7 +329,11 @@ class ComponentListCreate(generics.ListAPIView):
         data = s.ComponentIn(data=request.data)
         data.is_valid(raise_exception=True)
         comp = services.component_save(actor=request.user, **data.validated_data)
-        return Response(s.ComponentOut(comp).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.ComponentOut(comp).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("comms-api:component", pk=comp.pk),
+        )
 
 
 class ComponentDetail(APIView):

@@ -10,11 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from config import outbound
-from incidents.models import EventKind
-from incidents.services import timeline_append
 from incidents.severity import Severity
 
-from .. import status_cache
+from .. import events, status_cache
 from ..models import (
     Channel,
     ChannelAudience,
@@ -181,14 +179,8 @@ def component_set_state(
             component=comp, state=state, changed_at=comp.state_changed_at
         )
         if incident_id is not None:
-            user = actor if getattr(actor, "is_authenticated", False) else None
-            timeline_append(
-                incident_id=incident_id,
-                kind=EventKind.COMMS,
-                message=f"Status page: {comp.name} is now {comp.get_state_display()}",
-                actor=user,
-                actor_label="" if user else "quell",
-                data={"component_id": comp.pk, "from": old, "to": state},
+            events.component_state_changed_event(
+                comp, incident_id=incident_id, from_state=old, actor=actor
             )
         transaction.on_commit(status_cache.invalidate)
     return comp

@@ -12,10 +12,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from incidents.dispatch import call, dispatch_calls
-from incidents.models import EventKind
-from incidents.services import timeline_append
 
-from .. import transports
+from .. import events, transports
 from ..models import (
     ChannelKind,
     Delivery,
@@ -145,16 +143,7 @@ def _record(delivery_id: int, *, error: str, transient: bool, code, excerpt: str
     delivery.next_attempt_at = None
     delivery.save()
     if delivery.incident_id:
-        timeline_append(
-            incident_id=delivery.incident_id,
-            kind=EventKind.COMMS,
-            message=(
-                f"Delivery to {delivery.destination} failed after {delivery.attempts} "
-                f"attempt(s): {delivery.error}"
-            ),
-            actor_label="quell",
-            data={"delivery_id": delivery.pk, "state": "failed", "error": delivery.error},
-        )
+        events.delivery_failed_event(delivery)
     return AttemptOutcome(delivery_id, delivery.state)
 
 
@@ -174,15 +163,7 @@ def delivery_retry(*, delivery_id: int, actor) -> Delivery:
     delivery.next_attempt_at = None
     delivery.save()
     if delivery.incident_id:
-        user = actor if getattr(actor, "is_authenticated", False) else None
-        timeline_append(
-            incident_id=delivery.incident_id,
-            kind=EventKind.COMMS,
-            message=f"Retrying the failed delivery to {delivery.destination}",
-            actor=user,
-            actor_label="" if user else "quell",
-            data={"delivery_id": delivery.pk, "state": "retry"},
-        )
+        events.delivery_retried_event(delivery, actor=actor)
     _enqueue_on_commit([delivery.pk])
     return delivery
 

@@ -9,10 +9,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from incidents.models import OPEN_STATUSES, EventKind, Incident
-from incidents.services import timeline_append
+from incidents.models import OPEN_STATUSES, Incident
 
-from .. import rendering, selectors, status_cache
+from .. import events, rendering, selectors, status_cache
 from ..models import (
     ChannelKind,
     Delivery,
@@ -105,31 +104,12 @@ def reminders_send_due(*, now: datetime.datetime | None = None) -> int:
                     )
                 )
             rows = Delivery.objects.bulk_create(rows)
-            who = owner.get_username() if owner else "the Communications Lead"
-            due_text = f"{due.reason} was due at {rendering.fmt_time(due.due_at)}"
-            data = {
-                "reminder": True,
-                "due_at": due.due_at.isoformat(),
-                "reminded_user_id": owner.pk if owner else None,
-                "destinations": [r.destination for r in rows],
-            }
             if rows:
-                message = f"Reminder: {due_text}; reminded {who}"
+                events.reminder_sent_event(
+                    locked, due=due, owner=owner, destinations=[r.destination for r in rows]
+                )
             else:
-                # Nobody got it: say so, and what to configure, instead of "reminded X".
-                gap = selectors.reminder_gap(locked) or ""
-                message = (
-                    f"Reminder not delivered: no destination. The reminder to {who} that the "
-                    f"{due_text} reached nobody. {gap}"
-                ).strip()
-                data |= {"not_delivered": "no destination", "meant_for": who, "subject": subject}
-            timeline_append(
-                incident_id=locked.pk,
-                kind=EventKind.COMMS,
-                message=message,
-                actor_label="quell",
-                data=data,
-            )
+                events.reminder_undelivered_event(locked, due=due, owner=owner, subject=subject)
             _enqueue_on_commit([r.pk for r in rows])
             sent += 1
     if sent:

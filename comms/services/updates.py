@@ -14,11 +14,10 @@ from django.utils import timezone
 
 from config.kernel.permissions import RESPONDER, user_has_role
 from incidents.mail import mail_subject
-from incidents.models import EventKind, Incident, Status
+from incidents.models import Incident, Status
 from incidents.permissions import user_may_publish_incident
-from incidents.services import timeline_append
 
-from .. import rendering, selectors, status_cache
+from .. import events, rendering, selectors, status_cache
 from ..models import (
     Audience,
     ChannelKind,
@@ -30,6 +29,7 @@ from ..models import (
     MessageTemplate,
     StatusUpdate,
     Subscriber,
+    UndeliveredInitialNotification,
     UpdateState,
 )
 from .common import (
@@ -335,27 +335,12 @@ def update_publish(*, update_id: int, actor=None, actor_label: str = "") -> Stat
     update.save()
     changed = _apply_component_states(update.component_states, now=now, update=update)
     deliveries = _deliveries_for_update(update, incident)
-    message = f"{update.get_audience_display()} update published: {update.subject}"
-    data = {
-        "update_id": update.pk,
-        "audience": update.audience,
-        "status": update.status,
-        "template": update.template.key if update.template_id else None,
-        "destinations": [d.destination for d in deliveries],
-        "component_states": changed,
-    }
-    if update.audience == Audience.INTERNAL and not deliveries:
-        # An external update still reaches the status page; an internal one reached nobody.
-        gap = selectors.internal_channel_gap(incident) or ""
-        message += f". Not delivered: no destination. {gap}".rstrip()
-        data["not_delivered"] = "no destination"
-    timeline_append(
-        incident_id=incident.pk,
-        kind=EventKind.COMMS,
-        message=message,
+    events.update_published_event(
+        update,
+        destinations=[d.destination for d in deliveries],
+        component_states=changed,
         actor=user,
-        actor_label="" if user else (actor_label or "quell"),
-        data=data,
+        actor_label=actor_label,
     )
     _enqueue_on_commit([d.pk for d in deliveries])
     if update.audience == Audience.EXTERNAL or changed:
@@ -522,19 +507,10 @@ def initial_notification_send(*, incident_id: int) -> StatusUpdate | None:
 
 def _record_initial_notification_undelivered(incident: Incident) -> None:
     """Put on the timeline (once) that the initial notification went to nobody, and why."""
+    gap = selectors.internal_channel_gap(incident) or ""
     with transaction.atomic():
-        Incident.objects.select_for_update().get(pk=incident.pk)
-        if incident.timeline.filter(data__initial_notification="not delivered").exists():
-            return
-        gap = selectors.internal_channel_gap(incident) or ""
-        timeline_append(
-            incident_id=incident.pk,
-            kind=EventKind.COMMS,
-            message=f"Initial notification not delivered: no destination. {gap}".strip(),
-            actor_label="quell",
-            data={
-                "initial_notification": "not delivered",
-                "not_delivered": "no destination",
-                "destinations": [],
-            },
+        _, created = UndeliveredInitialNotification.objects.get_or_create(
+            incident=incident, defaults={"reason": gap[:500]}
         )
+        if created:
+            events.initial_notification_undelivered_event(incident)

@@ -43,3 +43,30 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and not self.is_expired
+
+
+class IdempotencyRecord(models.Model):
+    """The answer to one create sent with an `Idempotency-Key` (config.accounts.idempotency).
+
+    A repeat by the same user with the same key within IDEMPOTENCY_TTL is answered from here, so
+    a client retrying after a timeout cannot create the thing twice. The unique constraint on
+    (user, key) is what makes concurrent repeats safe: the second insert waits for the first
+    request's transaction and then finds its answer.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # SHA-256 of method, path and the JSON body: the same key with another request is a 422.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField(null=True)
+    location = models.CharField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="one_idempotency_record_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"

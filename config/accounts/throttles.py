@@ -6,7 +6,8 @@ SimpleRateThrottle reads, unpickles, appends to and writes back the list of ever
 time in the window, which at the API's rate (6,000 a minute) cost more than the request's
 queries (docs/benchmarks.md). Every worker process counts in the same Redis key, so the limit
 holds across processes and hosts. A throttled request gets 429 with Retry-After (DRF's
-Throttled), the seconds until the window turns.
+Throttled), the seconds until the window turns; every throttled API answer carries
+RateLimit-Limit, -Remaining and -Reset for the tightest throttle (config.api_headers).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import redis
 from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
+
+from config.api_headers import record_rate_limit
 
 from .client_ip import client_ip
 
@@ -98,7 +101,14 @@ class _FixedWindowThrottle(BaseThrottle):
             )
             return True
         self.reset_at = window_start + self.window
-        return self.count <= self.limit
+        allowed = self.count <= self.limit
+        record_rate_limit(
+            request._request,
+            limit=self.limit,
+            remaining=self.remaining,
+            reset=max(0, math.ceil(self.reset_at - now)),
+        )
+        return allowed
 
     @property
     def remaining(self) -> int:

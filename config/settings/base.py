@@ -44,6 +44,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Request-ID on every response and in log records; absolute Location and RateLimit-* on
+    # API answers (config.api_headers). First, so every other answer gets them too.
+    "config.api_headers.ApiHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before the status page's fast path, so its cached responses get the policy too.
     "csp.middleware.CSPMiddleware",
@@ -236,6 +239,10 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         # Every operation's common error answers (400, 401, 403, 404, 415, 429), declared once.
         "config.openapi.add_common_error_responses",
+        # anyOf for unions (blank-or-URL, blank-or-null choices); the standard response
+        # headers (X-Request-ID, RateLimit-*, Location on 201, Retry-After on 429).
+        "config.openapi_conventions.any_of_unions",
+        "config.openapi_conventions.standard_headers",
     ],
     "TITLE": "Quell API",
     "DESCRIPTION": "Incident response for database incidents.",
@@ -335,6 +342,12 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE["incidents-dispatch-parked"] = {
     "task": "incidents.dispatch_parked",
     "schedule": env.int("QUELL_DISPATCH_SWEEP_INTERVAL_S", default=30),
+}
+# Idempotency-Key records answer repeats for 24 hours (config.accounts.idempotency); older ones
+# are deleted hourly (lookups ignore them already).
+CELERY_BEAT_SCHEDULE["accounts-idempotency-expire"] = {
+    "task": "accounts.idempotency_expire",
+    "schedule": 3600,
 }
 
 # --- Quell --------------------------------------------------------------------------------
@@ -606,7 +619,17 @@ CELERY_BEAT_SCHEDULE["comms-resume-deliveries"] = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # request_id: the X-Request-ID of the request being served ("-" outside one).
+    "filters": {"request_id": {"()": "config.api_headers.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }

@@ -19,6 +19,7 @@ from ..models import (
     SSLMode,
     TargetDatabase,
 )
+from ..target_services import TARGET_FIELDS
 
 
 class TargetOutputSerializer(serializers.ModelSerializer):
@@ -31,18 +32,7 @@ class TargetOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
-            "name",
-            "environment",
-            "host",
-            "port",
-            "database",
-            "user",
-            "sslmode",
-            "options",
-            "tags",
-            "enabled",
-            "remediation_allowed",
-            "thresholds",
+            *TARGET_FIELDS,  # what the services accept, in the same order
             "password_set",
             "dsn_set",
             "created_at",

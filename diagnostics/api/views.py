@@ -21,6 +21,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.accounts.idempotency import idempotent
+from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import (
@@ -208,6 +210,7 @@ class TargetRunsApi(GenericAPIView):
         request=s.TargetRunInputSerializer,
         responses={202: s.RunSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request, pk: int):
         target_or_404(pk)
         data = s.TargetRunInputSerializer(data=request.data)
@@ -287,6 +290,7 @@ class RunListCreateApi(GenericAPIView):
             **ERRORS,
         },
     )
+    @idempotent
     def post(self, request):
         data = s.RunCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -430,6 +434,7 @@ class IncidentTargetsApi(APIView):
                 "run": s.RunSerializer(run, context=ctx).data if run else None,
             },
             status=status.HTTP_201_CREATED,
+            headers=location("diagnostics-incident-targets", incident_id=incident_id),
         )
 
 
@@ -490,6 +495,7 @@ class DeclareWithTargetsApi(APIView):
         request=s.DeclareInputSerializer,
         responses={201: s.DeclareOutputSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request):
         data = s.DeclareInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -503,4 +509,5 @@ class DeclareWithTargetsApi(APIView):
             "incident_title": incident.title,
             "runs": s.RunSerializer(runs, many=True, context={"request": request}).data,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        headers = location("incident-detail", incident_id=incident.pk)
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)

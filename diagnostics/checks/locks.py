@@ -26,7 +26,7 @@ SESSIONS_SQL = f"""
     SELECT a.pid, a.datname AS database, a.usename AS user, a.application_name,
            host(a.client_addr) AS client_addr, a.state, a.backend_type,
            a.wait_event_type, a.wait_event, left(a.query, {QUERY_TEXT_LIMIT}) AS query,
-           a.xact_start, a.query_start,
+           a.backend_start, a.xact_start, a.query_start,
            EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float AS xact_age_s,
            EXTRACT(EPOCH FROM clock_timestamp() - a.state_change)::float AS state_age_s
     FROM pg_stat_activity a WHERE a.pid = ANY(%(pids)s)
@@ -273,5 +273,7 @@ def _session_fields(info: dict) -> dict:
             "query",
             "xact_age_s",
             "state_age_s",
+            # With the pid, what remediation needs to be sure it signals this very session.
+            "backend_start",
         )
     }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..target import pg_stat_statements_state, quote_ident
+from ..target import quote_ident
+from ..target_probe import pg_stat_statements_state
 from .base import Check, CheckOutcome, CheckStatus, Family, register
 from .util import HIDDEN_QUERY, QUERY_TEXT_LIMIT, by_threshold, escalate, rows, version_tuple
 

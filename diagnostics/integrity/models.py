@@ -11,7 +11,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from ..lifecycle import RunLifecycleMixin
+from diagnostics.models import BaseRun, RunStatus, run_indexes, run_status_valid
 
 
 class IntegrityKind(models.TextChoices):
@@ -110,11 +110,8 @@ class IntegrityPurpose(models.TextChoices):
     ADHOC = "adhoc", "Ad hoc"
 
 
-class IntegrityRunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+# Every kind of run has the same statuses (diagnostics.models.BaseRun); the old name stays.
+IntegrityRunStatus = RunStatus
 
 
 class IntegrityResultStatus(models.TextChoices):
@@ -123,7 +120,7 @@ class IntegrityResultStatus(models.TextChoices):
     ERROR = "error", "Error"
 
 
-class IntegrityRun(RunLifecycleMixin, models.Model):
+class IntegrityRun(BaseRun):
     """One execution of a target's integrity checks (all enabled ones, or the listed ones)."""
 
     target = models.ForeignKey(
@@ -145,47 +142,16 @@ class IntegrityRun(RunLifecycleMixin, models.Model):
     )
     # Empty = every enabled check of the target at execution time.
     check_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    status = models.CharField(
-        max_length=20,
-        choices=IntegrityRunStatus.choices,
-        default=IntegrityRunStatus.QUEUED,
-        db_index=True,
-    )
-    queued_at = models.DateTimeField()
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Past this time the sweep fails a run left queued or running: nothing stays hanging.
-    deadline = models.DateTimeField()
-    requeues = models.PositiveSmallIntegerField(default=0)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    # Identifies the execution that owns a running run: a late, superseded execution finds a
-    # different token and discards its results.
-    execution_token = models.CharField(max_length=64, blank=True)
     checks_total = models.PositiveIntegerField(default=0)
     checks_violated = models.PositiveIntegerField(default=0)
     checks_errored = models.PositiveIntegerField(default=0)
     summary = models.TextField(blank=True)
-    error = models.TextField(blank=True)
 
-    class Meta:
+    class Meta(BaseRun.Meta):
         db_table = "diagnostics_integrityrun"  # created under diagnostics; kept
-        ordering = ["-queued_at", "-id"]
-        indexes = [
-            models.Index(fields=["target", "-queued_at"], name="irun_target_queued"),
-            models.Index(fields=["incident", "-queued_at"], name="irun_incident_queued"),
-            models.Index(
-                fields=["deadline"],
-                condition=Q(status__in=["queued", "running"]),
-                name="irun_active_deadline",
-            ),
-        ]
+        indexes = run_indexes("irun")
         constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=IntegrityRunStatus.values), name="irun_status_valid"
-            ),
+            run_status_valid("irun"),
             models.CheckConstraint(
                 condition=Q(purpose__in=IntegrityPurpose.values), name="irun_purpose_valid"
             ),

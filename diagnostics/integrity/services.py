@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import datetime
 import logging
-import uuid
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from config.kernel.actors import user_or_none
 from config.kernel.secrets import scrub
@@ -28,12 +25,11 @@ from diagnostics.integrity.models import (
     IntegritySeverity,
 )
 from diagnostics.models import TargetDatabase
-from incidents.dispatch import Call, call, dispatch
-from incidents.models import EventKind, Incident
-from incidents.services import timeline_append
+from incidents.dispatch import Call
+from incidents.models import Incident
 
-from .. import crypto
-from ..lifecycle import mark_running, stuck_runs_sweep
+from .. import crypto, pipeline
+from . import events
 from .compiler import (
     IntegrityCheckError,
     canonical_predicate,
@@ -44,8 +40,6 @@ from .compiler import (
 
 logger = logging.getLogger(__name__)
 
-ACTOR_LABEL = "integrity"
-ACTIVE = (IntegrityRunStatus.QUEUED, IntegrityRunStatus.RUNNING)
 CHECK_FIELDS = (
     "name",
     "description",
@@ -242,23 +236,60 @@ def run_url(run: IntegrityRun) -> str:
     )
 
 
-def _enqueue(run_id: int, task_id: str) -> None:
-    """Send the task after commit; a broker outage parks it (incidents.dispatch) and the run
-    stays queued for a ready worker or the sweep."""
-    from . import tasks
+class IntegrityRuns(pipeline.RunKind):
+    """Integrity runs in the run pipeline (diagnostics.pipeline): a target's integrity checks."""
 
-    dispatch(tasks.run_integrity, run_id, task_id=task_id)
+    model = IntegrityRun
+    label = "Integrity run"
+
+    def task(self):
+        from . import tasks
+
+        return tasks.run_integrity
+
+    def enqueue(self, pairs):
+        for run_id, task_id in pairs:
+            _enqueue(run_id, task_id)  # looked up at call time: tests stand in for the broker
+
+    def execute_checks(self, run, spec):
+        from .runner import run_integrity_checks
+
+        checks = _checks_of(run)
+        outcomes, error = run_integrity_checks(spec, checks)
+        if error:
+            raise pipeline.RunFailed(error)
+        return _result_rows(run, checks, outcomes, tuple(spec.secrets()))
+
+    def finished_fields(self, run, rows, status):
+        return {
+            "checks_total": len(rows),
+            "checks_violated": sum(1 for r in rows if r.status == "violation"),
+            "checks_errored": sum(1 for r in rows if r.status == "error"),
+        }
+
+    def on_finished(self, run, rows):
+        from .selectors import run_compare
+
+        # A failed run has no results to hold against its baseline.
+        succeeded = run.status == IntegrityRunStatus.SUCCEEDED
+        comparison = run_compare(run) if succeeded and run.baseline_id else None
+        run.summary = summarize(run, rows, comparison)
+        run.save(update_fields=["summary"])
+        if run.incident_id:
+            events.run_summary_event(run, rows=rows, comparison=comparison, url=run_url(run))
+
+
+INTEGRITY_RUNS = IntegrityRuns()
+
+
+def _enqueue(run_id: int, task_id: str) -> None:
+    """Send the task (diagnostics.pipeline.send)."""
+    pipeline.send(INTEGRITY_RUNS, [(run_id, task_id)])
 
 
 def queued_run_calls() -> list[Call]:
     """The tasks that send every queued integrity run (for a worker becoming ready)."""
-    from . import tasks
-
-    rows = IntegrityRun.objects.filter(status=IntegrityRunStatus.QUEUED).order_by("queued_at", "pk")
-    return [
-        call(tasks.run_integrity, pk, task_id=task_id or None)
-        for pk, task_id in rows.values_list("pk", "celery_task_id")[:500]
-    ]
+    return pipeline.queued_run_calls(INTEGRITY_RUNS)
 
 
 @transaction.atomic
@@ -315,45 +346,26 @@ def integrity_run_start(
             if incident_id is not None:
                 candidates = candidates.filter(incident_id=incident_id)
             baseline = candidates.order_by("-queued_at", "-id").first()
-    active = IntegrityRun.objects.filter(
+    active = pipeline.active_run(
+        INTEGRITY_RUNS,
         target=target,
         incident_id=incident_id,
         purpose=purpose,
         check_ids=check_ids,
-        status__in=ACTIVE,
-    ).first()
+    )
     if active is not None:
         return active
-    now = timezone.now()
-    run = IntegrityRun.objects.create(
+    run = pipeline.create(
+        INTEGRITY_RUNS,
         target=target,
         incident_id=incident_id,
         purpose=purpose,
         baseline=baseline,
         check_ids=check_ids,
         requested_by=user_or_none(requested_by),
-        status=IntegrityRunStatus.QUEUED,
-        queued_at=now,
-        deadline=now + datetime.timedelta(seconds=settings.QUELL_DIAGNOSTICS_QUEUE_DEADLINE_S),
-        celery_task_id=str(uuid.uuid4()),
     )
-    pair = (run.pk, run.celery_task_id)
-    transaction.on_commit(lambda: _enqueue(*pair))
+    pipeline.enqueue_on_commit(INTEGRITY_RUNS, [run])
     return run
-
-
-def _claim(run_id: int, task_id: str) -> tuple[IntegrityRun | None, str]:
-    with transaction.atomic():
-        run = (
-            IntegrityRun.objects.select_for_update(of=("self",))
-            .select_related("target")
-            .filter(pk=run_id)
-            .first()
-        )
-        if run is None or run.status != IntegrityRunStatus.QUEUED:
-            # Gone, or a duplicate delivery: the first delivery owns the run.
-            return None, ""
-        return run, mark_running(run, running_status=IntegrityRunStatus.RUNNING, task_id=task_id)
 
 
 def _checks_of(run: IntegrityRun) -> list[IntegrityCheck]:
@@ -364,34 +376,11 @@ def _checks_of(run: IntegrityRun) -> list[IntegrityCheck]:
 
 def integrity_run_execute(*, run_id: int, task_id: str = "") -> IntegrityRun | None:
     """Run a queued run's checks once and store the results (the task's body; callable
-    directly). The claim commits first, the checks run with no lock held here, the results
-    commit with the final status and the timeline event."""
-    from .runner import run_integrity_checks
-
-    run, token = _claim(run_id, task_id)
-    if run is None:
-        return None
-    checks = _checks_of(run)
-    outcomes, error = [], ""
-    secrets: tuple[str, ...] = ()
-    try:
-        spec = run.target.to_connection_spec()
-        secrets = tuple(spec.secrets())
-        outcomes, error = run_integrity_checks(spec, checks)
-    except crypto.SecretError as exc:
-        error = str(exc)
-    except SoftTimeLimitExceeded:
-        error = (
-            f"The run took longer than the worker's time limit "
-            f"({settings.CELERY_TASK_SOFT_TIME_LIMIT} s) and was stopped."
-        )
-    except Exception as exc:
-        logger.exception("Integrity run %s failed unexpectedly", run_id)
-        error = f"Internal error while running checks: {type(exc).__name__}"
-    return _finish(run, token, checks, outcomes, error, secrets)
+    directly). The steps are diagnostics.pipeline's."""
+    return pipeline.execute(INTEGRITY_RUNS, run_id=run_id, task_id=task_id)
 
 
-def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None:
+def _result_rows(run, checks, outcomes, secrets) -> list[IntegrityResult]:
     by_id = {c.pk: c for c in checks}
     rows = []
     for o in outcomes:
@@ -414,45 +403,7 @@ def _finish(run, token, checks, outcomes, error, secrets) -> IntegrityRun | None
                 error=scrub(o.error, secrets),
             )
         )
-    status = IntegrityRunStatus.FAILED if error else IntegrityRunStatus.SUCCEEDED
-    finished = timezone.now()
-    violated = sum(1 for r in rows if r.status == "violation")
-    errored = sum(1 for r in rows if r.status == "error")
-    with transaction.atomic():
-        run_row = (
-            IntegrityRun.objects.select_for_update(of=("self",))
-            .select_related("target", "baseline")
-            .filter(pk=run.pk, status=IntegrityRunStatus.RUNNING, execution_token=token)
-            .first()
-        )
-        if run_row is None:
-            logger.warning("Integrity run %s was taken over; late results discarded", run.pk)
-            return None
-        IntegrityResult.objects.bulk_create(rows)
-        run_row.status = status
-        run_row.finished_at = finished
-        run_row.error = scrub(error, secrets)
-        run_row.checks_total = len(rows)
-        run_row.checks_violated = violated
-        run_row.checks_errored = errored
-        from .selectors import run_compare
-
-        comparison = run_compare(run_row) if run_row.baseline_id else None
-        run_row.summary = summarize(run_row, rows, comparison)
-        run_row.save(
-            update_fields=[
-                "status",
-                "finished_at",
-                "error",
-                "checks_total",
-                "checks_violated",
-                "checks_errored",
-                "summary",
-            ]
-        )
-        if run_row.incident_id:
-            _timeline(run_row, rows, comparison)
-    return run_row
+    return rows
 
 
 PURPOSE_LABEL = {
@@ -490,61 +441,6 @@ def summarize(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict |
     return text
 
 
-def _timeline(run: IntegrityRun, rows: list[IntegrityResult], comparison: dict | None) -> None:
-    ok = run.status == IntegrityRunStatus.SUCCEEDED and not run.checks_violated
-    ok = ok and not run.checks_errored
-    url = run_url(run)
-    timeline_append(
-        incident_id=run.incident_id,
-        kind=EventKind.INTEGRITY,
-        message=f"{run.summary} — {url}",
-        actor=user_or_none(run.requested_by),
-        actor_label="" if user_or_none(run.requested_by) else ACTOR_LABEL,
-        data={
-            "integrity_run_id": run.pk,
-            "purpose": run.purpose,
-            "target_id": run.target_id,
-            "target_name": run.target.name,
-            "status": "ok" if ok else ("failed" if run.status == "failed" else "violations"),
-            "ok": ok,
-            "checks": len(rows),
-            "violations": run.checks_violated,
-            "errors": run.checks_errored,
-            "baseline_run_id": run.baseline_id,
-            "error": run.error,
-            "url": url,
-            "results": [
-                {
-                    "check_id": r.integrity_check_id,
-                    "name": r.check_name,
-                    "kind": r.kind,
-                    "severity": r.severity,
-                    "status": r.status,
-                    "count": r.count,
-                    "expected": r.expected,
-                }
-                for r in rows
-            ],
-            "diff": comparison["checks"] if comparison else [],
-        },
-    )
-
-
-def _mark_failed_by_sweep(run: IntegrityRun) -> list[str]:
-    run.summary = summarize(run, [], None)
-    return ["summary"]
-
-
 def integrity_runs_sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
     """Runs stuck in queued or running past their deadline: re-queued once, then failed."""
-    return stuck_runs_sweep(
-        model=IntegrityRun,
-        active_statuses=ACTIVE,
-        queued_status=IntegrityRunStatus.QUEUED,
-        failed_status=IntegrityRunStatus.FAILED,
-        enqueue=_enqueue,
-        mark_failed=_mark_failed_by_sweep,
-        timeline_failed=lambda run: _timeline(run, [], None),
-        label="Integrity run",
-        now=now,
-    )
+    return pipeline.sweep(INTEGRITY_RUNS, now=now)

@@ -24,20 +24,19 @@ from config.kernel.actors import user_or_none
 from config.kernel.permissions import ADMIN, user_has_role
 from config.kernel.secrets import scrub
 from incidents.dispatch import dispatch
-from incidents.models import EventKind, Incident, Status
+from incidents.models import Incident, Status
 from incidents.permissions import user_may_remediate_incident
-from incidents.services import timeline_append
 
 from .. import crypto
 from ..models import IncidentTarget, TargetDatabase
 from ..services import DiagnosticsError, finite_number
 from ..target import SessionBroken, TargetUnreachable, Timeouts
 from . import backends as b
+from . import events
 from .models import RemediationAction, RemediationKind, RemediationStatus
 
 logger = logging.getLogger(__name__)
 
-ACTOR_LABEL = "remediation"
 VERBS = {
     b.CANCEL: "Cancelled",
     b.TERMINATE: "Terminated",
@@ -349,56 +348,6 @@ def _claim(*, action_id: int, confirmed, actor) -> RemediationAction:
     return action
 
 
-def _tally(results: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-    return counts
-
-
-def _summary(action: RemediationAction, results, *, escalation: bool = False) -> str:
-    counts = _tally(results)
-    parts = [
-        f"{counts[o]} {o}"
-        for o in (b.CANCELLED, b.TERMINATED, b.SIGNALLED, b.SKIPPED, b.FAILED)
-        if counts.get(o)
-    ]
-    label = (
-        "Escalation (terminate after the grace period)"
-        if escalation
-        else RemediationKind(action.kind).label
-    )
-    pids = ", ".join(
-        f"{r['pid']} {r['outcome']}" + (f" ({r['detail']})" if r["outcome"] != "cancelled" else "")
-        for r in results
-    )
-    return f"{label} on {action.target.name}: {', '.join(parts) or 'nothing done'}. {pids}"
-
-
-def _record(action: RemediationAction, *, results, actor, escalation: bool) -> None:
-    """The incident's timeline event for an execution or an escalation."""
-    if action.incident_id is None:
-        return
-    timeline_append(
-        incident_id=action.incident_id,
-        kind=EventKind.REMEDIATION,
-        message=_summary(action, results, escalation=escalation),
-        actor=user_or_none(actor),
-        actor_label="" if user_or_none(actor) else ACTOR_LABEL,
-        data={
-            "remediation_id": action.pk,
-            "target_id": action.target_id,
-            "target_name": action.target.name,
-            "kind": action.kind,
-            "phase": "escalation" if escalation else "execution",
-            "filters": action.filters,
-            "force": action.force,
-            "counts": _tally(results),
-            "results": results,
-        },
-    )
-
-
 def remediation_execute(*, action_id: int, confirmed, actor=None) -> RemediationAction:
     """Signal the confirmed backends of a preview (identity re-checked right before each)."""
     action = _claim(action_id=action_id, confirmed=confirmed, actor=actor)
@@ -431,23 +380,9 @@ def remediation_execute(*, action_id: int, confirmed, actor=None) -> Remediation
             action.error = f"Could not reach {action.target.name}: {error}"
             action.summary = action.error
             if action.incident_id:
-                timeline_append(
-                    incident_id=action.incident_id,
-                    kind=EventKind.REMEDIATION,
-                    message=f"{RemediationKind(action.kind).label} on {action.target.name} "
-                    f"failed: {action.error}",
-                    actor=user_or_none(actor),
-                    actor_label="" if user_or_none(actor) else ACTOR_LABEL,
-                    data={
-                        "remediation_id": action.pk,
-                        "target_id": action.target_id,
-                        "kind": action.kind,
-                        "error": action.error,
-                        "confirmed": action.confirmed,
-                    },
-                )
+                events.remediation_failed_event(action, actor=actor)
         else:
-            action.summary = _summary(action, results)
+            action.summary = events.summary(action, results)
             cancelled = [
                 r
                 for r in results
@@ -460,7 +395,8 @@ def remediation_execute(*, action_id: int, confirmed, actor=None) -> Remediation
                 transaction.on_commit(lambda: _enqueue_escalation(pk, grace))
             else:
                 action.status = RemediationStatus.DONE
-            _record(action, results=results, actor=actor, escalation=False)
+            if action.incident_id:
+                events.remediation_executed_event(action, results=results, actor=actor)
         action.save()
     logger.info("Remediation %s on %s: %s", action.pk, action.target_id, action.summary)
     return action
@@ -524,9 +460,10 @@ def remediation_escalate(*, action_id: int) -> RemediationAction | None:
             ]
         else:
             action.status = RemediationStatus.DONE
-        escalation = _summary(action, results, escalation=True)
+        escalation = events.summary(action, results, escalation=True)
         action.summary = f"{action.summary}\n{escalation}".strip()
-        _record(action, results=results, actor=None, escalation=True)
+        if action.incident_id:
+            events.remediation_escalated_event(action, results=results)
         action.save()
     return action
 

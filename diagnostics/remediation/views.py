@@ -6,6 +6,8 @@ Without JavaScript every form posts normally and the partial is shown on its own
 
 from __future__ import annotations
 
+import datetime
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -78,10 +80,93 @@ def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
 @login_required
 @require_GET
 def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
-    """The panel's body: the filter form (for those allowed) and past remediations."""
+    """The panel's body: the filter form (for those allowed) and past remediations.
+
+    Opened from a finding (?remediate=terminate&target=..&pid=..&backend_start=..[&root_of=N])
+    it shows that session's preview at once, for those who may remediate; the others see the
+    form filled in and who may act.
+    """
     require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
-    return _render(request, incident)
+    finding = _finding_from(request.GET)
+    if finding is None:
+        return _render(request, incident)
+    form = {
+        "target": str(finding["target"]),
+        "kind": finding["kind"],
+        "pid": str(finding["pid"]),
+        "states": [],
+        "min_duration_s": "",
+    }
+    if not (services.may_remediate(request.user, incident=incident) and incident.is_open):
+        return _render(request, incident, form=form, finding=finding)
+    try:
+        action = services.remediation_preview(
+            target_id=finding["target"],
+            incident_id=incident.pk,
+            kind=finding["kind"],
+            filters={"pid": finding["pid"]},
+            actor=request.user,
+        )
+    except DiagnosticsError as exc:
+        return _render(request, incident, status=400, error=str(exc), form=form, finding=finding)
+    _same_session(finding, action)
+    return _render(request, incident, action=action, form=form, finding=finding)
+
+
+FINDING_WORDS = {
+    "blocking_locks": "the blocking chain",
+    "long_running_queries": "the long-running queries",
+    "idle_in_transaction": "the sessions idle in transaction",
+}
+
+
+def _finding_from(query) -> dict | None:
+    """The session a finding's fix link names, or None when the address names none."""
+    kind = query.get("remediate", "")
+    if kind not in RemediationKind.values:
+        return None
+    try:
+        target, pid = int(query.get("target", "")), int(query.get("pid", ""))
+        root_of = int(query.get("root_of", "") or -1)
+    except ValueError:
+        return None
+    return {
+        "kind": kind,
+        "target": target,
+        "pid": pid,
+        "backend_start": query.get("backend_start", ""),
+        "started": _started_words(query.get("backend_start", "")),
+        "root_of": root_of if root_of >= 0 else None,
+        "source": FINDING_WORDS.get(query.get("finding", ""), "a diagnostics finding"),
+    }
+
+
+def _same_session(finding: dict, action) -> None:
+    """Whether the previewed backend is the very session of the finding (pid and start): a pid
+    reused by a new session must not be hit in its place."""
+    seen = _parse_time(finding["backend_start"])
+    finding["same_session"] = None
+    for row in action.eligible:
+        if row["pid"] == finding["pid"] and seen is not None:
+            finding["same_session"] = _parse_time(row["backend_start"]) == seen
+            row["unticked"] = not finding["same_session"]
+
+
+def _started_words(value: str) -> str:
+    moment = _parse_time(value)
+    if moment is None:
+        return ""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _parse_time(value):
+    try:
+        return datetime.datetime.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 @login_required

@@ -11,6 +11,16 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.accounts.idempotency import idempotent
+from config.kernel.headers import (
+    CONDITIONAL_GET_PARAMETERS,
+    IF_MATCH_PARAMETERS,
+    NOT_MODIFIED,
+    PRECONDITION,
+    conditional_response,
+    guarded_write,
+    location,
+)
 from config.kernel.openapi import errors
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import IsResponder, ReadViewerWriteResponder
@@ -52,6 +62,20 @@ def _detail(incident_id: int) -> dict:
     return s.IncidentDetailOutputSerializer(incident).data
 
 
+def _guarded(request, incident_id: int, write) -> Response:
+    """Run `write` under the incident's If-Match precondition (412 when the client's ETag is
+    stale); answer with the detail as it is now and its new ETag."""
+    guarded_write(
+        request,
+        lock=lambda: list(
+            Incident.objects.select_for_update().filter(pk=incident_id).values_list("pk")
+        ),
+        current=lambda: _detail(incident_id),
+        write=write,
+    )
+    return conditional_response(request, _detail(incident_id))
+
+
 class IncidentListCreateApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.IncidentListOutputSerializer
@@ -77,11 +101,16 @@ class IncidentListCreateApi(GenericAPIView):
         request=s.IncidentCreateInputSerializer,
         responses={201: s.IncidentDetailOutputSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request):
         data = s.IncidentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         incident = services.incident_declare(actor=request.user, **data.validated_data)
-        return Response(_detail(incident.pk), status=status.HTTP_201_CREATED)
+        return Response(
+            _detail(incident.pk),
+            status=status.HTTP_201_CREATED,
+            headers=location("incident-detail", incident_id=incident.pk),
+        )
 
 
 class IncidentDetailApi(APIView):
@@ -90,10 +119,11 @@ class IncidentDetailApi(APIView):
     @extend_schema(
         tags=TAGS,
         summary="Get an incident",
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS},
+        parameters=CONDITIONAL_GET_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **NOT_MODIFIED, **ERRORS},
     )
     def get(self, request, incident_id: int):
-        return Response(_detail(incident_id))
+        return conditional_response(request, _detail(incident_id))
 
     @extend_schema(
         tags=TAGS,
@@ -101,14 +131,20 @@ class IncidentDetailApi(APIView):
         description="Only the fields sent change; the timeline records old and new values. "
         "Status and severity have their own actions.",
         request=s.IncidentUpdateInputSerializer,
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS},
+        parameters=IF_MATCH_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **PRECONDITION},
     )
     def patch(self, request, incident_id: int):
         _ensure_exists(incident_id)
         data = s.IncidentUpdateInputSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        services.incident_update(incident_id=incident_id, actor=request.user, **data.validated_data)
-        return Response(_detail(incident_id))
+        return _guarded(
+            request,
+            incident_id,
+            lambda: services.incident_update(
+                incident_id=incident_id, actor=request.user, **data.validated_data
+            ),
+        )
 
 
 class IncidentTransitionApi(APIView):
@@ -120,23 +156,28 @@ class IncidentTransitionApi(APIView):
         description="Commanders, or the incident's own Incident Commander. Illegal moves are "
         "refused with the allowed ones named; a move made on a stale read gets 409.",
         request=s.TransitionInputSerializer,
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **CONFLICT},
+        parameters=IF_MATCH_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **CONFLICT, **PRECONDITION},
     )
     def post(self, request, incident_id: int):
         incident = _get_incident(incident_id)
         self.check_object_permissions(request, incident)
         data = s.TransitionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.incident_transition(
-            incident_id=incident.pk,
-            to_status=data.validated_data["status"],
-            reason=data.validated_data["reason"],
-            # Without the client's view, the status read above is the one this decision rests
-            # on: a transition committed by someone else since then makes this one a conflict.
-            expected_status=data.validated_data.get("expected_status", incident.status),
-            actor=request.user,
+        return _guarded(
+            request,
+            incident.pk,
+            lambda: services.incident_transition(
+                incident_id=incident.pk,
+                to_status=data.validated_data["status"],
+                reason=data.validated_data["reason"],
+                # Without the client's view, the status read above is the one this decision
+                # rests on: a transition committed by someone else since then makes this one a
+                # conflict. If-Match (optional) checks the whole representation the same way.
+                expected_status=data.validated_data.get("expected_status", incident.status),
+                actor=request.user,
+            ),
         )
-        return Response(_detail(incident.pk))
 
 
 class IncidentSeverityApi(APIView):
@@ -146,17 +187,21 @@ class IncidentSeverityApi(APIView):
         tags=TAGS,
         summary="Change an incident's severity",
         request=s.SeverityInputSerializer,
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS},
+        parameters=IF_MATCH_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **PRECONDITION},
     )
     def post(self, request, incident_id: int):
         incident = _get_incident(incident_id)
         self.check_object_permissions(request, incident)
         data = s.SeverityInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.incident_change_severity(
-            incident_id=incident.pk, actor=request.user, **data.validated_data
+        return _guarded(
+            request,
+            incident.pk,
+            lambda: services.incident_change_severity(
+                incident_id=incident.pk, actor=request.user, **data.validated_data
+            ),
         )
-        return Response(_detail(incident.pk))
 
 
 class IncidentAcknowledgeApi(APIView):
@@ -214,7 +259,10 @@ class IncidentRolesApi(APIView):
         )
         assignment = selectors.assignment_get(assignment_id=assignment.pk)
         return Response(
-            s.AssignmentOutputSerializer(assignment).data, status=status.HTTP_201_CREATED
+            s.AssignmentOutputSerializer(assignment).data,
+            status=status.HTTP_201_CREATED,
+            # An assignment has no URL of its own: the roles it joined.
+            headers=location("incident-roles", incident_id=incident_id),
         )
 
 
@@ -265,6 +313,7 @@ class IncidentTimelineApi(GenericAPIView):
         request=s.NoteInputSerializer,
         responses={201: s.TimelineEventOutputSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request, incident_id: int):
         _ensure_exists(incident_id)
         data = s.NoteInputSerializer(data=request.data)
@@ -272,7 +321,12 @@ class IncidentTimelineApi(GenericAPIView):
         event = services.timeline_append(
             incident_id=incident_id, actor=request.user, **data.validated_data
         )
-        return Response(s.TimelineEventOutputSerializer(event).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.TimelineEventOutputSerializer(event).data,
+            status=status.HTTP_201_CREATED,
+            # A note has no URL of its own: the timeline it joined.
+            headers=location("incident-timeline", incident_id=incident_id),
+        )
 
 
 class ReportSubmitApi(APIView):
@@ -286,6 +340,7 @@ class ReportSubmitApi(APIView):
         request=s.ReportInputSerializer,
         responses={201: s.ReportOutputSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request):
         data = s.ReportInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -300,4 +355,8 @@ class ReportSubmitApi(APIView):
             "incident": selectors.incident_detail_get(incident_id=incident.pk),
             "event": event,
         }
-        return Response(s.ReportOutputSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.ReportOutputSerializer(body).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("incident-detail", incident_id=incident.pk),
+        )

@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 
 from .models import TriageAction
 
-# The incident page's panels (incidents.views.FEATURE_PANELS / APP_PANELS) by template.
+# The incident page's panels (incidents.views.page.FEATURE_PANELS / APP_PANELS) by template.
 _PANELS = {
     "diagnostics": ("diagnostics/incident_panel.html",),
     "remediation": ("incidents/panels/remediation.html", "remediation/remediation_panel.html"),

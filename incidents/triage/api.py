@@ -11,6 +11,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.headers import location
 from config.kernel.openapi import errors
 from config.kernel.permissions import IsViewer, ReadViewerWriteResponder
 from incidents import selectors as incident_selectors
@@ -369,6 +370,7 @@ class IncidentTriageApi(APIView):
         return Response(
             _walk_body(incident_id, request.user),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers=location("incident-triage", incident_id=incident_id) if created else None,
         )
 
 

@@ -19,7 +19,7 @@ from incidents.permissions import user_commands_incident
 from ..models import Incident, Kind
 from ..services import IncidentConflict, IncidentError
 from ..severity import SEVERITY_DEFINITIONS
-from ..views import viewer_required
+from ..views.access import viewer_required
 from . import selectors, services
 
 BODY = "incidents/panels/triage/_body.html"

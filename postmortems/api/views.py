@@ -13,6 +13,15 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.headers import (
+    CONDITIONAL_GET_PARAMETERS,
+    IF_MATCH_PARAMETERS,
+    NOT_MODIFIED,
+    PRECONDITION,
+    conditional_response,
+    guarded_write,
+    location,
+)
 from config.kernel.openapi import ERRORS as COMMON_ERRORS
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import ReadViewerWriteResponder, user_has_role
@@ -110,7 +119,11 @@ class PostmortemListCreateApi(GenericAPIView):
         postmortem = services.postmortem_create(
             incident_id=data.validated_data["incident"], actor=request.user
         )
-        return Response(_detail(postmortem.pk), status=status.HTTP_201_CREATED)
+        return Response(
+            _detail(postmortem.pk),
+            status=status.HTTP_201_CREATED,
+            headers=location("postmortem-detail", postmortem_id=postmortem.pk),
+        )
 
 
 class PostmortemDetailApi(APIView):
@@ -119,10 +132,11 @@ class PostmortemDetailApi(APIView):
     @extend_schema(
         tags=["postmortems"],
         summary="Get a postmortem",
-        responses={200: s.PostmortemDetailOutputSerializer, **ERRORS},
+        parameters=CONDITIONAL_GET_PARAMETERS,
+        responses={200: s.PostmortemDetailOutputSerializer, **NOT_MODIFIED, **ERRORS},
     )
     def get(self, request, postmortem_id: int):
-        return Response(_detail(postmortem_id))
+        return conditional_response(request, _detail(postmortem_id))
 
     @extend_schema(
         tags=["postmortems"],
@@ -131,7 +145,8 @@ class PostmortemDetailApi(APIView):
         "other fields made meanwhile are merged; the same field changed by someone else "
         "gives 409 with their text, and nothing is overwritten.",
         request=s.PostmortemUpdateInputSerializer,
-        responses={200: s.PostmortemDetailOutputSerializer, **ERRORS, **CONFLICT},
+        parameters=IF_MATCH_PARAMETERS,
+        responses={200: s.PostmortemDetailOutputSerializer, **ERRORS, **CONFLICT, **PRECONDITION},
     )
     def patch(self, request, postmortem_id: int):
         _postmortem(postmortem_id)
@@ -140,11 +155,22 @@ class PostmortemDetailApi(APIView):
         changes = dict(data.validated_data)
         version = changes.pop("version")
         try:
-            services.postmortem_update(
-                postmortem_id=postmortem_id,
-                expected_version=version,
-                changes=changes,
-                actor=request.user,
+            # If-Match (optional) is stricter than `version`: any change since the client's
+            # read refuses the write (412) instead of being merged.
+            guarded_write(
+                request,
+                lock=lambda: list(
+                    Postmortem.objects.select_for_update()
+                    .filter(pk=postmortem_id)
+                    .values_list("pk")
+                ),
+                current=lambda: _detail(postmortem_id),
+                write=lambda: services.postmortem_update(
+                    postmortem_id=postmortem_id,
+                    expected_version=version,
+                    changes=changes,
+                    actor=request.user,
+                ),
             )
         except services.PostmortemConflict as exc:
             return Response(
@@ -156,7 +182,7 @@ class PostmortemDetailApi(APIView):
                 },
                 status=status.HTTP_409_CONFLICT,
             )
-        return Response(_detail(postmortem_id))
+        return conditional_response(request, _detail(postmortem_id))
 
 
 class PostmortemMarkdownApi(APIView):
@@ -295,7 +321,11 @@ class ReviewScheduleApi(APIView):
         review = services.review_schedule(
             postmortem_id=postmortem_id, actor=request.user, **data.validated_data
         )
-        return Response(s.ReviewOutputSerializer(review).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.ReviewOutputSerializer(review).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("review-detail", review_id=review.pk),
+        )
 
 
 def _review(review_id: int) -> Review:
@@ -457,7 +487,11 @@ class ActionItemListCreateApi(GenericAPIView):
         item = services.action_item_create(
             postmortem_id=postmortem_id, actor=request.user, **values
         )
-        return Response(s.ActionItemOutputSerializer(item).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.ActionItemOutputSerializer(item).data,
+            status=status.HTTP_201_CREATED,
+            headers=location("action-item-detail", action_item_id=item.pk),
+        )
 
 
 def _item(action_item_id: int) -> ActionItem:

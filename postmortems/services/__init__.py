@@ -1,7 +1,8 @@
 """Every write to postmortems, action items and reviews.
 
 Each service runs in one transaction, locks the row it changes, and records what matters on the
-incident's timeline (through incidents.services.timeline_append) in that same transaction.
+incident's timeline (through postmortems.events, one function per kind of event) in that same
+transaction.
 """
 
 from .action_items import (

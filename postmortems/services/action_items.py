@@ -12,9 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.kernel.actors import user_or_none
-from incidents.models import EventKind
-from incidents.services import timeline_append
 
+from .. import events
 from ..models import (
     ActionCategory,
     ActionItem,
@@ -38,23 +37,6 @@ EDITABLE = (
     "check_target",
     "check_key",
 )
-
-
-def _record(item: ActionItem, *, message: str, actor=None, action: str, **data) -> None:
-    user = user_or_none(actor)
-    timeline_append(
-        incident_id=item.postmortem.incident_id,
-        kind=EventKind.POSTMORTEM,
-        message=message,
-        actor=user,
-        actor_label="" if user else "postmortems",
-        data={
-            "postmortem_id": item.postmortem_id,
-            "action_item_id": item.pk,
-            "action": action,
-            **data,
-        },
-    )
 
 
 def _validate(values: dict) -> dict:
@@ -186,12 +168,7 @@ def action_item_create(
         created_by=user_or_none(actor),
         **values,
     )
-    _record(
-        item,
-        message=f"Action item added: {item.title} ({_describe(item)})",
-        actor=actor,
-        action="action_item_added",
-    )
+    events.action_item_added_event(item, description=_describe(item), actor=actor)
     return item
 
 
@@ -212,12 +189,7 @@ def _mark_done(item: ActionItem, *, actor, note: str = "") -> None:
     item.completed_at = timezone.now()
     item.completed_by = user_or_none(actor)
     item.save()
-    _record(
-        item,
-        message=f"Action item done: {item.title}{note}",
-        actor=actor,
-        action="action_item_done",
-    )
+    events.action_item_done_event(item, note=note, actor=actor)
 
 
 @transaction.atomic
@@ -257,13 +229,7 @@ def action_item_update(*, action_item_id: int, actor=None, **changes) -> ActionI
     if not changed:
         return item
     item.save()
-    _record(
-        item,
-        message=f"Action item updated: {item.title} ({', '.join(sorted(changed))})",
-        actor=actor,
-        action="action_item_updated",
-        changed=sorted(changed),
-    )
+    events.action_item_updated_event(item, changed=list(changed), actor=actor)
     return item
 
 
@@ -291,7 +257,7 @@ def action_item_settle_verification(*, action_item_id: int) -> ActionItem:
     from .verification import settle_verification
 
     item = _lock(action_item_id)
-    return settle_verification(item, mark_done=_mark_done, record=_record)
+    return settle_verification(item, mark_done=_mark_done)
 
 
 @transaction.atomic

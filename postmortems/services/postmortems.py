@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from config.kernel.actors import user_or_none
 from incidents.models import EventKind, Incident, Status, TimelineEvent
-from incidents.services import IncidentError, incident_transition, timeline_append
+from incidents.services import IncidentError, incident_transition
 
+from .. import events
 from ..models import (
     SECTION_NAMES,
     SECTIONS,
@@ -39,18 +40,6 @@ KEY_EVENT_KINDS = (
 FIELD_LABELS = {"title": "Title", **dict(SECTIONS), "timeline_selection": "Timeline"}
 # Sections that must say something before the report is published.
 REQUIRED_TO_PUBLISH = ("summary", "impact", "root_cause")
-
-
-def _record(postmortem_or_incident_id, *, message: str, actor=None, data: dict | None = None):
-    incident_id = getattr(postmortem_or_incident_id, "incident_id", postmortem_or_incident_id)
-    return timeline_append(
-        incident_id=incident_id,
-        kind=EventKind.POSTMORTEM,
-        message=message,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_label="" if actor is not None and actor.is_authenticated else "postmortems",
-        data=data or {},
-    )
 
 
 def _lock(postmortem_id: int) -> Postmortem:
@@ -145,23 +134,7 @@ def postmortem_create(*, incident_id: int, actor=None) -> Postmortem:
         # Created concurrently (the incident lock makes this unlikely, not impossible).
         return Postmortem.objects.get(incident=incident)
     _revision(postmortem, actor=actor)
-    due = (
-        f"; review due by {timezone.localtime(postmortem.review_due_at):%Y-%m-%d %H:%M %Z}"
-        if postmortem.review_due_at
-        else "; no review required for this severity"
-    )
-    _record(
-        postmortem,
-        message=f"Postmortem draft opened{due}",
-        actor=actor,
-        data={
-            "postmortem_id": postmortem.pk,
-            "action": "created",
-            "review_due_at": postmortem.review_due_at.isoformat()
-            if postmortem.review_due_at
-            else None,
-        },
-    )
+    events.postmortem_created_event(postmortem, actor=actor)
     return postmortem
 
 
@@ -177,13 +150,7 @@ def postmortem_recompute_deadline(*, postmortem_id: int) -> Postmortem:
         postmortem.review_due_at = due
         postmortem.review_deadline_missed_at = None
         postmortem.save(update_fields=["review_due_at", "review_deadline_missed_at"])
-        when = f"{timezone.localtime(due):%Y-%m-%d %H:%M %Z}" if due else "none required"
-        _record(
-            postmortem,
-            message=f"Post-incident review deadline is now {when} "
-            f"({incident.severity}, resolved {timezone.localtime(incident.resolved_at):%Y-%m-%d})",
-            data={"postmortem_id": postmortem.pk, "action": "deadline_changed"},
-        )
+        events.review_deadline_changed_event(postmortem)
     return postmortem
 
 
@@ -354,7 +321,7 @@ def postmortem_update(
     return postmortem
 
 
-def _set_status(postmortem: Postmortem, status: str, *, actor, message: str, **fields) -> None:
+def _set_status(postmortem: Postmortem, status: str, *, actor, reason: str = "", **fields) -> None:
     from_status = postmortem.status
     postmortem.status = status
     for name, value in fields.items():
@@ -362,11 +329,8 @@ def _set_status(postmortem: Postmortem, status: str, *, actor, message: str, **f
     postmortem.updated_at = timezone.now()
     postmortem.updated_by = user_or_none(actor)
     postmortem.save(update_fields=["status", *fields, "updated_at", "updated_by"])
-    _record(
-        postmortem,
-        message=message,
-        actor=actor,
-        data={"postmortem_id": postmortem.pk, "from": from_status, "to": status},
+    events.postmortem_status_changed_event(
+        postmortem, from_status=from_status, actor=actor, reason=reason
     )
 
 
@@ -387,7 +351,6 @@ def postmortem_submit_for_review(*, postmortem_id: int, actor=None) -> Postmorte
         postmortem,
         PostmortemStatus.IN_REVIEW,
         actor=actor,
-        message="Postmortem submitted for review",
         submitted_at=timezone.now(),
     )
     return postmortem
@@ -405,9 +368,7 @@ def postmortem_return_to_draft(*, postmortem_id: int, actor=None) -> Postmortem:
             f"{postmortem.get_status_display()}.",
             field="status",
         )
-    _set_status(
-        postmortem, PostmortemStatus.DRAFT, actor=actor, message="Postmortem returned to draft"
-    )
+    _set_status(postmortem, PostmortemStatus.DRAFT, actor=actor)
     return postmortem
 
 
@@ -454,7 +415,6 @@ def postmortem_publish(*, postmortem_id: int, actor=None) -> Postmortem:
         postmortem,
         PostmortemStatus.PUBLISHED,
         actor=actor,
-        message="Postmortem published",
         published_at=now,
         published_by=user_or_none(actor),
     )
@@ -480,7 +440,7 @@ def postmortem_waive(*, postmortem_id: int, reason: str, actor=None) -> Postmort
         postmortem,
         PostmortemStatus.WAIVED,
         actor=actor,
-        message=f"Postmortem waived: {reason}",
+        reason=reason,
         waived_at=timezone.now(),
         waived_by=user_or_none(actor),
         waived_reason=reason,
@@ -507,12 +467,7 @@ def postmortem_flag_missed_deadline(
         return False
     postmortem.review_deadline_missed_at = now or timezone.now()
     postmortem.save(update_fields=["review_deadline_missed_at"])
-    _record(
-        postmortem,
-        message="Post-incident review deadline passed "
-        f"({timezone.localtime(postmortem.review_due_at):%Y-%m-%d %H:%M %Z}) without a review",
-        data={"postmortem_id": postmortem.pk, "action": "review_deadline_missed"},
-    )
+    events.review_deadline_missed_event(postmortem)
     return True
 
 

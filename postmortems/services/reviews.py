@@ -13,38 +13,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.kernel.actors import user_or_none
-from incidents.models import EventKind, ResponderAssignment
+from incidents.models import ResponderAssignment
 from incidents.names import display_name
-from incidents.services import timeline_append
 from incidents.severity import severity_policy
 
+from .. import events
+from ..events import USERS_ADMIN
 from ..models import PostmortemStatus, Review, ReviewStatus
 from ..scheduling import propose_slot
 from .errors import PostmortemError
 from .mail import enqueue_review_mail
 from .postmortems import _lock as _lock_postmortem
-
-
-def _fmt(value: datetime.datetime) -> str:
-    return f"{timezone.localtime(value):%a %Y-%m-%d %H:%M %Z}"
-
-
-def _record(review: Review, *, message: str, actor=None, action: str) -> None:
-    user = user_or_none(actor)
-    timeline_append(
-        incident_id=review.postmortem.incident_id,
-        kind=EventKind.POSTMORTEM,
-        message=message,
-        actor=user,
-        actor_label="" if user else "postmortems",
-        data={
-            "postmortem_id": review.postmortem_id,
-            "review_id": review.pk,
-            "action": action,
-            "starts_at": review.starts_at.isoformat(),
-            "sequence": review.sequence,
-        },
-    )
 
 
 def _add(invitees: dict, *, email: str, name: str, reason: str) -> None:
@@ -57,9 +36,6 @@ def _add(invitees: dict, *, email: str, name: str, reason: str) -> None:
             invitees[key]["reason"] += f", {reason}"
         return
     invitees[key] = {"email": email, "name": name, "reason": reason}
-
-
-USERS_ADMIN = "Admin → Users"
 
 
 def _leave_out(left_out: dict, *, user, reason: str) -> None:
@@ -125,28 +101,8 @@ def left_out_sentence(person: dict, *, what: str = "invitation") -> str:
 
 def _record_left_out(review: Review, *, what: str, actor=None) -> None:
     """Put on the timeline that the review `what` reached nobody for the people left out."""
-    if not review.left_out:
-        return
-    names = ", ".join(f"{p['name']} ({p['reason']})" for p in review.left_out)
-    user = user_or_none(actor)
-    timeline_append(
-        incident_id=review.postmortem.incident_id,
-        kind=EventKind.POSTMORTEM,
-        message=(
-            f"Review {what} not delivered: no destination for {names}: no e-mail address; "
-            f"set it in {USERS_ADMIN}"
-        ),
-        actor=user,
-        actor_label="" if user else "postmortems",
-        data={
-            "postmortem_id": review.postmortem_id,
-            "review_id": review.pk,
-            "action": f"review_{what}_not_delivered",
-            "not_delivered": "no destination",
-            "left_out": review.left_out,
-            "sequence": review.sequence,
-        },
-    )
+    if review.left_out:
+        events.review_mail_undelivered_event(review, what=what, actor=actor)
 
 
 def _clean_extra(extra: list[str] | None) -> list[dict]:
@@ -191,12 +147,6 @@ def _validate_time(starts_at, duration_minutes) -> None:
         raise PostmortemError("The review must start in the future.", field="starts_at")
     if not 5 <= duration_minutes <= 480:
         raise PostmortemError("A review lasts between 5 and 480 minutes.", field="duration_minutes")
-
-
-def _late_note(postmortem, starts_at) -> str:
-    if postmortem.review_due_at and starts_at > postmortem.review_due_at:
-        return f" (after the deadline of {_fmt(postmortem.review_due_at)})"
-    return ""
 
 
 @transaction.atomic
@@ -249,13 +199,7 @@ def review_schedule(
         raise PostmortemError(
             "A review was scheduled concurrently; reload the page.", field="starts_at"
         ) from None
-    _record(
-        review,
-        message=f"Post-incident review scheduled for {_fmt(starts_at)}"
-        f"{_late_note(postmortem, starts_at)}; {len(attendees)} invited",
-        actor=actor,
-        action="review_scheduled",
-    )
+    events.review_scheduled_event(review, invited=len(attendees), actor=actor)
     _record_left_out(review, what="invitation", actor=actor)
     enqueue_review_mail(review_id=review.pk, sequence=review.sequence, kind="invite")
     return review
@@ -305,13 +249,7 @@ def review_reschedule(
     review.sequence += 1
     review.reminder_sent_at = None
     review.save()
-    _record(
-        review,
-        message=f"Post-incident review moved from {_fmt(previous)} to {_fmt(starts_at)}"
-        f"{_late_note(review.postmortem, starts_at)}",
-        actor=actor,
-        action="review_rescheduled",
-    )
+    events.review_rescheduled_event(review, previous=previous, actor=actor)
     _record_left_out(review, what="update", actor=actor)
     enqueue_review_mail(review_id=review.pk, sequence=review.sequence, kind="update")
     return review
@@ -322,13 +260,7 @@ def _cancel_locked(review: Review, *, actor, reason: str) -> Review:
     review.cancelled_reason = reason
     review.sequence += 1
     review.save(update_fields=["status", "cancelled_reason", "sequence", "updated_at"])
-    _record(
-        review,
-        message=f"Post-incident review of {_fmt(review.starts_at)} cancelled"
-        + (f": {reason}" if reason else ""),
-        actor=actor,
-        action="review_cancelled",
-    )
+    events.review_cancelled_event(review, reason=reason, actor=actor)
     enqueue_review_mail(review_id=review.pk, sequence=review.sequence, kind="cancel")
     return review
 
@@ -356,7 +288,7 @@ def review_mark_held(*, review_id: int, actor=None) -> Review:
         raise PostmortemError("The review has not started yet.", field="status")
     review.status = ReviewStatus.HELD
     review.save(update_fields=["status", "updated_at"])
-    _record(review, message="Post-incident review held", actor=actor, action="review_held")
+    events.review_held_event(review, actor=actor)
     return review
 
 

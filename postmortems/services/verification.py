@@ -15,6 +15,7 @@ from diagnostics.models import CheckResult, RunStatus, Trigger
 from diagnostics.services import DiagnosticsError, diagnostic_run_start
 from incidents.dispatch import dispatch_on_commit
 
+from .. import events
 from ..models import ActionItem, ActionStatus
 from .errors import PostmortemError
 
@@ -111,7 +112,7 @@ def _integrity_verdict(item: ActionItem) -> tuple[str, str] | None:
     return result.status, summary
 
 
-def settle_verification(item: ActionItem, *, mark_done, record) -> ActionItem:
+def settle_verification(item: ActionItem, *, mark_done) -> ActionItem:
     """Apply a finished verification run's verdict to a locked item."""
     if not item.is_verifying:
         return item
@@ -121,7 +122,7 @@ def settle_verification(item: ActionItem, *, mark_done, record) -> ActionItem:
             return item
         status, summary = verdict
         run = item.verification_integrity_run
-        return _apply(item, status, summary, run, mark_done=mark_done, record=record)
+        return _apply(item, status, summary, run, mark_done=mark_done)
     run = item.verification_run
     if run is None:
         return item
@@ -134,10 +135,10 @@ def settle_verification(item: ActionItem, *, mark_done, record) -> ActionItem:
     else:
         status = result.status
         summary = result.summary or result.error or status
-    return _apply(item, status, summary, run, mark_done=mark_done, record=record)
+    return _apply(item, status, summary, run, mark_done=mark_done)
 
 
-def _apply(item: ActionItem, status: str, summary: str, run, *, mark_done, record) -> ActionItem:
+def _apply(item: ActionItem, status: str, summary: str, run, *, mark_done) -> ActionItem:
     item.verification_status = status
     item.verification_summary = summary
     item.verified_at = timezone.now()
@@ -146,14 +147,8 @@ def _apply(item: ActionItem, status: str, summary: str, run, *, mark_done, recor
         mark_done(item, actor=requester, note=f" (verified: {item.check_key} passed: {summary})")
         return item
     item.save()
-    record(
-        item,
-        message=f"Action item not done: {item.title}: check {item.check_key} on "
-        f"{item.check_target} is {status.upper()} ({summary})",
-        actor=requester,
-        action="action_item_verification_failed",
-        run_id=run.pk,
-        check_status=status,
+    events.action_item_verification_failed_event(
+        item, run_id=run.pk, check_status=status, summary=summary, actor=requester
     )
     return item
 

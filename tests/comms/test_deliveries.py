@@ -6,7 +6,14 @@ from django.core import mail
 from django.test import Client
 
 from comms import selectors, services, transports
-from comms.models import Channel, Delivery, DeliveryState, MessageTemplate, StatusUpdate
+from comms.models import (
+    Channel,
+    Delivery,
+    DeliveryState,
+    MessageTemplate,
+    StatusUpdate,
+    UndeliveredInitialNotification,
+)
 from comms.tasks import delivery_send
 from incidents.models import EventKind
 
@@ -407,5 +414,8 @@ def test_an_initial_notification_with_no_channel_is_recorded_once(incident_facto
     assert services.initial_notification_send(incident_id=incident.pk) is None
     event = incident.timeline.filter(data__initial_notification="not delivered").get()
     assert event.message.startswith("Initial notification not delivered: no destination.")
+    # Comms remembers it in its own table, not by searching the timeline's data.
+    miss = UndeliveredInitialNotification.objects.get(incident=incident)
+    assert "Admin → Communications → Channels" in miss.reason
     assert "Admin → Communications → Channels" in event.message
     assert not StatusUpdate.objects.exists()

@@ -72,7 +72,7 @@ def test_standby_reports_its_replay_lag(pg15, standby):
 def test_whole_suite_runs_read_only_on_a_hot_standby(standby):
     from diagnostics.checks import registry
     from diagnostics.runner import run_checks
-    from diagnostics.target import probe
+    from diagnostics.target_probe import probe
 
     assert probe(standby.spec())["in_recovery"] is True
     builtin = [c for c in registry.all() if c.__module__.startswith("diagnostics.checks.")]

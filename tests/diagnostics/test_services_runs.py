@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from diagnostics import selectors, services, tasks
+from diagnostics import pipeline, selectors, services, tasks
 from diagnostics.models import CheckResult, DiagnosticRun, IncidentTarget
 from incidents.models import EventKind
 from incidents.services import incident_declare, incident_transition
@@ -139,14 +139,14 @@ def test_sweep_takes_over_a_stuck_running_run_and_late_results_are_discarded(
     live_target, test_checks, sent_runs
 ):
     run = services.diagnostic_run_start(target_id=live_target.pk, suite=TEST_SUITE)
-    claimed, token = services._claim(run.pk, "worker-1")
+    claimed, token = pipeline.claim(services.DIAGNOSTIC_RUNS, run.pk, "worker-1")
     assert claimed.status == "running"
     claimed.refresh_from_db()
     services.diagnostic_runs_sweep(now=claimed.deadline + datetime.timedelta(seconds=1))
     run.refresh_from_db()
     assert run.status == "queued" and run.requeues == 1
     # The first worker comes back late: its results must not be mixed in.
-    late = services._finish(run=claimed, token=token, executions=[], error="", secrets=())
+    late = pipeline.finish(services.DIAGNOSTIC_RUNS, claimed, token=token, rows=[])
     assert late is None
     services.diagnostic_run_execute(run_id=run.pk)
     run.refresh_from_db()
@@ -376,7 +376,7 @@ def test_results_with_dates_decimals_and_odd_values_are_stored_as_json(live_targ
     run = DiagnosticRun.objects.create(
         target=live_target, queued_at=timezone.now(), deadline=timezone.now()
     )
-    claimed, token = services._claim(run.pk, "")
+    claimed, token = pipeline.claim(services.DIAGNOSTIC_RUNS, run.pk)
     outcome = CheckOutcome(
         CheckStatus.WARNING,
         "odd values",
@@ -390,13 +390,8 @@ def test_results_with_dates_decimals_and_odd_values_are_stored_as_json(live_targ
         ],
         metrics={"ratio": Decimal("0.99")},
     )
-    services._finish(
-        run=claimed,
-        token=token,
-        executions=[CheckExecution("odd", outcome, 1.0)],
-        error="",
-        secrets=(),
-    )
+    rows = services.result_rows(claimed, [CheckExecution("odd", outcome, 1.0)])
+    pipeline.finish(services.DIAGNOSTIC_RUNS, claimed, token=token, rows=rows)
     row = CheckResult.objects.get(run=run).findings[0]
     assert row["at"] == "2026-01-02T03:04:05Z" and row["size"] == 1.5
     assert row["age"] == "P0DT00H01M30S" and row["thing"] == "not json"

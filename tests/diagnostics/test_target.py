@@ -12,8 +12,8 @@ from diagnostics.target import (
     TargetUnreachable,
     Timeouts,
     open_session,
-    probe,
 )
+from diagnostics.target_probe import probe
 from tests.diagnostics.clusters import LIMITED_ROLE, PASSWORD, PASSWORD_ROLE
 
 pytestmark = pytest.mark.slow

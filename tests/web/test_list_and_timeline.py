@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents import services
-from incidents.views import PAGE_SIZE
+from incidents.views.browse import PAGE_SIZE
 from tests.factories import IncidentFactory
 
 pytestmark = pytest.mark.django_db
@@ -157,7 +157,7 @@ def test_timeline_poll_answers_204_when_nothing_is_new(
 
 
 def test_search_count_is_capped(viewer_client, monkeypatch):
-    monkeypatch.setattr("incidents.views.SEARCH_COUNT_CAP", 3)
+    monkeypatch.setattr("incidents.views.browse.SEARCH_COUNT_CAP", 3)
     for n in range(5):
         IncidentFactory(title=f"replica lag {n}", status="closed" if n % 2 else "investigating")
     response = viewer_client.get("/?q=replica")
@@ -167,7 +167,7 @@ def test_search_count_is_capped(viewer_client, monkeypatch):
 
 
 def test_open_first_pagination_spans_open_and_closed(viewer_client, monkeypatch):
-    monkeypatch.setattr("incidents.views.PAGE_SIZE", 2)
+    monkeypatch.setattr("incidents.views.browse.PAGE_SIZE", 2)
     now = timezone.now()
     for n in range(3):
         IncidentFactory(title=f"open {n}", declared_at=now - datetime.timedelta(hours=n))
@@ -221,7 +221,7 @@ def test_panels_render_when_their_templates_exist(viewer_client, incident, tmp_p
 
 
 def test_missing_panels_are_simply_absent(viewer_client, incident, tmp_path, monkeypatch):
-    from incidents import views as incident_views
+    from incidents.views import page as incident_views
 
     # Triage and data integrity ship their panels now; a panel named with no template stands
     # in for a missing one.

@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.accounts.idempotency import idempotent
+from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
 from config.kernel.permissions import (
     ADMIN,
@@ -377,7 +379,9 @@ class SuggestionsApi(APIView):
             target, names=data.validated_data["names"] or None, actor=request.user
         )
         body = IntegrityCheckSerializer(created, many=True, context={"request": request}).data
-        return Response(body, status=status.HTTP_201_CREATED)
+        # Several checks at once: the target's checks, where they now are.
+        headers = location("diagnostics-integrity-target-checks", pk=target.pk)
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
 
 
 def _accepted(request, run: IntegrityRun) -> Response:
@@ -416,6 +420,7 @@ class TargetRunsApi(GenericAPIView):
         request=RunInputSerializer,
         responses={202: IntegrityRunSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request, pk: int):
         target_or_404(pk)
         data = RunInputSerializer(data=request.data)

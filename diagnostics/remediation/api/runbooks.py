@@ -11,6 +11,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
 from config.kernel.permissions import IsResponder, IsViewer, ReadViewerWriteResponder
 from diagnostics.remediation.models import (
@@ -154,7 +155,10 @@ class IncidentRunbooksApi(APIView):
             incident_id=incident_id, runbook=data.validated_data["runbook"], actor=request.user
         )
         body = IncidentRunbookSerializer(_run(incident_id, run.pk)).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        if not created:
+            return Response(body)
+        headers = location("diagnostics-incident-runbooks", incident_id=incident_id)
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
 
 
 class RunbookStepApi(APIView):

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from config.accounts.idempotency import idempotent
 from config.kernel.openapi import ERRORS
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import IsResponder, IsViewer
@@ -231,6 +232,7 @@ class RemediationPreviewApi(APIView):
         request=RemediationPreviewInputSerializer,
         responses={201: RemediationActionSerializer, **ERRORS},
     )
+    @idempotent
     def post(self, request):
         data = RemediationPreviewInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.kernel.actors import user_or_none
+from diagnostics.remediation import events
 from diagnostics.remediation.models import IncidentRunbook, IncidentRunbookStep, Runbook
 from diagnostics.services import DiagnosticsError
-from incidents.models import EventKind, Incident, Status
-from incidents.services import timeline_append
+from incidents.models import Incident, Status
 
 NOTE_MAX = 2000
 
@@ -66,14 +66,7 @@ def runbook_start(*, incident_id: int, runbook, actor=None) -> tuple[IncidentRun
         )
         for i, step in enumerate(steps, start=1)
     )
-    timeline_append(
-        incident_id=incident.pk,
-        kind=EventKind.RUNBOOK_STEP,
-        message=f"Runbook started: {run.title} ({len(steps)} steps)",
-        actor=user_or_none(actor),
-        actor_label="" if user_or_none(actor) else "runbooks",
-        data={"runbook_run_id": run.pk, "runbook": definition.key, "phase": "started"},
-    )
+    events.runbook_started_event(run, steps=len(steps), actor=actor)
     return run, True
 
 
@@ -114,27 +107,7 @@ def runbook_step_set(
     complete = finished == total
     run.completed_at = (run.completed_at or now) if complete else None
     run.save(update_fields=["completed_at"])
-    verb = "done" if done else "reopened"
-    message = f"{run.title}, step {step.position}/{total} {verb}: {step.title}"
-    if note:
-        message += f" — {note}"
-    if complete:
-        message += " (runbook complete)"
-    timeline_append(
-        incident_id=incident_id,
-        kind=EventKind.RUNBOOK_STEP,
-        message=message,
-        actor=user_or_none(actor),
-        actor_label="" if user_or_none(actor) else "runbooks",
-        data={
-            "runbook_run_id": run.pk,
-            "runbook": run.runbook.key,
-            "step_id": step.pk,
-            "position": step.position,
-            "title": step.title,
-            "done": done,
-            "note": note,
-            "progress": {"done": finished, "total": total},
-        },
+    events.runbook_step_event(
+        run, step=step, done=done, note=note, finished=finished, total=total, actor=actor
     )
     return step

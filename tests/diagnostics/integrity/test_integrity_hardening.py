@@ -12,7 +12,7 @@ import pytest
 
 from diagnostics.integrity import services as integrity
 from diagnostics.integrity.models import IntegrityResult
-from diagnostics.target import probe
+from diagnostics.target_probe import probe
 from tests.diagnostics.clusters import LIMITED_ROLE, OS_USER
 from tests.diagnostics.records import make_target
 

@@ -188,6 +188,44 @@ def test_sweep_requeues_then_fails_stuck_runs(shop_target, shop_checks, monkeypa
     assert run.status == "failed" and "deadline" in run.error
 
 
+def test_a_stuck_running_run_is_taken_over_and_its_late_results_discarded(
+    shop_target, shop_checks, monkeypatch
+):
+    """Integrity runs go through the diagnostic runs' pipeline: same claim, sweep, ownership."""
+    import datetime
+
+    from diagnostics import pipeline
+
+    monkeypatch.setattr(integrity, "_enqueue", lambda run_id, task_id: None)
+    run = integrity.integrity_run_start(target_id=shop_target.pk)
+    claimed, token = pipeline.claim(integrity.INTEGRITY_RUNS, run.pk, "worker-1")
+    assert claimed.status == "running" and claimed.celery_task_id == "worker-1"
+    assert pipeline.claim(integrity.INTEGRITY_RUNS, run.pk)[0] is None  # a duplicate delivery
+    later = claimed.deadline + datetime.timedelta(seconds=1)
+    assert integrity.integrity_runs_sweep(now=later) == {"requeued": 1, "failed": 0}
+    # The first worker comes back late: its results must not be mixed in.
+    late = IntegrityResult(run=claimed, check_name="late", kind="row_count", severity="low")
+    assert pipeline.finish(integrity.INTEGRITY_RUNS, claimed, token=token, rows=[late]) is None
+    run = integrity.integrity_run_execute(run_id=run.pk)
+    assert run.status == "succeeded" and run.requeues == 1
+    assert IntegrityResult.objects.filter(run=run).count() == 6
+
+
+def test_a_failed_verification_tells_its_incident_without_a_comparison(
+    shop_target, shop_checks, monkeypatch
+):
+    incident = IncidentFactory()
+    baseline = _run(shop_target, purpose="baseline", incident_id=incident.pk)
+    shop_target.password_encrypted = "not a fernet token"
+    shop_target.save()
+    run = _run(shop_target, purpose="verification", incident_id=incident.pk)
+    assert run.status == "failed" and run.baseline_id == baseline.pk
+    assert run.checks_total == 0 and run.summary.startswith("Integrity verification on")
+    event = incident.timeline.filter(kind=EventKind.INTEGRITY).latest("id")
+    assert event.data["integrity_run_id"] == run.pk and event.data["status"] == "failed"
+    assert event.data["diff"] == [] and event.data["error"] == run.error
+
+
 def test_predicates_with_percent_signs_and_reserved_names_run(shop_db, shop_target):
     shop_sql(shop_db, 'CREATE TABLE "order" ("user" integer, "created-at" date)')
     shop_sql(shop_db, 'INSERT INTO "order" VALUES (1, NULL), (999, NULL)')
