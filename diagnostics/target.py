@@ -10,7 +10,8 @@ Quell only reads targets. Every diagnostic session here is one psycopg connectio
   leak into other clients' sessions);
 - a savepoint per check, so one failing or timed-out check does not abort the transaction;
 - a client-side watchdog that cuts the socket when the server stops answering altogether (a
-  stopped or wedged server never enforces its own statement_timeout).
+  stopped or wedged server never enforces its own statement_timeout): one thread per session,
+  armed before each statement and disarmed after it.
 
 Credentials never leave this module: ``ConnectionSpec`` hides them from repr/str and every error
 message is scrubbed before it is raised. What a target is and lacks (platform, pg_stat_statements,
@@ -164,6 +165,63 @@ def connection_error_message(exc: BaseException, spec: ConnectionSpec) -> str:
     return scrub(str(exc) or exc.__class__.__name__, spec)
 
 
+class Watchdog:
+    """One thread per session that calls `cut` when an armed deadline passes.
+
+    A threading.Timer per statement started (and joined) a thread for each of the hundreds of
+    statements of a run; arming a deadline here costs a lock and a notify.
+    """
+
+    def __init__(self, cut) -> None:
+        self._cut = cut
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._deadline = time.monotonic() + seconds
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="quell-target-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        # No notify: the thread wakes at the old deadline, finds none and waits again.
+        with self._cond:
+            self._deadline = None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._deadline = None
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _watch(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._deadline = None
+                self._cut()
+
+
 class TargetSession:
     """One read-only transaction on a target, for the checks to query through."""
 
@@ -182,6 +240,13 @@ class TargetSession:
         self._savepoint_seq = 0
         self.server_version_num: int = conn.info.server_version
         self.backend_pid: int = conn.info.backend_pid
+        self._watchdog = Watchdog(self._cut_socket)
+
+    def close(self) -> None:
+        """Stop the watchdog and close the connection (idempotent, never raises)."""
+        self._watchdog.close()
+        with contextlib.suppress(Exception):
+            self._conn.close()
 
     def __repr__(self) -> str:
         return (
@@ -203,9 +268,7 @@ class TargetSession:
         """Run one statement under the watchdog; rows as dicts (empty for no result)."""
         if self.broken:
             raise SessionBroken("the connection to the target was lost earlier in this run")
-        timer = threading.Timer(self.timeouts.watchdog_s, self._cut_socket)
-        timer.daemon = True
-        timer.start()
+        self._watchdog.arm(self.timeouts.watchdog_s)
         lost = ""
         try:
             with self._conn.cursor(row_factory=dict_row) as cur:
@@ -217,7 +280,7 @@ class TargetSession:
             self.broken = True
             lost = connection_error_message(exc, self._spec)
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
         # Raised outside the except block: the driver's exception is not chained to ours.
         raise SessionBroken(f"the target stopped answering (connection lost): {lost}")
 
@@ -497,16 +560,31 @@ def _announce(conn: psycopg.Connection, application_name: str) -> None:
         hook(pid=conn.info.backend_pid, backend_start=row[0], application_name=application_name)
 
 
+def begin_statements(timeouts: Timeouts, begin: str = "BEGIN") -> str:
+    """`begin` and the transaction's SET LOCAL timeouts as one string: one round trip.
+
+    Sent without parameters, so psycopg uses the simple query protocol, which takes several
+    statements at once.
+    """
+    return "; ".join(
+        (
+            begin,
+            # SET LOCAL: scoped to this transaction, safe behind transaction-mode poolers.
+            f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}",
+            f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}",
+        )
+    )
+
+
 def _begin(session: TargetSession, timeouts: Timeouts) -> None:
-    session.execute("BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
-    # SET LOCAL: scoped to this transaction, safe behind transaction-mode poolers.
-    session.execute(f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}")
-    session.execute(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
-    # Catalog queries never gain from JIT, and compiling a big plan can take longer than it.
-    session.execute("SET LOCAL jit = off")
     # Should this process die mid-run, the server ends our transaction on its own.
     idle_ms = max(60_000, int(timeouts.statement_ms) * 4)
-    session.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")
+    session.execute(
+        begin_statements(timeouts, "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY")
+        # Catalog queries never gain from JIT, and compiling a big plan can take longer than it.
+        + "; SET LOCAL jit = off"
+        + f"; SET LOCAL idle_in_transaction_session_timeout = {idle_ms}"
+    )
 
 
 @contextlib.contextmanager
@@ -527,5 +605,4 @@ def open_session(spec: ConnectionSpec, timeouts: Timeouts = Timeouts()) -> Itera
         with contextlib.suppress(Exception):
             if not session.broken and not conn.closed:
                 conn.execute("ROLLBACK")  # read-only: nothing to keep
-        with contextlib.suppress(Exception):
-            conn.close()
+        session.close()

@@ -38,6 +38,7 @@ from diagnostics.target import (
     TargetSession,
     TargetUnreachable,
     Timeouts,
+    begin_statements,
     connect_target,
     connection_error_message,
 )
@@ -75,10 +76,9 @@ class RemediationSession(TargetSession):
 
     def run(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """One statement in its own transaction, with statement and lock timeouts."""
-        self.execute("BEGIN")
         try:
-            self.execute(f"SET LOCAL statement_timeout = {int(self.timeouts.statement_ms)}")
-            self.execute(f"SET LOCAL lock_timeout = {int(self.timeouts.lock_ms)}")
+            # Inside the try: a refused SET LOCAL leaves the transaction open, to roll back.
+            self.execute(begin_statements(self.timeouts))
             rows = self.execute(sql, params)
         except BaseException:
             if not self.broken:
@@ -100,8 +100,7 @@ def open_remediation_session(
     try:
         yield session
     finally:
-        with contextlib.suppress(Exception):
-            conn.close()
+        session.close()
 
 
 @dataclasses.dataclass(frozen=True)
