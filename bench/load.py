@@ -1,7 +1,7 @@
 """Mixed API load against Quell served the way scripts/run serves it: requests/s and latency.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python bench/load.py [--duration 30] [--clients 20] [--keep]
+        .venv/bin/python bench/load.py [--duration 30] [--clients 20] [--rate 120] [--keep]
 
 It creates a throwaway database (`quell_bench_load`, dropped at the end unless `--keep`),
 migrates it and loads 1,000 incidents (the newest 2% open) with their timelines through the
@@ -9,7 +9,15 @@ services, plus one responder (with an API token) per client. Then it starts guni
 the Procfile's `web` process does (`config.gunicorn`: 2 worker processes x 4 threads, a psycopg
 pool of 4 per process), with DEBUG off, on a free loopback port, and drives it for `--duration`
 seconds from `--clients` concurrent clients (processes x threads, each on one keep-alive
-connection) sending a fixed mix:
+connection) sending a fixed mix, in two phases:
+
+- closed loop (capacity): every client sends its next request as soon as the last one is
+  answered, so the server runs flat out and latency is mostly queueing;
+- paced: the clients together offer `--rate` requests/s (default 120, the 100 requests/s of
+  issue 14 with room to spare) on a fixed schedule, and each request's time counts from when
+  it was due (no coordinated omission). This is the load a busy integration puts on Quell.
+
+The mix:
 
     45% incident list (open incidents, then a filtered history page)
     35% incident detail
@@ -20,8 +28,9 @@ The baseline, measured in the same run with the same clients: the same gunicorn 
 serving a constant JSON document of the detail's size from a bare WSGI callable (what the
 server and the clients cost on this machine without Quell). It prints requests/s, p50/p95/p99
 per kind and overall, and errors (any answer that is not 2xx, or a failed connection).
-Targets (issue 14): at least 100 requests/s with p99 under 150 ms and no errors; the command
-exits 1 when one is missed. Every request goes to 127.0.0.1.
+Targets (issue 14), judged on the paced phase: at least 100 requests/s served with p99 under
+150 ms, and no errors in either phase; the command exits 1 when one is missed. Every request
+goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -186,11 +195,20 @@ class Client:
         }
         return "POST", "/api/v1/alerts/webhook/", json.dumps(alert).encode()
 
-    def run(self, until: float, out: list) -> None:
+    def run(self, until: float, out: list, interval: float = 0.0) -> None:
+        """Send until `until`: back to back (interval 0, the closed loop), or one request every
+        `interval` seconds on a fixed schedule. A paced request's time counts from when it was
+        due, not when it went out, so a slow answer that delays the next ones is charged to
+        them too (no coordinated omission)."""
+        due = time.perf_counter() + self.rng.random() * interval  # spread the clients' phases
         while time.monotonic() < until:
             kind = self.rng.choice(self.kinds)
             method, path, body = ("GET", "/baseline", None) if self.baseline else self.request(kind)
-            started = time.perf_counter()
+            if interval:
+                time.sleep(max(0.0, due - time.perf_counter()))
+                started, due = due, due + interval
+            else:
+                started = time.perf_counter()
             try:
                 self.conn.request(method, path, body=body, headers=self.headers)
                 response = self.conn.getresponse()
@@ -204,14 +222,14 @@ class Client:
             out.append((kind, time.perf_counter() - started, ok, status))
 
 
-def client_process(port, tokens, seeded, duration, baseline, seed_value, queue) -> None:
+def client_process(port, tokens, seeded, duration, baseline, seed_value, queue, interval) -> None:
     """Several clients on threads in one process (processes spread the clients' own CPU)."""
     until = time.monotonic() + duration
     results: list = []
     threads = [
         threading.Thread(
             target=Client(port, token, seeded, seed_value * 100 + n, baseline).run,
-            args=(until, results),
+            args=(until, results, interval),
         )
         for n, token in enumerate(tokens)
     ]
@@ -222,13 +240,26 @@ def client_process(port, tokens, seeded, duration, baseline, seed_value, queue) 
     queue.put(results)
 
 
-def drive(port: int, seeded: dict, clients: int, duration: float, baseline: bool) -> list:
+def drive(
+    port: int, seeded: dict, clients: int, duration: float, baseline: bool, rate: float = 0.0
+) -> list:
+    """Results of `clients` clients for `duration` s: closed loop, or `rate` requests/s in all."""
     processes = min(4, clients)
+    interval = clients / rate if rate else 0.0
     queue: multiprocessing.Queue = multiprocessing.Queue()
     workers = [
         multiprocessing.Process(
             target=client_process,
-            args=(port, seeded["tokens"][p::processes], seeded, duration, baseline, p, queue),
+            args=(
+                port,
+                seeded["tokens"][p::processes],
+                seeded,
+                duration,
+                baseline,
+                p,
+                queue,
+                interval,
+            ),
         )
         for p in range(processes)
     ]
@@ -280,6 +311,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=120.0,
+        help="requests/s offered in all in the paced phase (the targets are judged there)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     args = parser.parse_args()
 
@@ -327,16 +364,31 @@ def main() -> int:
             process = start_server(env, "config.wsgi:application", port, log)
             try:
                 drive(port, seeded, args.clients, 3, False)  # warm: pools, caches, first alerts
-                results = drive(port, seeded, args.clients, args.duration, False)
+                capacity = drive(port, seeded, args.clients, args.duration, False)
+                paced = drive(port, seeded, args.clients, args.duration, False, rate=args.rate)
             finally:
                 stop_server(process)
-        quell = report("Quell (config.gunicorn: 2 workers x 4 threads)", results, args.duration)
+        title = "Quell (config.gunicorn: 2 workers x 4 threads)"
+        most = report(f"{title}, closed loop (capacity)", capacity, args.duration)
+        quell = report(f"{title}, paced at {args.rate:g} req/s offered", paced, args.duration)
         print(
-            f"\nQuell {quell['rps']:.1f} req/s = {quell['rps'] / base['rps']:.2f} of the bare "
-            f"server; p99 {quell['p99']:.1f} ms; errors {quell['errors']}"
+            f"\nQuell capacity {most['rps']:.1f} req/s = {most['rps'] / base['rps']:.2f} of the "
+            f"bare server (p99 {most['p99']:.1f} ms with every client sending back to back)"
         )
-        met = quell["rps"] >= 100 and quell["p99"] < 150 and quell["errors"] == 0
-        print("targets (>= 100 req/s, p99 < 150 ms, 0 errors): " + ("met" if met else "NOT met"))
+        print(
+            f"at {args.rate:g} req/s offered: {quell['rps']:.1f} req/s served, p99 "
+            f"{quell['p99']:.1f} ms, errors {quell['errors'] + most['errors']}"
+        )
+        met = (
+            quell["rps"] >= 100
+            and quell["p99"] < 150
+            and quell["errors"] == 0
+            and most["errors"] == 0
+        )
+        print(
+            "targets (>= 100 req/s served with p99 < 150 ms, 0 errors in either phase): "
+            + ("met" if met else "NOT met")
+        )
         return 0 if met else 1
     finally:
         if not args.keep:
