@@ -43,11 +43,15 @@ def summary(action: RemediationAction, results, *, escalation: bool = False) -> 
         if escalation
         else RemediationKind(action.kind).label
     )
-    pids = ", ".join(
-        f"{r['pid']} {r['outcome']}" + (f" ({r['detail']})" if r["outcome"] != "cancelled" else "")
+    if not results:
+        return f"{label} on {action.target.name}: nothing done."
+    # Read by people in status updates ("Actions taken"): name each session by its pid.
+    sessions = "; ".join(
+        f"pid {r['pid']} {r['outcome']}"
+        + (f": {r['detail']}" if r.get("detail") and r["outcome"] != b.CANCELLED else "")
         for r in results
     )
-    return f"{label} on {action.target.name}: {', '.join(parts) or 'nothing done'}. {pids}"
+    return f"{label} on {action.target.name}: {', '.join(parts)} ({sessions})."
 
 
 def _append(incident_id: int, *, kind: str, message: str, actor, label: str, data: dict):

@@ -32,7 +32,8 @@ def test_execution_tallies_each_backend():
     event = events.remediation_executed_event(action, results=RESULTS, actor=user)
     assert event.kind == EventKind.REMEDIATION
     assert event.message == (
-        "Cancel query on shop: 1 cancelled, 1 skipped. 4242 cancelled, 4243 skipped (query changed)"
+        "Cancel query on shop: 1 cancelled, 1 skipped "
+        "(pid 4242 cancelled; pid 4243 skipped: query changed)."
     )
     assert event.actor == user and event.actor_label == ""
     assert event.data == {
@@ -53,8 +54,8 @@ def test_escalation_is_quells_and_says_so():
     results = [{"pid": 4242, "action": "terminate", "outcome": "terminated", "detail": "gone"}]
     event = events.remediation_escalated_event(action, results=results)
     assert event.message == (
-        "Escalation (terminate after the grace period) on shop: 1 terminated. "
-        "4242 terminated (gone)"
+        "Escalation (terminate after the grace period) on shop: 1 terminated "
+        "(pid 4242 terminated: gone)."
     )
     assert event.actor is None and event.actor_label == "remediation"
     assert (event.data["phase"], event.data["counts"]) == ("escalation", {"terminated": 1})
@@ -62,7 +63,7 @@ def test_escalation_is_quells_and_says_so():
 
 def test_nothing_done_is_said_plainly():
     assert events.summary(_action(kind="terminate"), []) == (
-        "Terminate backend on shop: nothing done. "
+        "Terminate backend on shop: nothing done."
     )
 
 
