@@ -82,6 +82,18 @@ def check_history(*, target_id: int, key: str) -> QuerySet[CheckResult]:
     )
 
 
+def check_statuses_between(*, target_id: int, key: str, since, until) -> list[str]:
+    """The statuses one check had on one target in the runs that started in [since, until]."""
+    return list(
+        CheckResult.objects.filter(
+            run__target_id=target_id,
+            key=key,
+            run__started_at__gte=since,
+            run__started_at__lte=until,
+        ).values_list("status", flat=True)
+    )
+
+
 def incident_targets(*, incident_id: int) -> QuerySet[IncidentTarget]:
     """An incident's affected targets, in the order they were added."""
     return (

@@ -176,6 +176,22 @@ def action_item_verification_failed_event(
     )
 
 
+def action_item_holding_event(
+    item: ActionItem, *, run_id: int, until, summary: str, actor=None
+) -> TimelineEvent:
+    """The gating check passed, but must go on passing over the item's window."""
+    return _item_event(
+        item,
+        message=f"Action item check passed: {item.title}: {item.check_key} on "
+        f"{item.check_target} ({summary}); it must go on passing until {_deadline(until)}, "
+        "when it runs again",
+        actor=actor,
+        action="action_item_verification_holding",
+        run_id=run_id,
+        check_status="ok",
+    )
+
+
 # --- review meetings --------------------------------------------------------------------------
 
 

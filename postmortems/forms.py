@@ -4,6 +4,7 @@ database lives in the services; these forms check shape and turn input into serv
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
@@ -105,6 +106,12 @@ class ActionItemForm(forms.Form):
         help_text="Optional: the item is done only when this check passes on this target.",
     )
     check_key = forms.ChoiceField(choices=(), required=False, label="Verification check")
+    hold_minutes = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=7 * 24 * 60,
+        label="Must hold for (minutes)",
+    )
 
     def __init__(self, *args, with_status: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,6 +120,11 @@ class ActionItemForm(forms.Form):
         )
         self.fields["check_target"].queryset = TargetDatabase.objects.filter(enabled=True)
         self.fields["check_key"].choices = _check_choices()
+        self.fields["hold_minutes"].help_text = (
+            "How long the check must keep passing, on consecutive runs, before the item closes. "
+            f"Empty: {settings.QUELL_ACTION_ITEM_HOLD_MINUTES} minutes, or one pass for a check "
+            "that verifies a definition (an index now valid)."
+        )
         if with_status:
             self.fields["status"] = forms.ChoiceField(choices=ActionStatus.choices)
 
@@ -132,6 +144,7 @@ class ActionItemForm(forms.Form):
         data["check_target"] = data.get("check_target")
         data["check_key"] = data.get("check_key") or ""
         data["tracker_url"] = data.get("tracker_url") or ""
+        data["hold_minutes"] = data.get("hold_minutes")
         return data
 
 

@@ -215,6 +215,12 @@ class ActionItem(models.Model):
     verification_status = models.CharField(max_length=20, blank=True)
     verification_summary = models.TextField(blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
+    # How long the check must keep passing before the item closes (minutes); None: the default
+    # for its check (settings.QUELL_ACTION_ITEM_HOLD_MINUTES, one pass for a definition).
+    hold_minutes = models.PositiveIntegerField(null=True, blank=True)
+    # When the current series of consecutive passes began (None: the check has not passed,
+    # or failed since).
+    passing_since = models.DateTimeField(null=True, blank=True)
     # Who asked for it to be closed while the verification runs.
     completion_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -271,6 +277,11 @@ class ActionItem(models.Model):
     @property
     def is_verifying(self) -> bool:
         return self.verification_status == "running"
+
+    @property
+    def is_holding(self) -> bool:
+        """Passed, but not yet over its whole window: checked again when the window is up."""
+        return self.verification_status == "holding" and not self.is_closed
 
     def is_overdue(self, today=None) -> bool:
         today = today or timezone.localdate()

@@ -13,7 +13,7 @@ from django.utils import timezone
 from . import services
 from .models import ActionItem, Postmortem, PostmortemStatus, Review, ReviewStatus
 from .notifications import action_item_reminder_message, review_message
-from .services.verification import items_awaiting_verification
+from .services.verification import items_awaiting_verification, items_holding_due
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +133,13 @@ def settle_action_item_verification(self, action_item_id: int) -> None:
 
 @shared_task(name="postmortems.settle_action_item_verifications", ignore_result=True)
 def settle_action_item_verifications() -> int:
-    """Backstop: settle every item whose verification run has finished."""
+    """Backstop: settle every item whose verification run has finished, and run the check of
+    every holding item whose window is up again (it closes if the check still passes)."""
     settled = 0
     for pk in items_awaiting_verification():
         item = services.action_item_settle_verification(action_item_id=pk)
         settled += not item.is_verifying
+    for pk in items_holding_due():
+        item = services.action_item_recheck_if_due(action_item_id=pk)
+        settled += item.is_verifying
     return settled

@@ -42,6 +42,7 @@ from .models import (
     ReviewStatus,
 )
 from .scheduling import review_rule
+from .services import verification
 
 
 def _postmortem_or_404(postmortem_id: int):
@@ -81,12 +82,16 @@ def _action_items_context(request, postmortem, form=None) -> dict:
         )
     )
     today = timezone.localdate()
+    for item in items:  # the verification window, as the list shows it
+        item.hold_window = verification.hold_minutes(item) if item.check_key else 0
+        item.hold_until = verification.hold_until(item)
     return {
         "postmortem": postmortem,
         "items": items,
         "today": today,
         "item_form": form or ActionItemForm(),
         "verifying": any(item.is_verifying for item in items),
+        "holding": any(item.is_holding for item in items),
         "can_manage_items": user_has_role(request.user, RESPONDER)
         and postmortem.status != PostmortemStatus.WAIVED,
     }
@@ -517,6 +522,7 @@ def action_item_edit(request, action_item_id: int):
                 "description": item.description,
                 "check_target": item.check_target_id,
                 "check_key": item.check_key,
+                "hold_minutes": item.hold_minutes,
                 "status": item.status,
             },
             with_status=True,
@@ -558,11 +564,18 @@ def action_item_complete(request, action_item_id: int):
 @login_required
 @require_POST
 def action_items_settle(request, postmortem_id: int):
-    """htmx poll while a verification runs: apply finished verdicts, answer the list."""
+    """htmx poll while a verification runs or a passed check holds: apply finished verdicts,
+    run holding checks again when their window is up, answer the list."""
     require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
-    for item in ActionItem.objects.filter(postmortem=postmortem, verification_status="running"):
-        services.action_item_settle_verification(action_item_id=item.pk)
+    gated = ActionItem.objects.filter(
+        postmortem=postmortem, verification_status__in=("running", "holding")
+    )
+    for item in gated:
+        if item.is_verifying:
+            services.action_item_settle_verification(action_item_id=item.pk)
+        elif item.is_holding:
+            services.action_item_recheck_if_due(action_item_id=item.pk)
     return _items_response(request, postmortem)
 
 

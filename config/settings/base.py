@@ -534,6 +534,10 @@ QUELL_DATABASE_SPECIALISTS_GROUP = env(
 )
 # Sender of postmortem mail (invites, reminders) and organizer of review invites.
 QUELL_POSTMORTEM_FROM_EMAIL = env("QUELL_POSTMORTEM_FROM_EMAIL", default="quell@localhost")
+# How long an action item's check must keep passing, on consecutive runs, before the item
+# closes (minutes; an item may set its own). Checks that verify a definition (an index now
+# valid) need one pass.
+QUELL_ACTION_ITEM_HOLD_MINUTES = env.int("QUELL_ACTION_ITEM_HOLD_MINUTES", default=10)
 CELERY_BEAT_SCHEDULE["postmortems-review-reminders"] = {
     "task": "postmortems.send_review_reminders",
     "schedule": 15 * 60,
@@ -546,7 +550,8 @@ CELERY_BEAT_SCHEDULE["postmortems-overdue-action-items"] = {
     "task": "postmortems.remind_overdue_action_items",
     "schedule": 60 * 60,
 }
-# Verification runs of action items' checks finish in a worker; this settles the items.
+# Verification runs of action items' checks finish in a worker; this settles the items and runs
+# the check of holding items again when their window is up.
 CELERY_BEAT_SCHEDULE["postmortems-settle-verifications"] = {
     "task": "postmortems.settle_action_item_verifications",
     "schedule": 60,

@@ -86,6 +86,10 @@ class Check:
     max_server_version: ClassVar[int | None] = None
     # Default thresholds; a target's or a run's overrides are merged over these.
     default_thresholds: ClassVar[dict[str, Any]] = {}
+    # True when a pass verifies a definition (an index now valid, a duplicate dropped) rather
+    # than a momentary state: an action item gated on it closes on one pass, where a state
+    # check must keep passing over a window (postmortems' verification gates).
+    verifies_definition: ClassVar[bool] = False
 
     def __init__(
         self, thresholds: dict[str, Any] | None = None, previous: PreviousResult | None = None

@@ -238,6 +238,7 @@ class InvalidIndexesCheck(Check):
     key = "invalid_indexes"
     title = "Invalid indexes"
     family = Family.MAINTENANCE
+    verifies_definition = True
     description = (
         "Indexes left invalid by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY: "
         "not used by queries yet still maintained on every write. Indexes being built right "
@@ -587,6 +588,7 @@ class DuplicateIndexesCheck(Check):
     key = "duplicate_indexes"
     title = "Duplicate indexes"
     family = Family.MAINTENANCE
+    verifies_definition = True
     description = (
         "Indexes whose columns are a leading prefix of another index on the same table (same "
         "method and operator classes, no expressions or predicates): the longer one serves "

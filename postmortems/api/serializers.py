@@ -11,6 +11,13 @@ from diagnostics.models import TargetDatabase
 from .. import selectors
 from ..markdown import render_markdown
 from ..models import SECTIONS, ActionCategory, ActionItem, ActionStatus, Postmortem, Review
+from ..services.action_items import MAX_HOLD_MINUTES
+
+HOLD_HELP = (
+    "Minutes the verification check must keep passing, on consecutive runs, before the item "
+    "closes. null: QUELL_ACTION_ITEM_HOLD_MINUTES (10), or one pass for a check that verifies "
+    "a definition."
+)
 
 
 def _username(user):
@@ -101,6 +108,8 @@ class ActionItemOutputSerializer(serializers.ModelSerializer):
             "verification_status",
             "verification_summary",
             "verified_at",
+            "hold_minutes",
+            "passing_since",
             "completed_at",
             "created_at",
             "updated_at",
@@ -240,6 +249,14 @@ class ActionItemCreateInputSerializer(serializers.Serializer):
         queryset=TargetDatabase.objects.all(), required=False, allow_null=True
     )
     check_key = serializers.CharField(required=False, allow_blank=True, default="")
+    hold_minutes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        max_value=MAX_HOLD_MINUTES,
+        help_text=HOLD_HELP,
+    )
 
 
 class ActionItemUpdateInputSerializer(serializers.Serializer):
@@ -256,6 +273,13 @@ class ActionItemUpdateInputSerializer(serializers.Serializer):
         queryset=TargetDatabase.objects.all(), required=False, allow_null=True
     )
     check_key = serializers.CharField(required=False, allow_blank=True)
+    hold_minutes = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=MAX_HOLD_MINUTES,
+        help_text=HOLD_HELP,
+    )
 
 
 class ReviewScheduleInputSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ transaction.
 from .action_items import (
     action_item_complete,
     action_item_create,
+    action_item_recheck_if_due,
     action_item_remind_overdue,
     action_item_settle_verification,
     action_item_update,
@@ -39,6 +40,7 @@ __all__ = [
     "PostmortemError",
     "action_item_complete",
     "action_item_create",
+    "action_item_recheck_if_due",
     "action_item_remind_overdue",
     "action_item_settle_verification",
     "action_item_update",

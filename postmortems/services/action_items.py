@@ -36,7 +36,10 @@ EDITABLE = (
     "tracker_url",
     "check_target",
     "check_key",
+    "hold_minutes",
 )
+# The longest window an item's check may have to hold (a week, in minutes).
+MAX_HOLD_MINUTES = 7 * 24 * 60
 
 
 def _validate(values: dict) -> dict:
@@ -73,6 +76,14 @@ def _validate(values: dict) -> dict:
         raise PostmortemError("The due date must be a date.", field="due_date")
     if "check_key" in values:
         values["check_key"] = (values["check_key"] or "").strip()
+    hold = values.get("hold_minutes")
+    if hold is not None and (
+        isinstance(hold, bool) or not isinstance(hold, int) or not 0 <= hold <= MAX_HOLD_MINUTES
+    ):
+        raise PostmortemError(
+            f"The check must hold for 0 to {MAX_HOLD_MINUTES} minutes (empty: the default).",
+            field="hold_minutes",
+        )
     return values
 
 
@@ -125,7 +136,11 @@ def _describe(item: ActionItem) -> str:
     if item.due_date:
         parts.append(f"due {item.due_date:%Y-%m-%d}")
     if item.check_key:
-        parts.append(f"verified by {item.check_key} on {item.check_target}")
+        from .verification import hold_minutes
+
+        window = hold_minutes(item)
+        held = f", holding for {window} min" if window else ""
+        parts.append(f"verified by {item.check_key} on {item.check_target}{held}")
     return ", ".join(parts)
 
 
@@ -142,6 +157,7 @@ def action_item_create(
     tracker_url: str = "",
     check_target=None,
     check_key: str = "",
+    hold_minutes: int | None = None,
 ) -> ActionItem:
     """Add a preventive measure to a postmortem."""
     postmortem = Postmortem.objects.select_for_update().filter(pk=postmortem_id).first()
@@ -157,6 +173,7 @@ def action_item_create(
             "due_date": due_date,
             "tracker_url": tracker_url,
             "check_key": check_key,
+            "hold_minutes": hold_minutes,
         }
     )
     check_target = _integrity_target(check_target, values["check_key"])
@@ -258,6 +275,16 @@ def action_item_settle_verification(*, action_item_id: int) -> ActionItem:
 
     item = _lock(action_item_id)
     return settle_verification(item, mark_done=_mark_done)
+
+
+@transaction.atomic
+def action_item_recheck_if_due(*, action_item_id: int) -> ActionItem:
+    """Run a holding item's check again once its window is up (no-op before)."""
+    from .verification import recheck_if_due
+
+    item = _lock(action_item_id)
+    recheck_if_due(item)
+    return item
 
 
 @transaction.atomic

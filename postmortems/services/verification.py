@@ -1,17 +1,28 @@
-"""The check gate of an action item: the item is done only when its diagnostic check passes.
+"""The check gate of an action item: the item is done only when its check holds.
 
 Trying to close a gated item starts a diagnostic run of that one check on the item's target
 (diagnostics.services.diagnostic_run_start; a worker executes it). When the run has finished,
-`settle_verification` reads the check's result: OK marks the item done on behalf of whoever asked,
-anything else leaves it open with what the check found. Settling happens from a task queued after
-the start, from a periodic sweep, and when someone looks at the item, whichever comes first.
+`settle_verification` reads the check's result. A fix is verified, not the momentary absence
+of its symptom: the check must pass on consecutive runs over the item's window (10 minutes by
+default, `hold_minutes` per item). The first pass starts the window (status "holding"); when
+the window is up the check runs again (the periodic sweep, or the page's poll), and a pass
+then, with no failure of that check on the target in between, marks the item done on behalf of
+whoever asked. A check that verifies a definition (an index now valid) needs one pass. Anything
+but a pass leaves the item open with what the check found, and starts the window afresh.
+Settling happens from a task queued after the start, from a periodic sweep, and when someone
+looks at the item, whichever comes first.
 """
 
 from __future__ import annotations
 
+import datetime
+
+from django.conf import settings
 from django.utils import timezone
 
+from diagnostics.checks import registry
 from diagnostics.models import CheckResult, RunStatus, Trigger
+from diagnostics.selectors import check_statuses_between
 from diagnostics.services import DiagnosticsError, diagnostic_run_start
 from incidents.dispatch import dispatch_on_commit
 
@@ -23,6 +34,28 @@ INTEGRITY_PREFIX = "integrity:"
 
 RUNNING = "running"
 PASSED = "ok"
+HOLDING = "holding"  # passed; must go on passing until the window is up
+
+
+def hold_minutes(item: ActionItem) -> int:
+    """Minutes the item's check must keep passing: the item's own, else one pass for a check
+    that verifies a definition, else the setting."""
+    if item.hold_minutes is not None:
+        return item.hold_minutes
+    if item.check_key and not item.check_key.startswith(INTEGRITY_PREFIX):
+        try:
+            if registry.get(item.check_key).verifies_definition:
+                return 0
+        except KeyError:
+            pass
+    return settings.QUELL_ACTION_ITEM_HOLD_MINUTES
+
+
+def hold_until(item: ActionItem) -> datetime.datetime | None:
+    """When a holding item's window is up (its check then runs again)."""
+    if item.passing_since is None:
+        return None
+    return item.passing_since + datetime.timedelta(minutes=hold_minutes(item))
 
 
 def _integrity_check_id(item: ActionItem) -> int | None:
@@ -138,19 +171,69 @@ def settle_verification(item: ActionItem, *, mark_done) -> ActionItem:
     return _apply(item, status, summary, run, mark_done=mark_done)
 
 
+def _failed_since(item: ActionItem, until: datetime.datetime) -> bool:
+    """Whether the check did anything but pass on the target since the series began (runs of
+    it for other reasons count too: an incident's, a monitor's)."""
+    if item.check_key.startswith(INTEGRITY_PREFIX):
+        return False  # integrity runs are only the item's own: each one is settled here
+    statuses = check_statuses_between(
+        target_id=item.check_target_id, key=item.check_key, since=item.passing_since, until=until
+    )
+    return any(status != PASSED for status in statuses)
+
+
 def _apply(item: ActionItem, status: str, summary: str, run, *, mark_done) -> ActionItem:
-    item.verification_status = status
+    now = timezone.now()
     item.verification_summary = summary
-    item.verified_at = timezone.now()
+    item.verified_at = now
     requester = item.completion_requested_by
     if status == PASSED:
-        mark_done(item, actor=requester, note=f" (verified: {item.check_key} passed: {summary})")
+        ran_at = run.started_at or now
+        if item.passing_since is None or _failed_since(item, ran_at):
+            item.passing_since = ran_at
+        window = hold_minutes(item)
+        if ran_at - item.passing_since >= datetime.timedelta(minutes=window):
+            item.verification_status = PASSED
+            held = f" for {window} min" if window else ""
+            mark_done(
+                item,
+                actor=requester,
+                note=f" (verified: {item.check_key} passed{held}: {summary})",
+            )
+            return item
+        item.verification_status = HOLDING
+        item.save()
+        events.action_item_holding_event(
+            item, run_id=run.pk, until=hold_until(item), summary=summary, actor=requester
+        )
         return item
+    item.verification_status = status
+    item.passing_since = None
     item.save()
     events.action_item_verification_failed_event(
         item, run_id=run.pk, check_status=status, summary=summary, actor=requester
     )
     return item
+
+
+def recheck_if_due(item: ActionItem, *, now: datetime.datetime | None = None) -> bool:
+    """Run the check of a holding item again once its window is up; True when started."""
+    until = hold_until(item)
+    if not item.is_holding or until is None or (now or timezone.now()) < until:
+        return False
+    start_verification(item, actor=item.completion_requested_by)
+    return True
+
+
+def items_holding_due(now: datetime.datetime | None = None) -> list[int]:
+    """Ids of holding items whose window may be up (each is checked under its lock)."""
+    return list(
+        ActionItem.objects.filter(
+            verification_status=HOLDING,
+            status__in=(ActionStatus.OPEN, ActionStatus.IN_PROGRESS),
+            passing_since__lte=now or timezone.now(),
+        ).values_list("pk", flat=True)
+    )
 
 
 def items_awaiting_verification() -> list[int]:

@@ -12,7 +12,7 @@ from diagnostics.services import target_create
 from incidents.models import TimelineEvent
 from postmortems import selectors, services, tasks
 from postmortems.models import ActionItem, ActionStatus
-from tests.factories import UserFactory
+from tests.factories import CheckResultFactory, DiagnosticRunFactory, UserFactory
 
 
 def _item(postmortem, actor, **extra):
@@ -86,6 +86,7 @@ class IndexExists(Check):
     title = "Index exists"
     family = Family.MAINTENANCE
     default_thresholds = {"index": ""}
+    verifies_definition = True  # an index that exists stays: one pass verifies it
 
     def run(self, session):
         name = self.thresholds["index"]
@@ -95,11 +96,25 @@ class IndexExists(Check):
         return CheckOutcome(CheckStatus.CRITICAL, f"index {name} is missing")
 
 
+class IndexStillThere(IndexExists):
+    """The same probe judged as a state (like "no blocking chain"): it must keep passing."""
+
+    key = "pm_test_index_state"
+    verifies_definition = False
+
+
 @pytest.fixture
 def index_check():
     registry.register(IndexExists)
     yield IndexExists
     registry.unregister(IndexExists.key)
+
+
+@pytest.fixture
+def state_check():
+    registry.register(IndexStillThere)
+    yield IndexStillThere
+    registry.unregister(IndexStillThere.key)
 
 
 @pytest.fixture
@@ -171,3 +186,136 @@ def test_database_refuses_a_gated_item_marked_done_without_passing_check(
     item = _item(postmortem, commander, check_target=target, check_key="dead_tuples")
     with pytest.raises(IntegrityError), transaction.atomic():
         ActionItem.objects.filter(pk=item.pk).update(status="done")
+
+
+def _generous_timeouts(settings):
+    settings.QUELL_DIAGNOSTICS_CONNECT_TIMEOUT_S = 20
+    settings.QUELL_DIAGNOSTICS_STATEMENT_TIMEOUT_MS = 30_000
+    settings.QUELL_DIAGNOSTICS_LOCK_TIMEOUT_MS = 10_000
+
+
+def _passing_gate(postmortem, commander, target, check, **extra):
+    target.thresholds = {check.key: {"index": "timeline_incident_time"}}
+    target.save()
+    return _item(
+        postmortem,
+        commander,
+        title="Keep the blocking chain from coming back",
+        category="monitoring",
+        check_target=target,
+        check_key=check.key,
+        **extra,
+    )
+
+
+def _back_in_time(item, minutes):
+    """Pretend the series of passes began `minutes` ago (and the run that began it)."""
+    earlier = item.passing_since - datetime.timedelta(minutes=minutes)
+    ActionItem.objects.filter(pk=item.pk).update(passing_since=earlier)
+    from diagnostics.models import DiagnosticRun
+
+    DiagnosticRun.objects.filter(pk=item.verification_run_id).update(started_at=earlier)
+
+
+def test_a_state_check_must_keep_passing_over_the_window_before_the_item_closes(
+    postmortem, commander, state_check, target, django_capture_on_commit_callbacks, settings
+):
+    _generous_timeouts(settings)
+    item = _passing_gate(postmortem, commander, target, state_check)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.action_item_complete(action_item_id=item.pk, actor=commander)
+    item.refresh_from_db()
+    # One pass is the momentary absence of the symptom, not a verified fix.
+    assert item.status == ActionStatus.OPEN
+    assert item.verification_status == "holding" and item.is_holding
+    assert item.passing_since == item.verification_run.started_at
+    event = TimelineEvent.objects.filter(
+        incident=postmortem.incident, message__startswith="Action item check passed"
+    ).get()
+    assert "it must go on passing until" in event.message
+
+    # Asking again within the window runs the check, passes, and still holds.
+    first_pass = item.passing_since
+    with django_capture_on_commit_callbacks(execute=True):
+        services.action_item_complete(action_item_id=item.pk, actor=commander)
+    item.refresh_from_db()
+    assert item.status == ActionStatus.OPEN and item.passing_since == first_pass
+    # The sweep leaves it alone until the window is up...
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.settle_action_item_verifications()
+    item.refresh_from_db()
+    assert item.is_holding
+
+    # ...then runs the check again and closes the item on behalf of whoever asked.
+    _back_in_time(item, 11)
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.settle_action_item_verifications()
+    item.refresh_from_db()
+    assert item.status == ActionStatus.DONE, item.verification_summary
+    assert item.verification_status == "ok" and item.completed_by == commander
+    assert TimelineEvent.objects.filter(
+        incident=postmortem.incident, message__contains="passed for 10 min"
+    ).exists()
+
+
+def test_a_failure_in_the_window_starts_it_again(
+    postmortem, commander, state_check, target, django_capture_on_commit_callbacks, settings
+):
+    _generous_timeouts(settings)
+    item = _passing_gate(postmortem, commander, target, state_check)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.action_item_complete(action_item_id=item.pk, actor=commander)
+    item.refresh_from_db()
+    _back_in_time(item, 11)
+    item.refresh_from_db()
+    # Another run of the same check on the target (an incident's, say) failed in between.
+    meanwhile = item.passing_since + datetime.timedelta(minutes=5)
+    CheckResultFactory(
+        run=DiagnosticRunFactory(
+            target=target,
+            status="succeeded",
+            queued_at=meanwhile,
+            started_at=meanwhile,
+            finished_at=meanwhile,
+        ),
+        key=state_check.key,
+        status="critical",
+        summary="index is missing",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.settle_action_item_verifications()
+    item.refresh_from_db()
+    assert item.status == ActionStatus.OPEN and item.is_holding
+    assert item.passing_since == item.verification_run.started_at  # a new series
+
+    # A failing verification ends the series outright.
+    target.thresholds = {state_check.key: {"index": "no_such_index_anywhere"}}
+    target.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.action_item_complete(action_item_id=item.pk, actor=commander)
+    item.refresh_from_db()
+    assert item.verification_status == "critical" and item.passing_since is None
+
+
+def test_an_item_sets_its_own_window(
+    postmortem, commander, state_check, index_check, target, django_capture_on_commit_callbacks,
+    settings,
+):  # fmt: skip
+    _generous_timeouts(settings)
+    once = _passing_gate(postmortem, commander, target, state_check, hold_minutes=0)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.action_item_complete(action_item_id=once.pk, actor=commander)
+    once.refresh_from_db()
+    assert once.status == ActionStatus.DONE
+
+    # A definition check needs one pass unless the item asks for a window.
+    held = _passing_gate(postmortem, commander, target, index_check, hold_minutes=30)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.action_item_complete(action_item_id=held.pk, actor=commander)
+    held.refresh_from_db()
+    assert held.is_holding
+
+    for bad in (-1, 7 * 24 * 60 + 1, "10", True):
+        with pytest.raises(services.PostmortemError, match="must hold for 0 to") as caught:
+            _item(postmortem, commander, hold_minutes=bad)
+        assert caught.value.field == "hold_minutes"

@@ -1,6 +1,8 @@
 """A postmortem action item tied to an integrity check is done only when that check passes;
 Quell runs the check when someone tries to close the item."""
 
+import datetime
+
 import pytest
 
 from incidents.models import EventKind, TimelineEvent
@@ -51,6 +53,15 @@ def test_item_gated_on_an_integrity_check_closes_only_when_it_passes(
     shop_sql(shop_db, "DELETE FROM profiles WHERE user_id >= 100")
     with django_capture_on_commit_callbacks(execute=True):
         pm.action_item_update(action_item_id=item.pk, actor=owner, status="done")
+    item = pm.action_item_settle_verification(action_item_id=item.pk)
+    # No orphans now: they must stay gone over the item's window (10 minutes) first.
+    assert (item.status, item.verification_status) == (ActionStatus.OPEN, "holding")
+    ActionItem.objects.filter(pk=item.pk).update(
+        passing_since=item.passing_since - datetime.timedelta(minutes=11)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        item = pm.action_item_recheck_if_due(action_item_id=item.pk)
+    assert item.is_verifying
     item = pm.action_item_settle_verification(action_item_id=item.pk)
     assert (item.status, item.verification_status) == (ActionStatus.DONE, "ok")
     assert item.completed_by == owner
