@@ -98,18 +98,22 @@ def review_deadline_missed_event(postmortem: Postmortem) -> TimelineEvent:
 
 
 def postmortem_status_changed_event(
-    postmortem: Postmortem, *, from_status: str, actor=None, reason: str = ""
+    postmortem: Postmortem,
+    *,
+    from_status: str,
+    actor=None,
+    reason: str = "",
+    overridden: list[str] | None = None,
 ) -> TimelineEvent:
-    """The postmortem moved from `from_status` to its current status (a waiver says why)."""
+    """The postmortem moved from `from_status` to its current status (a waiver says why; a
+    publication over concerns, such as a review not yet held, names them and who overrode)."""
     message = STATUS_MESSAGES[postmortem.status]
     if reason:
         message += f": {reason}"
-    return _append(
-        postmortem.incident_id,
-        message=message,
-        actor=actor,
-        data={"postmortem_id": postmortem.pk, "from": from_status, "to": postmortem.status},
-    )
+    data = {"postmortem_id": postmortem.pk, "from": from_status, "to": postmortem.status}
+    if overridden:
+        data["overridden"] = list(overridden)
+    return _append(postmortem.incident_id, message=message, actor=actor, data=data)
 
 
 # --- action items -----------------------------------------------------------------------------

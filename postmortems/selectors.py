@@ -110,6 +110,27 @@ def current_review(postmortem: Postmortem) -> Review | None:
     return None
 
 
+# The sections a published postmortem is read for; publishing with one empty asks to confirm.
+CORE_SECTIONS = ("summary", "impact", "root_cause")
+
+
+def publish_concerns(postmortem: Postmortem) -> list[str]:
+    """Why publishing now would be premature (each a sentence), or [] when nothing is: the
+    review its severity requires has not been held, core sections are empty."""
+    concerns = []
+    if postmortem.review_due_at is not None:
+        review = current_review(postmortem)
+        if review is None or review.status != ReviewStatus.HELD:
+            when = ""
+            if review is not None and review.status == ReviewStatus.SCHEDULED:
+                when = f" (scheduled for {timezone.localtime(review.starts_at):%Y-%m-%d %H:%M %Z})"
+            concerns.append(f"the review has not been held{when}")
+    empty = [name for name in CORE_SECTIONS if not (getattr(postmortem, name) or "").strip()]
+    if empty:
+        concerns.append("empty: " + ", ".join(name.replace("_", " ") for name in empty))
+    return concerns
+
+
 def review_is_late(postmortem: Postmortem, *, now: datetime.datetime | None = None) -> bool:
     """Deadline passed with no review held or scheduled on time (waived ones are exempt)."""
     now = now or timezone.now()

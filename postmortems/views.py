@@ -155,6 +155,7 @@ def _page(request, postmortem, *, form, selection=None, conflict=None, status=20
         "perms": _permissions(request.user, postmortem),
         "revisions": postmortem.revisions.select_related("saved_by")[:8],
         "waive_form": ReasonForm(auto_id="id_waive_%s"),
+        "publish_concerns": selectors.publish_concerns(postmortem),
         **_action_items_context(request, postmortem),
         **_review_context(request, postmortem),
         **extra,
@@ -323,7 +324,11 @@ def postmortem_status(request, postmortem_id: int):
         elif action == "publish":
             if not perms["commands"]:
                 raise PermissionDenied("Only a commander or the Incident Commander may publish.")
-            services.postmortem_publish(postmortem_id=postmortem.pk, actor=request.user)
+            services.postmortem_publish(
+                postmortem_id=postmortem.pk,
+                actor=request.user,
+                override=request.POST.get("override") == "1",
+            )
             messages.success(
                 request, f"Published. Incident #{postmortem.incident_id} is now closed."
             )

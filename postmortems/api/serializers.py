@@ -231,6 +231,14 @@ class PostmortemUpdateInputSerializer(serializers.Serializer):
             )
 
 
+class PublishInputSerializer(serializers.Serializer):
+    override = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Publish although the review has not been held or a core section is empty.",
+    )
+
+
 class ReasonInputSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 

@@ -254,13 +254,23 @@ class PostmortemPublishApi(_PostmortemActionApi):
 
     @_action_schema(
         "Publish a postmortem",
-        "Commanders or the incident's Incident Commander. Closes the incident.",
+        "Commanders or the incident's Incident Commander. Closes the incident. Before the "
+        "review its severity requires is held, or with summary, impact or root cause empty, "
+        'it answers 400 naming the concerns (field "override") unless `override` is true; the '
+        "timeline records who overrode what.",
+        request=s.PublishInputSerializer,
     )
     def post(self, request, postmortem_id: int):
         return super().post(request, postmortem_id)
 
     def act(self, request, postmortem):
-        services.postmortem_publish(postmortem_id=postmortem.pk, actor=request.user)
+        data = s.PublishInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.postmortem_publish(
+            postmortem_id=postmortem.pk,
+            actor=request.user,
+            override=data.validated_data["override"],
+        )
 
 
 class PostmortemWaiveApi(_PostmortemActionApi):

@@ -24,7 +24,7 @@ from ..models import (
     ReviewStatus,
 )
 from ..scheduling import review_deadline
-from ..selectors import review_is_late
+from ..selectors import publish_concerns, review_is_late
 from .errors import PostmortemConflict, PostmortemError
 
 MAX_SECTION_CHARS = 100_000
@@ -39,7 +39,6 @@ KEY_EVENT_KINDS = (
 )
 FIELD_LABELS = {"title": "Title", **dict(SECTIONS), "timeline_selection": "Timeline"}
 # Sections that must say something before the report is published.
-REQUIRED_TO_PUBLISH = ("summary", "impact", "root_cause")
 
 
 def _lock(postmortem_id: int) -> Postmortem:
@@ -321,7 +320,15 @@ def postmortem_update(
     return postmortem
 
 
-def _set_status(postmortem: Postmortem, status: str, *, actor, reason: str = "", **fields) -> None:
+def _set_status(
+    postmortem: Postmortem,
+    status: str,
+    *,
+    actor,
+    reason: str = "",
+    overridden: list[str] | None = None,
+    **fields,
+) -> None:
     from_status = postmortem.status
     postmortem.status = status
     for name, value in fields.items():
@@ -330,7 +337,7 @@ def _set_status(postmortem: Postmortem, status: str, *, actor, reason: str = "",
     postmortem.updated_by = user_or_none(actor)
     postmortem.save(update_fields=["status", *fields, "updated_at", "updated_by"])
     events.postmortem_status_changed_event(
-        postmortem, from_status=from_status, actor=actor, reason=reason
+        postmortem, from_status=from_status, actor=actor, reason=reason, overridden=overridden
     )
 
 
@@ -395,8 +402,12 @@ def _close_incident(postmortem: Postmortem, *, actor, reason: str) -> None:
 
 
 @transaction.atomic
-def postmortem_publish(*, postmortem_id: int, actor=None) -> Postmortem:
-    """In review -> published; closes the incident (resolved -> closed) in the same transaction."""
+def postmortem_publish(*, postmortem_id: int, actor=None, override: bool = False) -> Postmortem:
+    """In review -> published; closes the incident (resolved -> closed) in the same transaction.
+
+    Publishing before the review is held, or with a core section empty, needs `override`; the
+    timeline records who overrode what.
+    """
     postmortem = _lock(postmortem_id)
     if postmortem.status == PostmortemStatus.PUBLISHED:
         return postmortem
@@ -406,15 +417,20 @@ def postmortem_publish(*, postmortem_id: int, actor=None) -> Postmortem:
             f"(it is {postmortem.get_status_display().lower()}).",
             field="status",
         )
-    missing = [name for name in REQUIRED_TO_PUBLISH if not getattr(postmortem, name).strip()]
-    if missing:
-        labels = ", ".join(name.replace("_", " ") for name in missing)
-        raise PostmortemError(f"Fill in before publishing: {labels}.", field=missing[0])
+    concerns = publish_concerns(postmortem)
+    if concerns and not override:
+        raise PostmortemError(
+            f"Publishing now needs confirmation: {'; '.join(concerns)}. Confirm to publish "
+            "anyway (the timeline records who did).",
+            field="override",
+        )
     now = timezone.now()
     _set_status(
         postmortem,
         PostmortemStatus.PUBLISHED,
         actor=actor,
+        reason=f"published over: {'; '.join(concerns)}" if concerns else "",
+        overridden=concerns,
         published_at=now,
         published_by=user_or_none(actor),
     )

@@ -169,7 +169,15 @@ def test_postmortem_flow(page, login, screenshot, live_server, resolved_incident
     # Submit for review, then publish: the incident closes.
     page.get_by_role("button", name="Submit for review").click()
     expect(page.locator(".messages")).to_contain_text("Submitted for review")
-    page.get_by_role("button", name="Publish and close incident").click()
+    # The review is only scheduled: publishing now asks for confirmation first.
+    concerns = page.locator(".pm-publish-concerns")
+    expect(concerns).to_contain_text("The review has not been held (scheduled for")
+    publish = page.get_by_role("button", name="Publish anyway and close incident")
+    publish.click()  # the browser refuses the form until the box is ticked
+    expect(page.locator(".pm-lifecycle li.current")).not_to_have_text("Published")
+    concerns.get_by_label("Publish anyway (the timeline records that you did)").check()
+    shot("06a-publish-needs-confirmation")
+    publish.click()
     expect(page.locator(".messages")).to_contain_text("Published")
     expect(page.locator(".pm-lifecycle li.current")).to_have_text("Published")
     assert page.evaluate("window.__pmPwned") is False

@@ -95,7 +95,13 @@ def test_publish_requires_commander_and_closes_the_incident(
     )
     assert responder_api.post(f"/api/v1/postmortems/{postmortem.pk}/submit/").status_code == 200
     assert responder_api.post(f"/api/v1/postmortems/{postmortem.pk}/publish/").status_code == 403
-    published = commander_api.post(f"/api/v1/postmortems/{postmortem.pk}/publish/")
+    # The review has not been held: publishing asks for confirmation, and records who gave it.
+    premature = commander_api.post(f"/api/v1/postmortems/{postmortem.pk}/publish/")
+    assert premature.status_code == 400
+    assert "the review has not been held" in premature.data["override"][0]
+    published = commander_api.post(
+        f"/api/v1/postmortems/{postmortem.pk}/publish/", {"override": True}, format="json"
+    )
     assert published.status_code == 200
     assert published.data["status"] == PostmortemStatus.PUBLISHED
     postmortem.incident.refresh_from_db()

@@ -1,6 +1,9 @@
 """Drafts on resolution, optimistic concurrency, the draft -> review -> published lifecycle."""
 
+import datetime
+
 import pytest
+from django.utils import timezone
 
 from incidents import services as incident_services
 from incidents.models import EventKind, Status, TimelineEvent
@@ -153,9 +156,11 @@ def test_publish_requires_review_and_content_then_closes_the_incident(postmortem
         actor=commander,
     )
     services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=commander)
-    with pytest.raises(services.PostmortemError, match="root cause") as caught:
+    with pytest.raises(services.PostmortemError, match="needs confirmation") as caught:
         services.postmortem_publish(postmortem_id=postmortem.pk, actor=commander)
-    assert caught.value.field == "root_cause"
+    assert caught.value.field == "override"
+    assert "the review has not been held" in str(caught.value)
+    assert "empty: root cause" in str(caught.value)
     postmortem.refresh_from_db()
     services.postmortem_update(
         postmortem_id=postmortem.pk,
@@ -163,8 +168,26 @@ def test_publish_requires_review_and_content_then_closes_the_incident(postmortem
         changes={"root_cause": "A missing index"},
         actor=commander,
     )
+    with pytest.raises(services.PostmortemError, match="review has not been held") as caught:
+        services.postmortem_publish(postmortem_id=postmortem.pk, actor=commander)
+    assert "empty" not in str(caught.value)
+    # The review is held: nothing to confirm any more.
+    services.review_schedule(
+        postmortem_id=postmortem.pk,
+        starts_at=timezone.now() + datetime.timedelta(hours=1),
+        duration_minutes=30,
+        actor=commander,
+    )
+    review = postmortem.reviews.get()
+    # ...an hour later, it took place.
+    type(review).objects.filter(pk=review.pk).update(
+        starts_at=timezone.now() - datetime.timedelta(hours=1)
+    )
+    services.review_mark_held(review_id=review.pk, actor=commander)
     published = services.postmortem_publish(postmortem_id=postmortem.pk, actor=commander)
     assert published.status == PostmortemStatus.PUBLISHED
+    event = TimelineEvent.objects.filter(incident=published.incident).latest("id")
+    assert "overridden" not in event.data
     incident = published.incident
     incident.refresh_from_db()
     assert incident.status == Status.CLOSED
@@ -190,9 +213,34 @@ def test_publish_refuses_when_the_incident_was_reopened(postmortem, commander):
         incident_id=postmortem.incident_id, to_status="investigating", actor=commander
     )
     with pytest.raises(services.PostmortemError, match="reopened"):
-        services.postmortem_publish(postmortem_id=postmortem.pk, actor=commander)
+        services.postmortem_publish(postmortem_id=postmortem.pk, actor=commander, override=True)
     postmortem.refresh_from_db()
     assert postmortem.status == PostmortemStatus.IN_REVIEW
+
+
+def test_publishing_over_concerns_records_who_overrode_what(postmortem, commander):
+    services.postmortem_update(
+        postmortem_id=postmortem.pk,
+        expected_version=1,
+        changes={"summary": "Checkout slow", "impact": "", "root_cause": ""},
+        actor=commander,
+    )
+    services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=commander)
+    published = services.postmortem_publish(
+        postmortem_id=postmortem.pk, actor=commander, override=True
+    )
+    assert published.status == PostmortemStatus.PUBLISHED
+    event = TimelineEvent.objects.filter(
+        incident=published.incident, message__startswith="Postmortem published"
+    ).get()
+    assert event.actor == commander
+    assert event.message.endswith(
+        "published over: the review has not been held; empty: impact, root cause"
+    )
+    assert event.data["overridden"] == [
+        "the review has not been held",
+        "empty: impact, root cause",
+    ]
 
 
 def test_waive_needs_a_reason_and_closes_the_incident(postmortem, commander):

@@ -251,7 +251,13 @@ def test_publish_needs_a_commander_and_closes_the_incident(responder, commander,
     url = reverse("postmortems:status", args=[postmortem.pk])
     assert _client(responder).post(url, {"action": "submit"}).status_code == 302
     assert _client(responder).post(url, {"action": "publish"}).status_code == 403
-    _client(commander).post(url, {"action": "publish"})
+    page = _client(commander).get(reverse("postmortems:detail", args=[postmortem.pk])).content
+    assert b"the review has not been held" in page.lower() and b'name="override"' in page
+    refused = _client(commander).post(url, {"action": "publish"}, follow=True)
+    assert "needs confirmation" in refused.content.decode()
+    postmortem.refresh_from_db()
+    assert postmortem.status == PostmortemStatus.IN_REVIEW
+    _client(commander).post(url, {"action": "publish", "override": "1"})
     postmortem.refresh_from_db()
     postmortem.incident.refresh_from_db()
     assert postmortem.status == PostmortemStatus.PUBLISHED
