@@ -75,6 +75,11 @@ def _permissions(user, postmortem) -> dict:
     }
 
 
+# The add-item form sits on the postmortem page beside the postmortem's own fields (its title
+# too): ids of its own, so each label points at its field.
+ITEM_FORM_IDS = "id_item_%s"
+
+
 def _action_items_context(request, postmortem, form=None) -> dict:
     items = list(
         selectors.action_item_list(filters={"postmortem": postmortem}).select_related(
@@ -89,7 +94,7 @@ def _action_items_context(request, postmortem, form=None) -> dict:
         "postmortem": postmortem,
         "items": items,
         "today": today,
-        "item_form": form or ActionItemForm(),
+        "item_form": form or ActionItemForm(auto_id=ITEM_FORM_IDS),
         "verifying": any(item.is_verifying for item in items),
         "holding": any(item.is_holding for item in items),
         "can_manage_items": user_has_role(request.user, RESPONDER)
@@ -467,7 +472,7 @@ def action_item_create(request, postmortem_id: int):
     """Add an action item (htmx: answers the refreshed list; errors keep the typed values)."""
     require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
-    form = ActionItemForm(request.POST)
+    form = ActionItemForm(request.POST, auto_id=ITEM_FORM_IDS)
     if form.is_valid():
         try:
             services.action_item_create(
