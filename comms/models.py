@@ -14,6 +14,7 @@ from django.db.models.functions import Lower
 
 from config.validators import refuse_control_characters
 from incidents.models import Status
+from incidents.names import display_name
 
 # The statuses an update can announce (the public never sees "closed").
 PUBLIC_STATUS_CHOICES = [(s.value, s.label) for s in Status if s != Status.CLOSED]
@@ -197,7 +198,7 @@ class StatusUpdate(models.Model):
     def author_display(self) -> str:
         user = self.published_by or self.created_by
         if user is not None:
-            return user.get_username()
+            return display_name(user)
         return self.published_by_label or "system"
 
 
