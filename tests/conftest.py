@@ -110,6 +110,7 @@ def screenshot(page, request):
         page.screenshot(path=str(path), full_page=True)
         return path
 
+    take.folder = folder  # for screenshots of a second browser (another user)
     return take
 
 
