@@ -8,6 +8,7 @@ query: those are counted as hidden and reported as a coverage gap, never as heal
 
 from __future__ import annotations
 
+from ..target import quote_ident
 from .base import Check, CheckOutcome, CheckStatus, Family, register
 from .util import (
     HIDDEN_QUERY,
@@ -353,6 +354,105 @@ class IdleInTransactionCheck(Check):
             what="sessions of other roles are",
             fix=session.monitor_fix,
         )
+
+
+def _setting(role: str, database: str) -> str:
+    """SQL for the idle_in_transaction_session_timeout ALTER ROLE/DATABASE ... SET gave."""
+    return f"""(SELECT split_part(c, '=', 2) FROM pg_db_role_setting s, unnest(s.setconfig) c
+               WHERE s.setrole = {role} AND s.setdatabase = {database}
+                 AND c LIKE 'idle\\_in\\_transaction\\_session\\_timeout=%%' LIMIT 1)"""
+
+
+@register
+class IdleTransactionTimeoutsCheck(Check):
+    key = "idle_transaction_timeouts"
+    title = "Idle-in-transaction timeouts"
+    family = Family.ACTIVITY
+    description = (
+        "Whether each application role (login, not superuser, may connect to this database) "
+        "has an idle_in_transaction_session_timeout, set for the role, the database or the "
+        "server: without one, a session left idle in transaction holds its locks until "
+        "someone terminates it. A definition: one pass verifies a fix (ALTER ROLE ... SET)."
+    )
+    sql = f"""
+        SELECT r.rolname AS role,
+               {_setting("r.oid", "d.oid")} AS role_in_database,
+               {_setting("r.oid", "0")} AS role_setting,
+               {_setting("0", "d.oid")} AS database_setting
+        FROM pg_roles r
+        CROSS JOIN (SELECT oid FROM pg_database WHERE datname = current_database()) d
+        WHERE r.rolcanlogin AND NOT r.rolsuper AND r.rolname NOT LIKE 'pg\\_%%'
+          AND r.rolname <> current_user
+          AND has_database_privilege(r.oid, d.oid, 'CONNECT')
+        ORDER BY r.rolname
+        LIMIT %(limit)s
+    """
+    # The server-wide value: what this session would reset to (its own SET LOCAL aside).
+    server_sql = (
+        "SELECT reset_val FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'"
+    )
+    default_thresholds = {"recommended": "60s", "limit": 200}
+    verifies_definition = True
+
+    def run(self, session) -> CheckOutcome:
+        t = self.thresholds
+        server = str(session.scalar(self.server_sql) or "0")
+        found = []
+        for r in rows(session.query(self.sql, {"limit": int(t["limit"])})):
+            # The most specific setting wins, as when the role's session starts.
+            source, value = next(
+                (where, value)
+                for where, value in (
+                    ("role in this database", r["role_in_database"]),
+                    ("role", r["role_setting"]),
+                    ("database", r["database_setting"]),
+                    ("server", server),
+                )
+                if value is not None
+            )
+            off = _disabled(value)
+            found.append(
+                {
+                    "role": r["role"],
+                    "timeout": "off" if off else value,
+                    "set_for": source,
+                    "over_threshold": off,
+                    "fix": (
+                        f"ALTER ROLE {quote_ident(r['role'])} SET "
+                        f"idle_in_transaction_session_timeout = '{t['recommended']}';"
+                        if off
+                        else ""
+                    ),
+                }
+            )
+        missing = [r for r in found if r["over_threshold"]]
+        metrics = {"roles_without_idle_timeout": len(missing), "application_roles": len(found)}
+        if not found:
+            return CheckOutcome(
+                CheckStatus.OK, "no application login role besides Quell's", metrics=metrics
+            )
+        if not missing:
+            return CheckOutcome(
+                CheckStatus.OK,
+                f"every application role ({len(found)}) has an idle-in-transaction timeout",
+                findings=found,
+                metrics=metrics,
+            )
+        names = ", ".join(r["role"] for r in missing[:5]) + ("…" if len(missing) > 5 else "")
+        return CheckOutcome(
+            CheckStatus.WARNING,
+            f"{len(missing)} application role{'s' if len(missing) != 1 else ''} without an "
+            f"idle-in-transaction timeout ({names}): a session left idle in transaction keeps "
+            "its locks until terminated",
+            findings=missing + [r for r in found if not r["over_threshold"]],
+            metrics=metrics,
+        )
+
+
+def _disabled(value: str) -> bool:
+    """Whether a timeout setting is off ("0", "0ms", "0s", ...)."""
+    digits = "".join(ch for ch in str(value) if ch.isdigit())
+    return not digits.strip("0")
 
 
 @register

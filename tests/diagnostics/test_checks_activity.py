@@ -223,3 +223,55 @@ def test_server_wide_exhaustion_by_other_databases_is_a_warning(fresh_db, holder
     assert conns.metrics["utilisation_pct"] == 0  # none of the target's own
     assert conns.status == CheckStatus.WARNING
     assert "server-wide slots nearly exhausted by other databases" in conns.summary
+
+
+def test_application_roles_without_an_idle_in_transaction_timeout_are_flagged(fresh_db):
+    cluster, dbname, spec = fresh_db
+    app, reporting = f"{dbname}_app", f"{dbname}_reporting"
+    # Only these two roles may connect to the fresh database (roles are cluster-wide).
+    cluster.sql(
+        f"CREATE ROLE {app} LOGIN; CREATE ROLE {reporting} LOGIN;"
+        f"CREATE ROLE {dbname}_nologin NOLOGIN; CREATE ROLE {dbname}_admin LOGIN SUPERUSER;"
+        f"REVOKE CONNECT ON DATABASE {dbname} FROM PUBLIC;"
+        f"GRANT CONNECT ON DATABASE {dbname} TO {app}, {reporting};",
+        dbname=dbname,
+    )
+    try:
+        missing = run_check(spec, "idle_transaction_timeouts").outcome
+        assert missing.status == CheckStatus.WARNING
+        assert "2 application roles without an idle-in-transaction timeout" in missing.summary
+        by_role = {f["role"]: f for f in missing.findings}
+        assert set(by_role) == {app, reporting}  # not NOLOGIN, superuser or Quell's own
+        assert by_role[app]["timeout"] == "off" and by_role[app]["set_for"] == "server"
+        assert by_role[app]["fix"] == (
+            f"ALTER ROLE {app} SET idle_in_transaction_session_timeout = '60s';"
+        )
+
+        # The fix for one role, and a database-wide value for the other: a pass.
+        cluster.sql(
+            f"ALTER ROLE {app} SET idle_in_transaction_session_timeout = '30s';"
+            f"ALTER DATABASE {dbname} SET idle_in_transaction_session_timeout = '5min';",
+            dbname=dbname,
+        )
+        fixed = run_check(spec, "idle_transaction_timeouts").outcome
+        assert fixed.status == CheckStatus.OK, fixed.summary
+        by_role = {f["role"]: f for f in fixed.findings}
+        assert (by_role[app]["timeout"], by_role[app]["set_for"]) == ("30s", "role")
+        assert (by_role[reporting]["timeout"], by_role[reporting]["set_for"]) == (
+            "5min",
+            "database",
+        )
+
+        # A setting for the role in this very database wins, and 0 turns it off again.
+        cluster.sql(
+            f"ALTER ROLE {app} IN DATABASE {dbname} SET idle_in_transaction_session_timeout = 0;",
+            dbname=dbname,
+        )
+        off = run_check(spec, "idle_transaction_timeouts").outcome
+        assert off.status == CheckStatus.WARNING
+        [row] = [f for f in off.findings if f["over_threshold"]]
+        assert (row["role"], row["set_for"]) == (app, "role in this database")
+    finally:
+        cluster.drop_database(dbname)
+        for role in (app, reporting, f"{dbname}_nologin", f"{dbname}_admin"):
+            cluster.sql(f"DROP ROLE IF EXISTS {role}", dbname="postgres")
