@@ -4,10 +4,17 @@
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_replace
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.accounts.views import RateLimitedPasswordResetView
+
+
+def favicon(request):
+    return HttpResponsePermanentRedirect(static("quell/favicon.svg"))
+
 
 # Swagger UI's page and its start-up script are separate requests (the split view), so the page
 # runs no inline script; Swagger UI does set inline styles while it renders, so this page alone
@@ -38,6 +45,9 @@ urlpatterns = [
         name="password_reset",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
+    # Browsers and tools ask for /favicon.ico whatever the page says: answered without a page
+    # (a 404 page would set a CSRF cookie racing the one of the page being loaded).
+    path("favicon.ico", favicon, name="favicon"),
     # Web pages. comms.urls holds the public status page (/status/).
     path("", include("comms.urls")),
     path("", include("diagnostics.urls")),
