@@ -59,7 +59,10 @@ def blocking_chain(cluster):
     cluster.sql(
         'CREATE TABLE "User" (id serial PRIMARY KEY, email text);'
         "INSERT INTO \"User\" (email) SELECT 'u' || g FROM generate_series(1, 20) g;"
-        f'GRANT SELECT, UPDATE ON "User" TO {APP_ROLE};',
+        f'GRANT SELECT, UPDATE ON "User" TO {APP_ROLE};'
+        # Only the application connects to the shop (besides the superuser Quell uses).
+        f"REVOKE CONNECT ON DATABASE {SHOP} FROM PUBLIC;"
+        f"GRANT CONNECT ON DATABASE {SHOP} TO {APP_ROLE};",
         dbname=SHOP,
     )
     root = cluster.holder(SHOP, APP_ROLE)
@@ -75,6 +78,7 @@ def blocking_chain(cluster):
     for holder in [root, *writers]:
         holder.kill()
     cluster.drop_database(SHOP)
+    cluster.sql(f"ALTER ROLE {APP_ROLE} RESET ALL", dbname="postgres")
 
 
 @pytest.fixture
@@ -228,7 +232,7 @@ def test_the_responders_hour(
     # 7. The postmortem, with an action item gated on the locks check over a window.
     page.locator("#panel-postmortems").get_by_role("link", name="Open postmortem").click()
     expect(page.locator("h1")).to_contain_text("Postmortem")
-    walk_postmortem_gate(page, screenshot, incident, target)
+    walk_postmortem_gate(page, screenshot, incident, target, cluster)
 
 
 def row_item_id(row) -> int:
@@ -243,10 +247,25 @@ def sign_in(page, live_server, user, password="pw-for-tests"):
     page.wait_for_load_state()
 
 
-def walk_postmortem_gate(page, screenshot, incident, target):
-    """Write the postmortem and add an action item gated on the locks check; verifying it now
-    keeps it open (the check has passed once, not over its window); once the window is up the
-    page runs the check again by itself and the item closes, without a reload."""
+def add_gated_item(page, title: str, target, check_label: str):
+    page.locator("#action-items summary", has_text="Add an action item").click()
+    form = page.locator("#action-item-form")
+    form.get_by_label("Title").fill(title)
+    form.get_by_label("Verify on target").select_option(label=str(target))
+    form.get_by_label("Verification check").select_option(label=check_label)
+    expect(form.get_by_label("Must hold for (minutes)")).to_have_value("")
+    form.get_by_role("button", name="Add action item").click()
+    row = page.locator("#action-items tr", has_text=title)
+    expect(row).to_be_visible()
+    return row
+
+
+def walk_postmortem_gate(page, screenshot, incident, target, cluster):
+    """Write the postmortem and add two gated action items. The fix of a definition (the
+    application role's idle_in_transaction_session_timeout) is verified by one pass once it is
+    made; a state (no blocking chain) must keep passing over its window: verifying it now keeps
+    the item open, and once the window is up the page runs the check again by itself and the
+    item closes, without a reload."""
     page.get_by_label("Summary").fill(
         "A shop_app session idle in transaction held a row lock on User; checkout writes queued "
         "behind it for minutes until the Technical Lead terminated it."
@@ -254,38 +273,55 @@ def walk_postmortem_gate(page, screenshot, incident, target):
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Saved (version")
     items = page.locator("#action-items")
-    items.locator("summary", has_text="Add an action item").click()
-    form = page.locator("#action-item-form")
-    form.get_by_label("Title").fill("Set idle_in_transaction_session_timeout for shop_app")
-    form.get_by_label("Verify on target").select_option(label=str(target))
-    form.get_by_label("Verification check").select_option(
-        label="Locks and blocking chains (blocking_locks)"
-    )
-    expect(form.get_by_label("Must hold for (minutes)")).to_have_value("")
-    form.get_by_role("button", name="Add action item").click()
-    row = page.locator("#action-items tr", has_text="idle_in_transaction_session_timeout")
-    expect(row).to_contain_text("must keep passing for 10 min")
 
-    row.get_by_role("button", name="Verify and close").click()
+    timeout = add_gated_item(
+        page,
+        "Set idle_in_transaction_session_timeout for shop_app",
+        target,
+        "Idle-in-transaction timeouts (idle_transaction_timeouts)",
+    )
+    expect(timeout).not_to_contain_text("must keep passing")  # a definition: one pass
+    timeout.get_by_role("button", name="Verify and close").click()
+    expect(timeout.locator(".pm-check-warning")).to_contain_text(
+        f"without an idle-in-transaction timeout ({APP_ROLE})", timeout=60_000
+    )
+    expect(timeout.locator(".pm-item-status")).to_have_text("Open")
+    screenshot("7a-fix-not-made-yet")
+    cluster.sql(
+        f"ALTER ROLE {APP_ROLE} SET idle_in_transaction_session_timeout = '60s'", dbname=SHOP
+    )
+    timeout.get_by_role("button", name="Verify and close").click()
+    expect(timeout.locator(".pm-item-status")).to_have_text("Done", timeout=60_000)
+
+    chain = add_gated_item(
+        page,
+        "Alert on lock queues behind idle transactions",
+        target,
+        "Locks and blocking chains (blocking_locks)",
+    )
+    expect(chain).to_contain_text("must keep passing for 10 min")
+    chain.get_by_role("button", name="Verify and close").click()
     # The worker runs the check; the list follows by itself: passed, but held open.
-    expect(row.locator(".pm-check-holding")).to_contain_text(
+    expect(chain.locator(".pm-check-holding")).to_contain_text(
         "it must hold for 10 minutes", timeout=60_000
     )
-    expect(row.locator(".pm-item-status")).to_have_text("Open")
-    screenshot("7a-gate-holds-open-over-its-window")
-    items.screenshot(path=screenshot.folder / "7a-action-items.png")
+    expect(chain.locator(".pm-item-status")).to_have_text("Open")
+    screenshot("7b-gate-holds-open-over-its-window")
+    items.screenshot(path=screenshot.folder / "7b-action-items.png")
 
     # Eleven minutes on (the item's first pass and every run so far moved back in time), the
     # page runs the check again by itself and closes the item.
     eleven = datetime.timedelta(minutes=11)
-    ActionItem.objects.filter(pk=row_item_id(row)).update(passing_since=F("passing_since") - eleven)
+    ActionItem.objects.filter(pk=row_item_id(chain)).update(
+        passing_since=F("passing_since") - eleven
+    )
     DiagnosticRun.objects.filter(target=target).update(
         queued_at=F("queued_at") - eleven, started_at=F("started_at") - eleven
     )
-    expect(row.locator(".pm-item-status")).to_have_text("Done", timeout=90_000)
-    item = ActionItem.objects.get(pk=row_item_id(row))
+    expect(chain.locator(".pm-item-status")).to_have_text("Done", timeout=90_000)
+    item = ActionItem.objects.get(pk=row_item_id(chain))
     assert item.verification_status == "ok" and item.completed_at is not None
     verifications = DiagnosticRun.objects.filter(target=target, suite={"keys": ["blocking_locks"]})
     assert verifications.count() == 2  # the first pass, and the one when the window was up
-    screenshot("7b-gate-verified-over-its-window")
-    items.screenshot(path=screenshot.folder / "7b-action-items.png")
+    screenshot("7c-gates-verified")
+    items.screenshot(path=screenshot.folder / "7c-action-items.png")
