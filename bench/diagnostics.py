@@ -160,6 +160,44 @@ def quell_run(target_id: int) -> tuple[float, int, str]:
     return elapsed, run.results.count(), run.worst_status
 
 
+# Where one run's time goes (cProfile, inclusive time of these functions; nested labels are
+# parts of the one above).
+PROFILE_LAYERS = [
+    ("whole run: call to stored results", "diagnostics/services.py", "diagnostic_run_start"),
+    ("  queue: create the run, send its task", "diagnostics/pipeline.py", "create"),
+    ("  claim: queued -> running (1 transaction)", "diagnostics/pipeline.py", "claim"),
+    ("  connect to the target", "diagnostics/target.py", "connect_target"),
+    ("  session setup: BEGIN + SET LOCALs", "diagnostics/target.py", "_begin"),
+    ("  checks, each in a savepoint", "diagnostics/runner.py", "_run_one"),
+    ("    statements on the target (round trips)", "diagnostics/target.py", "execute"),
+    ("    watchdog: arm", "diagnostics/target.py", "arm"),
+    ("    watchdog: disarm", "diagnostics/target.py", "disarm"),
+    ("  store results + finish (1 transaction)", "diagnostics/pipeline.py", "finish"),
+    ("    bulk insert of the results", "django/db/models/query.py", "bulk_create"),
+]
+
+
+def profile_runs(target_id: int, runs: int) -> None:
+    """cProfile `runs` full runs and print the time per run by layer."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(runs):
+        quell_run(target_id)
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    print(f"\nprofile of {runs} runs (cProfile, inclusive ms per run; cProfile inflates Python):")
+    for label, suffix, name in PROFILE_LAYERS:
+        inclusive = sum(
+            ct
+            for (file, _, func), (_, _, _, ct, _) in stats.items()
+            if func == name and file.endswith(suffix)
+        )
+        print(f"  {label:<50} {inclusive / runs * 1000:8.2f} ms")
+
+
 def record_sql(target_id: int) -> list[tuple[str, object]]:
     """The statements one run sends to the target, in order (recorded, then replayed by psql)."""
     from diagnostics import target as target_module
@@ -217,6 +255,13 @@ def main() -> int:
     parser.add_argument("--sizes", default="100,1000,10000", help="table counts, ascending")
     parser.add_argument("--idle", type=int, default=200, help="idle client connections")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side and size")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also profile N runs at the smallest size and print the breakdown by layer",
+    )
     args = parser.parse_args()
     sizes = sorted(int(s.replace("_", "").replace(",", "")) for s in args.sizes.split(","))
 
@@ -288,6 +333,8 @@ def main() -> int:
                 f"worst {worst})"
             )
             print(f"           slowest checks: {slowest_checks()}")
+            if args.profile and size == sizes[0]:
+                profile_runs(target.pk, args.profile)
     finally:
         for conn in idle:
             conn.close()
