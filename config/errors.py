@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.views import defaults
 
+from config.kernel.api import error_body
+
 
 def _is_api(request) -> bool:
     return request.path_info.startswith("/api/")
@@ -13,8 +15,7 @@ def _is_api(request) -> bool:
 def page_not_found(request, exception):
     if _is_api(request):
         return JsonResponse(
-            {"detail": "No such route or object: see /api/v1/docs/.", "code": "not_found"},
-            status=404,
+            error_body("No such route or object: see /api/v1/docs/.", "not_found"), status=404
         )
     return defaults.page_not_found(request, exception)
 
@@ -22,7 +23,7 @@ def page_not_found(request, exception):
 def server_error(request):
     if _is_api(request):
         return JsonResponse(
-            {"detail": "Quell failed to answer this request; it has been logged.", "code": "error"},
+            error_body("Quell failed to answer this request; it has been logged.", "error"),
             status=500,
         )
     return defaults.server_error(request)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import re
 
+import django.middleware.common
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from config.kernel.api import error_body
 
 NUL = "\x00"
 MESSAGE = (
@@ -76,6 +79,27 @@ class RefuseNulMiddleware:
         if where:
             message = MESSAGE.format(where=where)
             if request.path_info.startswith("/api/"):
-                return JsonResponse({"detail": message}, status=400)
+                return JsonResponse(error_body(message, "invalid"), status=400)
             return HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class CommonMiddleware(django.middleware.common.CommonMiddleware):
+    """Django's, except that an API path missing its trailing slash is a JSON 404 naming the
+    right path: Django would redirect it (a client then re-sends a write as a GET, or drops its
+    body) or, for a write with DEBUG on, fail with a 500."""
+
+    def process_response(self, request, response):
+        if (
+            response.status_code == 404
+            and request.path_info.startswith("/api/")
+            and self.should_redirect_with_slash(request)
+        ):
+            path = request.path + "/"
+            return JsonResponse(
+                error_body(
+                    f"No such route: send it to {path} (with the trailing slash).", "not_found"
+                ),
+                status=404,
+            )
+        return super().process_response(request, response)

@@ -13,18 +13,26 @@ from __future__ import annotations
 ERROR_SCHEMA = {
     "type": "object",
     "description": (
-        "An error: `detail` says what went wrong for the person reading it; field errors map "
-        "field names to lists of messages."
+        "Every error: `detail` says what went wrong for the person reading it, `code` is a "
+        "stable machine code (docs/api.md lists them), `errors` maps each input field at fault "
+        "to its messages (a message about part of a nested field starts with that part's "
+        "path; `non_field_errors` for the body as a whole), and is empty when no input is."
     ),
+    "required": ["detail", "code", "errors"],
     "properties": {
         "detail": {"type": "string"},
         "code": {"type": "string"},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        },
     },
+    # A 409 on a postmortem adds what the client needs to merge (its schema says which).
     "additionalProperties": True,
 }
 
 COMMON = {
-    "400": "Invalid parameters or body: `detail`, or field names to lists of messages.",
+    "400": "Invalid parameters or body: `errors` names each one at fault.",
     "401": "No or invalid credentials.",
     "403": "Your role does not allow this.",
     "404": "No such object, page or route.",

@@ -5,12 +5,15 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer):
+    """The error envelope (config.kernel.api): detail, code, errors."""
+
     detail = serializers.CharField()
-    code = serializers.CharField(required=False)
+    code = serializers.CharField()
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
 DESCRIPTIONS = {
-    400: "Invalid input: field names to lists of messages.",
+    400: "Invalid input: `errors` names each field at fault.",
     401: "Not authenticated.",
     403: "Your role does not allow this.",
     404: "Not found.",
@@ -25,7 +28,7 @@ def errors(*codes: int, **descriptions: str) -> dict[int, OpenApiResponse]:
     extra = {int(key.lstrip("e")): text for key, text in descriptions.items()}
     return {
         code: OpenApiResponse(
-            None if code == 400 else ErrorSerializer,
+            ErrorSerializer,
             description=extra.get(code) or DESCRIPTIONS.get(code, ""),
         )
         for code in sorted(set(wanted) | set(extra))

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
-from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.api import error_body
 from config.kernel.headers import (
     CONDITIONAL_GET_PARAMETERS,
     IF_MATCH_PARAMETERS,
@@ -29,13 +30,11 @@ from incidents.permissions import user_commands_incident
 
 from .. import selectors, services
 from ..exports import markdown_filename, postmortem_markdown
+from ..filters import ActionItemFilter, PostmortemFilter, ReviewFilter
 from ..ics import review_calendar
 from ..models import (
-    ActionCategory,
     ActionItem,
-    ActionStatus,
     Postmortem,
-    PostmortemStatus,
     Review,
     ReviewStatus,
 )
@@ -73,36 +72,23 @@ def _detail(postmortem_id: int) -> dict:
     return s.PostmortemDetailOutputSerializer(_postmortem(postmortem_id)).data
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").lower() in ("1", "true", "yes")
-
-
 class PostmortemListCreateApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.PostmortemListOutputSerializer
     pagination_class = StandardPagination
-    filter_backends: list = []
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PostmortemFilter
+
+    def get_queryset(self):
+        return selectors.postmortem_list().prefetch_related("reviews")
 
     @extend_schema(
         tags=["postmortems"],
         summary="List postmortems",
-        parameters=[
-            OpenApiParameter("status", enum=PostmortemStatus.values),
-            OpenApiParameter("incident", int),
-            OpenApiParameter("severity", str),
-        ],
         responses={200: s.PostmortemListOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        qs = selectors.postmortem_list().prefetch_related("reviews")
-        params = request.query_params
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
-        if params.get("incident", "").isdigit():
-            qs = qs.filter(incident_id=int(params["incident"]))
-        if params.get("severity"):
-            qs = qs.filter(incident__severity=params["severity"])
-        page = self.paginate_queryset(qs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
@@ -175,8 +161,7 @@ class PostmortemDetailApi(APIView):
         except services.PostmortemConflict as exc:
             return Response(
                 {
-                    "detail": str(exc),
-                    "code": "conflict",
+                    **error_body(str(exc), "conflict"),
                     "current_version": exc.current.version,
                     "conflicts": exc.conflicts,
                 },
@@ -349,30 +334,19 @@ class ReviewListApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.ReviewOutputSerializer
     pagination_class = StandardPagination
-    filter_backends: list = []
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ReviewFilter
+
+    def get_queryset(self):
+        return selectors.review_list()
 
     @extend_schema(
         tags=["reviews"],
         summary="List reviews",
-        parameters=[
-            OpenApiParameter("status", enum=ReviewStatus.values),
-            OpenApiParameter("postmortem", int),
-            OpenApiParameter("upcoming", bool, description="Only scheduled, future reviews."),
-        ],
         responses={200: s.ReviewOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        qs = selectors.review_list()
-        params = request.query_params
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
-        if params.get("postmortem", "").isdigit():
-            qs = qs.filter(postmortem_id=int(params["postmortem"]))
-        if _flag(params.get("upcoming")):
-            qs = qs.filter(status=ReviewStatus.SCHEDULED, starts_at__gte=timezone.now()).order_by(
-                "starts_at"
-            )
-        page = self.paginate_queryset(qs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 
@@ -446,39 +420,19 @@ class ActionItemListCreateApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.ActionItemOutputSerializer
     pagination_class = StandardPagination
-    filter_backends: list = []
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ActionItemFilter
+
+    def get_queryset(self):
+        return selectors.action_item_list()
 
     @extend_schema(
         tags=["action items"],
         summary="List action items",
-        parameters=[
-            OpenApiParameter("overdue", bool),
-            OpenApiParameter("status", enum=ActionStatus.values),
-            OpenApiParameter("category", enum=ActionCategory.values),
-            OpenApiParameter("owner", int),
-            OpenApiParameter("postmortem", int),
-            OpenApiParameter("incident", int),
-        ],
         responses={200: s.ActionItemOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        params = request.query_params
-        filters = {}
-        for name, lookup in (
-            ("status", "status"),
-            ("category", "category"),
-        ):
-            if params.get(name):
-                filters[lookup] = params[name]
-        for name, lookup in (
-            ("owner", "owner_id"),
-            ("postmortem", "postmortem_id"),
-            ("incident", "postmortem__incident_id"),
-        ):
-            if params.get(name, "").isdigit():
-                filters[lookup] = int(params[name])
-        qs = selectors.action_item_list(filters=filters, overdue=_flag(params.get("overdue")))
-        page = self.paginate_queryset(qs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(

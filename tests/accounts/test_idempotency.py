@@ -83,7 +83,7 @@ def test_a_refused_request_keeps_no_record_so_the_corrected_one_may_reuse_the_ke
 def test_malformed_keys_are_a_400_naming_the_header(responder_api, key):
     response = _post(responder_api, LIST, DECLARE, key)
     assert response.status_code == 400
-    assert "Idempotency-Key" in response.json()
+    assert "Idempotency-Key" in response.json()["errors"]
     assert Incident.objects.count() == 0
 
 

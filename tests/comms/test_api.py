@@ -87,7 +87,7 @@ def test_external_publish_with_markers_is_a_400_with_the_field(commander_api, in
     assert response.status_code == 400
     data = response.json()
     assert data["code"] == "unfilled_markers"
-    assert "estimated time to restore service" in data["body"][0]
+    assert "estimated time to restore service" in data["errors"]["body"][0]
     assert not StatusUpdate.objects.filter(state="published").exists()
 
 
@@ -151,7 +151,7 @@ def test_channel_secrets_are_write_only(admin_api):
         {"name": "x", "kind": "webhook", "url": "http://h/", "severities": ["SEV9"]},
         format="json",
     )
-    assert bad.status_code == 400 and "severities" in bad.json()
+    assert bad.status_code == 400 and "severities" in bad.json()["errors"]
 
 
 def test_only_admins_configure_channels_and_templates(commander_api):
@@ -172,7 +172,7 @@ def test_only_admins_configure_channels_and_templates(commander_api):
 def test_admin_edits_template_with_validation(admin_api):
     pk = tpl("internal-update")
     bad = admin_api.patch(f"/api/v1/comms/templates/{pk}/", {"body": "{% if %}"}, format="json")
-    assert bad.status_code == 400 and "body" in bad.json()
+    assert bad.status_code == 400 and "body" in bad.json()["errors"]
     good = admin_api.patch(
         f"/api/v1/comms/templates/{pk}/", {"body": "Update on {{ title }}"}, format="json"
     )
@@ -234,9 +234,9 @@ def test_components_admin_write_commander_state(admin_api, commander_api, respon
     response = commander_api.post(f"/api/v1/comms/components/{pk}/state/", {"state": "degraded"})
     assert response.status_code == 200 and response.json()["state"] == "degraded"
     bad = commander_api.post(f"/api/v1/comms/components/{pk}/state/", {"state": "meh"})
-    assert bad.status_code == 400 and "state" in bad.json()
+    assert bad.status_code == 400 and "state" in bad.json()["errors"]
     dup = admin_api.post("/api/v1/comms/components/", {"name": "API"}, format="json")
-    assert dup.status_code == 400 and "name" in dup.json()
+    assert dup.status_code == 400 and "name" in dup.json()["errors"]
 
 
 def test_subscriber_emails_are_admin_only(admin_api, responder_api):

@@ -77,14 +77,14 @@ def test_only_admins_change_targets(request, who):
 def test_invalid_target_input_answers_400_with_field_messages(admin_api):
     r = admin_api.post(TARGETS, _new_target_body(port=70000, environment="prod"), format="json")
     assert r.status_code == 400
-    assert set(r.json()) >= {"port", "environment"}
+    assert set(r.json()["errors"]) >= {"port", "environment"}
     r = admin_api.post(TARGETS, {"host": "x"}, format="json")
-    assert r.status_code == 400 and "name" in r.json()
+    assert r.status_code == 400 and "name" in r.json()["errors"]
     make_target(name="billing")
     r = admin_api.post(TARGETS, _new_target_body(), format="json")
-    assert r.status_code == 400 and "already exists" in r.json()["name"][0]
+    assert r.status_code == 400 and "already exists" in r.json()["errors"]["name"][0]
     r = admin_api.post(TARGETS, _new_target_body(host=""), format="json")
-    assert r.status_code == 400 and "host" in r.json()
+    assert r.status_code == 400 and "host" in r.json()["errors"]
 
 
 def test_patch_keeps_the_password_unless_sent(admin_api):
@@ -149,11 +149,11 @@ def test_trigger_a_run_answers_202_with_location(
 
 def test_trigger_with_unknown_check_answers_400_on_keys(responder_api, live_target, test_checks):
     r = responder_api.post(RUNS, {"target": live_target.pk, "keys": ["nope"]}, format="json")
-    assert r.status_code == 400 and "nope" in r.json()["keys"][0]
+    assert r.status_code == 400 and "nope" in r.json()["errors"]["keys"][0]
     r = responder_api.post(RUNS, {}, format="json")
-    assert r.status_code == 400 and "target" in r.json()
+    assert r.status_code == 400 and "target" in r.json()["errors"]
     r = responder_api.post(RUNS, {"target": 99999}, format="json")
-    assert r.status_code == 400 and "target" in r.json()
+    assert r.status_code == 400 and "target" in r.json()["errors"]
     assert not DiagnosticRun.objects.exists()
 
 
@@ -220,7 +220,7 @@ def test_compare_endpoint_defaults_to_the_previous_run(
     commits = next(x for x in counters["metrics"] if x["name"] == "xact_commit")
     assert commits["delta"] > 0 and commits["per_second"] > 0
     r = viewer_api.get(f"{RUNS}{first.pk}/compare/")
-    assert r.status_code == 400 and "with" in r.json()
+    assert r.status_code == 400 and "with" in r.json()["errors"]
     assert viewer_api.get(f"{RUNS}{first.pk}/compare/", {"with": "x"}).status_code == 400
 
 
@@ -239,7 +239,7 @@ def test_incident_targets_link_unlink_and_summary(
     assert responder_api.delete(f"{url}{live_target.pk}/").status_code == 204
     assert not IncidentTarget.objects.exists()
     r = responder_api.post(url, {"target": 424242}, format="json")
-    assert r.status_code == 400 and "target" in r.json()
+    assert r.status_code == 400 and "target" in r.json()["errors"]
 
 
 def test_declare_with_targets_starts_a_run_per_target(responder_api, live_target, sent_runs):
@@ -256,7 +256,7 @@ def test_declare_with_targets_starts_a_run_per_target(responder_api, live_target
         {"title": "x", "severity": "SEV9", "affected_targets": []},
         format="json",
     )
-    assert r.status_code == 400 and {"severity", "affected_targets"} <= set(r.json())
+    assert r.status_code == 400 and {"severity", "affected_targets"} <= set(r.json()["errors"])
 
 
 def test_check_list_names_the_registered_checks(viewer_api, test_checks):
@@ -291,7 +291,7 @@ def test_put_replaces_settings_but_keeps_unsent_secrets(admin_api):
     out = r.json()
     assert out["name"] == "t2" and out["tags"] == [] and out["password_set"] is True
     r = admin_api.put(f"{TARGETS}{target.pk}/", {"host": "x"}, format="json")
-    assert r.status_code == 400 and "name" in r.json()
+    assert r.status_code == 400 and "name" in r.json()["errors"]
 
 
 def test_compare_with_a_run_of_another_target_answers_400(viewer_api, live_target, sent_runs):

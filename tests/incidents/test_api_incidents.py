@@ -207,9 +207,9 @@ def test_declare_rejects_bad_input_with_field_messages(responder_api, payload, f
     response = responder_api.post(LIST, payload)
     assert response.status_code == 400
     body = response.json()
-    assert fields <= set(body), body
+    assert fields <= set(body["errors"]), body
     for name in fields:
-        assert isinstance(body[name], list) and body[name][0]
+        assert isinstance(body["errors"][name], list) and body["errors"][name][0]
     assert not Incident.objects.exists()
 
 
@@ -219,7 +219,7 @@ def test_declare_rule_violation_is_a_field_error(responder_api):
         LIST, {"title": "Time travel", "severity": "SEV3", "detected_at": future}
     )
     assert response.status_code == 400
-    assert response.json()["detected_at"] == ["Detection time cannot be in the future."]
+    assert response.json()["errors"]["detected_at"] == ["Detection time cannot be in the future."]
 
 
 def test_retrieve_shows_roles_missing_roles_and_durations(viewer_api, incident, commander):
@@ -276,9 +276,9 @@ def test_patch_refuses_status_severity_and_read_only_fields(responder_api, incid
     )
     assert response.status_code == 400
     body = response.json()
-    assert body["status"] == ["Not editable here: use the transition action."]
-    assert body["severity"] == ["Not editable here: use the severity action."]
-    assert body["channel_name"] == ["Unknown or read-only field."]
+    assert body["errors"]["status"] == ["Not editable here: use the transition action."]
+    assert body["errors"]["severity"] == ["Not editable here: use the severity action."]
+    assert body["errors"]["channel_name"] == ["Unknown or read-only field."]
     incident.refresh_from_db()
     assert incident.status == Status.INVESTIGATING
 
@@ -299,7 +299,7 @@ def test_illegal_transition_is_400_naming_allowed(commander_api, make_incident):
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid_transition"
-    assert body["status"] == [
+    assert body["errors"]["status"] == [
         f"Cannot move incident #{incident.pk} from resolved to monitoring. "
         "Allowed from resolved: investigating, closed."
     ]
@@ -308,9 +308,9 @@ def test_illegal_transition_is_400_naming_allowed(commander_api, make_incident):
 def test_transition_bad_input_is_400(commander_api, incident):
     response = commander_api.post(action(incident.pk, "transition"), {"status": "fixed"})
     assert response.status_code == 400
-    assert "status" in response.json()
+    assert "status" in response.json()["errors"]
     response = commander_api.post(action(incident.pk, "transition"), {})
-    assert response.json()["status"] == ["This field is required."]
+    assert response.json()["errors"]["status"] == ["This field is required."]
 
 
 def test_stale_expected_status_is_409(commander_api, incident, commander):
@@ -350,7 +350,7 @@ def test_view_passes_the_status_it_read_as_expected(commander_api, incident, mon
 def test_severity_action_validates(commander_api, incident):
     response = commander_api.post(action(incident.pk, "severity"), {"severity": "SEV0"})
     assert response.status_code == 400
-    assert "severity" in response.json()
+    assert "severity" in response.json()["errors"]
 
 
 def test_acknowledge_by_responder(responder_api, incident):
@@ -460,7 +460,7 @@ def test_list_search_by_id(viewer_api, spread):
 def test_list_bad_filter_is_400_with_field(viewer_api, query):
     response = viewer_api.get(f"{LIST}?{query}")
     assert response.status_code == 400
-    assert query.split("=")[0] in response.json()
+    assert query.split("=")[0] in response.json()["errors"]
 
 
 def test_list_paginates_50_by_default_and_caps_page_size(viewer_api, db):
@@ -472,12 +472,17 @@ def test_list_paginates_50_by_default_and_caps_page_size(viewer_api, db):
     assert first["previous"] is None
     small = viewer_api.get(LIST, {"page_size": 7, "page": 2}).json()
     assert len(small["results"]) == 7
-    capped = viewer_api.get(LIST, {"page_size": 1000}).json()
-    assert len(capped["results"]) == 200
+    # Out-of-range sizes and pages that are not numbers are refused, never replaced.
+    for bad in ({"page_size": 1000}, {"page_size": 0}, {"page_size": -1}, {"page": "abc"}):
+        refused = viewer_api.get(LIST, bad)
+        assert refused.status_code == 400, bad
+        assert set(refused.json()["errors"]) == set(bad)
     ids = [r["id"] for r in viewer_api.get(LIST, {"page_size": 200}).json()["results"]]
     ids += [r["id"] for r in viewer_api.get(LIST, {"page_size": 200, "page": 2}).json()["results"]]
     assert len(set(ids)) == 205  # no row on two pages, none skipped
-    assert viewer_api.get(LIST, {"page": 99}).status_code == 404
+    past_the_end = viewer_api.get(LIST, {"page": 99})
+    assert past_the_end.status_code == 404
+    assert past_the_end.json()["detail"] == "There is no page 99: this list has 5 pages of 50."
 
 
 def test_list_row_shows_commander_and_missing_roles(viewer_api, incident, commander):

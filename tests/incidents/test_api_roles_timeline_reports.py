@@ -81,9 +81,9 @@ def test_assign_rejects_bad_input(responder_api, incident, payload, field, messa
     response = responder_api.post(roles(incident.pk), payload)
     assert response.status_code == 400
     body = response.json()
-    assert field in body
+    assert field in body["errors"]
     if message:
-        assert body[field] == [message]
+        assert body["errors"][field] == [message]
     assert not ResponderAssignment.objects.exists()
 
 
@@ -171,14 +171,14 @@ def test_timeline_is_paginated(viewer_api, incident):
 def test_note_rejects_bad_input(responder_api, incident, payload, field):
     response = responder_api.post(timeline(incident.pk), payload)
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"]
 
 
 def test_note_in_the_future_is_refused(responder_api, incident):
     future = (timezone.now() + datetime.timedelta(hours=2)).isoformat()
     response = responder_api.post(timeline(incident.pk), {"message": "x", "occurred_at": future})
     assert response.status_code == 400
-    assert response.json()["occurred_at"] == ["An event cannot happen in the future."]
+    assert response.json()["errors"]["occurred_at"] == ["An event cannot happen in the future."]
 
 
 def test_timeline_of_unknown_incident_is_404(viewer_api):
@@ -234,7 +234,7 @@ def test_report_on_resolved_incident_is_400(responder_api, make_incident):
         "/api/v1/reports/", {"source": "user_report", "summary": "x", "incident": incident.pk}
     )
     assert response.status_code == 400
-    assert "open incidents only" in response.json()["incident"][0]
+    assert "open incidents only" in response.json()["errors"]["incident"][0]
 
 
 @pytest.mark.parametrize(
@@ -250,7 +250,7 @@ def test_report_on_resolved_incident_is_400(responder_api, make_incident):
 def test_report_rejects_bad_input(responder_api, payload, field):
     response = responder_api.post("/api/v1/reports/", payload)
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["errors"]
     assert not Incident.objects.exists()
 
 

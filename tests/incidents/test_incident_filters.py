@@ -71,4 +71,4 @@ def test_api_filters_by_target(viewer_api):
 def test_api_refuses_a_target_that_is_not_an_id(viewer_api, value):
     response = viewer_api.get(f"/api/v1/incidents/?target={value}")
     assert response.status_code == 400
-    assert "target" in response.json()
+    assert "target" in response.json()["errors"]

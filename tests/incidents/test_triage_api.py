@@ -73,9 +73,9 @@ def test_bad_answers_get_400_and_stale_ones_409(responder_api, incident):
     assert responder_api.post(url(incident, "back")).status_code == 400  # nothing started
     responder_api.post(url(incident), {}, format="json")
     r = responder_api.post(url(incident, "answer"), {"question": "can_connect"})
-    assert r.status_code == 400 and "answer" in r.json()
+    assert r.status_code == 400 and "answer" in r.json()["errors"]
     r = responder_api.post(url(incident, "answer"), {"question": "can_connect", "answer": "maybe"})
-    assert r.status_code == 400 and "Choose one of" in r.json()["answer"][0]
+    assert r.status_code == 400 and "Choose one of" in r.json()["errors"]["answer"][0]
     r = responder_api.post(url(incident, "answer"), {"question": "high_load", "answer": "yes"})
     assert r.status_code == 409
     r = responder_api.post(url(incident, "apply"), {"severity": False, "kind": False})

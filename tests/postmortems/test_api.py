@@ -81,7 +81,7 @@ def test_patch_without_version_is_a_field_error(responder_api, postmortem):
         f"/api/v1/postmortems/{postmortem.pk}/", {"summary": "x"}, format="json"
     )
     assert response.status_code == 400
-    assert "version" in response.data
+    assert "version" in response.data["errors"]
 
 
 def test_publish_requires_commander_and_closes_the_incident(
@@ -98,7 +98,7 @@ def test_publish_requires_commander_and_closes_the_incident(
     # The review has not been held: publishing asks for confirmation, and records who gave it.
     premature = commander_api.post(f"/api/v1/postmortems/{postmortem.pk}/publish/")
     assert premature.status_code == 400
-    assert "the review has not been held" in premature.data["override"][0]
+    assert "the review has not been held" in premature.data["errors"]["override"][0]
     published = commander_api.post(
         f"/api/v1/postmortems/{postmortem.pk}/publish/", {"override": True}, format="json"
     )
@@ -111,7 +111,7 @@ def test_publish_requires_commander_and_closes_the_incident(
 def test_waive_needs_a_reason(commander_api, postmortem):
     response = commander_api.post(f"/api/v1/postmortems/{postmortem.pk}/waive/", {}, format="json")
     assert response.status_code == 400
-    assert "reason" in response.data
+    assert "reason" in response.data["errors"]
 
 
 def test_action_items_api_create_filter_and_complete(responder_api, responder, postmortem):
@@ -134,7 +134,7 @@ def test_action_items_api_create_filter_and_complete(responder_api, responder, p
         {"postmortem": postmortem.pk, "title": "x", "category": "astrology"},
         format="json",
     )
-    assert bad.status_code == 400 and "category" in bad.data
+    assert bad.status_code == 400 and "category" in bad.data["errors"]
     overdue = responder_api.get("/api/v1/action-items/?overdue=true")
     assert [i["id"] for i in overdue.data["results"]] == [created.data["id"]]
     done = responder_api.post(f"/api/v1/action-items/{created.data['id']}/complete/")
@@ -182,5 +182,5 @@ def test_schedule_in_the_past_is_400_with_field(responder_api, postmortem):
         format="json",
     )
     assert response.status_code == 400
-    assert "starts_at" in response.data
+    assert "starts_at" in response.data["errors"]
     assert not ActionItem.objects.exists()

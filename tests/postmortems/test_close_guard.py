@@ -30,7 +30,7 @@ def test_api_close_answers_400_naming_the_postmortem(
         f"/api/v1/incidents/{incident.pk}/transition/", {"status": "closed"}, format="json"
     )
     assert response.status_code == 400
-    assert "published or waived" in response.json()["status"][0]
+    assert "published or waived" in response.json()["errors"]["status"][0]
 
 
 def test_waiving_the_postmortem_closes_the_incident(incident_factory, resolve, commander):

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from config.accounts.authentication import QuellTokenAuthentication
 from config.accounts.throttles import AlertIngestThrottle
-from config.kernel.api import with_detail
+from config.kernel.api import error_body, field_errors, invalid_detail
 from config.kernel.openapi import errors
 from config.kernel.permissions import RESPONDER, user_has_role
 from diagnostics.detection.payloads import (
@@ -212,11 +212,11 @@ class _AlertApi(APIView):
                 limit,
             )
             return Response(
-                {
-                    "detail": f"{len(alerts)} alerts in one payload; at most {limit} are "
-                    "accepted (set max_alerts in Alertmanager's webhook_config).",
-                    "code": "payload_too_large",
-                },
+                error_body(
+                    f"{len(alerts)} alerts in one payload; at most {limit} are accepted (set "
+                    "max_alerts in Alertmanager's webhook_config).",
+                    "payload_too_large",
+                ),
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             )
         return None
@@ -225,7 +225,11 @@ class _AlertApi(APIView):
         # Nothing is lost: the refused body is in the log with the reasons.
         body = self._raw[:RAW_LOG_LIMIT].decode("utf-8", errors="replace")
         logger.warning("Alert payload refused at %s: %s; body: %s", self.request.path, errors, body)
-        return Response(with_detail(errors), status=status.HTTP_400_BAD_REQUEST)
+        fields = field_errors(errors)
+        return Response(
+            error_body(invalid_detail(fields), "invalid", fields),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
 
 
 class AlertmanagerWebhookApi(_AlertApi):

@@ -74,7 +74,7 @@ def test_injection_attempts_in_names_and_predicates_are_refused(
     }
     response = admin_api.post(_checks_url(shop_target), body, format="json")
     assert response.status_code == 400
-    assert message in response.json()[field][0]
+    assert message in response.json()["errors"][field][0]
     assert not IntegrityCheck.objects.filter(target=shop_target).exists()
 
 
@@ -95,7 +95,7 @@ def test_business_rule_queries_must_be_one_read_only_select(shop_target, admin_a
     body = {"name": "rule", "kind": "business_rule", "query": query}
     response = admin_api.post(_checks_url(shop_target), body, format="json")
     assert response.status_code == 400
-    assert message in response.json()["query"][0]
+    assert message in response.json()["errors"]["query"][0]
 
 
 def test_structure_errors_name_their_field(shop_target, admin_api):
@@ -130,7 +130,7 @@ def test_structure_errors_name_their_field(shop_target, admin_api):
     for body, field in cases:
         response = admin_api.post(_checks_url(shop_target), body, format="json")
         assert response.status_code == 400, body
-        assert field in response.json(), (body, response.json())
+        assert field in response.json()["errors"], (body, response.json())
     integrity.integrity_check_create(
         target_id=shop_target.pk, name="users", kind="row_count", table_name="users"
     )
@@ -139,7 +139,7 @@ def test_structure_errors_name_their_field(shop_target, admin_api):
         {"name": "users", "kind": "row_count", "table_name": "users"},
         format="json",
     )
-    assert again.status_code == 400 and "already has a check" in again.json()["name"][0]
+    assert again.status_code == 400 and "already has a check" in again.json()["errors"]["name"][0]
 
 
 def test_responders_run_checks_and_read_results_and_comparison(
@@ -182,7 +182,7 @@ def test_responders_run_checks_and_read_results_and_comparison(
     no_base = viewer_api.get(
         reverse("diagnostics-integrity-run-compare", kwargs={"pk": baseline["id"]})
     )
-    assert no_base.status_code == 400 and "with" in no_base.json()
+    assert no_base.status_code == 400 and "with" in no_base.json()["errors"]
     history = viewer_api.get(
         reverse(
             "diagnostics-integrity-check-results",
@@ -198,10 +198,10 @@ def test_run_refuses_unknown_checks_and_targets_without_checks(shop_target, resp
     response = responder_api.post(_runs_url(shop_target), {}, format="json")
     assert (
         response.status_code == 400
-        and "no enabled integrity checks" in response.json()["checks"][0]
+        and "no enabled integrity checks" in response.json()["errors"]["checks"][0]
     )
     response = responder_api.post(_runs_url(shop_target), {"checks": [999999]}, format="json")
-    assert response.status_code == 400 and "999999" in response.json()["checks"][0]
+    assert response.status_code == 400 and "999999" in response.json()["errors"]["checks"][0]
     assert not IntegrityRun.objects.exists()
 
 
@@ -228,5 +228,5 @@ def test_preview_explains_a_definition_on_the_target_without_saving_it(
     missing = admin_api.post(url, {**body, "table_name": "nowhere"}, format="json").json()
     assert "Table public.nowhere does not exist" in missing["error"]
     bad = admin_api.post(url, {**body, "predicate": "1=1; DELETE FROM users"}, format="json")
-    assert bad.status_code == 400 and "predicate" in bad.json()
+    assert bad.status_code == 400 and "predicate" in bad.json()["errors"]
     assert IntegrityCheck.objects.filter(target=shop_target).count() == len(PLAYBOOK_CHECKS)

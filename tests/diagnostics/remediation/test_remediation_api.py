@@ -129,7 +129,7 @@ def test_bad_preview_input_is_a_400_with_the_field(target, incident, commander_u
     body = {**_body(target, incident), **change}
     response = _api(commander_user).post(PREVIEW, body, format="json")
     assert response.status_code == 400, response.json()
-    assert field in response.json()
+    assert field in response.json()["errors"]
     assert not RemediationAction.objects.filter(status="done").exists()
 
 
@@ -138,7 +138,7 @@ def test_remediation_off_is_a_400_on_target(target, incident, commander_user):
     target.save()
     response = _api(commander_user).post(PREVIEW, _body(target, incident), format="json")
     assert response.status_code == 400
-    assert "remediation_allowed" in response.json()["target"][0]
+    assert "remediation_allowed" in response.json()["errors"]["target"][0]
 
 
 def test_execute_refuses_pairs_that_were_not_previewed(plant, target, incident, commander_user):
@@ -147,14 +147,14 @@ def test_execute_refuses_pairs_that_were_not_previewed(plant, target, incident, 
     preview = api.post(PREVIEW, _body(target, incident), format="json").json()
     url = f"/api/v1/diagnostics/remediations/{preview['id']}/execute/"
     missing = api.post(url, {}, format="json")
-    assert missing.status_code == 400 and "confirmed" in missing.json()
+    assert missing.status_code == 400 and "confirmed" in missing.json()["errors"]
     stranger = api.post(
         url,
         {"confirmed": [{"pid": sleeper.pid, "backend_start": "2020-01-01T00:00:00+00:00"}]},
         format="json",
     )
     assert stranger.status_code == 400
-    assert "preview again" in stranger.json()["confirmed"][0]
+    assert "preview again" in stranger.json()["errors"]["confirmed"][0]
     assert RemediationAction.objects.get(pk=preview["id"]).status == "previewed"
     assert server_backend_alive(sleeper)
 

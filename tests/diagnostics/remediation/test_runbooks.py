@@ -168,14 +168,14 @@ def test_api_roles_and_bad_input(incident, responder, viewer):
     url = f"/api/v1/diagnostics/incidents/{incident.pk}/runbooks/"
     assert _api(viewer).post(url, {"runbook": "schema-rollback"}, format="json").status_code == 403
     unknown = _api(responder).post(url, {"runbook": "nope"}, format="json")
-    assert unknown.status_code == 400 and "runbook" in unknown.json()
+    assert unknown.status_code == 400 and "runbook" in unknown.json()["errors"]
     missing = _api(responder).post(url, {}, format="json")
-    assert missing.status_code == 400 and "runbook" in missing.json()
+    assert missing.status_code == 400 and "runbook" in missing.json()["errors"]
     run = _api(responder).post(url, {"runbook": "quick-mitigation"}, format="json").json()
     step_url = f"{url}{run['id']}/steps/{run['steps'][0]['id']}/"
     assert _api(viewer).post(step_url, {"done": True}, format="json").status_code == 403
     bad = _api(responder).post(step_url, {"done": "maybe"}, format="json")
-    assert bad.status_code == 400 and "done" in bad.json()
+    assert bad.status_code == 400 and "done" in bad.json()["errors"]
     assert _api(responder).post(f"{url}999999/steps/1/", {"done": True}).status_code == 404
     assert APIClient().get("/api/v1/diagnostics/runbooks/").status_code in (401, 403)
 
