@@ -203,6 +203,10 @@ class BaseRun(models.Model):
     # by the sweep) finds a different token and discards its results instead of mixing them in.
     execution_token = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # When the run last changed (queued, started, finished, summarised): incremental sync
+    # (`updated_after`) reads the runs changed since a tool's last read. Every write in the
+    # pipeline names it.
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         abstract = True

@@ -155,7 +155,14 @@ def claim(kind: RunKind, run_id: int, task_id: str = "") -> tuple[BaseRun | None
         if task_id:
             run.celery_task_id = task_id
         run.save(
-            update_fields=["status", "started_at", "deadline", "execution_token", "celery_task_id"]
+            update_fields=[
+                "status",
+                "started_at",
+                "deadline",
+                "execution_token",
+                "celery_task_id",
+                "updated_at",
+            ]
         )
         return run, token
 
@@ -198,9 +205,11 @@ def finish(
 ) -> BaseRun | None:
     """Store the result rows and the final status, if this execution still owns the run."""
     status = RunStatus.FAILED if error else RunStatus.SUCCEEDED
+    now = timezone.now()
     fields = {
         "status": status,
-        "finished_at": timezone.now(),
+        "finished_at": now,
+        "updated_at": now,
         "error": scrub(error, secrets) if error else "",
         **kind.finished_fields(run, rows, status),
     }
@@ -269,6 +278,7 @@ def _requeue(kind: RunKind, run: BaseRun, now: datetime.datetime) -> None:
             "started_at",
             "celery_task_id",
             "deadline",
+            "updated_at",
         ]
     )
     enqueue_on_commit(kind, [run])
@@ -287,5 +297,7 @@ def _fail_stuck(kind: RunKind, run: BaseRun, now: datetime.datetime) -> None:
     own = kind.finished_fields(run, [], RunStatus.FAILED)
     for name, value in own.items():
         setattr(run, name, value)
-    run.save(update_fields=["status", "finished_at", "execution_token", "error", *own])
+    run.save(
+        update_fields=["status", "finished_at", "execution_token", "error", "updated_at", *own]
+    )
     kind.on_finished(run, [])

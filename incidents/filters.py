@@ -96,6 +96,15 @@ class IncidentFilter(StaticFormFilterSet):
     detected_before = django_filters.IsoDateTimeFilter(
         field_name="detected_at", lookup_expr="lt", help_text="Detected before (ISO 8601)."
     )
+    # Incremental sync: what changed since a tool's last read (with ordering=updated_at).
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Changed at or after (ISO 8601): for incremental sync, with ordering=updated_at.",
+    )
+    updated_before = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
+    )
     target = IdFilter(
         method="filter_target",
         help_text="Incidents linked to this diagnostics target (id).",
@@ -217,6 +226,16 @@ class TimelineFilter(StaticFormFilterSet):
     )
     after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
     before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    # Events are never changed: "updated" is when Quell recorded one (a backdated event is
+    # recorded now), so a tool syncing with updated_after misses none.
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="recorded_at",
+        lookup_expr="gte",
+        help_text="Recorded at or after (ISO 8601): for incremental sync.",
+    )
+    updated_before = django_filters.IsoDateTimeFilter(
+        field_name="recorded_at", lookup_expr="lt", help_text="Recorded before (ISO 8601)."
+    )
     order = django_filters.ChoiceFilter(
         choices=(("oldest", "Oldest first"), ("newest", "Newest first")),
         method="filter_order",

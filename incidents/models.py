@@ -102,6 +102,8 @@ class Incident(models.Model):
             models.Index(fields=["severity", "-declared_at"], name="incident_severity_declared"),
             models.Index(fields=["status", "-declared_at"], name="incident_status_declared"),
             models.Index(fields=["kind", "-declared_at"], name="incident_kind_declared"),
+            # Incremental sync (updated_after) reads the incidents changed since a time.
+            models.Index(fields=["updated_at", "id"], name="incident_updated"),
             # Text search (selectors.incident_search: ILIKE '%term%' over these columns) reads
             # trigram indexes instead of the whole table when the term is rare.
             *(

@@ -94,3 +94,69 @@ def test_postmortem_lists_filter_by_their_parameters(viewer_api, responder):
     listed = viewer_api.get("/api/v1/postmortems/", {"status": "draft", "severity": "SEV2"})
     assert [p["id"] for p in listed.json()["results"]] == [postmortem.pk]
     assert viewer_api.get("/api/v1/postmortems/", {"status": "published"}).json()["count"] == 0
+
+
+def test_incremental_sync_with_updated_after(admin_api):
+    import datetime
+
+    from django.utils import timezone
+
+    from comms.models import StatusUpdate
+    from diagnostics.models import DiagnosticRun
+    from incidents.models import Incident
+    from tests.factories import DiagnosticRunFactory
+
+    old, recent = IncidentFactory(), IncidentFactory()
+    an_hour_ago = timezone.now() - datetime.timedelta(hours=1)
+    Incident.objects.filter(pk=old.pk).update(updated_at=an_hour_ago)
+    since = (timezone.now() - datetime.timedelta(minutes=5)).isoformat()
+
+    changed = admin_api.get(
+        "/api/v1/incidents/", {"updated_after": since, "ordering": "updated_at"}
+    ).json()
+    assert [i["id"] for i in changed["results"]] == [recent.pk]
+    earlier = admin_api.get("/api/v1/incidents/", {"updated_before": since}).json()
+    assert [i["id"] for i in earlier["results"]] == [old.pk]
+
+    # The timeline: events recorded since (a backdated event is recorded now, so not missed).
+    note = admin_api.post(
+        f"/api/v1/incidents/{old.pk}/timeline/",
+        {"message": "Replica lag back to 0", "occurred_at": an_hour_ago.isoformat()},
+        format="json",
+    )
+    assert note.status_code == 201, note.content
+    events = admin_api.get(
+        f"/api/v1/incidents/{old.pk}/timeline/", {"updated_after": since}
+    ).json()["results"]
+    assert [e["message"] for e in events] == ["Replica lag back to 0"]
+
+    # Runs: the ones changed since, whatever their queue time.
+    run = DiagnosticRunFactory(queued_at=an_hour_ago)
+    DiagnosticRun.objects.filter(pk=run.pk).update(updated_at=timezone.now())
+    stale = DiagnosticRunFactory(queued_at=an_hour_ago)
+    DiagnosticRun.objects.filter(pk=stale.pk).update(updated_at=an_hour_ago)
+    runs = admin_api.get("/api/v1/diagnostics/runs/", {"updated_after": since}).json()
+    assert [r["id"] for r in runs["results"]] == [run.pk]
+
+    # Comms updates, with page_size honoured.
+    for n in range(3):
+        created = admin_api.post(
+            f"/api/v1/comms/incidents/{old.pk}/updates/",
+            {"audience": "internal", "subject": f"Update {n}", "body": "Still looking."},
+            format="json",
+        )
+        assert created.status_code == 201, created.content
+    StatusUpdate.objects.filter(subject="Update 0").update(updated_at=an_hour_ago)
+    updates = admin_api.get(
+        f"/api/v1/comms/incidents/{old.pk}/updates/", {"updated_after": since, "page_size": 1}
+    ).json()
+    assert updates["count"] == 2 and len(updates["results"]) == 1
+
+    for url in (
+        "/api/v1/incidents/",
+        f"/api/v1/incidents/{old.pk}/timeline/",
+        "/api/v1/diagnostics/runs/",
+        f"/api/v1/comms/incidents/{old.pk}/updates/",
+    ):
+        body = _error(admin_api.get(url, {"updated_after": "yesterday"}), 400, "invalid")
+        assert list(body["errors"]) == ["updated_after"], url

@@ -22,6 +22,7 @@ from config.kernel.permissions import (
 from incidents.models import Incident
 
 from .. import selectors, services
+from ..filters import UpdateFilter
 from ..models import Channel, Component, Delivery, MessageTemplate, StatusUpdate, Subscriber
 from ..rendering import VARIABLES
 from . import serializers as s
@@ -91,7 +92,7 @@ class IncidentUpdates(generics.ListAPIView):
 
     permission_classes = [IsViewer]
     serializer_class = s.UpdateOut
-    filterset_fields = ["audience", "state"]
+    filterset_class = UpdateFilter
 
     def get_permissions(self):
         if self.request.method == "POST":

@@ -22,6 +22,7 @@ def known_query_parameters(view) -> set[str]:
     filterset_class = getattr(view, "filterset_class", None)
     if filterset_class is not None:
         known |= set(filterset_class.base_filters)
+    known |= set(getattr(view, "filterset_fields", None) or ())
     for backend in getattr(view, "filter_backends", ()):
         for attribute in ("ordering_param", "search_param"):
             param = getattr(backend, attribute, None)

@@ -218,7 +218,8 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Every list pages the same way (page_size 1-200, unknown parameters refused).
+    "DEFAULT_PAGINATION_CLASS": "config.kernel.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "incidents.api.schema.QuellAutoSchema",
     "EXCEPTION_HANDLER": "config.kernel.api.exception_handler",

@@ -249,6 +249,15 @@ class CheckHistoryApi(GenericAPIView):
 class RunFilter(django_filters.FilterSet):
     queued_after = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte")
     queued_before = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt")
+    # Incremental sync: runs queued, started or finished since a tool's last read.
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Changed at or after (ISO 8601): for incremental sync.",
+    )
+    updated_before = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
+    )
 
     class Meta:
         model = DiagnosticRun

@@ -274,7 +274,7 @@ class IntegrityRuns(pipeline.RunKind):
         succeeded = run.status == IntegrityRunStatus.SUCCEEDED
         comparison = run_compare(run) if succeeded and run.baseline_id else None
         run.summary = summarize(run, rows, comparison)
-        run.save(update_fields=["summary"])
+        run.save(update_fields=["summary", "updated_at"])
         if run.incident_id:
             events.run_summary_event(run, rows=rows, comparison=comparison, url=run_url(run))
 
