@@ -160,3 +160,16 @@ def test_incremental_sync_with_updated_after(admin_api):
     ):
         body = _error(admin_api.get(url, {"updated_after": "yesterday"}), 400, "invalid")
         assert list(body["errors"]) == ["updated_after"], url
+
+
+def test_url_fields_are_absolute(viewer_api):
+    from django.utils import timezone
+
+    from postmortems import services
+
+    resolved = IncidentFactory(status="resolved", resolved_at=timezone.now())
+    postmortem = services.postmortem_create(incident_id=resolved.pk)
+    [row] = viewer_api.get("/api/v1/postmortems/").json()["results"]
+    assert row["url"] == f"http://testserver/postmortems/{postmortem.pk}/"
+    detail = viewer_api.get(f"/api/v1/postmortems/{postmortem.pk}/").json()
+    assert detail["url"].startswith("http")

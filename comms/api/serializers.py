@@ -80,6 +80,7 @@ class UpdateOut(serializers.ModelSerializer):
             "component_states",
             "created_at",
             "published_at",
+            "updated_at",
             "author",
             "delivery_count",
             "delivered_count",

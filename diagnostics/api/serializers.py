@@ -166,6 +166,7 @@ class RunSerializer(serializers.ModelSerializer):
             "requeues",
             "celery_task_id",
             "error",
+            "updated_at",
         ]
         read_only_fields = fields
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import serializers
@@ -12,6 +13,16 @@ from .. import selectors
 from ..markdown import render_markdown
 from ..models import SECTIONS, ActionCategory, ActionItem, ActionStatus, Postmortem, Review
 from ..services.action_items import MAX_HOLD_MINUTES
+
+
+def absolute(serializer, path: str) -> str:
+    """An absolute URL, as every `url` in the API is: from the request when there is one, else
+    from QUELL_BASE_URL (serializers used outside a request, such as in services' answers)."""
+    request = serializer.context.get("request")
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return settings.QUELL_BASE_URL.rstrip("/") + path
+
 
 HOLD_HELP = (
     "Minutes the verification check must keep passing, on consecutive runs, before the item "
@@ -71,7 +82,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
         return _username(review.organizer)
 
     def get_ics_url(self, review) -> str:
-        return f"/api/v1/reviews/{review.pk}/ics/"
+        return absolute(self, f"/api/v1/reviews/{review.pk}/ics/")
 
 
 class ActionItemOutputSerializer(serializers.ModelSerializer):
@@ -150,7 +161,7 @@ class PostmortemListOutputSerializer(serializers.ModelSerializer):
         return selectors.review_is_late(postmortem)
 
     def get_url(self, postmortem) -> str:
-        return f"/postmortems/{postmortem.pk}/"
+        return absolute(self, f"/postmortems/{postmortem.pk}/")
 
 
 class PostmortemDetailOutputSerializer(PostmortemListOutputSerializer):
