@@ -84,3 +84,13 @@ class StandardPagination(PageNumberPagination):
             self.display_page_controls = True
         self.request = request
         return list(self.page)
+
+
+def paginated(request, view, items, serialize=None):
+    """A page of `items` (a queryset or a list) as the answer of `view`, rows turned into JSON by
+    `serialize(page)` when given: for views that are not list views of their own (an APIView,
+    or a GenericAPIView with other methods). The view sets `pagination_class =
+    StandardPagination`, which also tells the schema the answer is a page."""
+    paginator = (getattr(view, "pagination_class", None) or StandardPagination)()
+    page = paginator.paginate_queryset(items, request, view=view)
+    return paginator.get_paginated_response(serialize(page) if serialize else page)

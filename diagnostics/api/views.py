@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from config.accounts.idempotency import idempotent
 from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
-from config.kernel.pagination import StandardPagination
+from config.kernel.pagination import StandardPagination, paginated
 from config.kernel.permissions import (
     IsResponder,
     IsViewer,
@@ -378,6 +378,7 @@ class RunCompareApi(APIView):
 
 class CheckListApi(APIView):
     permission_classes = [IsViewer]
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -398,7 +399,7 @@ class CheckListApi(APIView):
             }
             for c in registry.all()
         ]
-        return Response(rows)
+        return paginated(request, self, rows)
 
 
 # --- incidents -----------------------------------------------------------------------------
@@ -406,6 +407,7 @@ class CheckListApi(APIView):
 
 class IncidentTargetsApi(APIView):
     permission_classes = [ReadViewerWriteResponder]
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -415,8 +417,13 @@ class IncidentTargetsApi(APIView):
     def get(self, request, incident_id: int):
         _incident(incident_id)
         links = selectors.incident_targets(incident_id=incident_id)
-        return Response(
-            s.IncidentTargetSerializer(links, many=True, context={"request": request}).data
+        return paginated(
+            request,
+            self,
+            links,
+            lambda page: (
+                s.IncidentTargetSerializer(page, many=True, context={"request": request}).data
+            ),
         )
 
     @extend_schema(

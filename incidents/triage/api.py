@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from config.kernel.headers import location
 from config.kernel.openapi import errors
+from config.kernel.pagination import StandardPagination, paginated
 from config.kernel.permissions import IsViewer, ReadViewerWriteResponder
 from incidents import selectors as incident_selectors
 from incidents.api.serializers import UserRefSerializer
@@ -464,6 +465,7 @@ class IncidentTriageSuggestionsApi(APIView):
 
 class IncidentTriageWalksApi(APIView):
     permission_classes = [IsViewer]
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -472,18 +474,23 @@ class IncidentTriageWalksApi(APIView):
     )
     def get(self, request, incident_id: int):
         _incident(incident_id)
-        walks = [
-            {
-                "id": w.pk,
-                "tree_version": w.tree.version,
-                "status": w.status,
-                "started_at": w.started_at,
-                "started_by": _user(w.started_by),
-                "ended_at": w.ended_at,
-                "outcome_text": w.outcome_text,
-                "proposed_severity": w.proposed_severity or None,
-                "steps": [_step(s) for s in w.steps.all()],
-            }
-            for w in selectors.walk_history(incident_id=incident_id)
-        ]
-        return Response(WalkHistorySerializer(walks, many=True).data)
+        return paginated(
+            request,
+            self,
+            selectors.walk_history(incident_id=incident_id),
+            lambda page: WalkHistorySerializer([_walk(w) for w in page], many=True).data,
+        )
+
+
+def _walk(w) -> dict:
+    return {
+        "id": w.pk,
+        "tree_version": w.tree.version,
+        "status": w.status,
+        "started_at": w.started_at,
+        "started_by": _user(w.started_by),
+        "ended_at": w.ended_at,
+        "outcome_text": w.outcome_text,
+        "proposed_severity": w.proposed_severity or None,
+        "steps": [_step(s) for s in w.steps.all()],
+    }

@@ -233,7 +233,7 @@ def test_incident_targets_link_unlink_and_summary(
     r = responder_api.post(url, {"target": live_target.pk}, format="json")
     assert r.status_code == 201, r.content
     assert r.json()["run"]["trigger"] == "incident"
-    assert viewer_api.get(url).json()[0]["target"]["name"] == live_target.name
+    assert viewer_api.get(url).json()["results"][0]["target"]["name"] == live_target.name
     summary = viewer_api.get(f"/api/v1/diagnostics/incidents/{incident.pk}/summary/").json()
     assert summary["targets"][0]["run_status"] == "queued"
     assert responder_api.delete(f"{url}{live_target.pk}/").status_code == 204
@@ -260,7 +260,7 @@ def test_declare_with_targets_starts_a_run_per_target(responder_api, live_target
 
 
 def test_check_list_names_the_registered_checks(viewer_api, test_checks):
-    keys = [c["key"] for c in viewer_api.get("/api/v1/diagnostics/checks/").json()]
+    keys = [c["key"] for c in viewer_api.get("/api/v1/diagnostics/checks/").json()["results"]]
     assert set(TEST_KEYS) <= set(keys)
 
 

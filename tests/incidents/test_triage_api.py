@@ -65,7 +65,7 @@ def test_responder_walks_answer_by_answer(responder_api, incident):
     assert steps[0]["action"] == "check_migrations" and steps[0]["check"] == "recent_migrations"
     r = responder_api.post(url(incident, "back"))
     assert r.json()["walk"]["question"]["key"] == "recent_schema_change"
-    history = responder_api.get(url(incident, "walks")).json()
+    history = responder_api.get(url(incident, "walks")).json()["results"]
     assert len(history[0]["steps"]) == 2 and history[0]["steps"][1]["withdrawn_at"]
 
 

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from config.accounts.idempotency import idempotent
 from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
+from config.kernel.pagination import StandardPagination, paginated
 from config.kernel.permissions import (
     ADMIN,
     RESPONDER,
@@ -233,8 +234,7 @@ class TargetChecksApi(GenericAPIView):
     permission_classes = [ReadViewerWriteAdmin]
     serializer_class = IntegrityCheckSerializer
     queryset = IntegrityCheck.objects.none()
-    # A bare list (the newest rows, capped), not a page: the schema says so too.
-    pagination_class = None
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -245,7 +245,9 @@ class TargetChecksApi(GenericAPIView):
     def get(self, request, pk: int):
         target_or_404(pk)
         checks = selectors.check_list(target_id=pk)
-        return Response(self.get_serializer(checks, many=True).data)
+        return paginated(
+            request, self, checks, lambda page: self.get_serializer(page, many=True).data
+        )
 
     @extend_schema(
         tags=TAGS,
@@ -336,23 +338,25 @@ class CheckResultsApi(GenericAPIView):
     permission_classes = [IsViewer]
     serializer_class = IntegrityResultSerializer
     queryset = IntegrityResult.objects.none()
-    # A bare list (the newest rows, capped), not a page: the schema says so too.
-    pagination_class = None
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
         operation_id="integrity_check_results_list",
-        summary="One check's results across runs, newest first (50 at most)",
+        summary="One check's results across runs, newest first",
         responses=IntegrityResultSerializer(many=True),
     )
     def get(self, request, pk: int):
         _check(pk)
-        rows = IntegrityResult.objects.filter(integrity_check_id=pk).order_by("-run_id")[:50]
-        return Response(self.get_serializer(rows, many=True).data)
+        rows = IntegrityResult.objects.filter(integrity_check_id=pk).order_by("-run_id", "-id")
+        return paginated(
+            request, self, rows, lambda page: self.get_serializer(page, many=True).data
+        )
 
 
 class SuggestionsApi(APIView):
     permission_classes = [SuggestPermission]
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -363,7 +367,7 @@ class SuggestionsApi(APIView):
     )
     def get(self, request, pk: int):
         target = target_or_404(pk)
-        return Response(suggest.suggestions_for(target))
+        return paginated(request, self, suggest.suggestions_for(target))
 
     @extend_schema(
         tags=TAGS,
@@ -393,13 +397,13 @@ class TargetRunsApi(GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = IntegrityRunSerializer
     queryset = IntegrityRun.objects.none()
-    # A bare list (the newest rows, capped), not a page: the schema says so too.
-    pagination_class = None
+    pagination_class = StandardPagination
+    query_parameters = ("incident",)
 
     @extend_schema(
         tags=TAGS,
         operation_id="integrity_target_runs_list",
-        summary="A target's integrity runs, newest first (50 at most)",
+        summary="A target's integrity runs, newest first",
         parameters=[OpenApiParameter("incident", OpenApiTypes.INT)],
         responses=IntegrityRunSerializer(many=True),
     )
@@ -410,8 +414,10 @@ class TargetRunsApi(GenericAPIView):
             raise IntegrityCheckError("incident must be a number.", field="incident")
         runs = selectors.run_list(
             target_id=pk, incident_id=int(incident) if incident is not None else None
-        )[:50]
-        return Response(self.get_serializer(runs, many=True).data)
+        )
+        return paginated(
+            request, self, runs, lambda page: self.get_serializer(page, many=True).data
+        )
 
     @extend_schema(
         tags=TAGS,

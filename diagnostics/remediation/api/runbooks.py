@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
+from config.kernel.pagination import StandardPagination, paginated
 from config.kernel.permissions import IsResponder, IsViewer, ReadViewerWriteResponder
 from diagnostics.remediation.models import (
     IncidentRunbook,
@@ -116,6 +117,7 @@ def _run(incident_id: int, run_id: int) -> IncidentRunbook:
 
 class RunbookListApi(APIView):
     permission_classes = [IsViewer]
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -124,11 +126,17 @@ class RunbookListApi(APIView):
         responses=RunbookSerializer(many=True),
     )
     def get(self, request):
-        return Response(RunbookSerializer(selectors.runbook_list(), many=True).data)
+        return paginated(
+            request,
+            self,
+            selectors.runbook_list(),
+            lambda page: RunbookSerializer(page, many=True).data,
+        )
 
 
 class IncidentRunbooksApi(APIView):
     permission_classes = [ReadViewerWriteResponder]
+    pagination_class = StandardPagination
 
     @extend_schema(
         tags=TAGS,
@@ -139,7 +147,9 @@ class IncidentRunbooksApi(APIView):
     def get(self, request, incident_id: int):
         _incident(incident_id)
         runs = selectors.incident_runbooks(incident_id=incident_id)
-        return Response(IncidentRunbookSerializer(runs, many=True).data)
+        return paginated(
+            request, self, runs, lambda page: IncidentRunbookSerializer(page, many=True).data
+        )
 
     @extend_schema(
         tags=TAGS,

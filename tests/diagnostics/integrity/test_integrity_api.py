@@ -25,7 +25,7 @@ def test_viewers_read_responders_cannot_define_admins_define(
     assert api.get(_checks_url(shop_target)).status_code in (401, 403)
     listed = viewer_api.get(_checks_url(shop_target))
     assert listed.status_code == 200
-    assert {c["name"] for c in listed.json()} == {c["name"] for c in PLAYBOOK_CHECKS}
+    assert {c["name"] for c in listed.json()["results"]} == {c["name"] for c in PLAYBOOK_CHECKS}
     body = {"name": "users again", "kind": "row_count", "table_name": "users"}
     assert viewer_api.post(_checks_url(shop_target), body, format="json").status_code == 403
     assert responder_api.post(_checks_url(shop_target), body, format="json").status_code == 403
@@ -188,9 +188,9 @@ def test_responders_run_checks_and_read_results_and_comparison(
             "diagnostics-integrity-check-results",
             kwargs={"pk": shop_checks["orphaned profiles"].pk},
         )
-    ).json()
+    ).json()["results"]
     assert [r["count"] for r in history] == [0, 3]
-    listed = viewer_api.get(_runs_url(shop_target)).json()
+    listed = viewer_api.get(_runs_url(shop_target)).json()["results"]
     assert [r["id"] for r in listed] == [verification["id"], baseline["id"]]
 
 

@@ -38,7 +38,7 @@ def test_demo_shop_suggestions_follow_its_constraints_and_pass_until_an_fk_is_by
     url = reverse("diagnostics-integrity-suggestions", kwargs={"pk": target.pk})
     listed = responder_api.get(url)
     assert listed.status_code == 200
-    by_name = {s["name"]: s for s in listed.json()}
+    by_name = {s["name"]: s for s in listed.json()["results"]}
     assert "orphaned Profile (userId -> User)" in by_name
     assert by_name["orphaned Profile (userId -> User)"]["reason"] == (
         "foreign key Profile_userId_fkey"
@@ -54,14 +54,14 @@ def test_demo_shop_suggestions_follow_its_constraints_and_pass_until_an_fk_is_by
         "User records",
     ):
         assert name in by_name, sorted(by_name)
-    assert not any(s["name"].startswith("_prisma") for s in listed.json())
+    assert not any(s["name"].startswith("_prisma") for s in listed.json()["results"])
     assert responder_api.post(url, {}, format="json").status_code == 403
     created = admin_api.post(url, {}, format="json")
     assert created.status_code == 201
     assert len(created.json()) == len(by_name)
     # Applying again creates nothing: every suggestion now exists.
     assert admin_api.post(url, {}, format="json").json() == []
-    assert all(s["exists"] for s in responder_api.get(url).json())
+    assert all(s["exists"] for s in responder_api.get(url).json()["results"])
 
     run = integrity.integrity_run_execute(
         run_id=integrity.integrity_run_start(target_id=target.pk, purpose="baseline").pk

@@ -139,8 +139,11 @@ def test_runbooks_refuse_closed_incidents_and_unknown_steps(incident, responder)
 def test_api_lists_starts_and_ticks(incident, responder, viewer):
     listed = _api(viewer).get("/api/v1/diagnostics/runbooks/")
     assert listed.status_code == 200
-    assert [r["key"] for r in listed.json()][:2] == ["quick-mitigation", "schema-rollback"]
-    assert listed.json()[0]["steps"][0]["action"] == "run_diagnostics"
+    assert [r["key"] for r in listed.json()["results"]][:2] == [
+        "quick-mitigation",
+        "schema-rollback",
+    ]
+    assert listed.json()["results"][0]["steps"][0]["action"] == "run_diagnostics"
 
     url = f"/api/v1/diagnostics/incidents/{incident.pk}/runbooks/"
     started = _api(responder).post(url, {"runbook": "schema-rollback"}, format="json")
@@ -161,7 +164,7 @@ def test_api_lists_starts_and_ticks(incident, responder, viewer):
     assert ticked["done"] and ticked["note"] == "down.sql reviewed by Ana"
     assert ticked["done_by"] == responder.username
     assert tick.json()["progress"] == {"done": 1, "total": 8}
-    assert _api(viewer).get(url).json()[0]["progress"]["done"] == 1
+    assert _api(viewer).get(url).json()["results"][0]["progress"]["done"] == 1
 
 
 def test_api_roles_and_bad_input(incident, responder, viewer):
