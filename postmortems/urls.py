@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import review_views, views
 
 app_name = "postmortems"
 
@@ -44,13 +44,23 @@ urlpatterns = [
         views.action_items_settle,
         name="action-items-settle",
     ),
-    path("postmortems/<int:postmortem_id>/review/", views.review_schedule, name="review-schedule"),
+    path(
+        "postmortems/<int:postmortem_id>/review/",
+        review_views.review_schedule,
+        name="review-schedule",
+    ),
     path(
         "postmortems/reviews/<int:review_id>/reschedule/",
-        views.review_reschedule,
+        review_views.review_reschedule,
         name="review-reschedule",
     ),
-    path("postmortems/reviews/<int:review_id>/cancel/", views.review_cancel, name="review-cancel"),
-    path("postmortems/reviews/<int:review_id>/held/", views.review_held, name="review-held"),
-    path("postmortems/reviews/<int:review_id>/invite.ics", views.review_ics, name="review-ics"),
+    path(
+        "postmortems/reviews/<int:review_id>/cancel/",
+        review_views.review_cancel,
+        name="review-cancel",
+    ),
+    path("postmortems/reviews/<int:review_id>/held/", review_views.review_held, name="review-held"),
+    path(
+        "postmortems/reviews/<int:review_id>/invite.ics", review_views.review_ics, name="review-ics"
+    ),
 ]

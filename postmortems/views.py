@@ -29,7 +29,6 @@ from .forms import (
     ReviewForm,
     timeline_selection_from,
 )
-from .ics import review_calendar
 from .markdown import render_markdown
 from .models import (
     SECTION_NAMES,
@@ -38,7 +37,6 @@ from .models import (
     ActionItem,
     ActionStatus,
     PostmortemStatus,
-    Review,
     ReviewStatus,
 )
 from .scheduling import review_rule
@@ -620,113 +618,3 @@ def action_item_list(request):
             "can_manage_items": user_has_role(request.user, RESPONDER),
         },
     )
-
-
-# --- reviews ---------------------------------------------------------------------------------
-
-
-@login_required
-@require_POST
-def review_schedule(request, postmortem_id: int):
-    """Schedule the review and send the invites."""
-    require_role(request.user, RESPONDER)
-    postmortem = _postmortem_or_404(postmortem_id)
-    form = ReviewForm(request.POST)
-    if form.is_valid():
-        try:
-            review = services.review_schedule(
-                postmortem_id=postmortem.pk,
-                actor=request.user,
-                starts_at=form.cleaned_data["starts_at"],
-                duration_minutes=form.cleaned_data["duration_minutes"],
-                location=form.cleaned_data["location"],
-                agenda=form.cleaned_data["agenda"],
-                extra_attendees=form.extra_list(),
-            )
-        except services.PostmortemError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        else:
-            messages.success(
-                request,
-                f"Review scheduled for {timezone.localtime(review.starts_at):%a %d %b %H:%M}; "
-                f"invites sent to {len(review.attendees)} people.",
-            )
-            return redirect(_detail_url(postmortem, "review"))
-    form_page = PostmortemForm(initial=_initial(postmortem))
-    return _page(request, postmortem, form=form_page, status=400, review_form=form)
-
-
-def _review_or_404(review_id: int) -> Review:
-    return get_object_or_404(selectors.review_list(), pk=review_id)
-
-
-@login_required
-@require_POST
-def review_reschedule(request, review_id: int):
-    """Move the review; attendees get an update of the same calendar event."""
-    require_role(request.user, RESPONDER)
-    review = _review_or_404(review_id)
-    form = RescheduleForm(request.POST)
-    if form.is_valid():
-        try:
-            services.review_reschedule(
-                review_id=review.pk,
-                actor=request.user,
-                starts_at=form.cleaned_data["starts_at"],
-                duration_minutes=form.cleaned_data.get("duration_minutes"),
-            )
-        except services.PostmortemError as exc:
-            messages.error(request, str(exc))
-        else:
-            messages.success(request, "Review moved; attendees were sent an update.")
-    else:
-        messages.error(request, "Not moved: " + _errors_text(form))
-    return redirect(_detail_url(review.postmortem, "review"))
-
-
-@login_required
-@require_POST
-def review_cancel(request, review_id: int):
-    """Cancel the review; attendees get a cancellation."""
-    require_role(request.user, RESPONDER)
-    review = _review_or_404(review_id)
-    try:
-        services.review_cancel(
-            review_id=review.pk, actor=request.user, reason=request.POST.get("reason", "")
-        )
-    except services.PostmortemError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Review cancelled; attendees were notified.")
-    return redirect(_detail_url(review.postmortem, "review"))
-
-
-@login_required
-@require_POST
-def review_held(request, review_id: int):
-    """Record that the review took place."""
-    require_role(request.user, RESPONDER)
-    review = _review_or_404(review_id)
-    try:
-        services.review_mark_held(review_id=review.pk, actor=request.user)
-    except services.PostmortemError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Review recorded as held.")
-    return redirect(_detail_url(review.postmortem, "review"))
-
-
-@login_required
-@require_GET
-def review_ics(request, review_id: int):
-    """The review's calendar event as an .ics download (a cancel once cancelled)."""
-    require_role(request.user, VIEWER)
-    review = _review_or_404(review_id)
-    method = "CANCEL" if review.status == ReviewStatus.CANCELLED else "REQUEST"
-    response = HttpResponse(
-        review_calendar(review, method=method), content_type="text/calendar; charset=utf-8"
-    )
-    response["Content-Disposition"] = (
-        f'attachment; filename="review-incident-{review.postmortem.incident_id}.ics"'
-    )
-    return response
