@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import django_filters
+from incidents.filters import ChangedSinceFilterSet
 
 from .models import StatusUpdate
 
 
-class UpdateFilter(django_filters.FilterSet):
-    # Incremental sync: the updates drafted, edited or published since a tool's last read.
-    updated_after = django_filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Changed at or after (ISO 8601): for incremental sync.",
-    )
-    updated_before = django_filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
-    )
+class UpdateFilter(ChangedSinceFilterSet):
+    """An incident's updates by audience and state, and those changed since a time (sync)."""
 
     class Meta:
         model = StatusUpdate

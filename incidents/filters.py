@@ -60,7 +60,21 @@ class IdFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
-class IncidentFilter(StaticFormFilterSet):
+class ChangedSinceFilterSet(django_filters.FilterSet):
+    """`updated_after` / `updated_before` on the model's `updated_at`: incremental sync for
+    API lists (incidents here; diagnostic runs and comms updates use it too)."""
+
+    updated_after = django_filters.IsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text="Changed at or after (ISO 8601): for incremental sync.",
+    )
+    updated_before = django_filters.IsoDateTimeFilter(
+        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
+    )
+
+
+class IncidentFilter(ChangedSinceFilterSet, StaticFormFilterSet):
     # distinct=False: these filter the incident's own columns (no join can duplicate a row),
     # and django-filter's default DISTINCT would make PostgreSQL de-duplicate whole rows,
     # role holders included, before it can stop at a page (ten times slower at 100,000).
@@ -95,15 +109,6 @@ class IncidentFilter(StaticFormFilterSet):
     )
     detected_before = django_filters.IsoDateTimeFilter(
         field_name="detected_at", lookup_expr="lt", help_text="Detected before (ISO 8601)."
-    )
-    # Incremental sync: what changed since a tool's last read (with ordering=updated_at).
-    updated_after = django_filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Changed at or after (ISO 8601): for incremental sync, with ordering=updated_at.",
-    )
-    updated_before = django_filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
     )
     target = IdFilter(
         method="filter_target",

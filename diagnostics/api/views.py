@@ -31,6 +31,7 @@ from config.kernel.permissions import (
     ReadViewerWriteAdmin,
     ReadViewerWriteResponder,
 )
+from incidents.filters import ChangedSinceFilterSet
 from incidents.models import Incident
 
 from .. import query_texts, selectors, services
@@ -246,18 +247,12 @@ class CheckHistoryApi(GenericAPIView):
 # --- runs ----------------------------------------------------------------------------------
 
 
-class RunFilter(django_filters.FilterSet):
+class RunFilter(ChangedSinceFilterSet):
+    """Runs by target, incident, status...; changed since a time: queued, started or finished
+    (incremental sync)."""
+
     queued_after = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte")
     queued_before = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt")
-    # Incremental sync: runs queued, started or finished since a tool's last read.
-    updated_after = django_filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Changed at or after (ISO 8601): for incremental sync.",
-    )
-    updated_before = django_filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
-    )
 
     class Meta:
         model = DiagnosticRun
