@@ -11,6 +11,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.kernel.fields import AbsoluteUrlField
 from config.kernel.headers import location
 from config.kernel.openapi import errors
 from config.kernel.pagination import StandardPagination, paginated
@@ -58,8 +59,8 @@ class NextStepOutputSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=ACTION_CHOICES, allow_null=True)
     label = serializers.CharField(help_text="The action's name ('' without one).")
     check = serializers.CharField(help_text="The diagnostics check it is about, if any.")
-    url = serializers.CharField(help_text="Where to take the action in Quell ('' if unavailable).")
-    run_url = serializers.CharField(
+    url = AbsoluteUrlField(help_text="Where to take the action in Quell ('' if unavailable).")
+    run_url = AbsoluteUrlField(
         help_text="POST here to take the action (run diagnostics, or start the runbook named "
         "in `runbook` with runbook=<key>); '' when there is none."
     )
@@ -95,7 +96,7 @@ class SuggestionOutputSerializer(serializers.Serializer):
     answer = serializers.CharField(help_text="The suggested answer's key.")
     answer_label = serializers.CharField(required=False)
     evidence = serializers.CharField()
-    run_url = serializers.CharField()
+    run_url = AbsoluteUrlField()
     provider = serializers.CharField()
 
 
@@ -119,7 +120,7 @@ class StepOutputSerializer(serializers.Serializer):
     suggested_answer = serializers.CharField(allow_null=True)
     suggestion = serializers.ChoiceField(choices=SUGGESTION_CHOICES, allow_null=True)
     evidence = serializers.CharField()
-    run_url = serializers.CharField()
+    run_url = AbsoluteUrlField()
     passed = PassedNodeSerializer(many=True, help_text="Nodes the answer led through, in order.")
     withdrawn_at = serializers.DateTimeField(allow_null=True)
     withdrawn_by = UserRefSerializer(allow_null=True)
@@ -301,8 +302,9 @@ def _triage_body(incident_id: int, user) -> dict:
     }
 
 
-def _walk_body(incident_id: int, user) -> dict:
-    return TriageOutputSerializer(_triage_body(incident_id, user)).data
+def _walk_body(incident_id: int, request) -> dict:
+    body = _triage_body(incident_id, request.user)
+    return TriageOutputSerializer(body, context={"request": request}).data
 
 
 # --- Views ------------------------------------------------------------------------------
@@ -349,7 +351,7 @@ class IncidentTriageApi(APIView):
     )
     def get(self, request, incident_id: int):
         _incident(incident_id)
-        return Response(_walk_body(incident_id, request.user))
+        return Response(_walk_body(incident_id, request))
 
     @extend_schema(
         tags=TAGS,
@@ -369,7 +371,7 @@ class IncidentTriageApi(APIView):
         )
         created = before is None or before.pk != walk.pk
         return Response(
-            _walk_body(incident_id, request.user),
+            _walk_body(incident_id, request),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             headers=location("incident-triage", incident_id=incident_id) if created else None,
         )
@@ -399,7 +401,7 @@ class IncidentTriageAnswerApi(APIView):
             actor=request.user,
             suggestion=suggestion,
         )
-        return Response(_walk_body(incident_id, request.user))
+        return Response(_walk_body(incident_id, request))
 
 
 class IncidentTriageBackApi(APIView):
@@ -416,7 +418,7 @@ class IncidentTriageBackApi(APIView):
     def post(self, request, incident_id: int):
         _incident(incident_id)
         services.triage_walk_back(incident_id=incident_id, actor=request.user)
-        return Response(_walk_body(incident_id, request.user))
+        return Response(_walk_body(incident_id, request))
 
 
 class IncidentTriageApplyApi(APIView):
@@ -446,7 +448,7 @@ class IncidentTriageApplyApi(APIView):
             severity=data.validated_data["severity"],
             kind=data.validated_data["kind"],
         )
-        return Response(_walk_body(incident_id, request.user))
+        return Response(_walk_body(incident_id, request))
 
 
 class IncidentTriageSuggestionsApi(APIView):
@@ -460,7 +462,7 @@ class IncidentTriageSuggestionsApi(APIView):
     def get(self, request, incident_id: int):
         _incident(incident_id)
         body = {"suggestions": selectors.suggestions_for(incident_id=incident_id)}
-        return Response(SuggestionsOutputSerializer(body).data)
+        return Response(SuggestionsOutputSerializer(body, context={"request": request}).data)
 
 
 class IncidentTriageWalksApi(APIView):
@@ -478,7 +480,11 @@ class IncidentTriageWalksApi(APIView):
             request,
             self,
             selectors.walk_history(incident_id=incident_id),
-            lambda page: WalkHistorySerializer([_walk(w) for w in page], many=True).data,
+            lambda page: (
+                WalkHistorySerializer(
+                    [_walk(w) for w in page], many=True, context={"request": request}
+                ).data
+            ),
         )
 
 

@@ -63,6 +63,9 @@ def test_responder_walks_answer_by_answer(responder_api, incident):
     assert walk["can_apply_severity"] is False
     steps = walk["outcome"]["next_steps"]
     assert steps[0]["action"] == "check_migrations" and steps[0]["check"] == "recent_migrations"
+    # Like every url in the API, where to act is absolute (or '' when there is no such place).
+    assert all(s["url"] == "" or s["url"].startswith("http://testserver/") for s in steps)
+    assert any(s["url"] for s in steps), steps
     r = responder_api.post(url(incident, "back"))
     assert r.json()["walk"]["question"]["key"] == "recent_schema_change"
     history = responder_api.get(url(incident, "walks")).json()["results"]
