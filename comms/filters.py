@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incidents.filters import ChangedSinceFilterSet
+from config.kernel.filters import ChangedSinceFilterSet
 
 from .models import StatusUpdate
 

@@ -7,6 +7,8 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from config.kernel.filters import ChangedSinceFilterSet, InstantFilter
+
 from . import related
 from .forms import OPEN, FilterDateField, IncidentListForm
 from .models import (
@@ -60,20 +62,6 @@ class IdFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
-class ChangedSinceFilterSet(django_filters.FilterSet):
-    """`updated_after` / `updated_before` on the model's `updated_at`: incremental sync for
-    API lists (incidents here; diagnostic runs and comms updates use it too)."""
-
-    updated_after = django_filters.IsoDateTimeFilter(
-        field_name="updated_at",
-        lookup_expr="gte",
-        help_text="Changed at or after (ISO 8601): for incremental sync.",
-    )
-    updated_before = django_filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="lt", help_text="Changed before (ISO 8601)."
-    )
-
-
 class IncidentFilter(ChangedSinceFilterSet, StaticFormFilterSet):
     # distinct=False: these filter the incident's own columns (no join can duplicate a row),
     # and django-filter's default DISTINCT would make PostgreSQL de-duplicate whole rows,
@@ -98,16 +86,16 @@ class IncidentFilter(ChangedSinceFilterSet, StaticFormFilterSet):
         method="filter_open",
         help_text="true: investigating, identified or monitoring; false: resolved or closed.",
     )
-    declared_after = django_filters.IsoDateTimeFilter(
+    declared_after = InstantFilter(
         field_name="declared_at", lookup_expr="gte", help_text="Declared at or after (ISO 8601)."
     )
-    declared_before = django_filters.IsoDateTimeFilter(
+    declared_before = InstantFilter(
         field_name="declared_at", lookup_expr="lt", help_text="Declared before (ISO 8601)."
     )
-    detected_after = django_filters.IsoDateTimeFilter(
+    detected_after = InstantFilter(
         field_name="detected_at", lookup_expr="gte", help_text="Detected at or after (ISO 8601)."
     )
-    detected_before = django_filters.IsoDateTimeFilter(
+    detected_before = InstantFilter(
         field_name="detected_at", lookup_expr="lt", help_text="Detected before (ISO 8601)."
     )
     target = IdFilter(
@@ -229,16 +217,16 @@ class TimelineFilter(StaticFormFilterSet):
         distinct=False,
         help_text="One or more event kinds (repeat the parameter).",
     )
-    after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    after = InstantFilter(field_name="occurred_at", lookup_expr="gte")
+    before = InstantFilter(field_name="occurred_at", lookup_expr="lt")
     # Events are never changed: "updated" is when Quell recorded one (a backdated event is
     # recorded now), so a tool syncing with updated_after misses none.
-    updated_after = django_filters.IsoDateTimeFilter(
+    updated_after = InstantFilter(
         field_name="recorded_at",
         lookup_expr="gte",
         help_text="Recorded at or after (ISO 8601): for incremental sync.",
     )
-    updated_before = django_filters.IsoDateTimeFilter(
+    updated_before = InstantFilter(
         field_name="recorded_at", lookup_expr="lt", help_text="Recorded before (ISO 8601)."
     )
     order = django_filters.ChoiceFilter(

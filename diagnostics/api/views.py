@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.accounts.idempotency import idempotent
+from config.kernel.filters import ChangedSinceFilterSet, InstantFilter
 from config.kernel.headers import location
 from config.kernel.openapi import ERRORS
 from config.kernel.pagination import StandardPagination, paginated
@@ -31,7 +32,6 @@ from config.kernel.permissions import (
     ReadViewerWriteAdmin,
     ReadViewerWriteResponder,
 )
-from incidents.filters import ChangedSinceFilterSet
 from incidents.models import Incident
 
 from .. import query_texts, selectors, services
@@ -251,8 +251,8 @@ class RunFilter(ChangedSinceFilterSet):
     """Runs by target, incident, status...; changed since a time: queued, started or finished
     (incremental sync)."""
 
-    queued_after = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="gte")
-    queued_before = django_filters.IsoDateTimeFilter(field_name="queued_at", lookup_expr="lt")
+    queued_after = InstantFilter(field_name="queued_at", lookup_expr="gte")
+    queued_before = InstantFilter(field_name="queued_at", lookup_expr="lt")
 
     class Meta:
         model = DiagnosticRun

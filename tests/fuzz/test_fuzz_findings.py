@@ -82,14 +82,18 @@ def test_run_worst_status_is_null_before_any_result_and_the_schema_says_so(opena
     assert declared.get("nullable") is True
 
 
-def test_integrity_lists_are_declared_as_the_bare_arrays_they_return(openapi):
+def test_integrity_lists_are_declared_as_the_pages_they_return(openapi):
+    """They were bare arrays (declared so, once); now every list is a page, and says so."""
     for path in (
         "/api/v1/diagnostics/targets/{id}/integrity/checks/",
         "/api/v1/diagnostics/targets/{id}/integrity/runs/",
         "/api/v1/diagnostics/integrity/checks/{id}/results/",
     ):
-        schema = openapi["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
-        assert schema["schema"]["type"] == "array", path
+        content = openapi["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
+        page = openapi["components"]["schemas"][ref]
+        assert {"count", "next", "previous", "results"} <= set(page["properties"]), path
+        assert page["properties"]["results"]["type"] == "array", path
 
 
 def test_outbound_guard_refuses_and_records_non_loopback_only():
