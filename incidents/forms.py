@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.utils import timezone
 
+from config.kernel.forms import InstantField
 from config.kernel.permissions import ADMIN, COMMANDER, RESPONDER
 from config.validators import refuse_control_characters
 
@@ -131,7 +132,7 @@ class DeclareForm(_AssessmentMixin):
         label="Detected by",
         help_text="Person or system that noticed it. Empty: you.",
     )
-    detected_at = forms.DateTimeField(
+    detected_at = InstantField(
         required=False,
         label="Detected at",
         help_text="When the problem was first noticed (your local time). Empty: now.",

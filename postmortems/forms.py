@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from config.kernel.forms import InstantField
 from diagnostics.models import TargetDatabase
 
 from .models import SECTIONS, ActionCategory, ActionStatus
@@ -149,7 +150,7 @@ class ActionItemForm(forms.Form):
 
 
 class ReviewForm(forms.Form):
-    starts_at = forms.DateTimeField(
+    starts_at = InstantField(
         label="Starts",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],

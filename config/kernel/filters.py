@@ -1,36 +1,19 @@
 """Filters every app's lists share."""
 
-import datetime
-
 import django_filters
-from django import forms
 from django_filters.fields import IsoDateTimeField
 
+from .forms import UtcInstantMixin
 
-class InstantField(IsoDateTimeField):
-    """An ISO 8601 instant, converted to UTC before it reaches the database.
 
-    Python accepts offsets up to ±23:59, PostgreSQL only up to ±15:59: "2000-01-01T00:00+16:00"
-    passed through as it came was a DataError, a 500. In UTC any offset is fine, except at the
-    ends of the calendar, where the conversion itself leaves Python's range.
-    """
-
-    def to_python(self, value):
-        instant = super().to_python(value)
-        if instant is None or instant.tzinfo is None:
-            return instant
-        try:
-            return instant.astimezone(datetime.UTC)
-        except OverflowError:
-            raise forms.ValidationError(
-                "That instant is outside the calendar once converted to UTC.", code="invalid"
-            ) from None
+class IsoInstantField(UtcInstantMixin, IsoDateTimeField):
+    """An ISO 8601 instant in a query string, in UTC before it reaches the database."""
 
 
 class InstantFilter(django_filters.IsoDateTimeFilter):
-    """IsoDateTimeFilter on InstantField: any valid ISO 8601 instant filters, none errors."""
+    """IsoDateTimeFilter on IsoInstantField: any valid ISO 8601 instant filters, none errors."""
 
-    field_class = InstantField
+    field_class = IsoInstantField
 
 
 class ChangedSinceFilterSet(django_filters.FilterSet):

@@ -343,3 +343,20 @@ def test_closed_incident_offers_no_actions(commander_client, commander, incident
     response = commander_client.post(url("note", incident), {"message": "Late finding"})
     assert response.status_code == 302
     assert incident.timeline.filter(kind=EventKind.NOTE, message="Late finding").exists()
+
+
+def test_declare_takes_a_typed_detection_time_with_any_offset(responder_client):
+    """The field reads ISO 8601 typed by hand; PostgreSQL refuses offsets past ±15:59 (a 500)."""
+    response = responder_client.post(
+        reverse("incidents:declare"),
+        {
+            "title": "Checkout writes time out",
+            "severity": "SEV2",
+            "kind": "other",
+            "detection_source": "internal_report",
+            "detected_at": "2000-01-01T00:00+16:00",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    incident = Incident.objects.get(title="Checkout writes time out")
+    assert incident.detected_at.isoformat() == "1999-12-31T08:00:00+00:00"
