@@ -190,7 +190,8 @@ def test_slow_queries_flags_a_slow_statement_whatever_its_calls_and_a_large_shar
     assert frequent["flags"] == ["share_of_total"]
     # Both rankings carry the share, so they read side by side.
     assert all("share_pct" in f for f in by_mean + by_total)
-    assert sum(f["share_pct"] for f in by_total) <= 100.01
+    # Each share is rounded to 2 decimals: the sum may exceed 100 by half a hundredth each.
+    assert sum(f["share_pct"] for f in by_total) <= 100 + 0.005 * len(by_total) + 1e-9
     assert "2 statements flagged" in outcome.summary
     assert "1 averaging >= 100 ms" in outcome.summary
     assert "1 taking >= 50 % of execution time" in outcome.summary
