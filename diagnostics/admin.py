@@ -20,7 +20,7 @@ class _DryRun(Exception):
 
 # The model fields the form edits (the admin's fieldsets add the write-only extras).
 # Tags have a field of their own on the form (comma-separated).
-TARGET_FORM_FIELDS = [f for f in services.TARGET_FIELDS if f != "tags"]
+TARGET_FORM_FIELDS = [f for f in services.TARGET_FIELDS if f not in ("tags", "aliases")]
 
 
 class TargetDatabaseForm(forms.ModelForm):
@@ -46,6 +46,12 @@ class TargetDatabaseForm(forms.ModelForm):
     tags_text = forms.CharField(
         label="Tags", required=False, help_text="Comma-separated, for example: eu, payments"
     )
+    aliases_text = forms.CharField(
+        label="Aliases",
+        required=False,
+        help_text="Other names alerts use for it, comma-separated: the exporter's instance "
+        "label (shop-db:9187), a host alias.",
+    )
 
     class Meta:
         model = TargetDatabase
@@ -55,6 +61,7 @@ class TargetDatabaseForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["tags_text"].initial = ", ".join(self.instance.tags)
+            self.fields["aliases_text"].initial = ", ".join(self.instance.aliases)
 
     def _post_clean(self):
         # The services validate and save; the model's own full_clean is not the authority here.
@@ -64,6 +71,7 @@ class TargetDatabaseForm(forms.ModelForm):
         data = super().clean()
         values = {k: data.get(k) for k in TARGET_FORM_FIELDS}
         values["tags"] = data.get("tags_text") or ""
+        values["aliases"] = data.get("aliases_text") or ""
         password = None
         if data.get("clear_password"):
             password = ""
@@ -85,7 +93,9 @@ class TargetDatabaseForm(forms.ModelForm):
             except _DryRun:
                 pass
             except services.DiagnosticsError as exc:
-                field = {"dsn": "new_dsn", "tags": "tags_text"}.get(exc.field, exc.field)
+                field = {"dsn": "new_dsn", "tags": "tags_text", "aliases": "aliases_text"}.get(
+                    exc.field, exc.field
+                )
                 self.add_error(field if field in self.fields else None, str(exc))
         return data
 
@@ -133,7 +143,10 @@ class TargetDatabaseAdmin(admin.ModelAdmin):
     actions = ["test_connection", "run_diagnostics"]
     fieldsets = [
         (None, {"fields": ["name", "environment", "tags_text", "enabled", "remediation_allowed"]}),
-        ("Connection", {"fields": ["host", "port", "database", "user", "sslmode", "options"]}),
+        (
+            "Connection",
+            {"fields": ["host", "port", "database", "user", "sslmode", "options", "aliases_text"]},
+        ),
         (
             "Credentials (write-only)",
             {

@@ -48,6 +48,9 @@ class TargetDatabase(models.Model):
     # libpq "options" (for example "-c search_path=app"); never a place for credentials.
     options = models.CharField(max_length=500, blank=True)
     tags = ArrayField(models.CharField(max_length=50), default=list, blank=True)
+    # Names alerts use for this target besides its own (lower-case): an exporter's `instance`
+    # label such as "shop-db:9187", a host alias. Detection matches them exactly.
+    aliases = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     enabled = models.BooleanField(default=True)
     remediation_allowed = models.BooleanField(
         default=False,

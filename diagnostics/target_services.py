@@ -54,27 +54,38 @@ TARGET_FIELDS = (
     "sslmode",
     "options",
     "tags",
+    "aliases",
     "enabled",
     "remediation_allowed",
     "thresholds",
 )
 
 
-def _clean_tags(tags) -> list[str]:
-    if tags is None:
+def _clean_labels(values, *, field: str, what: str, max_length: int) -> list[str]:
+    """Comma-separated text or a list: stripped, lower-cased, blanks and repeats dropped."""
+    if values is None:
         return []
-    if isinstance(tags, str):
-        tags = tags.split(",")
+    if isinstance(values, str):
+        values = values.split(",")
     cleaned = []
-    for tag in tags:
-        tag = str(tag).strip().lower()
-        if not tag:
+    for value in values:
+        value = str(value).strip().lower()
+        if not value:
             continue
-        if len(tag) > 50:
-            raise DiagnosticsError("Tags are at most 50 characters.", field="tags")
-        if tag not in cleaned:
-            cleaned.append(tag)
+        if len(value) > max_length:
+            raise DiagnosticsError(f"{what} are at most {max_length} characters.", field=field)
+        if value not in cleaned:
+            cleaned.append(value)
     return cleaned
+
+
+def _clean_tags(tags) -> list[str]:
+    return _clean_labels(tags, field="tags", what="Tags", max_length=50)
+
+
+def _clean_aliases(aliases) -> list[str]:
+    """Other names alerts use for the target, such as an exporter's instance (shop-db:9187)."""
+    return _clean_labels(aliases, field="aliases", what="Aliases", max_length=255)
 
 
 def _dsn_parts(dsn: str) -> dict[str, Any]:
@@ -169,6 +180,7 @@ def target_create(
     sslmode: str = SSLMode.PREFER,
     options: str = "",
     tags=(),
+    aliases=(),
     enabled: bool = True,
     remediation_allowed: bool = False,
     thresholds: dict | None = None,
@@ -185,6 +197,7 @@ def target_create(
         sslmode=sslmode,
         options=options or "",
         tags=_clean_tags(tags),
+        aliases=_clean_aliases(aliases),
         enabled=enabled,
         remediation_allowed=remediation_allowed,
         thresholds=thresholds if thresholds is not None else {},
@@ -220,6 +233,8 @@ def target_update(
         raise DiagnosticsError(f"Target {target_id} does not exist.", field="target")
     if "tags" in changes:
         changes["tags"] = _clean_tags(changes["tags"])
+    if "aliases" in changes:
+        changes["aliases"] = _clean_aliases(changes["aliases"])
     for field in ("host", "database", "user"):
         if field in changes:
             changes[field] = (changes[field] or "").strip()

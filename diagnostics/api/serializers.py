@@ -76,6 +76,12 @@ class TargetInputSerializer(serializers.Serializer):
     tags = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, default=list
     )
+    aliases = serializers.ListField(
+        child=serializers.CharField(max_length=255, allow_blank=True),
+        required=False,
+        default=list,
+        help_text="Other names alerts use for it, such as the exporter's instance (shop-db:9187).",
+    )
     enabled = serializers.BooleanField(default=True)
     remediation_allowed = serializers.BooleanField(default=False)
     thresholds = serializers.DictField(child=serializers.DictField(), required=False, default=dict)

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class DetectionConfig(AppConfig):
     """Detection: alerts from monitoring tools and Quell's own monitors, turned into incidents.
-    No models of its own (incidents carry the signals as timeline events)."""
+    Its models hold the routing state (AlertGroup) and each alert's last word (Alert)."""
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "diagnostics.detection"
@@ -12,9 +12,21 @@ class DetectionConfig(AppConfig):
 
     def ready(self):
         from diagnostics import services
+        from incidents import signals as incident_signals
 
+        from . import receivers
         from .monitors import after_run
 
         # A monitor's run is judged once its results are stored (diagnostics never imports
         # this app: it calls the hooks registered here).
         services.register_run_finished(after_run)
+        # A resolved incident takes no more signals; a reopened one takes them again.
+        incident_signals.incident_resolved.connect(
+            receivers.close_alert_groups, dispatch_uid="detection.close_on_resolve"
+        )
+        incident_signals.incident_closed.connect(
+            receivers.close_alert_groups, dispatch_uid="detection.close_on_close"
+        )
+        incident_signals.incident_reopened.connect(
+            receivers.reopen_alert_groups, dispatch_uid="detection.reopen"
+        )

@@ -119,9 +119,11 @@ def target_for(labels: dict[str, str]) -> tuple[TargetDatabase | None, str]:
     """(the target the labels name, what they named); (None, hint) when nothing matches
     unambiguously.
 
-    `quell_target`/`target` name a target exactly. Otherwise `instance` (host[:port], where the
-    port is often the exporter's, so it only breaks ties) and `datname` narrow the targets down;
-    exactly one left is the match.
+    `quell_target`/`target` name a target exactly. Otherwise an `instance` that is one of a
+    target's aliases (with `datname` when several share it) decides; else `instance` (host[:port],
+    where the port is often the exporter's, so it only breaks ties) and `datname` narrow the
+    targets down, and exactly one left is the match. `datname` alone matches when exactly one
+    target has that database.
     """
     for label in TARGET_LABELS:
         name = (labels.get(label) or "").strip()
@@ -134,6 +136,14 @@ def target_for(labels: dict[str, str]) -> tuple[TargetDatabase | None, str]:
         return None, ""
     qs = TargetDatabase.objects.all()
     if instance:
+        aliased = qs.filter(aliases__contains=[instance.lower()])
+        if database:
+            aliased = aliased.filter(database=database)
+        candidates = list(aliased[:2])
+        if candidates:
+            # An alias is the operator's own word for the target: it decides, or (shared by
+            # several targets that datname does not tell apart) nothing does.
+            return (candidates[0], hint) if len(candidates) == 1 else (None, hint)
         host, port = _split_instance(instance)
         by_name = TargetDatabase.objects.filter(name__iexact=instance)
         if by_name.count() == 1 and not database:
@@ -146,4 +156,10 @@ def target_for(labels: dict[str, str]) -> tuple[TargetDatabase | None, str]:
     candidates = list(qs[:2])
     if len(candidates) == 1:
         return candidates[0], hint
+    if instance and database and not candidates:
+        # The instance is usually the exporter's address, unknown here: datname alone decides
+        # when exactly one target has that database (an alias makes it exact).
+        candidates = list(TargetDatabase.objects.filter(database=database)[:2])
+        if len(candidates) == 1:
+            return candidates[0], hint
     return None, hint

@@ -4,9 +4,9 @@ breach of the playbook's automated-monitoring thresholds into an incident.
 A sweep (`monitor_sweep`, the Celery task diagnostics.monitor_sweep on a django-celery-beat
 schedule) starts one diagnostic run per target with trigger "monitor". When such a run finishes,
 the run task calls `after_run`, which queues `monitor_evaluate`: the run's stored results are
-judged against the rules and each breach goes through
-diagnostics.detection.services.signal_ingest, the same deduplication path as alerts (one open
-incident per target and kind; a persisting breach is recorded at most once per
+judged against the rules and the run's breaches go, as one delivery, through
+diagnostics.detection.services.signals_ingest, the routing path alerts take (the target's most
+severe open incident, else a new one; a persisting breach is recorded at most once per
 QUELL_DETECTION_REPEAT_WINDOW_S). A rule that breached before and is healthy again adds
 "back within thresholds"; nothing resolves an incident by itself.
 
@@ -321,6 +321,7 @@ def _signals(
             Signal(
                 source="monitor",
                 fingerprint=f"monitor:{target.pk}:{breach.rule}",
+                name=breach.rule,
                 status=FIRING,
                 title=breach.title,
                 severity=breach.severity,
@@ -343,6 +344,7 @@ def _signals(
             Signal(
                 source="monitor",
                 fingerprint=f"monitor:{target.pk}:{name}",
+                name=name,
                 status=RESOLVED,
                 title=f"{target.name}: {name.replace('_', ' ')}",
                 severity=_severity(rule, "critical"),
@@ -382,7 +384,7 @@ def _evaluated_key(kind: str, run_id: int) -> str:
 
 def monitor_run_evaluate(*, run_id: int) -> list[dict]:
     """Judge a finished monitoring run; open or update incidents for its breaches."""
-    from diagnostics.detection.services import signal_ingest
+    from diagnostics.detection.services import Delivery, signals_ingest
 
     if _recall(_evaluated_key("run", run_id)):
         return []  # already judged (the hook and the sweep's catch-up both may ask)
@@ -404,12 +406,11 @@ def monitor_run_evaluate(*, run_id: int) -> list[dict]:
     results = {r.key: r for r in run.results.all()}
     breaches, healthy = evaluate_results(run=run, results=results, rules=rules)
     data = {"monitor": config.get("monitor", "default"), "run_id": run.pk, "run_url": run_url(run)}
-    outcomes = [
-        signal_ingest(signal=s).as_dict()
-        for s in _signals(
-            target=run.target, breaches=breaches, healthy=healthy, rules=rules, data=data
-        )
-    ]
+    # One run's judgement of one target is one delivery: its breaches go to one incident.
+    signals = _signals(
+        target=run.target, breaches=breaches, healthy=healthy, rules=rules, data=data
+    )
+    outcomes = [o.as_dict() for o in signals_ingest(delivery=Delivery(signals))]
     _remember(_evaluated_key("run", run_id), 1)
     return [o for o in outcomes if o["action"] != "ignored"]
 
@@ -495,6 +496,7 @@ def integrity_run_evaluate(*, run_id: int, rules: dict | None = None) -> list[di
             Signal(
                 source="monitor",
                 fingerprint=f"monitor:{target.pk}:integrity",
+                name="integrity",
                 status=FIRING,
                 title=f"{target.name}: data integrity check{'s' if len(violations) > 1 else ''}"
                 f" violated",
@@ -518,6 +520,7 @@ def integrity_run_evaluate(*, run_id: int, rules: dict | None = None) -> list[di
             Signal(
                 source="monitor",
                 fingerprint=f"monitor:{target.pk}:integrity",
+                name="integrity",
                 status=RESOLVED,
                 title=f"{target.name}: data integrity checks",
                 severity=Severity.SEV3,

@@ -22,7 +22,13 @@ from diagnostics.detection.mapping import (
     severity_label,
 )
 from diagnostics.detection.mapping import target_for as _target_for
-from diagnostics.detection.services import FIRING, RESOLVED, Signal
+from diagnostics.detection.services import (
+    FIRING,
+    RESOLVED,
+    Delivery,
+    Signal,
+    alertmanager_group,
+)
 from incidents.models import Kind
 
 STATUSES = (FIRING, RESOLVED)
@@ -98,6 +104,21 @@ class AlertmanagerPayloadSerializer(serializers.Serializer):
         return value
 
 
+def alertmanager_deliveries(payload: dict, raw_alerts: list) -> list[Delivery]:
+    """A validated Alertmanager notification as deliveries: one for the whole notification
+    (its groupKey, or its group labels, is one incident), or one per alert when it names no
+    group. Signals are in the payload's order; raw alerts kept as sent."""
+    group, label = alertmanager_group(
+        group_key=(payload.get("groupKey") or "").strip(),
+        receiver=payload.get("receiver") or "",
+        group_labels=payload.get("groupLabels") or {},
+    )
+    signals = alertmanager_signals(payload, raw_alerts)
+    if group:
+        return [Delivery(signals, group=group, group_label=label)]
+    return [Delivery([signal]) for signal in signals]
+
+
 def alertmanager_signals(payload: dict, raw_alerts: list) -> list[Signal]:
     """One Signal per alert of a validated Alertmanager payload (raw alerts kept as sent)."""
     receiver = payload.get("receiver") or ""
@@ -129,6 +150,7 @@ def alertmanager_signals(payload: dict, raw_alerts: list) -> list[Signal]:
                 detected_by=detected_by,
                 started_at=alert["starts_at"],
                 url=alert["generatorURL"],
+                name=name,
                 data={
                     "alertname": name,
                     "receiver": receiver,
@@ -199,5 +221,6 @@ def generic_signal(data: dict, raw: dict) -> Signal:
         detected_by=f"webhook/{source}" if source else "webhook",
         started_at=data["started_at"],
         url=data["url"],
+        name=title,
         data={"alertname": title, "labels": labels, "raw": raw},
     )

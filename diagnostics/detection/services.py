@@ -1,20 +1,29 @@
 """Detection: signals from monitoring tools (alerts) and from Quell's own monitors, turned into
 incidents.
 
-Every signal goes through `signal_ingest`, the one deduplication path: ONE open incident per
-target and kind (or, for a signal naming no known target, per fingerprint and kind).
+Signals arrive in deliveries: one Alertmanager notification (all its alerts), one monitor run's
+judgement of one target, one generic alert. `signals_ingest` sends a whole delivery to ONE
+incident, the first of:
 
-- firing, no such open incident: declare one (detection source alert or monitor), record the
-  signal as an `alert` timeline event, link the target (which starts a diagnostic run: the
-  evidence at detection);
-- firing, open incident exists: an `alert` event on it, unless the same fingerprint was
-  recorded firing within QUELL_DETECTION_REPEAT_WINDOW_S; such repeats are counted (Redis) and
-  the count is carried by the next event that is written;
-- resolved: an `alert` event ("... resolved") on the open incident; a signal never resolves an
-  incident, responders do.
+1. an open incident one of its alerts (fingerprint) is already on: an alert's story stays on
+   one incident;
+2. the open incident of its Alertmanager group (the notification's `groupKey`, else its group
+   labels): one notification is one incident;
+3. the open incidents of its targets, and, for availability signals, the incident a host-down
+   on the same host opened: the most severe, then the newest (the events say so when there was
+   a choice). One host going down is one incident listing every target on it;
+4. for a signal naming no known target: the open incident of its fingerprint and kind;
+5. none: its worst firing signal declares one (detection source alert or monitor), which links
+   its targets and so starts their diagnostic runs: the evidence at detection.
 
-Two deliveries at once serialise on a transaction-scoped advisory lock named after the dedup
-key, taken before the lookup, so they cannot both miss the open incident and declare two.
+A resolved signal never declares and never resolves an incident: it is recorded, responders
+resolve. A repeat within QUELL_DETECTION_REPEAT_WINDOW_S is counted on its `Alert` row, not
+written; the count rides on the next event that is.
+
+Two deliveries at once: every key a delivery may declare under is an `AlertGroup` row, unique
+among open groups. The open ones are locked (FOR UPDATE, in key order) before routing; a new
+one is inserted with the incident it declares, so a concurrent delivery waits on the unique
+index, fails, and routes again into the incident the first one committed.
 """
 
 from __future__ import annotations
@@ -22,26 +31,30 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import json
 import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from diagnostics.models import IncidentTarget, TargetDatabase
 from diagnostics.services import incident_target_add
-from incidents.models import OPEN_STATUSES, DetectionSource, EventKind, Incident, TimelineEvent
-from incidents.services import incident_declare, timeline_append
+from incidents.models import OPEN_STATUSES, DetectionSource, Incident, Kind
+from incidents.services import incident_declare
 from incidents.severity import SEVERITY_RANK, Severity
+
+from . import events
+from .models import Alert, AlertGroup, SignalStatus
 
 logger = logging.getLogger(__name__)
 
-FIRING, RESOLVED = "firing", "resolved"
-# Namespace of Quell's detection advisory locks (first int4 key of pg_advisory_xact_lock).
-_LOCK_NAMESPACE = 0x51454C  # "QEL"
+FIRING, RESOLVED = SignalStatus.FIRING.value, SignalStatus.RESOLVED.value
 _TITLE_MAX = 200
+_ONE_OPEN_PER_KEY = "alertgroup_one_open_per_key"
+# A delivery that lost the race for a key routes again; more than this means something else.
+_ATTEMPTS = 3
 
 
 class Action:
@@ -69,16 +82,28 @@ class Signal:
     detected_by: str = ""
     started_at: datetime.datetime | None = None
     url: str = ""
+    name: str = ""  # the alert's name, or the monitor's rule
     data: dict[str, Any] = dataclasses.field(default_factory=dict)
     # Resolved signals only count when this fingerprint's last record on the incident is firing
     # (monitors send "back within thresholds" on every healthy sweep).
     only_if_firing: bool = False
 
     @property
-    def dedup_key(self) -> str:
-        if self.target is not None:
-            return f"target:{self.target.pk}:{self.kind}"
-        return f"fingerprint:{self.fingerprint}:{self.kind}"
+    def host(self) -> str:
+        """The host a host-down groups by: the target's (empty for DSN-only targets)."""
+        if self.target is None or self.kind != Kind.AVAILABILITY:
+            return ""
+        return (self.target.host or "").strip().lower()
+
+
+@dataclasses.dataclass
+class Delivery:
+    """Signals that arrived together and go to one incident."""
+
+    signals: list[Signal]
+    # Alertmanager's group: its groupKey (or receiver and group labels), and how to show it.
+    group: str = ""
+    group_label: str = ""
 
 
 @dataclasses.dataclass
@@ -93,214 +118,341 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
-def _advisory_lock(key: str) -> None:
-    """Serialise every delivery with the same dedup key until this transaction ends."""
-    digest = hashlib.blake2b(key.encode(), digest_size=4).digest()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)",
-            [_LOCK_NAMESPACE, int.from_bytes(digest, "big", signed=True)],
-        )
+@dataclasses.dataclass
+class _Key:
+    key: str
+    label: str
+    kind: str
+    target: TargetDatabase | None = None
 
 
-def open_incident_for(signal: Signal) -> Incident | None:
-    """The open incident this signal belongs to (oldest first), or None."""
-    qs = Incident.objects.filter(status__in=OPEN_STATUSES, kind=signal.kind)
-    if signal.target is not None:
-        ids = IncidentTarget.objects.filter(target=signal.target).values("incident_id")
-        qs = qs.filter(pk__in=ids)
+def alertmanager_group(*, group_key: str, receiver: str, group_labels: dict) -> tuple[str, str]:
+    """(the routing group of an Alertmanager notification, its label); ("", "") for none."""
+    if group_key:
+        text = group_key
+    elif group_labels:
+        text = receiver + json.dumps(sorted(group_labels.items()), separators=(",", ":"))
     else:
-        ids = TimelineEvent.objects.filter(
-            kind=EventKind.ALERT, data__fingerprint=signal.fingerprint
-        ).values("incident_id")
-        qs = qs.filter(pk__in=ids)
-    return qs.order_by("declared_at", "id").first()
+        return "", ""
+    shown = ", ".join(f'{k}="{v}"' for k, v in sorted(group_labels.items())) or group_key
+    return text, f"Alertmanager group {{{shown}}}"[:300]
 
 
-def _last_record(incident_id: int, fingerprint: str) -> TimelineEvent | None:
-    return (
-        TimelineEvent.objects.filter(
-            incident_id=incident_id, kind=EventKind.ALERT, data__fingerprint=fingerprint
+def _keys(delivery: Delivery) -> list[_Key]:
+    """Every key this delivery may declare under, in lock order."""
+    keys: dict[str, _Key] = {}
+    worst = _worst(delivery.signals)
+    if delivery.group:
+        digest = hashlib.sha256(delivery.group.encode()).hexdigest()[:40]
+        keys[f"alertmanager:{digest}"] = _Key(
+            f"alertmanager:{digest}", delivery.group_label, worst.kind if worst else Kind.OTHER
         )
-        .order_by("-occurred_at", "-id")
-        .first()
+    for signal in delivery.signals:
+        if signal.target is not None:
+            key = f"target:{signal.target.pk}"
+            keys.setdefault(key, _Key(key, signal.target.name, signal.kind, signal.target))
+            if signal.host:
+                key = f"host:{signal.host}"
+                keys.setdefault(key, _Key(key, f"host {signal.host}", signal.kind))
+        elif not delivery.group:
+            key = f"fingerprint:{signal.fingerprint}:{signal.kind}"[:255]
+            keys.setdefault(key, _Key(key, signal.title[:300], signal.kind))
+    return [keys[k] for k in sorted(keys)]
+
+
+def _rank(signal_or_incident) -> int:
+    return SEVERITY_RANK.get(signal_or_incident.severity, 9)
+
+
+def _worst(signals: list[Signal]) -> Signal | None:
+    firing = [s for s in signals if s.status == FIRING]
+    return min(firing, key=_rank) if firing else None
+
+
+def _most_severe(incidents: list[Incident]) -> Incident | None:
+    """The most severe, then the newest."""
+    if not incidents:
+        return None
+    return min(incidents, key=lambda i: (_rank(i), -i.declared_at.timestamp(), -i.pk))
+
+
+def _locked_groups(keys: list[_Key]) -> dict[str, AlertGroup]:
+    """The open groups of these keys, locked, with a group whose incident is no longer open
+    closed on the way (the incident's resolve normally closes them)."""
+    groups = (
+        AlertGroup.objects.select_for_update(of=("self",))
+        .select_related("incident")
+        .filter(key__in=[k.key for k in keys], is_open=True)
+        .order_by("key")
+    )
+    open_groups = {}
+    stale = []
+    for group in groups:
+        if group.incident.status in OPEN_STATUSES:
+            open_groups[group.key] = group
+        else:
+            stale.append(group.pk)
+    if stale:
+        AlertGroup.objects.filter(pk__in=stale).update(is_open=False, closed_at=timezone.now())
+    return open_groups
+
+
+def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, AlertGroup]):
+    """(the open incident this delivery goes to or None, a note on the choice)."""
+    fingerprints = [s.fingerprint for s in delivery.signals]
+    known = list(
+        Incident.objects.filter(
+            status__in=OPEN_STATUSES,
+            pk__in=Alert.objects.filter(fingerprint__in=fingerprints).values("incident_id"),
+        )
+    )
+    if known:
+        return _most_severe(known), ""
+    for key in keys:
+        if key.key.startswith("alertmanager:") and key.key in groups:
+            return groups[key.key].incident, ""
+    targets = {s.target.pk: s.target for s in delivery.signals if s.target is not None}
+    host_groups = [g for k, g in groups.items() if k.startswith("host:")]
+    if targets or host_groups:
+        candidates = {
+            i.pk: i
+            for i in Incident.objects.filter(
+                status__in=OPEN_STATUSES,
+                pk__in=IncidentTarget.objects.filter(target_id__in=list(targets)).values(
+                    "incident_id"
+                ),
+            )
+        }
+        for group in host_groups:
+            candidates.setdefault(group.incident_id, group.incident)
+        chosen = _most_severe(list(candidates.values()))
+        if chosen is not None and len(candidates) > 1:
+            others = sorted(
+                (i for i in candidates.values() if i.pk != chosen.pk), key=lambda i: i.pk
+            )
+            where = ", ".join(t.name for t in targets.values()) or "the same host"
+            note = (
+                f"routed to the most severe of {len(candidates)} open incidents on {where}"
+                f" ({chosen.severity}; also open: "
+                + ", ".join(f"#{i.pk} {i.severity}" for i in others)
+                + ")"
+            )
+            return chosen, note
+        if chosen is not None:
+            return chosen, ""
+    for key in keys:
+        if key.key.startswith("fingerprint:") and key.key in groups:
+            return groups[key.key].incident, ""
+    return None, ""
+
+
+def _bind(keys: list[_Key], groups: dict[str, AlertGroup], incident: Incident) -> None:
+    """Every key of the delivery now routes to this incident. A key another delivery bound
+    meanwhile raises IntegrityError (the unique index), and the delivery routes again."""
+    missing = [k for k in keys if k.key not in groups]
+    AlertGroup.objects.bulk_create(
+        AlertGroup(key=k.key, label=k.label, kind=k.kind, target=k.target, incident=incident)
+        for k in missing
+    )
+    moved = [g.pk for g in groups.values() if g.incident_id != incident.pk]
+    if moved:
+        AlertGroup.objects.filter(pk__in=moved).update(incident=incident)
+
+
+def _declare(signal: Signal, *, user, label: str, now) -> Incident:
+    detected_at = signal.started_at
+    if detected_at is not None and detected_at > now:
+        detected_at = now  # a sender's clock ahead of ours
+    return incident_declare(
+        title=signal.title,
+        severity=signal.severity,
+        kind=signal.kind,
+        description=signal.description or signal.summary,
+        detection_source=(
+            DetectionSource.MONITOR if signal.source == "monitor" else DetectionSource.ALERT
+        ),
+        detected_by=signal.detected_by[:200],
+        detected_at=detected_at,
+        actor=user,
+        actor_label=label,
     )
 
 
-def _repeat_key(incident_id: int, fingerprint: str, status: str) -> str:
-    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:24]
-    return f"detection:repeats:{incident_id}:{digest}:{status}"
-
-
-def _count_repeat(incident_id: int, fingerprint: str, status: str) -> int:
-    """Count one suppressed repeat; the count is best effort (a Redis outage loses it)."""
-    key = _repeat_key(incident_id, fingerprint, status)
-    try:
-        cache.add(key, 0, timeout=7 * 86400)
-        return int(cache.incr(key))
-    except Exception:
-        logger.warning("Could not count a repeat of %s on incident %s", fingerprint, incident_id)
-        return 0
-
-
-def _take_repeats(incident_id: int, fingerprint: str, status: str) -> int:
-    """The repeats counted since the last record (and start counting again)."""
-    key = _repeat_key(incident_id, fingerprint, status)
-    try:
-        count = int(cache.get(key) or 0)
-        cache.delete(key)
-        return count
-    except Exception:
-        return 0
-
-
-def _event_data(signal: Signal, *, repeats: int = 0) -> dict[str, Any]:
-    # The signal's own data (labels, annotations, the raw alert) first: the dedup fields below
-    # must not be overridden by a sender's payload.
-    return {
-        **signal.data,
-        "source": signal.source,
-        "fingerprint": signal.fingerprint,
-        "status": signal.status,
-        "title": signal.title,
-        "severity": signal.severity,
-        "kind": signal.kind,
-        "summary": signal.summary,
-        "target_id": signal.target.pk if signal.target is not None else None,
-        "target_name": signal.target.name if signal.target is not None else None,
-        "target_hint": signal.target_hint,
-        "detected_by": signal.detected_by,
-        "started_at": signal.started_at.isoformat() if signal.started_at else None,
-        "url": signal.url,
-        "repeats": repeats,
-    }
-
-
-def _where(signal: Signal) -> str:
-    if signal.target is not None:
-        return "" if signal.target.name in signal.title else f" on {signal.target.name}"
-    if signal.target_hint:
-        return f" on {signal.target_hint} (not a registered target)"
-    return ""
-
-
-def _firing_message(signal: Signal, *, incident: Incident | None, repeats: int) -> str:
-    label = "Monitor breach" if signal.source == "monitor" else "Alert firing"
-    message = f"{label}: {signal.title}{_where(signal)}"
-    if signal.summary and signal.summary != signal.title:
-        message += f" - {signal.summary}"
-    if repeats:
-        message += f" (repeated {repeats} time{'s' if repeats != 1 else ''} since last recorded)"
-    if incident is not None and SEVERITY_RANK.get(signal.severity, 9) < SEVERITY_RANK.get(
-        incident.severity, 9
-    ):
-        message += (
-            f". Its severity {signal.severity} is above the incident's {incident.severity}:"
-            " a commander decides whether to raise it"
-        )
-    return message
-
-
-def _resolved_message(signal: Signal) -> str:
-    if signal.source == "monitor":
-        head = f"Monitor: {signal.title}{_where(signal)} back within thresholds"
-    else:
-        head = f"Alert {signal.title}{_where(signal)} resolved"
-    return head + " (the incident stays open until a responder resolves it)"
-
-
-def _actor_label(signal: Signal) -> str:
-    return signal.source
-
-
-def signal_ingest(*, signal: Signal, actor=None) -> Outcome:
-    """Record one alert or monitor signal on the open incident of its target and kind, or
-    declare that incident; repeats within the window are counted, not repeated."""
+def _validate(signal: Signal) -> None:
     if signal.status not in (FIRING, RESOLVED):
         raise ValueError(f"status must be firing or resolved, not {signal.status!r}")
     if signal.severity not in Severity.values:
         raise ValueError(f"severity must be one of {Severity.values}, not {signal.severity!r}")
     signal.title = (signal.title or signal.fingerprint)[:_TITLE_MAX]
+
+
+def signal_ingest(*, signal: Signal, actor=None) -> Outcome:
+    """One signal delivered alone."""
+    return signals_ingest(delivery=Delivery([signal]), actor=actor)[0]
+
+
+def signals_ingest(*, delivery: Delivery, actor=None) -> list[Outcome]:
+    """Route a delivery to its incident (declaring one if it fires and has none) and record
+    each signal on it; one Outcome per signal, in order."""
+    if not delivery.signals:
+        return []
+    for signal in delivery.signals:
+        _validate(signal)
+    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                return _ingest(delivery, user=user)
+        except IntegrityError as exc:
+            # Another delivery bound one of our keys first: route again into its incident.
+            if _ONE_OPEN_PER_KEY not in str(exc) or attempt == _ATTEMPTS:
+                raise
+            logger.info("Detection: lost the race for a routing key; routing again")
+    raise AssertionError("unreachable")
+
+
+def _ingest(delivery: Delivery, *, user) -> list[Outcome]:
     now = timezone.now()
     window = datetime.timedelta(seconds=settings.QUELL_DETECTION_REPEAT_WINDOW_S)
-    user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-    label = "" if user else _actor_label(signal)
-    target_name = signal.target.name if signal.target is not None else None
-    with transaction.atomic():
-        _advisory_lock(signal.dedup_key)
-        incident = open_incident_for(signal)
-        last = _last_record(incident.pk, signal.fingerprint) if incident is not None else None
-        if signal.status == RESOLVED:
-            if incident is None:
-                return Outcome(Action.IGNORED, signal.fingerprint, None, target_name)
-            last_status = last.data.get("status") if last is not None else None
-            if signal.only_if_firing and last_status != FIRING:
-                return Outcome(Action.IGNORED, signal.fingerprint, incident.pk, target_name)
-            if last_status == RESOLVED and last.occurred_at >= now - window:
-                n = _count_repeat(incident.pk, signal.fingerprint, RESOLVED)
-                return Outcome(Action.REPEATED, signal.fingerprint, incident.pk, target_name, n)
-            repeats = _take_repeats(incident.pk, signal.fingerprint, RESOLVED)
-            timeline_append(
-                incident_id=incident.pk,
-                kind=EventKind.ALERT,
-                message=_resolved_message(signal),
-                actor=user,
-                actor_label=label,
-                data=_event_data(signal, repeats=repeats),
-            )
-            return Outcome(Action.RESOLVED, signal.fingerprint, incident.pk, target_name, repeats)
+    signals = delivery.signals
+    label = "" if user else signals[0].source
+    keys = _keys(delivery)
+    groups = _locked_groups(keys)
+    incident, note = _route(delivery, keys, groups)
+    worst = _worst(signals)
+    declared_by = None
+    if incident is None:
+        if worst is None:
+            return [_outcome(s, Action.IGNORED, None) for s in signals]
+        incident = _declare(worst, user=user, label=label, now=now)
+        declared_by = worst
+        logger.info("%s %s declared incident %s", worst.source, worst.fingerprint, incident.pk)
+    if worst is not None:
+        _bind(keys, groups, incident)
+    group_of = {g.key: g for g in AlertGroup.objects.filter(incident=incident, is_open=True)}
+    group = next((group_of[k.key] for k in keys if k.key in group_of), None)
 
-        if incident is None:
-            detected_at = signal.started_at
-            if detected_at is not None and detected_at > now:
-                detected_at = now  # a sender's clock ahead of ours
-            incident = incident_declare(
-                title=signal.title,
-                severity=signal.severity,
-                kind=signal.kind,
-                description=signal.description or signal.summary,
-                detection_source=(
-                    DetectionSource.MONITOR if signal.source == "monitor" else DetectionSource.ALERT
-                ),
-                detected_by=signal.detected_by[:200],
-                detected_at=detected_at,
-                actor=user,
-                actor_label=label,
-            )
-            timeline_append(
-                incident_id=incident.pk,
-                kind=EventKind.ALERT,
-                message=_firing_message(signal, incident=None, repeats=0),
-                actor=user,
-                actor_label=label,
-                data=_event_data(signal),
-            )
-            if signal.target is not None:
-                # Evidence at detection: linking an enabled target starts a diagnostic run.
-                incident_target_add(incident_id=incident.pk, target_id=signal.target.pk, actor=user)
-            logger.info(
-                "%s %s declared incident %s (%s)",
-                signal.source,
-                signal.fingerprint,
-                incident.pk,
-                signal.dedup_key,
-            )
-            return Outcome(Action.DECLARED, signal.fingerprint, incident.pk, target_name)
-
-        if (
-            last is not None
-            and last.data.get("status") == FIRING
-            and last.occurred_at >= now - window
-        ):
-            n = _count_repeat(incident.pk, signal.fingerprint, FIRING)
-            return Outcome(Action.REPEATED, signal.fingerprint, incident.pk, target_name, n)
-        repeats = _take_repeats(incident.pk, signal.fingerprint, FIRING)
-        timeline_append(
-            incident_id=incident.pk,
-            kind=EventKind.ALERT,
-            message=_firing_message(signal, incident=incident, repeats=repeats),
-            actor=user,
-            actor_label=label,
-            data=_event_data(signal, repeats=repeats),
+    alerts = {
+        a.fingerprint: a
+        for a in Alert.objects.select_for_update().filter(
+            incident=incident, fingerprint__in=[s.fingerprint for s in signals]
         )
-        return Outcome(Action.APPENDED, signal.fingerprint, incident.pk, target_name, repeats)
+    }
+    outcomes = []
+    for signal in signals:
+        alert = alerts.get(signal.fingerprint)
+        action, repeats = _judge(signal, alert, now=now, window=window)
+        if action in (Action.IGNORED, Action.REPEATED):
+            if alert is not None and action == Action.REPEATED:
+                alert.repeats += 1
+                alert.deliveries += 1
+                alert.last_seen_at = now
+                alert.save(update_fields=["repeats", "deliveries", "last_seen_at"])
+            outcomes.append(
+                _outcome(signal, action, incident.pk, repeats=alert.repeats if alert else 0)
+            )
+            continue
+        if signal.status == FIRING:
+            events.alert_firing_event(
+                incident.pk,
+                signal=signal,
+                repeats=repeats,
+                note="" if signal is declared_by else note,
+                above=None if signal is declared_by else incident,
+                actor=user,
+                actor_label=label,
+            )
+        else:
+            events.alert_resolved_event(
+                incident.pk, signal=signal, repeats=repeats, actor=user, actor_label=label
+            )
+        alerts[signal.fingerprint] = _record(signal, alert, incident=incident, group=group, now=now)
+        if signal is declared_by:
+            action = Action.DECLARED
+        outcomes.append(_outcome(signal, action, incident.pk, repeats=repeats))
+
+    if worst is not None:
+        linked = set(
+            IncidentTarget.objects.filter(incident=incident).values_list("target_id", flat=True)
+        )
+        for target in {s.target.pk: s.target for s in signals if s.target is not None}.values():
+            if target.pk not in linked:
+                # Evidence at detection: linking an enabled target starts a diagnostic run.
+                incident_target_add(incident_id=incident.pk, target_id=target.pk, actor=user)
+    return outcomes
+
+
+def _judge(signal: Signal, alert: Alert | None, *, now, window) -> tuple[str, int]:
+    """(what to do with this signal given the alert's record, the repeats to report)."""
+    recorded = alert.recorded_status if alert is not None else None
+    recent = alert is not None and alert.recorded_at >= now - window
+    pending = alert.repeats if alert is not None else 0
+    if signal.status == RESOLVED:
+        if signal.only_if_firing and recorded != FIRING:
+            return Action.IGNORED, 0
+        if recorded == RESOLVED and recent:
+            return Action.REPEATED, 0
+        return Action.RESOLVED, pending
+    if recorded == FIRING and recent:
+        return Action.REPEATED, 0
+    return Action.APPENDED, pending
+
+
+def _record(signal: Signal, alert: Alert | None, *, incident, group, now) -> Alert:
+    """The alert's row after a record on the timeline (created on its first)."""
+    if alert is None:
+        alert = Alert(incident=incident, fingerprint=signal.fingerprint, first_seen_at=now)
+        alert.deliveries = 0
+    alert.group = alert.group or group
+    alert.source = signal.source
+    alert.name = (signal.name or signal.data.get("alertname") or signal.title)[:200]
+    alert.title = signal.title
+    alert.severity = signal.severity
+    alert.kind = signal.kind
+    alert.target = signal.target
+    alert.target_hint = signal.target_hint[:300]
+    alert.status = signal.status
+    alert.url = signal.url[:2000]
+    alert.last_seen_at = now
+    alert.recorded_status = signal.status
+    alert.recorded_at = now
+    alert.repeats = 0
+    alert.deliveries += 1
+    alert.save()
+    return alert
+
+
+def _outcome(signal: Signal, action: str, incident_id, *, repeats: int = 0) -> Outcome:
+    target = signal.target.name if signal.target is not None else None
+    return Outcome(action, signal.fingerprint, incident_id, target, repeats)
+
+
+def alert_groups_close(*, incident_id: int) -> int:
+    """The incident was resolved or closed: its keys route nowhere now (the next firing signal
+    declares a new incident)."""
+    return AlertGroup.objects.filter(incident_id=incident_id, is_open=True).update(
+        is_open=False, closed_at=timezone.now()
+    )
+
+
+def alert_groups_reopen(*, incident_id: int) -> int:
+    """The incident was reopened: its keys route to it again, unless another incident took a
+    key meanwhile."""
+    reopened = 0
+    closed = AlertGroup.objects.filter(incident_id=incident_id, is_open=False).order_by(
+        "key", "-closed_at"
+    )
+    seen = set()
+    for group in closed:
+        if group.key in seen:
+            continue
+        seen.add(group.key)
+        if AlertGroup.objects.filter(key=group.key, is_open=True).exists():
+            continue
+        try:
+            with transaction.atomic():
+                AlertGroup.objects.filter(pk=group.pk).update(is_open=True, closed_at=None)
+            reopened += 1
+        except IntegrityError:  # taken at this very moment by a new incident
+            continue
+    return reopened

@@ -32,6 +32,7 @@ TIMELINE_POLL_SECONDS = 5
 # Panels other apps contribute to the incident page: the first template found is rendered with
 # {incident, request, user}; a panel whose template does not exist is left out.
 APP_PANELS = (
+    ("signals", "Signals", ("detection/incident_panel.html",)),
     ("diagnostics", "Diagnostics", ("diagnostics/incident_panel.html",)),
     ("comms", "Communications", ("comms/incident_panel.html",)),
     ("postmortems", "Postmortem", ("postmortems/incident_panel.html",)),

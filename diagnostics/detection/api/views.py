@@ -32,10 +32,10 @@ from config.kernel.permissions import RESPONDER, user_has_role
 from diagnostics.detection.payloads import (
     AlertmanagerPayloadSerializer,
     GenericAlertSerializer,
-    alertmanager_signals,
+    alertmanager_deliveries,
     generic_signal,
 )
-from diagnostics.detection.services import signal_ingest
+from diagnostics.detection.services import signal_ingest, signals_ingest
 
 logger = logging.getLogger(__name__)
 TAGS = ["alerts"]
@@ -252,9 +252,13 @@ class AlertmanagerWebhookApi(_AlertApi):
         if not serializer.is_valid():
             return self._refuse(serializer.errors)
         raw_alerts = data.get("alerts") or []
-        signals = alertmanager_signals(serializer.validated_data, raw_alerts)
-        outcomes = [signal_ingest(signal=s, actor=self._actor()).as_dict() for s in signals]
-        return Response({"received": len(signals), "alerts": outcomes})
+        deliveries = alertmanager_deliveries(serializer.validated_data, raw_alerts)
+        outcomes = [
+            outcome.as_dict()
+            for delivery in deliveries
+            for outcome in signals_ingest(delivery=delivery, actor=self._actor())
+        ]
+        return Response({"received": len(outcomes), "alerts": outcomes})
 
 
 class GenericWebhookApi(_AlertApi):

@@ -55,14 +55,20 @@ def am():
     return client
 
 
-def am_payload(*alerts, receiver="quell", status="firing"):
+def am_payload(
+    *alerts,
+    receiver="quell",
+    status="firing",
+    group_key='{}:{alertname="PostgresTooManyConnections"}',
+    group_labels=None,
+):
     return {
         "version": "4",
-        "groupKey": '{}:{alertname="PostgresTooManyConnections"}',
+        "groupKey": group_key,
         "truncatedAlerts": 0,
         "status": status,
         "receiver": receiver,
-        "groupLabels": {},
+        "groupLabels": group_labels or {},
         "commonLabels": {},
         "commonAnnotations": {},
         "externalURL": "http://alertmanager:9093",
@@ -141,20 +147,31 @@ def test_repeat_notification_is_counted_not_repeated_on_the_timeline(am, target,
     assert "repeated 2 times" in events[1].message
 
 
-def test_another_alert_on_same_target_and_kind_joins_the_open_incident(am, target):
+def test_another_alert_on_the_same_target_joins_its_open_incident_whatever_its_kind(am, target):
     first = am.post(AM_URL, am_payload(am_alert(quell_target="orders-primary")), format="json")
+    incident_id = first.json()["alerts"][0]["incident_id"]
     other = am_alert(
         "PostgresLongRunningQueries", fingerprint="ffff0000ffff0000", quell_target="orders-primary"
     )
-    second = am.post(AM_URL, am_payload(other), format="json").json()["alerts"][0]
-    assert second["action"] == "appended"
-    assert second["incident_id"] == first.json()["alerts"][0]["incident_id"]
-    # A different kind on the same target is a different incident.
+    second = am.post(AM_URL, am_payload(other, group_key="other-group"), format="json").json()
+    assert second["alerts"][0]["action"] == "appended"
+    assert second["alerts"][0]["incident_id"] == incident_id
+    # The database being down is the same incident (one target, one story), more severe than
+    # it was declared: the event says so, a commander decides.
     down = am_alert("PostgresDown", fingerprint="0000aaaa0000aaaa", quell_target="orders-primary")
-    third = am.post(AM_URL, am_payload(down), format="json").json()["alerts"][0]
-    assert third["action"] == "declared"
-    assert Incident.objects.get(pk=third["incident_id"]).kind == "availability"
-    assert Incident.objects.get(pk=third["incident_id"]).severity == "SEV1"
+    third = am.post(AM_URL, am_payload(down, group_key="down-group"), format="json").json()
+    assert third["alerts"][0] == {
+        "action": "appended",
+        "fingerprint": "0000aaaa0000aaaa",
+        "incident_id": incident_id,
+        "target": "orders-primary",
+        "repeats": 0,
+    }
+    assert Incident.objects.count() == 1
+    assert (
+        "Its severity SEV1 is above the incident's SEV2"
+        in alert_events(Incident.objects.get())[-1].message
+    )
 
 
 def test_resolved_alert_adds_note_and_leaves_incident_open(am, target):
@@ -200,8 +217,10 @@ def test_unknown_target_declares_incident_without_target_deduplicated_by_fingerp
     assert "db9.elsewhere:9187/billing" in incident.title
     again = am.post(AM_URL, am_payload(alert), format="json").json()["alerts"][0]
     assert again["action"] == "repeated" and again["incident_id"] == incident.pk
+    # Another alert from another notification group: the same unknown place is not enough to
+    # call it the same incident.
     other = dict(alert, fingerprint="0123456789abcdef")
-    third = am.post(AM_URL, am_payload(other), format="json").json()["alerts"][0]
+    third = am.post(AM_URL, am_payload(other, group_key="g2"), format="json").json()["alerts"][0]
     assert third["action"] == "declared" and third["incident_id"] != incident.pk
 
 

@@ -1,5 +1,5 @@
 """Two deliveries of the same alert at the same moment create one incident (real PostgreSQL,
-real commits: transaction=True)."""
+real commits: transaction=True). They meet on the unique index of open alert groups."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import time
 import pytest
 from django.core.cache import cache
 from django.db import connection, connections, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from diagnostics.detection.services import _advisory_lock
+from diagnostics.detection.models import AlertGroup
 from incidents.models import EventKind, Incident, TimelineEvent
 from tests.diagnostics.records import make_target
 
@@ -20,12 +21,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "race-secret"
 
 
-def _waiting_on_advisory_locks(dbname: str) -> int:
+def _waiting_on_locks(dbname: str) -> int:
+    """Sessions waiting on a lock: the first delivery on the unique index's entry we hold, the
+    second on the first's (declaring the same title takes the channel name's advisory lock)."""
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
             [dbname],
         )
         return cursor.fetchone()[0]
@@ -41,7 +43,7 @@ def test_two_simultaneous_deliveries_declare_one_incident(settings, monkeypatch,
     if with_target:
         target = make_target(name="race-primary", host="db1", database="orders")
         labels["quell_target"] = target.name
-        key = f"target:{target.pk}:performance"
+        key = f"target:{target.pk}"
     else:
         labels["instance"] = "nowhere:9187"
         key = "fingerprint:race-fp:performance"
@@ -68,20 +70,29 @@ def test_two_simultaneous_deliveries_declare_one_incident(settings, monkeypatch,
             answers.append(result)
 
     dbname = connection.settings_dict["NAME"]
-    # Hold the dedup lock so both deliveries are inside the service, queued on it, before either
-    # looks for the open incident: the outcome cannot depend on thread scheduling.
+    # Hold the key in an open transaction (as a third delivery about to commit would), so both
+    # deliveries have routed, declared and queued on the index before either can bind it; then
+    # give it up. The outcome cannot depend on thread scheduling.
     with transaction.atomic():
-        _advisory_lock(key)
+        holder = Incident.objects.create(
+            title="holds the key",
+            severity="SEV4",
+            detected_at=timezone.now(),
+            declared_at=timezone.now(),
+        )
+        AlertGroup.objects.create(key=key, kind="performance", incident=holder)
         threads = [threading.Thread(target=deliver) for _ in range(2)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 10
-        while _waiting_on_advisory_locks(dbname) < 2:
-            assert time.monotonic() < deadline, "the two deliveries never queued on the lock"
+        while _waiting_on_locks(dbname) < 2:
+            assert time.monotonic() < deadline, "the two deliveries never queued on the key"
             time.sleep(0.01)
+        transaction.set_rollback(True)
     for t in threads:
         t.join(timeout=10)
         assert not t.is_alive()
     assert sorted(answers) == [(200, "declared"), (200, "repeated")]
     assert Incident.objects.count() == 1
     assert TimelineEvent.objects.filter(kind=EventKind.ALERT).count() == 1
+    assert AlertGroup.objects.filter(key=key, is_open=True).count() == 1

@@ -135,7 +135,7 @@ def test_several_breaches_of_one_kind_make_one_incident_at_the_worst_severity(ta
     ]
 
 
-def test_unreachable_and_slow_make_separate_availability_and_performance_incidents(target):
+def test_unreachable_and_slow_in_one_run_make_one_incident_at_the_worst_severity(target):
     run = monitor_run(
         target,
         {
@@ -150,9 +150,15 @@ def test_unreachable_and_slow_make_separate_availability_and_performance_inciden
             "connections": ("critical", {}),
         },
     )
-    monitors.monitor_run_evaluate(run_id=run.pk)
-    kinds = dict(Incident.objects.values_list("kind", "severity"))
-    assert kinds == {"availability": "SEV1", "performance": "SEV2"}
+    outcomes = monitors.monitor_run_evaluate(run_id=run.pk)
+    # One run's judgement of one target is one delivery: one incident, declared by the worst.
+    assert [o["action"] for o in outcomes] == ["declared", "appended"]
+    incident = Incident.objects.get()
+    assert (incident.kind, incident.severity) == ("availability", "SEV1")
+    assert sorted(incident.alerts.values_list("name", "status")) == [
+        ("connection", "firing"),
+        ("connections", "firing"),
+    ]
 
 
 def test_recovery_is_noted_once_and_never_resolves(target):

@@ -1,0 +1,52 @@
+"""Detection state in the admin: read-only (signals write it, the incident lifecycle closes it)."""
+
+from django.contrib import admin
+
+from config.kernel.admin import ReadOnlyInline
+
+from .models import Alert, AlertGroup
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class AlertInline(ReadOnlyInline):
+    model = Alert
+    fields = ["fingerprint", "name", "status", "severity", "target", "last_seen_at", "deliveries"]
+    readonly_fields = fields
+
+
+@admin.register(AlertGroup)
+class AlertGroupAdmin(_ReadOnlyAdmin):
+    list_display = ["label", "key", "kind", "incident", "target", "is_open", "opened_at"]
+    list_filter = ["is_open", "kind"]
+    search_fields = ["key", "label"]
+    list_select_related = ["incident", "target"]
+    inlines = [AlertInline]
+
+
+@admin.register(Alert)
+class AlertAdmin(_ReadOnlyAdmin):
+    list_display = [
+        "title",
+        "source",
+        "status",
+        "severity",
+        "target",
+        "incident",
+        "first_seen_at",
+        "last_seen_at",
+        "deliveries",
+        "repeats",
+    ]
+    list_filter = ["status", "source", "severity", "kind"]
+    search_fields = ["fingerprint", "name", "title", "target_hint"]
+    list_select_related = ["incident", "target"]

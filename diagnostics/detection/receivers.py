@@ -1,0 +1,11 @@
+"""Detection's answers to the incident lifecycle (incidents.signals, sent after commit)."""
+
+from . import services
+
+
+def close_alert_groups(sender, *, incident_id: int, **kwargs) -> None:
+    services.alert_groups_close(incident_id=incident_id)
+
+
+def reopen_alert_groups(sender, *, incident_id: int, **kwargs) -> None:
+    services.alert_groups_reopen(incident_id=incident_id)
