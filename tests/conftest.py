@@ -148,3 +148,14 @@ def schema_conformance(request, monkeypatch):
     from tests import conformance
 
     return conformance.install(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_target_resolutions():
+    """Detection remembers label -> target resolutions for a few seconds; a test's targets are
+    rolled back with it (no signal says so), so each test starts with none remembered."""
+    from diagnostics.detection.mapping import forget_target_resolutions
+
+    forget_target_resolutions()
+    yield
+    forget_target_resolutions()

@@ -11,7 +11,10 @@ class DetectionConfig(AppConfig):
     verbose_name = "Detection"
 
     def ready(self):
+        from django.db.models.signals import post_delete, post_save
+
         from diagnostics import services
+        from diagnostics.models import TargetDatabase
         from incidents import signals as incident_signals
 
         from . import receivers
@@ -30,3 +33,10 @@ class DetectionConfig(AppConfig):
         incident_signals.incident_reopened.connect(
             receivers.reopen_alert_groups, dispatch_uid="detection.reopen"
         )
+        # Target resolutions are remembered briefly; a change to a target forgets them.
+        for signal in (post_save, post_delete):
+            signal.connect(
+                receivers.forget_target_resolutions,
+                sender=TargetDatabase,
+                dispatch_uid=f"detection.forget_targets.{signal is post_save}",
+            )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 
 from django.conf import settings
 from django.db.models import Q
@@ -115,7 +116,37 @@ def _split_instance(instance: str) -> tuple[str, int | None]:
     return instance, None
 
 
+# Resolutions of label sets to targets, remembered for a short while: a notification of 100
+# alerts names the same database 100 times, and Alertmanager repeats its alerts. Any change to
+# a target in this process forgets them all (receivers.forget_target_resolutions); another
+# process's change is seen within RESOLUTION_TTL_S.
+RESOLUTION_TTL_S = 10.0
+_RESOLUTIONS_MAX = 10_000
+_resolutions: dict[tuple, tuple[float, TargetDatabase | None, str]] = {}
+
+
+def forget_target_resolutions() -> None:
+    _resolutions.clear()
+
+
 def target_for(labels: dict[str, str]) -> tuple[TargetDatabase | None, str]:
+    """(the target the labels name, what they named), remembered for RESOLUTION_TTL_S."""
+    key = tuple(
+        (labels.get(name) or "").strip()
+        for name in (*TARGET_LABELS, *INSTANCE_LABELS, *DATABASE_LABELS)
+    )
+    now = time.monotonic()
+    remembered = _resolutions.get(key)
+    if remembered is not None and remembered[0] > now:
+        return remembered[1], remembered[2]
+    target, hint = _resolve_target(labels)
+    if len(_resolutions) >= _RESOLUTIONS_MAX:
+        _resolutions.clear()
+    _resolutions[key] = (now + RESOLUTION_TTL_S, target, hint)
+    return target, hint
+
+
+def _resolve_target(labels: dict[str, str]) -> tuple[TargetDatabase | None, str]:
     """(the target the labels name, what they named); (None, hint) when nothing matches
     unambiguously.
 

@@ -9,3 +9,10 @@ def close_alert_groups(sender, *, incident_id: int, **kwargs) -> None:
 
 def reopen_alert_groups(sender, *, incident_id: int, **kwargs) -> None:
     services.alert_groups_reopen(incident_id=incident_id)
+
+
+def forget_target_resolutions(sender, **kwargs) -> None:
+    """A target was saved or deleted: alerts resolve against the new state at once."""
+    from .mapping import forget_target_resolutions as forget
+
+    forget()

@@ -176,12 +176,19 @@ def _most_severe(incidents: list[Incident]) -> Incident | None:
     return min(incidents, key=lambda i: (_rank(i), -i.declared_at.timestamp(), -i.pk))
 
 
+def _deferred_incident_fields() -> list[str]:
+    """An incident's columns routing never reads (they are many and wide)."""
+    keep = {"id", "status", "severity", "declared_at"}
+    return [f"incident__{f.name}" for f in Incident._meta.concrete_fields if f.attname not in keep]
+
+
 def _locked_groups(keys: list[_Key]) -> dict[str, AlertGroup]:
     """The open groups of these keys, locked, with a group whose incident is no longer open
     closed on the way (the incident's resolve normally closes them)."""
     groups = (
         AlertGroup.objects.select_for_update(of=("self",))
         .select_related("incident")
+        .defer(*_deferred_incident_fields())
         .filter(key__in=[k.key for k in keys], is_open=True)
         .order_by("key")
     )
@@ -197,66 +204,97 @@ def _locked_groups(keys: list[_Key]) -> dict[str, AlertGroup]:
     return open_groups
 
 
-def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, AlertGroup]):
-    """(the open incident this delivery goes to or None, a note on the choice)."""
-    fingerprints = [s.fingerprint for s in delivery.signals]
+@dataclasses.dataclass
+class _Route:
+    incident: Incident | None
+    note: str = ""
+    # The delivery's alerts already on that incident, locked; its targets linked to it.
+    alerts: dict[str, Alert] = dataclasses.field(default_factory=dict)
+    linked: set[int] = dataclasses.field(default_factory=set)
+
+
+def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, AlertGroup]) -> _Route:
+    """The open incident this delivery goes to (or None), and why when there was a choice."""
+    # Every open incident one of these alerts is on, with the alert rows locked: the rows are
+    # about to change if the delivery goes there, and it goes there if there is one.
     known = list(
-        Incident.objects.filter(
-            status__in=OPEN_STATUSES,
-            pk__in=Alert.objects.filter(fingerprint__in=fingerprints).values("incident_id"),
+        Alert.objects.select_for_update(of=("self",))
+        .select_related("incident")
+        .defer(*_deferred_incident_fields())
+        .filter(
+            fingerprint__in=[s.fingerprint for s in delivery.signals],
+            incident__status__in=OPEN_STATUSES,
         )
     )
+    targets = {s.target.pk: s.target for s in delivery.signals if s.target is not None}
+
+    def open_links() -> list[IncidentTarget]:
+        if not targets:
+            return []
+        return list(
+            IncidentTarget.objects.select_related("incident")
+            .defer(*_deferred_incident_fields())
+            .filter(target_id__in=list(targets), incident__status__in=OPEN_STATUSES)
+        )
+
+    def route(incident: Incident | None, note: str = "", links=None) -> _Route:
+        if incident is None:
+            return _Route(None)
+        alerts = {a.fingerprint: a for a in known if a.incident_id == incident.pk}
+        if links is None:
+            # An alert already on the incident linked its target when it arrived: ask only
+            # about targets new to it.
+            seen = {a.target_id for a in alerts.values()}
+            links = open_links() if set(targets) - seen else []
+            linked = seen | {link.target_id for link in links if link.incident_id == incident.pk}
+        else:
+            linked = {link.target_id for link in links if link.incident_id == incident.pk}
+        return _Route(incident, note, alerts=alerts, linked=linked)
+
     if known:
-        return _most_severe(known), ""
+        return route(_most_severe([a.incident for a in known]))
     for key in keys:
         if key.key.startswith("alertmanager:") and key.key in groups:
-            return groups[key.key].incident, ""
-    targets = {s.target.pk: s.target for s in delivery.signals if s.target is not None}
-    host_groups = [g for k, g in groups.items() if k.startswith("host:")]
-    if targets or host_groups:
-        candidates = {
-            i.pk: i
-            for i in Incident.objects.filter(
-                status__in=OPEN_STATUSES,
-                pk__in=IncidentTarget.objects.filter(target_id__in=list(targets)).values(
-                    "incident_id"
-                ),
-            )
-        }
-        for group in host_groups:
+            return route(groups[key.key].incident)
+    links = open_links()
+    candidates = {link.incident_id: link.incident for link in links}
+    for key, group in groups.items():
+        if key.startswith("host:"):  # a host-down incident on the same host
             candidates.setdefault(group.incident_id, group.incident)
-        chosen = _most_severe(list(candidates.values()))
-        if chosen is not None and len(candidates) > 1:
-            others = sorted(
-                (i for i in candidates.values() if i.pk != chosen.pk), key=lambda i: i.pk
-            )
-            where = ", ".join(t.name for t in targets.values()) or "the same host"
-            note = (
-                f"routed to the most severe of {len(candidates)} open incidents on {where}"
-                f" ({chosen.severity}; also open: "
-                + ", ".join(f"#{i.pk} {i.severity}" for i in others)
-                + ")"
-            )
-            return chosen, note
-        if chosen is not None:
-            return chosen, ""
+    chosen = _most_severe(list(candidates.values()))
+    if chosen is not None and len(candidates) > 1:
+        others = sorted((i for i in candidates.values() if i.pk != chosen.pk), key=lambda i: i.pk)
+        where = ", ".join(t.name for t in targets.values()) or "the same host"
+        note = (
+            f"routed to the most severe of {len(candidates)} open incidents on {where}"
+            f" ({chosen.severity}; also open: "
+            + ", ".join(f"#{i.pk} {i.severity}" for i in others)
+            + ")"
+        )
+        return route(chosen, note, links)
+    if chosen is not None:
+        return route(chosen, links=links)
     for key in keys:
         if key.key.startswith("fingerprint:") and key.key in groups:
-            return groups[key.key].incident, ""
-    return None, ""
+            return route(groups[key.key].incident)
+    return _Route(None)
 
 
-def _bind(keys: list[_Key], groups: dict[str, AlertGroup], incident: Incident) -> None:
-    """Every key of the delivery now routes to this incident. A key another delivery bound
-    meanwhile raises IntegrityError (the unique index), and the delivery routes again."""
-    missing = [k for k in keys if k.key not in groups]
-    AlertGroup.objects.bulk_create(
+def _bind(
+    keys: list[_Key], groups: dict[str, AlertGroup], incident: Incident
+) -> dict[str, AlertGroup]:
+    """Every key of the delivery now routes to this incident (its groups returned). A key
+    another delivery bound meanwhile raises IntegrityError (the unique index), and the
+    delivery routes again."""
+    created = AlertGroup.objects.bulk_create(
         AlertGroup(key=k.key, label=k.label, kind=k.kind, target=k.target, incident=incident)
-        for k in missing
+        for k in keys
+        if k.key not in groups
     )
     moved = [g.pk for g in groups.values() if g.incident_id != incident.pk]
     if moved:
         AlertGroup.objects.filter(pk__in=moved).update(incident=incident)
+    return {**groups, **{g.key: g for g in created}}
 
 
 def _declare(signal: Signal, *, user, label: str, now) -> Incident:
@@ -318,7 +356,8 @@ def _ingest(delivery: Delivery, *, user) -> list[Outcome]:
     label = "" if user else signals[0].source
     keys = _keys(delivery)
     groups = _locked_groups(keys)
-    incident, note = _route(delivery, keys, groups)
+    route = _route(delivery, keys, groups)
+    incident, note, alerts = route.incident, route.note, route.alerts
     worst = _worst(signals)
     declared_by = None
     if incident is None:
@@ -328,16 +367,9 @@ def _ingest(delivery: Delivery, *, user) -> list[Outcome]:
         declared_by = worst
         logger.info("%s %s declared incident %s", worst.source, worst.fingerprint, incident.pk)
     if worst is not None:
-        _bind(keys, groups, incident)
-    group_of = {g.key: g for g in AlertGroup.objects.filter(incident=incident, is_open=True)}
-    group = next((group_of[k.key] for k in keys if k.key in group_of), None)
+        groups = _bind(keys, groups, incident)
+    group = next((groups[k.key] for k in keys if k.key in groups), None)
 
-    alerts = {
-        a.fingerprint: a
-        for a in Alert.objects.select_for_update().filter(
-            incident=incident, fingerprint__in=[s.fingerprint for s in signals]
-        )
-    }
     outcomes = []
     for signal in signals:
         alert = alerts.get(signal.fingerprint)
@@ -372,11 +404,8 @@ def _ingest(delivery: Delivery, *, user) -> list[Outcome]:
         outcomes.append(_outcome(signal, action, incident.pk, repeats=repeats))
 
     if worst is not None:
-        linked = set(
-            IncidentTarget.objects.filter(incident=incident).values_list("target_id", flat=True)
-        )
         for target in {s.target.pk: s.target for s in signals if s.target is not None}.values():
-            if target.pk not in linked:
+            if target.pk not in route.linked:
                 # Evidence at detection: linking an enabled target starts a diagnostic run.
                 incident_target_add(incident_id=incident.pk, target_id=target.pk, actor=user)
     return outcomes
@@ -403,7 +432,8 @@ def _record(signal: Signal, alert: Alert | None, *, incident, group, now) -> Ale
     if alert is None:
         alert = Alert(incident=incident, fingerprint=signal.fingerprint, first_seen_at=now)
         alert.deliveries = 0
-    alert.group = alert.group or group
+    if alert.group_id is None and group is not None:
+        alert.group_id = group.pk
     alert.source = signal.source
     alert.name = (signal.name or signal.data.get("alertname") or signal.title)[:200]
     alert.title = signal.title

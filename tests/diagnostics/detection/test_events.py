@@ -14,16 +14,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _signal(**overrides):
-    values = dict(
-        source="alertmanager",
-        fingerprint="fp1",
-        status="firing",
-        title="PostgresqlDeadLocks",
-        severity="SEV1",
-        kind="performance",
-        summary="3 deadlocks in 5 minutes",
-        data={"labels": {"datname": "shop"}, "fingerprint": "spoofed"},
-    )
+    values = {
+        "source": "alertmanager",
+        "fingerprint": "fp1",
+        "status": "firing",
+        "title": "PostgresqlDeadLocks",
+        "severity": "SEV1",
+        "kind": "performance",
+        "summary": "3 deadlocks in 5 minutes",
+        "data": {"labels": {"datname": "shop"}, "fingerprint": "spoofed"},
+    }
     values.update(overrides)
     return Signal(**values)
 

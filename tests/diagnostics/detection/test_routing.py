@@ -241,3 +241,19 @@ def test_aliases_are_kept_lower_case_and_unique_through_the_api(db):
     assert created.json()["aliases"] == ["ledger-db:9187"]
     too_long = client.patch(created.json()["url"], {"aliases": ["x" * 256]}, format="json").json()
     assert "aliases" in too_long["errors"]
+
+
+def test_a_changed_alias_takes_effect_at_once(am, shop):
+    """Resolutions are remembered briefly; saving a target forgets them."""
+    payload = notification(
+        exporter_alert("PostgresqlDeadLocks", datname="other", instance="edge:9187"),
+        group_labels={"datname": "other"},
+    )
+    assert am.post(AM_URL, payload, format="json").json()["alerts"][0]["target"] is None
+    shop.aliases = ["edge:9187"]
+    shop.save()
+    resolved = dict(payload, groupKey="later")
+    assert am.post(AM_URL, resolved, format="json").json()["alerts"][0]["target"] is None
+    shop.database = "other"
+    shop.save()
+    assert am.post(AM_URL, resolved, format="json").json()["alerts"][0]["target"] == "shop"
