@@ -61,8 +61,13 @@ def nul_location(request: HttpRequest) -> str:
             if _nul_in_querydict(request.POST):
                 return "the form"
         elif content_type == "application/json" or content_type.endswith("+json"):
+            raw = request.body or b"null"
+            if b"\\u" not in raw and b"\x00" not in raw:
+                # JSON can only carry a NUL or a lone surrogate as a \u escape (a raw control
+                # character or invalid UTF-8 is not JSON at all): none here, nothing to parse.
+                return ""
             try:
-                body = json.loads(request.body or b"null")
+                body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 return ""  # not JSON: the view's parser says so
             if _has_nul(body):

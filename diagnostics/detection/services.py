@@ -37,6 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from diagnostics.models import IncidentTarget, TargetDatabase
@@ -115,7 +116,14 @@ class Outcome:
     repeats: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: it deep-copies, and an answer lists up to 1,000 of these.
+        return {
+            "action": self.action,
+            "fingerprint": self.fingerprint,
+            "incident_id": self.incident_id,
+            "target": self.target,
+            "repeats": self.repeats,
+        }
 
 
 @dataclasses.dataclass
@@ -169,36 +177,54 @@ def _worst(signals: list[Signal]) -> Signal | None:
     return min(firing, key=_rank) if firing else None
 
 
-def _most_severe(incidents: list[Incident]) -> Incident | None:
+def _most_severe(incidents: list) -> _Open | None:
     """The most severe, then the newest."""
     if not incidents:
         return None
     return min(incidents, key=lambda i: (_rank(i), -i.declared_at.timestamp(), -i.pk))
 
 
-def _deferred_incident_fields() -> list[str]:
-    """An incident's columns routing never reads (they are many and wide)."""
-    keep = {"id", "status", "severity", "declared_at"}
-    return [f"incident__{f.name}" for f in Incident._meta.concrete_fields if f.attname not in keep]
+@dataclasses.dataclass(frozen=True)
+class _Open:
+    """An open incident as routing sees it: which one, how severe, how new."""
+
+    pk: int
+    severity: str
+    declared_at: datetime.datetime
 
 
-def _locked_groups(keys: list[_Key]) -> dict[str, AlertGroup]:
+@dataclasses.dataclass
+class _Group:
+    """An open group, locked: its key and the incident it routes to."""
+
+    pk: int
+    key: str
+    incident: _Open
+
+
+def _locked_groups(keys: list[_Key]) -> dict[str, _Group]:
     """The open groups of these keys, locked, with a group whose incident is no longer open
     closed on the way (the incident's resolve normally closes them)."""
-    groups = (
+    rows = (
         AlertGroup.objects.select_for_update(of=("self",))
-        .select_related("incident")
-        .defer(*_deferred_incident_fields())
         .filter(key__in=[k.key for k in keys], is_open=True)
         .order_by("key")
+        .values_list(
+            "pk",
+            "key",
+            "incident_id",
+            "incident__status",
+            "incident__severity",
+            "incident__declared_at",
+        )
     )
     open_groups = {}
     stale = []
-    for group in groups:
-        if group.incident.status in OPEN_STATUSES:
-            open_groups[group.key] = group
+    for pk, key, incident_id, status, severity, declared_at in rows:
+        if status in OPEN_STATUSES:
+            open_groups[key] = _Group(pk, key, _Open(incident_id, severity, declared_at))
         else:
-            stale.append(group.pk)
+            stale.append(pk)
     if stale:
         AlertGroup.objects.filter(pk__in=stale).update(is_open=False, closed_at=timezone.now())
     return open_groups
@@ -206,38 +232,42 @@ def _locked_groups(keys: list[_Key]) -> dict[str, AlertGroup]:
 
 @dataclasses.dataclass
 class _Route:
-    incident: Incident | None
+    incident: _Open | None
     note: str = ""
     # The delivery's alerts already on that incident, locked; its targets linked to it.
     alerts: dict[str, Alert] = dataclasses.field(default_factory=dict)
     linked: set[int] = dataclasses.field(default_factory=set)
 
 
-def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, AlertGroup]) -> _Route:
+def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, _Group]) -> _Route:
     """The open incident this delivery goes to (or None), and why when there was a choice."""
     # Every open incident one of these alerts is on, with the alert rows locked: the rows are
     # about to change if the delivery goes there, and it goes there if there is one.
     known = list(
         Alert.objects.select_for_update(of=("self",))
-        .select_related("incident")
-        .defer(*_deferred_incident_fields())
         .filter(
             fingerprint__in=[s.fingerprint for s in delivery.signals],
             incident__status__in=OPEN_STATUSES,
         )
+        .annotate(
+            incident_severity=F("incident__severity"),
+            incident_declared_at=F("incident__declared_at"),
+        )
     )
     targets = {s.target.pk: s.target for s in delivery.signals if s.target is not None}
 
-    def open_links() -> list[IncidentTarget]:
+    def open_links() -> list[tuple[int, int, _Open]]:
         if not targets:
             return []
-        return list(
-            IncidentTarget.objects.select_related("incident")
-            .defer(*_deferred_incident_fields())
-            .filter(target_id__in=list(targets), incident__status__in=OPEN_STATUSES)
-        )
+        rows = IncidentTarget.objects.filter(
+            target_id__in=list(targets), incident__status__in=OPEN_STATUSES
+        ).values_list("target_id", "incident_id", "incident__severity", "incident__declared_at")
+        return [
+            (target_id, _Open(pk, sev, at).pk, _Open(pk, sev, at))
+            for target_id, pk, sev, at in rows
+        ]
 
-    def route(incident: Incident | None, note: str = "", links=None) -> _Route:
+    def route(incident: _Open | None, note: str = "", links=None) -> _Route:
         if incident is None:
             return _Route(None)
         alerts = {a.fingerprint: a for a in known if a.incident_id == incident.pk}
@@ -246,21 +276,25 @@ def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, AlertGroup]) 
             # about targets new to it.
             seen = {a.target_id for a in alerts.values()}
             links = open_links() if set(targets) - seen else []
-            linked = seen | {link.target_id for link in links if link.incident_id == incident.pk}
+            linked = seen | {target_id for target_id, pk, _ in links if pk == incident.pk}
         else:
-            linked = {link.target_id for link in links if link.incident_id == incident.pk}
+            linked = {target_id for target_id, pk, _ in links if pk == incident.pk}
         return _Route(incident, note, alerts=alerts, linked=linked)
 
     if known:
-        return route(_most_severe([a.incident for a in known]))
+        return route(
+            _most_severe(
+                [_Open(a.incident_id, a.incident_severity, a.incident_declared_at) for a in known]
+            )
+        )
     for key in keys:
         if key.key.startswith("alertmanager:") and key.key in groups:
             return route(groups[key.key].incident)
     links = open_links()
-    candidates = {link.incident_id: link.incident for link in links}
+    candidates = {open_.pk: open_ for _, _, open_ in links}
     for key, group in groups.items():
         if key.startswith("host:"):  # a host-down incident on the same host
-            candidates.setdefault(group.incident_id, group.incident)
+            candidates.setdefault(group.incident.pk, group.incident)
     chosen = _most_severe(list(candidates.values()))
     if chosen is not None and len(candidates) > 1:
         others = sorted((i for i in candidates.values() if i.pk != chosen.pk), key=lambda i: i.pk)
@@ -280,21 +314,20 @@ def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, AlertGroup]) 
     return _Route(None)
 
 
-def _bind(
-    keys: list[_Key], groups: dict[str, AlertGroup], incident: Incident
-) -> dict[str, AlertGroup]:
-    """Every key of the delivery now routes to this incident (its groups returned). A key
-    another delivery bound meanwhile raises IntegrityError (the unique index), and the
-    delivery routes again."""
+def _bind(keys: list[_Key], groups: dict[str, _Group], incident_id: int) -> int | None:
+    """Every key of the delivery now routes to this incident; the id of the delivery's first
+    group is returned. A key another delivery bound meanwhile raises IntegrityError (the unique
+    index), and the delivery routes again."""
     created = AlertGroup.objects.bulk_create(
-        AlertGroup(key=k.key, label=k.label, kind=k.kind, target=k.target, incident=incident)
+        AlertGroup(key=k.key, label=k.label, kind=k.kind, target=k.target, incident_id=incident_id)
         for k in keys
         if k.key not in groups
     )
-    moved = [g.pk for g in groups.values() if g.incident_id != incident.pk]
+    moved = [g.pk for g in groups.values() if g.incident.pk != incident_id]
     if moved:
-        AlertGroup.objects.filter(pk__in=moved).update(incident=incident)
-    return {**groups, **{g.key: g for g in created}}
+        AlertGroup.objects.filter(pk__in=moved).update(incident_id=incident_id)
+    ids = {**{k: g.pk for k, g in groups.items()}, **{g.key: g.pk for g in created}}
+    return next((ids[k.key] for k in keys if k.key in ids), None)
 
 
 def _declare(signal: Signal, *, user, label: str, now) -> Incident:
@@ -363,12 +396,15 @@ def _ingest(delivery: Delivery, *, user) -> list[Outcome]:
     if incident is None:
         if worst is None:
             return [_outcome(s, Action.IGNORED, None) for s in signals]
-        incident = _declare(worst, user=user, label=label, now=now)
+        declared = _declare(worst, user=user, label=label, now=now)
+        incident = _Open(declared.pk, declared.severity, declared.declared_at)
         declared_by = worst
         logger.info("%s %s declared incident %s", worst.source, worst.fingerprint, incident.pk)
+    group_id = None
     if worst is not None:
-        groups = _bind(keys, groups, incident)
-    group = next((groups[k.key] for k in keys if k.key in groups), None)
+        group_id = _bind(keys, groups, incident.pk)
+    elif keys and keys[0].key in groups:
+        group_id = groups[keys[0].key].pk
 
     outcomes = []
     for signal in signals:
@@ -398,7 +434,9 @@ def _ingest(delivery: Delivery, *, user) -> list[Outcome]:
             events.alert_resolved_event(
                 incident.pk, signal=signal, repeats=repeats, actor=user, actor_label=label
             )
-        alerts[signal.fingerprint] = _record(signal, alert, incident=incident, group=group, now=now)
+        alerts[signal.fingerprint] = _record(
+            signal, alert, incident_id=incident.pk, group_id=group_id, now=now
+        )
         if signal is declared_by:
             action = Action.DECLARED
         outcomes.append(_outcome(signal, action, incident.pk, repeats=repeats))
@@ -427,13 +465,14 @@ def _judge(signal: Signal, alert: Alert | None, *, now, window) -> tuple[str, in
     return Action.APPENDED, pending
 
 
-def _record(signal: Signal, alert: Alert | None, *, incident, group, now) -> Alert:
+def _record(signal: Signal, alert: Alert | None, *, incident_id, group_id, now) -> Alert:
     """The alert's row after a record on the timeline (created on its first)."""
-    if alert is None:
-        alert = Alert(incident=incident, fingerprint=signal.fingerprint, first_seen_at=now)
+    new = alert is None
+    if new:
+        alert = Alert(incident_id=incident_id, fingerprint=signal.fingerprint, first_seen_at=now)
         alert.deliveries = 0
-    if alert.group_id is None and group is not None:
-        alert.group_id = group.pk
+    if alert.group_id is None:
+        alert.group_id = group_id
     alert.source = signal.source
     alert.name = (signal.name or signal.data.get("alertname") or signal.title)[:200]
     alert.title = signal.title
@@ -448,8 +487,31 @@ def _record(signal: Signal, alert: Alert | None, *, incident, group, now) -> Ale
     alert.recorded_at = now
     alert.repeats = 0
     alert.deliveries += 1
-    alert.save()
+    if new:
+        alert.save(force_insert=True)
+    else:
+        alert.save(update_fields=_RECORDED_FIELDS)
     return alert
+
+
+# What a record changes on an existing alert (its incident, fingerprint and first sight stay).
+_RECORDED_FIELDS = (
+    "group",
+    "source",
+    "name",
+    "title",
+    "severity",
+    "kind",
+    "target",
+    "target_hint",
+    "status",
+    "url",
+    "last_seen_at",
+    "recorded_status",
+    "recorded_at",
+    "repeats",
+    "deliveries",
+)
 
 
 def _outcome(signal: Signal, action: str, incident_id, *, repeats: int = 0) -> Outcome:
