@@ -126,3 +126,43 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.status})"
+
+
+class MonitorJudgement(models.Model):
+    """Which monitor started a run, with which rules, and when the run was judged.
+
+    A row is written with the run (one of the two run kinds) when a sweep starts it; judging
+    it sets `evaluated_at` in the same transaction as the incidents it opens, so a run is
+    judged exactly once and by its own monitor's rules, whatever happens to the cache.
+    """
+
+    diagnostic_run = models.OneToOneField(
+        "diagnostics.DiagnosticRun",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="monitor_judgement",
+    )
+    integrity_run = models.OneToOneField(
+        "integrity.IntegrityRun",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="monitor_judgement",
+    )
+    monitor = models.CharField(max_length=100, default="default")
+    rules = models.JSONField(default=dict, blank=True, help_text="The monitor's rule overrides.")
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(diagnostic_run__isnull=False, integrity_run__isnull=True)
+                | Q(diagnostic_run__isnull=True, integrity_run__isnull=False),
+                name="monitorjudgement_one_run",
+            )
+        ]
+
+    def __str__(self) -> str:
+        run = self.diagnostic_run_id or self.integrity_run_id
+        return f"{self.monitor} on run {run} ({'judged' if self.evaluated_at else 'pending'})"

@@ -28,7 +28,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.db import transaction
 from django.urls import NoReverseMatch
 from django.utils import timezone
 
@@ -38,10 +38,10 @@ from incidents.dispatch import dispatch
 from incidents.models import Kind
 from incidents.severity import SEVERITY_RANK, Severity
 
+from .models import MonitorJudgement
+
 logger = logging.getLogger(__name__)
 
-# How long a run remembers which monitor (and rules) started it, and that it was judged.
-_MEMORY_S = 2 * 86400
 # Runs finished this recently and not yet judged are judged by the next sweep (the hook's
 # task was lost: broker down at that moment).
 CATCH_UP_S = 15 * 60
@@ -359,35 +359,23 @@ def _signals(
     return out
 
 
-def _remember(key: str, value, timeout: int = _MEMORY_S) -> None:
-    try:
-        cache.set(key, value, timeout=timeout)
-    except Exception:
-        logger.warning("Could not record %s in the cache", key)
+def _judgement(monitor: str = "default", **run) -> MonitorJudgement | None:
+    """The run's judgement row, locked (created for a monitor run started without one); None
+    when the run was judged already (the hook and the sweep's catch-up both may ask)."""
+    MonitorJudgement.objects.get_or_create(**run, defaults={"monitor": monitor})
+    judgement = MonitorJudgement.objects.select_for_update().get(**run)
+    return None if judgement.evaluated_at is not None else judgement
 
 
-def _recall(key: str, default=None):
-    try:
-        return cache.get(key, default)
-    except Exception:
-        logger.warning("Could not read %s from the cache", key)
-        return default
-
-
-def _run_config_key(run_id: int) -> str:
-    return f"monitor:run:{run_id}"
-
-
-def _evaluated_key(kind: str, run_id: int) -> str:
-    return f"monitor:evaluated:{kind}:{run_id}"
+def _judged(judgement: MonitorJudgement) -> None:
+    judgement.evaluated_at = timezone.now()
+    judgement.save(update_fields=["evaluated_at"])
 
 
 def monitor_run_evaluate(*, run_id: int) -> list[dict]:
     """Judge a finished monitoring run; open or update incidents for its breaches."""
     from diagnostics.detection.services import Delivery, signals_ingest
 
-    if _recall(_evaluated_key("run", run_id)):
-        return []  # already judged (the hook and the sweep's catch-up both may ask)
     run = (
         DiagnosticRun.objects.select_related("target")
         .filter(pk=run_id, trigger=Trigger.MONITOR)
@@ -395,23 +383,26 @@ def monitor_run_evaluate(*, run_id: int) -> list[dict]:
     )
     if run is None or run.status not in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         return []
-    if run.status == RunStatus.FAILED:
-        # The run itself could not proceed (credentials, worker limits): Quell's problem, not
-        # the target's; the run page and the sweep's log say why.
-        logger.warning("Monitor run %s on %s failed: %s", run.pk, run.target.name, run.error)
-        _remember(_evaluated_key("run", run_id), 1)
-        return []
-    config = _recall(_run_config_key(run_id)) or {}
-    rules = effective_rules(monitor_rules=config.get("rules"), target=run.target)
-    results = {r.key: r for r in run.results.all()}
-    breaches, healthy = evaluate_results(run=run, results=results, rules=rules)
-    data = {"monitor": config.get("monitor", "default"), "run_id": run.pk, "run_url": run_url(run)}
-    # One run's judgement of one target is one delivery: its breaches go to one incident.
-    signals = _signals(
-        target=run.target, breaches=breaches, healthy=healthy, rules=rules, data=data
-    )
-    outcomes = [o.as_dict() for o in signals_ingest(delivery=Delivery(signals))]
-    _remember(_evaluated_key("run", run_id), 1)
+    with transaction.atomic():
+        judgement = _judgement(diagnostic_run_id=run.pk)
+        if judgement is None:
+            return []
+        if run.status == RunStatus.FAILED:
+            # The run itself could not proceed (credentials, worker limits): Quell's problem,
+            # not the target's; the run page and the sweep's log say why.
+            logger.warning("Monitor run %s on %s failed: %s", run.pk, run.target.name, run.error)
+            _judged(judgement)
+            return []
+        rules = effective_rules(monitor_rules=judgement.rules, target=run.target)
+        results = {r.key: r for r in run.results.all()}
+        breaches, healthy = evaluate_results(run=run, results=results, rules=rules)
+        data = {"monitor": judgement.monitor, "run_id": run.pk, "run_url": run_url(run)}
+        # One run's judgement of one target is one delivery: its breaches go to one incident.
+        signals = _signals(
+            target=run.target, breaches=breaches, healthy=healthy, rules=rules, data=data
+        )
+        outcomes = [o.as_dict() for o in signals_ingest(delivery=Delivery(signals))]
+        _judged(judgement)
     return [o for o in outcomes if o["action"] != "ignored"]
 
 
@@ -429,7 +420,9 @@ def after_run(run: DiagnosticRun | None) -> None:
 # --- integrity ------------------------------------------------------------------------------
 
 
-def _integrity_started(targets: list[TargetDatabase], rule: dict, now) -> int:
+def _integrity_started(
+    targets: list[TargetDatabase], rule: dict, now, *, monitor: str, rules: dict
+) -> int:
     from diagnostics.integrity.models import IntegrityCheck, IntegrityPurpose, IntegrityRun
     from diagnostics.integrity.services import integrity_run_start
 
@@ -444,16 +437,15 @@ def _integrity_started(targets: list[TargetDatabase], rule: dict, now) -> int:
         if target.pk not in with_checks:
             continue
         recent = IntegrityRun.objects.filter(
-            target=target,
-            purpose=IntegrityPurpose.ADHOC,
-            requested_by__isnull=True,
-            incident__isnull=True,
-            queued_at__gte=now - every,
+            target=target, purpose=IntegrityPurpose.MONITOR, queued_at__gte=now - every
         ).exists()
         if recent:
             continue
         try:
-            integrity_run_start(target_id=target.pk, purpose=IntegrityPurpose.ADHOC)
+            run = integrity_run_start(target_id=target.pk, purpose=IntegrityPurpose.MONITOR)
+            MonitorJudgement.objects.get_or_create(
+                integrity_run=run, defaults={"monitor": monitor, "rules": rules}
+            )
             started += 1
         except DiagnosticsError as exc:
             logger.warning("Monitor: no integrity run on %s: %s", target.name, exc)
@@ -462,17 +454,29 @@ def _integrity_started(targets: list[TargetDatabase], rule: dict, now) -> int:
 
 def integrity_run_evaluate(*, run_id: int, rules: dict | None = None) -> list[dict]:
     """Judge a finished monitor-started integrity run: violations open or update a data
-    integrity incident; a clean run after a violation says so."""
-    from diagnostics.detection.services import FIRING, RESOLVED, Signal, signal_ingest
+    integrity incident; a clean run after a violation says so. Judged once (its
+    MonitorJudgement), by its monitor's rules unless `rules` are given."""
     from diagnostics.integrity.models import IntegrityRun, IntegrityRunStatus
+
+    run = IntegrityRun.objects.select_related("target").filter(pk=run_id).first()
+    finished = (IntegrityRunStatus.SUCCEEDED, IntegrityRunStatus.FAILED)
+    if run is None or run.status not in finished:
+        return []
+    with transaction.atomic():
+        judgement = _judgement(integrity_run_id=run.pk, monitor="integrity")
+        if judgement is None:
+            return []
+        outcomes = _integrity_judge(run, rules if rules is not None else judgement.rules)
+        _judged(judgement)
+    return [o for o in outcomes if o["action"] != "ignored"]
+
+
+def _integrity_judge(run, rules: dict) -> list[dict]:
+    from diagnostics.detection.services import FIRING, RESOLVED, Signal, signal_ingest
+    from diagnostics.integrity.models import IntegrityRunStatus
     from diagnostics.integrity.services import run_url as integrity_url
 
-    if _recall(_evaluated_key("integrity", run_id)):
-        return []
-    run = IntegrityRun.objects.select_related("target").filter(pk=run_id).first()
-    if run is None or run.status != IntegrityRunStatus.SUCCEEDED:
-        if run is not None and run.status == IntegrityRunStatus.FAILED:
-            _remember(_evaluated_key("integrity", run_id), 1)
+    if run.status != IntegrityRunStatus.SUCCEEDED:
         return []
     target = run.target
     rule = effective_rules(monitor_rules=rules, target=target)["integrity"]
@@ -532,9 +536,7 @@ def integrity_run_evaluate(*, run_id: int, rules: dict | None = None) -> list[di
                 only_if_firing=True,
             )
         )
-    outcomes = [signal_ingest(signal=s).as_dict() for s in signals]
-    _remember(_evaluated_key("integrity", run_id), 1)
-    return [o for o in outcomes if o["action"] != "ignored"]
+    return [signal_ingest(signal=s).as_dict() for s in signals]
 
 
 # --- the sweep ------------------------------------------------------------------------------
@@ -559,26 +561,31 @@ def _catch_up(now) -> int:
 
     judged = 0
     since = now - datetime.timedelta(seconds=CATCH_UP_S)
-    run_ids = DiagnosticRun.objects.filter(
-        trigger=Trigger.MONITOR,
-        status__in=(RunStatus.SUCCEEDED, RunStatus.FAILED),
-        finished_at__gte=since,
-    ).values_list("pk", flat=True)
+    judged_runs = MonitorJudgement.objects.filter(evaluated_at__isnull=False)
+    run_ids = (
+        DiagnosticRun.objects.filter(
+            trigger=Trigger.MONITOR,
+            status__in=(RunStatus.SUCCEEDED, RunStatus.FAILED),
+            finished_at__gte=since,
+        )
+        .exclude(pk__in=judged_runs.filter(diagnostic_run__isnull=False).values("diagnostic_run"))
+        .values_list("pk", flat=True)
+    )
     for run_id in run_ids:
-        if not _recall(_evaluated_key("run", run_id)):
-            monitor_run_evaluate(run_id=run_id)
-            judged += 1
-    integrity_ids = IntegrityRun.objects.filter(
-        purpose=IntegrityPurpose.ADHOC,
-        requested_by__isnull=True,
-        incident__isnull=True,
-        status__in=(IntegrityRunStatus.SUCCEEDED, IntegrityRunStatus.FAILED),
-        finished_at__gte=now - datetime.timedelta(days=1),
-    ).values_list("pk", flat=True)
+        monitor_run_evaluate(run_id=run_id)
+        judged += 1
+    integrity_ids = (
+        IntegrityRun.objects.filter(
+            purpose=IntegrityPurpose.MONITOR,
+            status__in=(IntegrityRunStatus.SUCCEEDED, IntegrityRunStatus.FAILED),
+            finished_at__gte=now - datetime.timedelta(days=1),
+        )
+        .exclude(pk__in=judged_runs.filter(integrity_run__isnull=False).values("integrity_run"))
+        .values_list("pk", flat=True)
+    )
     for run_id in integrity_ids:
-        if not _recall(_evaluated_key("integrity", run_id)):
-            integrity_run_evaluate(run_id=run_id)
-            judged += 1
+        integrity_run_evaluate(run_id=run_id)
+        judged += 1
     return judged
 
 
@@ -613,10 +620,15 @@ def monitor_sweep(
             logger.warning("Monitor %s: no run on %s: %s", name, target.name, exc)
             continue
         if run.trigger == Trigger.MONITOR:
-            _remember(_run_config_key(run.pk), {"monitor": name, "rules": rules})
+            # A run still in flight from an earlier sweep keeps the monitor that started it.
+            MonitorJudgement.objects.get_or_create(
+                diagnostic_run=run, defaults={"monitor": name, "rules": rules}
+            )
         counts["started"] += 1
     if integrity and merged["integrity"].get("enabled", True):
-        counts["integrity_started"] = _integrity_started(selected, merged["integrity"], now)
+        counts["integrity_started"] = _integrity_started(
+            selected, merged["integrity"], now, monitor=name, rules=rules
+        )
     return counts
 
 
@@ -652,9 +664,7 @@ def monitor_runs_prune(*, now: datetime.datetime | None = None, batch: int = 200
         DiagnosticRun.objects.filter(pk__in=run_ids).delete()  # results cascade
     integrity_ids = list(
         IntegrityRun.objects.filter(
-            purpose=IntegrityPurpose.ADHOC,
-            requested_by__isnull=True,
-            incident__isnull=True,
+            purpose=IntegrityPurpose.MONITOR,
             queued_at__lt=cutoff,
             finished_at__isnull=False,
         )

@@ -108,6 +108,8 @@ class IntegrityPurpose(models.TextChoices):
     BASELINE = "baseline", "Baseline"
     VERIFICATION = "verification", "Verification"
     ADHOC = "adhoc", "Ad hoc"
+    # Started by a monitor's sweep (diagnostics.detection), never by a person or an incident.
+    MONITOR = "monitor", "Monitor"
 
 
 # Every kind of run has the same statuses (diagnostics.models.BaseRun); the old name stays.

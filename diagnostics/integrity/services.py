@@ -308,6 +308,12 @@ def integrity_run_start(
         raise IntegrityCheckError(
             f"Purpose must be one of {', '.join(IntegrityPurpose.values)}.", field="purpose"
         )
+    if purpose == IntegrityPurpose.MONITOR and (incident_id is not None or requested_by):
+        raise IntegrityCheckError(
+            "Monitor runs are started by monitors; run a baseline, a verification or an ad hoc"
+            " check.",
+            field="purpose",
+        )
     target = _lock_target(target_id)
     if not target.enabled:
         raise IntegrityCheckError(
@@ -410,6 +416,7 @@ PURPOSE_LABEL = {
     IntegrityPurpose.BASELINE: "Integrity baseline",
     IntegrityPurpose.VERIFICATION: "Integrity verification",
     IntegrityPurpose.ADHOC: "Integrity check",
+    IntegrityPurpose.MONITOR: "Monitor integrity check",
 }
 
 

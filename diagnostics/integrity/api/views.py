@@ -159,7 +159,11 @@ class IntegrityRunDetailSerializer(IntegrityRunSerializer):
 
 
 class RunInputSerializer(serializers.Serializer):
-    purpose = serializers.ChoiceField(choices=IntegrityPurpose.choices, default="adhoc")
+    # A person chooses among these; monitor runs are the monitors' own.
+    purpose = serializers.ChoiceField(
+        choices=[c for c in IntegrityPurpose.choices if c[0] != IntegrityPurpose.MONITOR],
+        default="adhoc",
+    )
     incident = serializers.IntegerField(required=False, allow_null=True, default=None)
     checks = serializers.ListField(child=serializers.IntegerField(), required=False, default=list)
     baseline = serializers.IntegerField(required=False, allow_null=True, default=None)

@@ -300,6 +300,33 @@ def test_sweep_refuses_bad_rules(target):
         monitors.monitor_sweep(rules={"connections": {"at": "sometimes"}})
 
 
+def test_losing_the_cache_changes_no_judgement(target, sent):
+    """Which monitor started a run, its rules and whether it was judged are columns now (they
+    were cache entries with a 2-day TTL: a flush judged runs twice, by the default rules)."""
+    strict = {"connections": {"at": "warning", "severity": {"warning": "SEV1"}}}
+    monitors.monitor_sweep(name="strict", targets=[target.name], rules=strict)
+    run = DiagnosticRun.objects.get()
+    DiagnosticRun.objects.filter(pk=run.pk).update(status="succeeded", finished_at=timezone.now())
+    CheckResult.objects.create(
+        run=run,
+        key="connections",
+        title="Connections",
+        family="activity",
+        status="warning",
+        summary="82 % of max_connections",
+        findings=[],
+        metrics={},
+    )
+    cache.clear()
+    [outcome] = monitors.monitor_run_evaluate(run_id=run.pk)
+    assert Incident.objects.get(pk=outcome["incident_id"]).severity == "SEV1"  # its own rules
+    cache.clear()
+    assert monitors.monitor_run_evaluate(run_id=run.pk) == []  # judged once
+    assert monitors.monitor_sweep(targets=["nothing-matches"])["judged"] == 0
+    run.monitor_judgement.refresh_from_db()
+    assert run.monitor_judgement.evaluated_at is not None
+
+
 def test_sweep_judges_finished_runs_whose_evaluation_was_lost(target):
     run = monitor_run(target, {"blocking_locks": ("critical", {})})
     counts = monitors.monitor_sweep(targets=["nothing-matches"])
@@ -364,7 +391,7 @@ def _integrity_run(target, *, violated: bool, severity="critical"):
     now = timezone.now()
     run = IntegrityRun.objects.create(
         target=target,
-        purpose="adhoc",
+        purpose="monitor",
         status="succeeded",
         queued_at=now,
         started_at=now,
@@ -410,7 +437,8 @@ def test_sweep_starts_integrity_runs_when_due_and_judges_them_later(target, sent
     counts = monitors.monitor_sweep(targets=[target.name])
     assert counts["integrity_started"] == 1
     run = IntegrityRun.objects.get()
-    assert (run.purpose, run.requested_by_id, run.incident_id) == ("adhoc", None, None)
+    assert (run.purpose, run.requested_by_id, run.incident_id) == ("monitor", None, None)
+    assert (run.monitor_judgement.monitor, run.monitor_judgement.evaluated_at) == ("default", None)
     assert monitors.monitor_sweep(targets=[target.name])["integrity_started"] == 0
     assert monitors.monitor_sweep(targets=[target.name], integrity=False)["integrity_started"] == 0
     # Finished with a violation: the next sweep judges it.
@@ -436,7 +464,8 @@ def test_sweep_task_takes_the_periodic_tasks_kwargs(target, sent):
     assert result.successful() and result.get()["started"] == 1
     run = DiagnosticRun.objects.get()
     assert run.suite == {"keys": ["connection"]}
-    assert cache.get(f"monitor:run:{run.pk}") == {"monitor": "prod", "rules": {}}
+    judgement = run.monitor_judgement
+    assert (judgement.monitor, judgement.rules, judgement.evaluated_at) == ("prod", {}, None)
 
 
 def test_hook_survives_a_broker_outage(target, monkeypatch):
