@@ -16,6 +16,15 @@ class CommsConfig(AppConfig):
 
         register_queued_work(pending_delivery_calls)
 
+        from incidents import registry
+
+        from .metrics import write_metrics
+
+        registry.register_panel(
+            registry.Panel("comms", "Communications", "comms/incident_panel.html", order=30)
+        )
+        registry.register_metrics(registry.MetricsWriter("comms", write_metrics, order=20))
+
         # Setup, not domain flow: the playbook's templates exist after every migrate (and after
         # a test database flush), like the access groups. Existing ones are never overwritten.
         post_migrate.connect(_install_default_templates, sender=self)

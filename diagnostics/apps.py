@@ -31,3 +31,33 @@ class DiagnosticsConfig(AppConfig):
         register_affected_targets(
             AffectedTargets(choices=target_choices, declare=declare_with_targets)
         )
+        _register_with_incidents()
+
+
+def _register_with_incidents() -> None:
+    """The incident page's panels, which incidents concern which database, and /metrics."""
+    from incidents import registry
+
+    from .metrics import write_metrics
+    from .models import DiagnosticRun, IncidentTarget
+    from .selectors import target_filter_choices, target_names
+
+    registry.register_panel(
+        registry.Panel(
+            "what-matters",
+            "What matters",
+            "diagnostics/incident_what_matters.html",
+            area=registry.TOP,
+        )
+    )
+    registry.register_panel(
+        registry.Panel("diagnostics", "Diagnostics", "diagnostics/incident_panel.html", order=20)
+    )
+    registry.register_target_names(
+        registry.TargetNames(choices=target_filter_choices, names=target_names)
+    )
+    # The affected-target link, and the runs made for an incident, both say it concerns that
+    # database: the list's filter follows both.
+    registry.register_target_link(registry.TargetLink(IncidentTarget, "incident", "target"))
+    registry.register_target_link(registry.TargetLink(DiagnosticRun, "incident", "target"))
+    registry.register_metrics(registry.MetricsWriter("diagnostics", write_metrics, order=10))

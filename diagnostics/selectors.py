@@ -39,6 +39,17 @@ def target_choices() -> list[tuple[int, str]]:
     ]
 
 
+def target_filter_choices(limit: int = 500) -> list[tuple[int, str]]:
+    """(id, name) of targets, by name, for the incident list's database filter (only those two
+    columns: targets also hold encrypted credentials)."""
+    return list(TargetDatabase.objects.order_by("name").values_list("pk", "name")[:limit])
+
+
+def target_names(ids: set[int]) -> dict[int, str]:
+    """Names of the targets with these ids."""
+    return dict(TargetDatabase.objects.filter(pk__in=ids).values_list("pk", "name"))
+
+
 def target_overview() -> QuerySet[TargetDatabase]:
     """Targets by name, each annotated with its latest run (latest_run_id, _status, _worst,
     _queued_at) and its most severe open incident (open_incident_id), in one query."""

@@ -8,6 +8,12 @@ class IncidentsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the severity policy system check)
+        from .registry import FEATURE, Panel, register_panel
+
+        # Triage is incidents' own tool (the other panels are registered by their apps).
+        register_panel(
+            Panel("triage", "Triage", "incidents/panels/triage.html", area=FEATURE, order=10)
+        )
 
         # Setup, not domain flow: keeps the access groups' admin permissions current.
         post_migrate.connect(_ensure_groups, sender=self)

@@ -28,3 +28,17 @@ def affected_targets_check(app_configs=None, **kwargs) -> list[Error]:
         Error(message, hint="See docs/architecture.md, 'Who may import whom'.", id="quell.E020")
         for message in problems()
     ]
+
+
+@register()
+def registry_check(app_configs=None, **kwargs) -> list[Error]:
+    """What apps registered for the incident pages, filters and /metrics is usable: a missing
+    template or field is an error at start-up, not a panel or a filter that vanishes."""
+    from . import registry
+
+    hint = "See docs/architecture.md, 'Registries'."
+    return [
+        *(Error(m, hint=hint, id="quell.E101") for m in registry.panel_problems()),
+        *(Error(m, hint=hint, id="quell.E102") for m in registry.target_problems()),
+        *(Error(m, hint=hint, id="quell.E103") for m in registry.other_problems()),
+    ]

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from config.kernel.filters import ChangedSinceFilterSet, InstantFilter
 
-from . import related
+from . import registry
 from .forms import OPEN, FilterDateField, IncidentListForm
 from .models import (
     OPEN_STATUSES,
@@ -128,7 +128,7 @@ class IncidentFilter(ChangedSinceFilterSet, StaticFormFilterSet):
         return incident_search(queryset, value)
 
     def filter_target(self, queryset: QuerySet, name: str, value: int) -> QuerySet:
-        return queryset.filter(related.incident_target_q(int(value)))
+        return queryset.filter(registry.incident_target_q(int(value)))
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         queryset = super().filter_queryset(queryset)

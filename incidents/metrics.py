@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from . import related
+from . import registry
 from .models import OPEN_STATUSES, Incident, Kind, Status
 from .severity import Severity
 
@@ -179,9 +179,9 @@ def dashboard(*, months: int = 12) -> Dashboard:
         counts_severity=counts_severity,
         counts_kind=_with_labels(counts["kind"], Kind.choices),
         counts_status=_with_labels(counts["status"], Status.choices),
-        counts_target=related.incident_counts_by_target(since=since),
+        counts_target=registry.incident_counts_by_target(since=since),
         open_now=Incident.objects.filter(status__in=OPEN_STATUSES).count(),
-        action_items=related.action_items_summary(),
+        action_items=registry.action_items_summary(),
         total=sum(n for _, _, n in counts_severity),
     )
 
@@ -312,8 +312,9 @@ def prometheus_exposition() -> str:
     out.sample("quell_incident_oldest_open_age_seconds", round(age, 3))
 
     latencies: list[dict] = []
-    _diagnostics(out, latencies)
-    _deliveries(out, latencies)
+    # Each app writes its own families (incidents.registry; diagnostics, comms register).
+    for writer in registry.metrics_writers():
+        writer.write(out, latencies)
     _action_items(out)
     if latencies:
         # One family, its samples together, as the exposition format requires.
@@ -333,85 +334,17 @@ def prometheus_exposition() -> str:
     return out.render()
 
 
-def _diagnostics(out: Exposition, latencies: list[dict]) -> None:
-    run = related.diagnostic_run_model()
-    status = related.first_field(run, "status") if run is not None else None
-    if run is None or status is None:
-        return
-    counts = related.status_counts(run, status)
-    out.family("quell_diagnostic_runs_total", "counter", "Diagnostic runs by status.")
-    for value, n in sorted(counts.items()):
-        out.sample("quell_diagnostic_runs_total", n, {"status": value})
-    out.family("quell_diagnostic_run_failures_total", "counter", "Diagnostic runs that failed.")
-    out.sample(
-        "quell_diagnostic_run_failures_total",
-        sum(n for value, n in counts.items() if related.is_failure(value)),
-    )
-    result = related.check_result_model()
-    result_status = related.first_field(result, "status") if result is not None else None
-    if result_status:
-        out.family("quell_diagnostic_check_results_total", "counter", "Check results by status.")
-        for value, n in sorted(related.status_counts(result, result_status).items()):
-            out.sample("quell_diagnostic_check_results_total", n, {"status": value})
-    created = related.first_field(run, "requested_at", "queued_at", "created_at", "created")
-    started = related.first_field(run, "started_at")
-    finished = related.first_field(run, "finished_at", "completed_at", "ended_at")
-    if created and started:
-        latencies.append(
-            {
-                "model": run,
-                "task": "diagnostic_run",
-                "start": created,
-                "end": started,
-                "phase": "queue",
-            }
-        )
-    if started and finished:
-        latencies.append(
-            {
-                "model": run,
-                "task": "diagnostic_run",
-                "start": started,
-                "end": finished,
-                "phase": "run",
-            }
-        )
-
-
-def _deliveries(out: Exposition, latencies: list[dict]) -> None:
-    delivery = related.delivery_model()
-    status = related.first_field(delivery, "status", "state") if delivery is not None else None
-    if delivery is None or status is None:
-        return
-    counts = related.status_counts(delivery, status)
-    out.family("quell_comms_deliveries_total", "counter", "Notification deliveries by status.")
-    for value, n in sorted(counts.items()):
-        out.sample("quell_comms_deliveries_total", n, {"status": value})
-    out.family(
-        "quell_comms_delivery_failures_total",
-        "counter",
-        "Notification deliveries that failed (after their retries).",
-    )
-    out.sample(
-        "quell_comms_delivery_failures_total",
-        sum(n for value, n in counts.items() if related.is_failure(value)),
-    )
-    created = related.first_field(delivery, "created_at", "queued_at", "created")
-    sent = related.first_field(delivery, "delivered_at", "sent_at", "succeeded_at")
-    if created and sent:
-        latencies.append(
-            {
-                "model": delivery,
-                "task": "comms_delivery",
-                "start": created,
-                "end": sent,
-                "phase": "run",
-            }
-        )
+def status_counts(model, field: str) -> dict[str, int]:
+    """Rows per value of a status field, every declared choice included (zero when none): for
+    apps' metrics writers (incidents.registry.MetricsWriter)."""
+    counts = {str(value): 0 for value, _ in (model._meta.get_field(field).choices or [])}
+    rows = model.objects.values_list(field).annotate(n=Count("pk")).order_by()
+    counts.update({str(value): n for value, n in rows})
+    return counts
 
 
 def _action_items(out: Exposition) -> None:
-    summary = related.action_items_summary()
+    summary = registry.action_items_summary()
     if summary is None:
         return
     out.family("quell_action_items_open", "gauge", "Postmortem action items not done.")

@@ -175,3 +175,15 @@ def action_items_overdue_count(*, user=None) -> int:
     if user is not None:
         qs = qs.filter(owner=user)
     return qs.count()
+
+
+def action_items_summary() -> dict:
+    """All action items, the open ones, and the open ones past their due date (insights and
+    /metrics, through incidents.registry)."""
+    items = ActionItem.objects.all()
+    open_items = items.exclude(status__in=CLOSED_ACTION_STATUSES)
+    return {
+        "total": items.count(),
+        "open": open_items.count(),
+        "overdue": open_items.filter(due_date__lt=timezone.localdate()).count(),
+    }

@@ -15,6 +15,7 @@ class DetectionConfig(AppConfig):
 
         from diagnostics import services
         from diagnostics.models import TargetDatabase
+        from incidents import registry
         from incidents import signals as incident_signals
 
         from . import receivers
@@ -32,6 +33,9 @@ class DetectionConfig(AppConfig):
         )
         incident_signals.incident_reopened.connect(
             receivers.reopen_alert_groups, dispatch_uid="detection.reopen"
+        )
+        registry.register_panel(
+            registry.Panel("signals", "Signals", "detection/incident_panel.html", order=10)
         )
         # Target resolutions are remembered briefly; a change to a target forgets them.
         for signal in (post_save, post_delete):

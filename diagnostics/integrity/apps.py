@@ -21,3 +21,18 @@ class IntegrityConfig(AppConfig):
         # Triage reads integrity results through diagnostics.triage's hook (diagnostics never
         # imports this app).
         triage.register_integrity_evidence(integrity_evidence)
+
+        from incidents import registry
+
+        from .models import IntegrityRun
+
+        registry.register_panel(
+            registry.Panel(
+                "integrity",
+                "Data integrity",
+                "integrity/panel.html",
+                area=registry.FEATURE,
+                order=40,
+            )
+        )
+        registry.register_target_link(registry.TargetLink(IntegrityRun, "incident", "target"))

@@ -6,19 +6,10 @@ by the incident page's panels. An action whose app is not installed shows as pla
 
 from __future__ import annotations
 
-from django.template import TemplateDoesNotExist
-from django.template.loader import select_template
 from django.urls import NoReverseMatch, reverse
 
+from ..registry import AREAS, panels
 from .models import TriageAction
-
-# The incident page's panels (incidents.views.page.FEATURE_PANELS / APP_PANELS) by template.
-_PANELS = {
-    "diagnostics": ("diagnostics/incident_panel.html",),
-    "remediation": ("incidents/panels/remediation.html", "remediation/remediation_panel.html"),
-    "runbooks": ("incidents/panels/runbooks.html", "remediation/runbooks_panel.html"),
-    "integrity": ("incidents/panels/integrity.html", "integrity/panel.html"),
-}
 
 # action -> (panel it lives in, diagnostics check key it is about or "", how to say it)
 ACTIONS = {
@@ -46,18 +37,10 @@ RUNBOOKS = {
     TriageAction.MITIGATION_RUNBOOK: "quick-mitigation",
 }
 
-_available: dict[str, bool] = {}
-
 
 def panel_available(panel: str) -> bool:
-    """True when the incident page shows that panel (its template exists)."""
-    if panel not in _available:
-        try:
-            select_template(list(_PANELS[panel]))
-            _available[panel] = True
-        except TemplateDoesNotExist:
-            _available[panel] = False
-    return _available[panel]
+    """True when the incident page shows that panel (an app registered it)."""
+    return any(p.key == panel for area in AREAS for p in panels(area))
 
 
 def _reverse(name: str, **kwargs) -> str:

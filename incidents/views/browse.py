@@ -10,7 +10,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from config.kernel.permissions import RESPONDER, require_role, user_has_role
-from incidents import affected, related, selectors, services
+from incidents import affected, registry, selectors, services
 from incidents.filters import IncidentListFilter
 from incidents.forms import DeclareForm, severity_options
 from incidents.listing import SEARCH_COUNT_CAP, OpenFirst
@@ -31,7 +31,7 @@ def incident_list(request):
     filterset = selectors.incident_filterset(
         request.GET or None,
         filterset_class=IncidentListFilter,
-        targets=related.target_choices(),
+        targets=registry.target_choices(),
     )
     form = filterset.form
     # Invalid filters are reported on the form and ignored (the others still apply).

@@ -211,7 +211,7 @@ def test_panels_render_when_their_templates_exist(viewer_client, incident, tmp_p
     files = {
         "comms/incident_panel.html": "<section><h2>Comms</h2>COMMS FOR {{ incident.pk }} "
         "SEEN BY {{ user.username }}</section>",
-        "incidents/panels/runbooks.html": "<section>RUNBOOKS PANEL</section>",
+        "remediation/runbooks_panel.html": "<section>RUNBOOKS PANEL</section>",
     }
     with _templates_with(tmp_path, files):
         html = viewer_client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
@@ -220,17 +220,38 @@ def test_panels_render_when_their_templates_exist(viewer_client, incident, tmp_p
     assert "RUNBOOKS PANEL" in html
 
 
-def test_missing_panels_are_simply_absent(viewer_client, incident, tmp_path, monkeypatch):
-    from incidents.views import page as incident_views
+def test_a_panel_without_its_template_stops_the_start(monkeypatch):
+    """A registered panel whose template is missing is a system check error (quell.E101), not a
+    panel that vanishes from the page without a word (as APP_PANELS' guessed names did)."""
+    from django.core import checks
 
-    # Triage and data integrity ship their panels now; a panel named with no template stands
-    # in for a missing one.
-    absent = ("absent", "Absent", ("nowhere/absent_panel.html",))
-    monkeypatch.setattr(incident_views, "FEATURE_PANELS", (*incident_views.FEATURE_PANELS, absent))
-    with _templates_with(tmp_path, {}):
-        html = viewer_client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
-    assert 'id="panel-absent"' not in html
-    assert "not available" not in html.lower()
+    from incidents import registry
+
+    monkeypatch.setattr(registry, "_panels", dict(registry._panels))
+    assert not [e for e in checks.run_checks() if e.id == "quell.E101"]
+    registry.register_panel(registry.Panel("absent", "Absent", "nowhere/absent_panel.html"))
+    errors = [e for e in checks.run_checks() if e.id == "quell.E101"]
+    assert [e.msg for e in errors] == [
+        "Panel 'absent': template 'nowhere/absent_panel.html' does not exist."
+    ]
+
+
+def test_every_app_registers_its_panels_in_order():
+    from incidents import registry
+
+    assert [p.key for p in registry.panels(registry.TOP)] == ["what-matters"]
+    assert [p.key for p in registry.panels(registry.FEATURE)] == [
+        "triage",
+        "remediation",
+        "runbooks",
+        "integrity",
+    ]
+    assert [p.key for p in registry.panels(registry.APP)] == [
+        "signals",
+        "diagnostics",
+        "comms",
+        "postmortems",
+    ]
 
 
 def test_incident_list_target_filter_follows_diagnostics_links(viewer_client, commander):

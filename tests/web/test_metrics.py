@@ -133,15 +133,10 @@ def test_metrics_page_ignores_a_bad_period(viewer_client):
     assert response.context["board"].months == 12
 
 
-def test_action_items_are_counted_when_postmortems_has_them(db):
-    from incidents import related
+def test_action_items_are_counted_through_the_registry(db):
+    from incidents import registry
 
-    summary = related.action_items_summary()
-    if related.get_model("postmortems", "ActionItem") is None:
-        assert summary is None
-    else:
-        assert summary == {"total": 0, "open": 0, "overdue": summary["overdue"]}
-        assert summary["overdue"] in (0, None)
+    assert registry.action_items_summary() == {"total": 0, "open": 0, "overdue": 0}
 
 
 def test_metrics_page_reuses_its_figures_for_the_configured_time(viewer_client, settings):
@@ -156,14 +151,14 @@ def test_metrics_page_reuses_its_figures_for_the_configured_time(viewer_client, 
 
 
 def test_pages_and_metrics_do_without_the_other_apps(viewer_client, monkeypatch, settings):
-    """Guarded reads: when diagnostics, comms or postmortems models are absent, their parts
-    are left out instead of failing."""
+    """With nothing registered by diagnostics, comms or postmortems (incidents.registry), their
+    parts are left out instead of failing."""
     from incidents import metrics as metrics_module
-    from incidents import related
+    from incidents import registry
 
-    monkeypatch.setattr(related, "get_model", lambda *args: None)
-    monkeypatch.setattr(related, "target_links", lambda: ())
-    monkeypatch.setattr(related, "delivery_model", lambda: None)
+    for name in ("_links", "_target_names", "_action_items", "_closers"):
+        monkeypatch.setattr(registry, name, [])
+    monkeypatch.setattr(registry, "_metrics", {})
     IncidentFactory(severity="SEV2")
     board = metrics_module.dashboard(months=3)
     assert board.counts_target is None and board.action_items is None
