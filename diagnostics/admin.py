@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
-from config.kernel.admin import ReadOnlyInline
+from config.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
 
 from . import services
 from .models import CheckResult, DiagnosticRun, IncidentTarget, TargetDatabase, Trigger
@@ -242,7 +242,7 @@ class CheckResultInline(ReadOnlyInline):
 
 
 @admin.register(DiagnosticRun)
-class DiagnosticRunAdmin(admin.ModelAdmin):
+class DiagnosticRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "target",
@@ -282,18 +282,9 @@ class DiagnosticRunAdmin(admin.ModelAdmin):
     def results_page(self, obj):
         return format_html('<a href="{}">{}</a>', services.run_url(obj), "Open")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(CheckResult)
-class CheckResultAdmin(admin.ModelAdmin):
+class CheckResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["run", "key", "status", "summary", "duration_ms"]
     list_filter = ["status", "family", "key"]
     search_fields = ["key", "summary"]
@@ -311,15 +302,6 @@ class CheckResultAdmin(admin.ModelAdmin):
         "error",
         "fix",
     ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IncidentTarget)

@@ -18,7 +18,7 @@ from django.db.models import Prefetch
 from django.utils.html import format_html_join
 from django.utils.text import Truncator
 
-from config.kernel.admin import ReadOnlyInline
+from config.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
 from config.kernel.permissions import RESPONDER, user_has_role
 from incidents.permissions import user_commands_incident
 
@@ -421,8 +421,9 @@ class IncidentAdmin(admin.ModelAdmin):
             self.message_user(request, f"Acknowledged: {', '.join(done)}.", messages.SUCCESS)
 
 
+# Read-only: roles are assigned on the incident's page, through role_assign.
 @admin.register(ResponderAssignment)
-class ResponderAssignmentAdmin(admin.ModelAdmin):
+class ResponderAssignmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("incident", "role_display", "user", "assigned_at", "relieved_at", "current")
     list_filter = ("role", ("relieved_at", admin.EmptyFieldListFilter))
     search_fields = ("user__username", "role_name", "incident__title")
@@ -436,15 +437,6 @@ class ResponderAssignmentAdmin(admin.ModelAdmin):
     @admin.display(description="current", boolean=True)
     def current(self, obj):
         return obj.is_active
-
-    def has_add_permission(self, request):
-        return False  # assign on the incident's page, through role_assign
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_relieve_permission(self, request):
         return user_has_role(request.user, RESPONDER)
@@ -464,7 +456,7 @@ class ResponderAssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(TimelineEvent)
-class TimelineEventAdmin(admin.ModelAdmin):
+class TimelineEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("occurred_at", "incident", "kind", "actor_display", "short_message")
     list_filter = ("kind", ("occurred_at", admin.DateFieldListFilter), "actor_label")
     search_fields = ("message", "incident__title")
@@ -490,15 +482,6 @@ class TimelineEventAdmin(admin.ModelAdmin):
     @admin.display(description="message")
     def short_message(self, obj):
         return Truncator(obj.message).chars(120)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # The triage tree's admin (incidents.triage.admin) registers its own models.

@@ -17,3 +17,17 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyAdminMixin:
+    """A model kept as a record (runs, history, state written by services): listed and shown,
+    never added, changed or deleted in the admin. Put it first among a ModelAdmin's bases."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -2,20 +2,9 @@
 
 from django.contrib import admin
 
-from config.kernel.admin import ReadOnlyInline
+from config.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
 
 from .models import Alert, AlertGroup
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class AlertInline(ReadOnlyInline):
@@ -25,7 +14,7 @@ class AlertInline(ReadOnlyInline):
 
 
 @admin.register(AlertGroup)
-class AlertGroupAdmin(_ReadOnlyAdmin):
+class AlertGroupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["label", "key", "kind", "incident", "target", "is_open", "opened_at"]
     list_filter = ["is_open", "kind"]
     search_fields = ["key", "label"]
@@ -34,7 +23,7 @@ class AlertGroupAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(_ReadOnlyAdmin):
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "title",
         "source",

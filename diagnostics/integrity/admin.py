@@ -8,7 +8,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from config.kernel.admin import ReadOnlyInline
+from config.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
 from diagnostics.integrity.models import IntegrityCheck, IntegrityResult, IntegrityRun
 
 from ..services import DiagnosticsError
@@ -95,7 +95,7 @@ class IntegrityResultInline(ReadOnlyInline):
 
 
 @admin.register(IntegrityRun)
-class IntegrityRunAdmin(admin.ModelAdmin):
+class IntegrityRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "target",
@@ -133,12 +133,3 @@ class IntegrityRunAdmin(admin.ModelAdmin):
     def results_page(self, obj):
         url = reverse("integrity:integrity-run", kwargs={"run_id": obj.pk})
         return format_html('<a href="{}">{}</a>', url, url)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
 from django.core.exceptions import ValidationError
 
-from config.kernel.admin import ReadOnlyInline
+from config.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
 
 from ..services import IncidentError
 from . import services
@@ -255,7 +255,7 @@ class StepInline(ReadOnlyInline):
 
 
 @admin.register(TriageWalk)
-class TriageWalkAdmin(admin.ModelAdmin):
+class TriageWalkAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "incident",
@@ -289,12 +289,3 @@ class TriageWalkAdmin(admin.ModelAdmin):
         "kind_applied_by",
     )
     exclude = ("start_path",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
