@@ -289,19 +289,7 @@ class CheckResultAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["status", "family", "key"]
     search_fields = ["key", "summary"]
     list_select_related = ["run", "run__target"]
-    readonly_fields = [
-        "run",
-        "key",
-        "title",
-        "family",
-        "status",
-        "summary",
-        "findings",
-        "metrics",
-        "duration_ms",
-        "error",
-        "fix",
-    ]
+    readonly_fields = ["run", *CheckResult.SHOWN_FIELDS]
 
 
 @admin.register(IncidentTarget)

@@ -286,6 +286,20 @@ class DiagnosticRun(BaseRun):
 class CheckResult(models.Model):
     """The outcome of one check in one run."""
 
+    # What a result shows, in the admin and the API (besides its run and id).
+    SHOWN_FIELDS = (
+        "key",
+        "title",
+        "family",
+        "status",
+        "summary",
+        "findings",
+        "metrics",
+        "duration_ms",
+        "error",
+        "fix",
+    )
+
     run = models.ForeignKey(DiagnosticRun, on_delete=models.CASCADE, related_name="results")
     key = models.CharField(max_length=100)
     title = models.CharField(max_length=200)

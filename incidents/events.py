@@ -109,6 +109,16 @@ def _username(user) -> str:
     return display_name(user)
 
 
+def _assignment_data(assignment: ResponderAssignment) -> dict:
+    """Who holds which role: the keys every role event records."""
+    return {
+        "role": assignment.role,
+        "role_name": assignment.role_name,
+        "user_id": assignment.user_id,
+        "username": assignment.user.get_username(),
+    }
+
+
 def role_assigned_event(
     assignment: ResponderAssignment, *, actor=None, replaced: ResponderAssignment | None = None
 ) -> TimelineEvent:
@@ -127,10 +137,7 @@ def role_assigned_event(
         message=message,
         actor=actor,
         data={
-            "role": assignment.role,
-            "role_name": assignment.role_name,
-            "user_id": assignment.user_id,
-            "username": assignment.user.get_username(),
+            **_assignment_data(assignment),
             "granted_by_id": actor.pk if granted_by else None,
             "granted_by": granted_by,
             "replaced_user_id": replaced.user_id if replaced else None,
@@ -153,10 +160,7 @@ def role_relieved_event(assignment: ResponderAssignment, *, actor=None) -> Timel
         message=message,
         actor=actor,
         data={
-            "role": assignment.role,
-            "role_name": assignment.role_name,
-            "user_id": assignment.user_id,
-            "username": assignment.user.get_username(),
+            **_assignment_data(assignment),
             "relieved_by_id": actor.pk if relieved_by else None,
             "relieved_by": relieved_by,
         },

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.accounts.idempotency import idempotent
-from config.kernel.headers import location
+from config.kernel.headers import created
 from config.kernel.permissions import (
     IsAdmin,
     IsCommander,
@@ -43,11 +43,7 @@ class TemplateListCreate(generics.ListAPIView):
         data = s.TemplateIn(data=request.data)
         data.is_valid(raise_exception=True)
         template = services.template_save(actor=request.user, **data.validated_data)
-        return Response(
-            s.TemplateOut(template).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("comms-api:template", pk=template.pk),
-        )
+        return created(s.TemplateOut(template).data, "comms-api:template", pk=template.pk)
 
 
 class TemplateDetail(APIView):
@@ -122,11 +118,7 @@ class IncidentUpdates(generics.ListAPIView):
             )
         else:
             update = services.update_create(incident_id=incident.pk, actor=request.user, **fields)
-        return Response(
-            s.UpdateOut(update).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("comms-api:update", pk=update.pk),
-        )
+        return created(s.UpdateOut(update).data, "comms-api:update", pk=update.pk)
 
 
 def _template_audience(template_id) -> str | None:
@@ -238,11 +230,7 @@ class ChannelListCreate(generics.ListAPIView):
         data = s.ChannelIn(data=request.data)
         data.is_valid(raise_exception=True)
         channel = services.channel_save(actor=request.user, **data.validated_data)
-        return Response(
-            s.ChannelOut(channel).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("comms-api:channel", pk=channel.pk),
-        )
+        return created(s.ChannelOut(channel).data, "comms-api:channel", pk=channel.pk)
 
 
 class ChannelDetail(APIView):
@@ -330,11 +318,7 @@ class ComponentListCreate(generics.ListAPIView):
         data = s.ComponentIn(data=request.data)
         data.is_valid(raise_exception=True)
         comp = services.component_save(actor=request.user, **data.validated_data)
-        return Response(
-            s.ComponentOut(comp).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("comms-api:component", pk=comp.pk),
-        )
+        return created(s.ComponentOut(comp).data, "comms-api:component", pk=comp.pk)
 
 
 class ComponentDetail(APIView):

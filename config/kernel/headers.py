@@ -30,6 +30,11 @@ def location(route: str, **kwargs) -> dict[str, str]:
     return {"Location": reverse(route, kwargs=kwargs)}
 
 
+def created(body, route: str, **kwargs) -> Response:
+    """201 Created with the body and the Location of what was created (`route`, `kwargs`)."""
+    return Response(body, status=status.HTTP_201_CREATED, headers=location(route, **kwargs))
+
+
 class PreconditionFailed(APIException):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_detail = (

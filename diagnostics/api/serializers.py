@@ -105,19 +105,7 @@ class TestConnectionOutputSerializer(serializers.Serializer):
 class CheckResultSerializer(serializers.ModelSerializer):
     class Meta:
         model = CheckResult
-        fields = [
-            "id",
-            "key",
-            "title",
-            "family",
-            "status",
-            "summary",
-            "findings",
-            "metrics",
-            "duration_ms",
-            "error",
-            "fix",
-        ]
+        fields = ["id", *CheckResult.SHOWN_FIELDS]
         read_only_fields = fields
 
     def to_representation(self, instance):

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,8 +17,8 @@ from config.kernel.headers import (
     NOT_MODIFIED,
     PRECONDITION,
     conditional_response,
+    created,
     guarded_write,
-    location,
 )
 from config.kernel.openapi import errors
 from config.kernel.pagination import StandardPagination
@@ -106,11 +105,7 @@ class IncidentListCreateApi(GenericAPIView):
         data = s.IncidentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         incident = services.incident_declare(actor=request.user, **data.validated_data)
-        return Response(
-            _detail(incident.pk),
-            status=status.HTTP_201_CREATED,
-            headers=location("incident-detail", incident_id=incident.pk),
-        )
+        return created(_detail(incident.pk), "incident-detail", incident_id=incident.pk)
 
 
 class IncidentDetailApi(APIView):
@@ -258,11 +253,9 @@ class IncidentRolesApi(APIView):
             incident_id=incident_id, actor=request.user, **data.validated_data
         )
         assignment = selectors.assignment_get(assignment_id=assignment.pk)
-        return Response(
-            s.AssignmentOutputSerializer(assignment).data,
-            status=status.HTTP_201_CREATED,
-            # An assignment has no URL of its own: the roles it joined.
-            headers=location("incident-roles", incident_id=incident_id),
+        # An assignment has no URL of its own: the roles it joined.
+        return created(
+            s.AssignmentOutputSerializer(assignment).data, "incident-roles", incident_id=incident_id
         )
 
 
@@ -321,11 +314,11 @@ class IncidentTimelineApi(GenericAPIView):
         event = services.timeline_append(
             incident_id=incident_id, actor=request.user, **data.validated_data
         )
-        return Response(
+        # A note has no URL of its own: the timeline it joined.
+        return created(
             s.TimelineEventOutputSerializer(event).data,
-            status=status.HTTP_201_CREATED,
-            # A note has no URL of its own: the timeline it joined.
-            headers=location("incident-timeline", incident_id=incident_id),
+            "incident-timeline",
+            incident_id=incident_id,
         )
 
 
@@ -346,17 +339,15 @@ class ReportSubmitApi(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         incident_id = fields.pop("incident", None)
-        incident, event, created = services.report_submit(
+        incident, event, declared = services.report_submit(
             incident_id=incident_id, actor=request.user, **fields
         )
         body = {
-            "outcome": "incident_created" if created else "note_added",
-            "created": created,
+            "outcome": "incident_created" if declared else "note_added",
+            "created": declared,
             "incident": selectors.incident_detail_get(incident_id=incident.pk),
             "event": event,
         }
-        return Response(
-            s.ReportOutputSerializer(body).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("incident-detail", incident_id=incident.pk),
+        return created(
+            s.ReportOutputSerializer(body).data, "incident-detail", incident_id=incident.pk
         )

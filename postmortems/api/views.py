@@ -20,8 +20,8 @@ from config.kernel.headers import (
     NOT_MODIFIED,
     PRECONDITION,
     conditional_response,
+    created,
     guarded_write,
-    location,
 )
 from config.kernel.openapi import ERRORS as COMMON_ERRORS
 from config.kernel.pagination import StandardPagination
@@ -105,11 +105,7 @@ class PostmortemListCreateApi(GenericAPIView):
         postmortem = services.postmortem_create(
             incident_id=data.validated_data["incident"], actor=request.user
         )
-        return Response(
-            _detail(postmortem.pk),
-            status=status.HTTP_201_CREATED,
-            headers=location("postmortem-detail", postmortem_id=postmortem.pk),
-        )
+        return created(_detail(postmortem.pk), "postmortem-detail", postmortem_id=postmortem.pk)
 
 
 class PostmortemDetailApi(APIView):
@@ -316,11 +312,7 @@ class ReviewScheduleApi(APIView):
         review = services.review_schedule(
             postmortem_id=postmortem_id, actor=request.user, **data.validated_data
         )
-        return Response(
-            s.ReviewOutputSerializer(review).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("review-detail", review_id=review.pk),
-        )
+        return created(s.ReviewOutputSerializer(review).data, "review-detail", review_id=review.pk)
 
 
 def _review(review_id: int) -> Review:
@@ -451,10 +443,8 @@ class ActionItemListCreateApi(GenericAPIView):
         item = services.action_item_create(
             postmortem_id=postmortem_id, actor=request.user, **values
         )
-        return Response(
-            s.ActionItemOutputSerializer(item).data,
-            status=status.HTTP_201_CREATED,
-            headers=location("action-item-detail", action_item_id=item.pk),
+        return created(
+            s.ActionItemOutputSerializer(item).data, "action-item-detail", action_item_id=item.pk
         )
 
 
