@@ -61,3 +61,31 @@ def _register_with_incidents() -> None:
     registry.register_target_link(registry.TargetLink(IncidentTarget, "incident", "target"))
     registry.register_target_link(registry.TargetLink(DiagnosticRun, "incident", "target"))
     registry.register_metrics(registry.MetricsWriter("diagnostics", write_metrics, order=10))
+    _register_triage_actions(registry)
+
+
+def _register_triage_actions(registry) -> None:
+    """The triage next steps diagnostics serves: running the suite, and reading one check."""
+    from incidents.triage.models import TriageAction
+
+    from .checks import registry as checks
+
+    registry.register_triage_action(
+        registry.TriageActionTarget(
+            TriageAction.RUN_DIAGNOSTICS,
+            "diagnostics",
+            "Run diagnostics",
+            run_route="diagnostics:incident-run",
+        )
+    )
+    for action, key, label in (
+        (TriageAction.CHECK_MIGRATIONS, "recent_migrations", "Recent migrations"),
+        (TriageAction.BLOCKING_QUERIES, "blocking_locks", "Blocking queries"),
+        (TriageAction.SLOW_QUERIES, "slow_queries", "Slow queries"),
+        (TriageAction.LONG_RUNNING_QUERIES, "long_running_queries", "Long-running queries"),
+        (TriageAction.CONNECTIONS, "connections", "Connections"),
+    ):
+        # checks.get raises at start-up for a key no check has: never a dead link.
+        registry.register_triage_action(
+            registry.TriageActionTarget(action, "diagnostics", label, check=checks.get(key).key)
+        )

@@ -211,6 +211,57 @@ def incidents_closed_by_an_app() -> bool:
     return bool(_closers)
 
 
+# --- triage: where a next step's action takes the responder ----------------------------------
+
+
+@dataclass(frozen=True)
+class TriageActionTarget:
+    """What a triage next step's action (incidents.triage.models.TriageAction) opens, given by
+    the app that serves it: its panel, the check or runbook it is about, and, for a button in
+    the triage panel, the route it POSTs to (with `incident_id`)."""
+
+    action: str
+    panel: str
+    label: str
+    check: str = ""
+    runbook: str = ""
+    run_route: str = ""
+
+
+_triage_actions: dict[str, TriageActionTarget] = {}
+
+
+def register_triage_action(target: TriageActionTarget) -> TriageActionTarget:
+    _triage_actions[target.action] = target
+    return target
+
+
+def triage_action(action: str) -> TriageActionTarget | None:
+    return _triage_actions.get(action)
+
+
+def triage_problems() -> list[str]:
+    from django.urls import NoReverseMatch, reverse
+
+    from .triage.models import TriageAction
+
+    problems = []
+    keys = {p.key for p in _panels.values()}
+    for target in _triage_actions.values():
+        if target.action not in TriageAction.values:
+            problems.append(f"Triage action {target.action!r} is not a TriageAction.")
+        if target.panel not in keys:
+            problems.append(f"Triage action {target.action!r}: no panel {target.panel!r}.")
+        if target.run_route:
+            try:
+                reverse(target.run_route, kwargs={"incident_id": 1})
+            except NoReverseMatch:
+                problems.append(
+                    f"Triage action {target.action!r}: route {target.run_route!r} does not exist."
+                )
+    return problems
+
+
 # --- /metrics --------------------------------------------------------------------------------
 
 
@@ -244,4 +295,4 @@ def other_problems() -> list[str]:
     for summary in _action_items:
         if not callable(summary):
             problems.append("The action-items summary is not callable.")
-    return problems
+    return problems + triage_problems()

@@ -36,3 +36,10 @@ class IntegrityConfig(AppConfig):
             )
         )
         registry.register_target_link(registry.TargetLink(IntegrityRun, "incident", "target"))
+        from incidents.triage.models import TriageAction
+
+        registry.register_triage_action(
+            registry.TriageActionTarget(
+                TriageAction.INTEGRITY_VERIFICATION, "integrity", "Integrity verification"
+            )
+        )

@@ -27,6 +27,7 @@ class RemediationConfig(AppConfig):
                 registry.Panel(key, title, template, area=registry.FEATURE, order=order)
             )
         registry.register_target_link(registry.TargetLink(RemediationAction, "incident", "target"))
+        _register_triage_actions(registry)
 
 
 def _install_default_runbooks(sender, **kwargs):
@@ -34,3 +35,31 @@ def _install_default_runbooks(sender, **kwargs):
     from .runbooks.defaults import seed_runbooks
 
     seed_runbooks(Runbook, RunbookStep)
+
+
+def _register_triage_actions(registry) -> None:
+    """The triage next steps remediation serves: its panel, and starting one of its runbooks."""
+    from incidents.triage.models import TriageAction
+
+    from .runbooks.defaults import DEFAULT_RUNBOOKS
+
+    seeded = {runbook["key"] for runbook in DEFAULT_RUNBOOKS}
+    registry.register_triage_action(
+        registry.TriageActionTarget(TriageAction.REMEDIATION, "remediation", "Remediation")
+    )
+    for action, runbook, label in (
+        (TriageAction.PITR_RUNBOOK, "point-in-time-recovery", "Point-in-time recovery runbook"),
+        (TriageAction.SCHEMA_ROLLBACK_RUNBOOK, "schema-rollback", "Schema rollback runbook"),
+        (TriageAction.MITIGATION_RUNBOOK, "quick-mitigation", "Quick mitigation runbook"),
+    ):
+        if runbook not in seeded:  # the runbooks this app seeds: a typo fails at start-up
+            raise LookupError(f"Triage names runbook {runbook!r}, which is not seeded.")
+        registry.register_triage_action(
+            registry.TriageActionTarget(
+                action,
+                "runbooks",
+                label,
+                runbook=runbook,
+                run_route="remediation:incident-runbook-start",
+            )
+        )

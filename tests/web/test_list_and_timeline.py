@@ -271,3 +271,35 @@ def test_incident_list_target_filter_follows_diagnostics_links(viewer_client, co
     assert b"orders-primary" in response.content  # offered in the target filter
     detail = viewer_client.get(reverse("incidents:detail", args=[hit.pk])).content.decode()
     assert "Targets: orders-primary" in detail
+
+
+def test_every_triage_action_is_served_by_an_app():
+    """Diagnostics, integrity and remediation register the next steps they serve (with real
+    check keys and seeded runbooks); none is a dead link or plain text."""
+    from incidents.triage import actions
+    from incidents.triage.models import TriageAction
+
+    for action in TriageAction.values:
+        if action == TriageAction.NONE:
+            continue
+        resolved = actions.resolve(action, incident_id=7)
+        assert resolved["available"], action
+        assert resolved["url"] == f"/incidents/7/#panel-{resolved['panel']}"
+    blocking = actions.resolve(TriageAction.BLOCKING_QUERIES, incident_id=7)
+    assert (blocking["panel"], blocking["check"]) == ("diagnostics", "blocking_locks")
+    pitr = actions.resolve(TriageAction.PITR_RUNBOOK, incident_id=7)
+    assert pitr["runbook"] == "point-in-time-recovery"
+    assert pitr["run_url"] == "/incidents/7/runbooks/start/"
+
+
+def test_a_triage_action_with_a_missing_route_stops_the_start(monkeypatch):
+    from django.core import checks
+
+    from incidents import registry
+
+    monkeypatch.setattr(registry, "_triage_actions", dict(registry._triage_actions))
+    registry.register_triage_action(
+        registry.TriageActionTarget("connections", "diagnostics", "X", run_route="nowhere:run")
+    )
+    errors = [e.msg for e in checks.run_checks() if e.id == "quell.E103"]
+    assert errors == ["Triage action 'connections': route 'nowhere:run' does not exist."]
