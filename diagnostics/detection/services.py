@@ -36,8 +36,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from diagnostics.models import IncidentTarget, TargetDatabase
@@ -202,22 +201,29 @@ class _Group:
     incident: _Open
 
 
+# The two reads every delivery makes, as SQL: they run on each alert Alertmanager sends, and
+# building them through the ORM cost more than running them (bench/alerts.py).
+_LOCK_GROUPS_SQL = f"""
+    SELECT g.id, g.key, g.incident_id, i.status, i.severity, i.declared_at
+    FROM {AlertGroup._meta.db_table} g JOIN {Incident._meta.db_table} i ON i.id = g.incident_id
+    WHERE g.key = ANY(%s) AND g.is_open
+    ORDER BY g.key
+    FOR UPDATE OF g
+"""
+_LOCK_KNOWN_ALERTS_SQL = f"""
+    SELECT a.*, i.severity AS incident_severity, i.declared_at AS incident_declared_at
+    FROM {Alert._meta.db_table} a JOIN {Incident._meta.db_table} i ON i.id = a.incident_id
+    WHERE a.fingerprint = ANY(%s) AND i.status = ANY(%s)
+    FOR UPDATE OF a
+"""
+
+
 def _locked_groups(keys: list[_Key]) -> dict[str, _Group]:
     """The open groups of these keys, locked, with a group whose incident is no longer open
     closed on the way (the incident's resolve normally closes them)."""
-    rows = (
-        AlertGroup.objects.select_for_update(of=("self",))
-        .filter(key__in=[k.key for k in keys], is_open=True)
-        .order_by("key")
-        .values_list(
-            "pk",
-            "key",
-            "incident_id",
-            "incident__status",
-            "incident__severity",
-            "incident__declared_at",
-        )
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_GROUPS_SQL, [[k.key for k in keys]])
+        rows = cursor.fetchall()
     open_groups = {}
     stale = []
     for pk, key, incident_id, status, severity, declared_at in rows:
@@ -244,14 +250,9 @@ def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, _Group]) -> _
     # Every open incident one of these alerts is on, with the alert rows locked: the rows are
     # about to change if the delivery goes there, and it goes there if there is one.
     known = list(
-        Alert.objects.select_for_update(of=("self",))
-        .filter(
-            fingerprint__in=[s.fingerprint for s in delivery.signals],
-            incident__status__in=OPEN_STATUSES,
-        )
-        .annotate(
-            incident_severity=F("incident__severity"),
-            incident_declared_at=F("incident__declared_at"),
+        Alert.objects.raw(
+            _LOCK_KNOWN_ALERTS_SQL,
+            [[s.fingerprint for s in delivery.signals], [str(s) for s in OPEN_STATUSES]],
         )
     )
     targets = {s.target.pk: s.target for s in delivery.signals if s.target is not None}
