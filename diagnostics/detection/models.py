@@ -37,7 +37,7 @@ class AlertGroup(models.Model):
     key = models.CharField(
         max_length=255,
         help_text=(
-            "alertmanager:<hash of groupKey>, target:<id>, host:<host> or "
+            "alertmanager:<hash of groupKey>, target:<id>, host:<host>:<port> or "
             "fingerprint:<fingerprint>:<kind>."
         ),
     )

@@ -9,9 +9,10 @@ incident, the first of:
    one incident;
 2. the open incident of its Alertmanager group (the notification's `groupKey`, else its group
    labels): one notification is one incident;
-3. the open incidents of its targets, and, for availability signals, the incident a host-down
-   on the same host opened: the most severe, then the newest (the events say so when there was
-   a choice). One host going down is one incident listing every target on it;
+3. the open incidents of its targets, and, for availability signals, the incident an outage of
+   the same server (host and port) opened: the most severe, then the newest (the events say
+   so when there was a choice). One server going down is one incident listing every database
+   on it;
 4. for a signal naming no known target: the open incident of its fingerprint and kind;
 5. none: its worst firing signal declares one (detection source alert or monitor), which links
    its targets and so starts their diagnostic runs: the evidence at detection.
@@ -89,11 +90,14 @@ class Signal:
     only_if_firing: bool = False
 
     @property
-    def host(self) -> str:
-        """The host a host-down groups by: the target's (empty for DSN-only targets)."""
+    def server(self) -> str:
+        """The server an outage groups by, host:port ("" when not an availability signal on a
+        target with a host). Databases on one server go down together; two servers on one
+        machine (two ports) may not, so the port is part of it."""
         if self.target is None or self.kind != Kind.AVAILABILITY:
             return ""
-        return (self.target.host or "").strip().lower()
+        host = (self.target.host or "").strip().lower()
+        return f"{host}:{self.target.port}" if host else ""
 
 
 @dataclasses.dataclass
@@ -158,9 +162,9 @@ def _keys(delivery: Delivery) -> list[_Key]:
         if signal.target is not None:
             key = f"target:{signal.target.pk}"
             keys.setdefault(key, _Key(key, signal.target.name, signal.kind, signal.target))
-            if signal.host:
-                key = f"host:{signal.host}"
-                keys.setdefault(key, _Key(key, f"host {signal.host}", signal.kind))
+            if signal.server:
+                key = f"host:{signal.server}"
+                keys.setdefault(key, _Key(key, f"server {signal.server}", signal.kind))
         elif not delivery.group:
             key = f"fingerprint:{signal.fingerprint}:{signal.kind}"[:255]
             keys.setdefault(key, _Key(key, signal.title[:300], signal.kind))
@@ -294,12 +298,12 @@ def _route(delivery: Delivery, keys: list[_Key], groups: dict[str, _Group]) -> _
     links = open_links()
     candidates = {open_.pk: open_ for _, _, open_ in links}
     for key, group in groups.items():
-        if key.startswith("host:"):  # a host-down incident on the same host
+        if key.startswith("host:"):  # an outage incident on the same server
             candidates.setdefault(group.incident.pk, group.incident)
     chosen = _most_severe(list(candidates.values()))
     if chosen is not None and len(candidates) > 1:
         others = sorted((i for i in candidates.values() if i.pk != chosen.pk), key=lambda i: i.pk)
-        where = ", ".join(t.name for t in targets.values()) or "the same host"
+        where = ", ".join(t.name for t in targets.values()) or "the same server"
         note = (
             f"routed to the most severe of {len(candidates)} open incidents on {where}"
             f" ({chosen.severity}; also open: "

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name='AlertGroup',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text='alertmanager:<hash of groupKey>, target:<id>, host:<host> or fingerprint:<fingerprint>:<kind>.', max_length=255)),
+                ('key', models.CharField(help_text='alertmanager:<hash of groupKey>, target:<id>, host:<host>:<port> or fingerprint:<fingerprint>:<kind>.', max_length=255)),
                 ('label', models.CharField(blank=True, help_text='What the key means, for people.', max_length=300)),
                 ('kind', models.CharField(choices=[('availability', 'Availability'), ('performance', 'Performance'), ('data_integrity', 'Data integrity'), ('other', 'Other')], max_length=20)),
                 ('is_open', models.BooleanField(default=True)),

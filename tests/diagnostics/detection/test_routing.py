@@ -165,17 +165,19 @@ def test_a_target_with_several_open_incidents_gets_its_signals_on_the_most_sever
     assert outcome["incident_id"] == newest_sev1.pk
 
 
-def test_one_host_down_is_one_incident_listing_every_target_on_it(am, shop):
+def test_one_server_down_is_one_incident_listing_every_database_on_it(am, shop):
     billing = make_target(name="billing", host="pg1.internal", database="billing")
     elsewhere = make_target(name="elsewhere", host="pg9.internal", database="other")
+    # Another PostgreSQL server on the same machine (another port) fails apart.
+    other_port = make_target(name="ledger", host="pg1.internal", port=5433, database="ledger")
     outcomes = []
-    for target in (shop, billing, elsewhere):
+    for target in (shop, billing, elsewhere, other_port):
         payload = notification(
             exporter_alert("PostgresqlDown", datname=target.database, instance="x:9187"),
             group_labels={"datname": target.database},  # one notification per database
         )
         outcomes.append(am.post(AM_URL, payload, format="json").json()["alerts"][0])
-    assert [o["action"] for o in outcomes] == ["declared", "appended", "declared"]
+    assert [o["action"] for o in outcomes] == ["declared", "appended", "declared", "declared"]
     host_down = Incident.objects.get(pk=outcomes[0]["incident_id"])
     assert host_down.kind == "availability"
     assert set(host_down.affected_targets.values_list("target__name", flat=True)) == {
