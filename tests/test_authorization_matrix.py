@@ -147,6 +147,7 @@ MATRIX: dict[tuple[str, str], set[str]] = {
     # Relieving the current Incident Commander.
     ("POST", "/api/v1/incidents/{incident_id}/roles/{assignment_id}/relieve/"): COMMANDS,
     ("POST", "/api/v1/incidents/{incident_id}/severity/"): COMMANDS,
+    ("GET", "/api/v1/incidents/{incident_id}/alerts/"): READERS,
     ("GET", "/api/v1/incidents/{incident_id}/timeline/"): READERS,
     ("POST", "/api/v1/incidents/{incident_id}/timeline/"): RESPONDERS,
     ("POST", "/api/v1/incidents/{incident_id}/transition/"): COMMANDS,

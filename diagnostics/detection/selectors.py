@@ -56,3 +56,19 @@ def incident_signals(*, incident_id: int, limit: int = SIGNALS_SHOWN) -> Inciden
         elsewhere=sum(1 for a in shown if a.elsewhere),
         truncated=len(rows) > limit,
     )
+
+
+def incident_alert_list(*, incident_id: int):
+    """An incident's alerts (one row per fingerprint): firing first, then the latest seen."""
+    return (
+        Alert.objects.filter(incident_id=incident_id)
+        .select_related("target")
+        .annotate(
+            quiet=Case(
+                When(status=SignalStatus.FIRING, then=Value(0)),
+                default=Value(1),
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("quiet", "-last_seen_at", "-id")
+    )

@@ -1,4 +1,5 @@
-"""/api/v1/alerts/ routes: alerts from monitoring tools (docs/detection.md)."""
+"""/api/v1/alerts/ routes: alerts from monitoring tools, and an incident's alerts
+(docs/detection.md)."""
 
 from django.urls import path
 
@@ -11,4 +12,9 @@ urlpatterns = [
         name="alerts-alertmanager",
     ),
     path("alerts/webhook/", views.GenericWebhookApi.as_view(), name="alerts-webhook"),
+    path(
+        "incidents/<int:incident_id>/alerts/",
+        views.IncidentAlertsApi.as_view(),
+        name="incident-alerts",
+    ),
 ]

@@ -15,11 +15,13 @@ import logging
 import time
 
 from django.conf import settings
+from django.http import Http404
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import SessionAuthentication, get_authorization_header
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,7 +30,10 @@ from config.accounts.authentication import QuellTokenAuthentication
 from config.accounts.throttles import AlertIngestThrottle
 from config.kernel.api import error_body, field_errors, invalid_detail
 from config.kernel.openapi import errors
-from config.kernel.permissions import RESPONDER, user_has_role
+from config.kernel.pagination import StandardPagination
+from config.kernel.permissions import RESPONDER, IsViewer, user_has_role
+from diagnostics.detection import selectors
+from diagnostics.detection.models import Alert
 from diagnostics.detection.payloads import (
     AlertmanagerPayloadSerializer,
     GenericAlertSerializer,
@@ -36,6 +41,7 @@ from diagnostics.detection.payloads import (
     generic_signal,
 )
 from diagnostics.detection.services import signal_ingest, signals_ingest
+from incidents.selectors import incident_exists
 
 logger = logging.getLogger(__name__)
 TAGS = ["alerts"]
@@ -280,3 +286,49 @@ class GenericWebhookApi(_AlertApi):
         signal = generic_signal(serializer.validated_data, dict(data))
         outcome = signal_ingest(signal=signal, actor=self._actor())
         return Response({"received": 1, "alerts": [outcome.as_dict()]})
+
+
+class AlertOutputSerializer(serializers.ModelSerializer):
+    target = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "fingerprint",
+            "source",
+            "name",
+            "title",
+            "severity",
+            "kind",
+            "status",
+            "target",
+            "target_hint",
+            "url",
+            "first_seen_at",
+            "last_seen_at",
+            "deliveries",
+            "repeats",
+        ]
+        read_only_fields = fields
+
+
+class IncidentAlertsApi(GenericAPIView):
+    """The alerts and monitor breaches an incident received, one row per alert."""
+
+    permission_classes = [IsViewer]
+    serializer_class = AlertOutputSerializer
+    pagination_class = StandardPagination
+    queryset = Alert.objects.none()
+
+    @extend_schema(
+        tags=TAGS,
+        operation_id="incident_alerts_list",
+        summary="An incident's alerts (firing first, then the latest seen)",
+        responses={200: AlertOutputSerializer(many=True), **errors(401, 403, 404)},
+    )
+    def get(self, request, incident_id: int):
+        if not incident_exists(incident_id=incident_id):
+            raise Http404("No such incident.")
+        page = self.paginate_queryset(selectors.incident_alert_list(incident_id=incident_id))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -259,3 +259,24 @@ def test_a_changed_alias_takes_effect_at_once(am, shop):
     shop.database = "other"
     shop.save()
     assert am.post(AM_URL, resolved, format="json").json()["alerts"][0]["target"] == "shop"
+
+
+def test_an_incidents_alerts_through_the_api(am, shop, viewer_api):
+    payload = notification(
+        exporter_alert("PostgresqlTooManyConnections", severity="warning"),
+        exporter_alert("PostgresqlDeadLocks"),
+        group_labels={"datname": "shop"},
+    )
+    incident_id = am.post(AM_URL, payload, format="json").json()["alerts"][0]["incident_id"]
+    resolved = exporter_alert("PostgresqlTooManyConnections", status="resolved", severity="warning")
+    am.post(AM_URL, notification(resolved, group_labels={"datname": "shop"}), format="json")
+    page = viewer_api.get(f"/api/v1/incidents/{incident_id}/alerts/").json()
+    assert page["count"] == 2
+    assert [(a["name"], a["status"], a["target"]) for a in page["results"]] == [
+        ("PostgresqlDeadLocks", "firing", "shop"),
+        ("PostgresqlTooManyConnections", "resolved", "shop"),
+    ]
+    assert page["results"][1]["deliveries"] == 2
+    missing = viewer_api.get("/api/v1/incidents/999999/alerts/")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    assert APIClient().get(f"/api/v1/incidents/{incident_id}/alerts/").status_code == 401
