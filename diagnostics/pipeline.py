@@ -31,7 +31,7 @@ import uuid
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from config.kernel.secrets import scrub
@@ -39,6 +39,19 @@ from incidents.dispatch import Call, call, dispatch_calls
 
 from . import crypto
 from .models import ACTIVE_RUN_STATUSES, BaseRun, RunStatus
+
+# How every run's Celery task is declared. Retried only for Quell's own database being briefly
+# unreachable (a target's problems never raise; they become results). A retry is safe: the run
+# is claimed once, under its row lock, and a claimed run is left alone.
+RUN_TASK_OPTIONS = {
+    "bind": True,
+    "acks_late": True,
+    "ignore_result": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "max_retries": 5,
+}
 
 logger = logging.getLogger(__name__)
 

@@ -1,23 +1,12 @@
 """Celery tasks: thin wrappers that take ids and call diagnostics.services."""
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
 from . import services
+from .pipeline import RUN_TASK_OPTIONS
 
 
-# Retried: only Quell's own database being briefly unreachable (a target's problems never
-# raise; they become results). A retry is safe: the run is claimed once, under its row lock.
-@shared_task(
-    name="diagnostics.run_diagnostics",
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+@shared_task(name="diagnostics.run_diagnostics", **RUN_TASK_OPTIONS)
 def run_diagnostics(self, run_id: int) -> None:
     """Execute one queued diagnostic run (a duplicate delivery returns at once)."""
     run = services.diagnostic_run_execute(run_id=run_id, task_id=self.request.id or "")

@@ -24,6 +24,7 @@ from incidents.permissions import user_commands_incident
 
 from . import services
 from .models import (
+    LIFECYCLE_TIMES,
     OPEN_STATUSES,
     Incident,
     ParkedTask,
@@ -37,16 +38,6 @@ from .severity import SEVERITY_DEFINITIONS
 
 User = get_user_model()
 
-LIFECYCLE_TIMES = (
-    "detected_at",
-    "declared_at",
-    "acknowledged_at",
-    "identified_at",
-    "mitigated_at",
-    "resolved_at",
-    "closed_at",
-    "updated_at",
-)
 ASSESSMENT = (
     "confirmed",
     "reproducible",

@@ -31,6 +31,17 @@ class Status(models.TextChoices):
 
 
 OPEN_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING)
+# An incident's lifecycle timestamps, in the order they happen (the admin and the API list them).
+LIFECYCLE_TIMES = (
+    "detected_at",
+    "declared_at",
+    "acknowledged_at",
+    "identified_at",
+    "mitigated_at",
+    "resolved_at",
+    "closed_at",
+    "updated_at",
+)
 
 
 class DetectionSource(models.TextChoices):

@@ -578,14 +578,7 @@ def report_submit(
                 "incidents only. Declare a new one or reopen it.",
                 field="incident",
             )
-        event = events.note_event(
-            incident,
-            message=f"{label} from {reporter or 'unknown'}: {summary}",
-            kind=EventKind.REPORT,
-            actor=actor,
-            data=data,
-        )
-        return incident, event, False
+        return incident, _report_event(incident, label, reporter, summary, actor, data), False
     incident = incident_declare(
         title=summary[:200],
         severity=severity,
@@ -595,11 +588,14 @@ def report_submit(
         detected_by=reporter,
         actor=actor,
     )
-    event = events.note_event(
+    return incident, _report_event(incident, label, reporter, summary, actor, data), True
+
+
+def _report_event(incident, label, reporter, summary, actor, data) -> TimelineEvent:
+    return events.note_event(
         incident,
         message=f"{label} from {reporter or 'unknown'}: {summary}",
         kind=EventKind.REPORT,
         actor=actor,
         data=data,
     )
-    return incident, event, True

@@ -109,24 +109,7 @@ class IntegrityRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     list_filter = ["purpose", "status", "target"]
     inlines = [IntegrityResultInline]
-    readonly_fields = [
-        "target",
-        "incident",
-        "purpose",
-        "baseline",
-        "check_ids",
-        "requested_by",
-        "status",
-        "queued_at",
-        "started_at",
-        "finished_at",
-        "checks_total",
-        "checks_violated",
-        "checks_errored",
-        "summary",
-        "error",
-        "results_page",
-    ]
+    readonly_fields = [*IntegrityRun.RUN_FIELDS, *IntegrityRun.OUTCOME_FIELDS, "results_page"]
     exclude = ["deadline", "requeues", "celery_task_id", "execution_token"]
 
     @admin.display(description="Results page")

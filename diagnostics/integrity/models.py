@@ -125,6 +125,21 @@ class IntegrityResultStatus(models.TextChoices):
 class IntegrityRun(BaseRun):
     """One execution of a target's integrity checks (all enabled ones, or the listed ones)."""
 
+    # What a run shows, in the admin and the API: what it was, when, and what it found.
+    RUN_FIELDS = (
+        "target",
+        "incident",
+        "purpose",
+        "baseline",
+        "check_ids",
+        "requested_by",
+        "status",
+        "queued_at",
+        "started_at",
+        "finished_at",
+    )
+    OUTCOME_FIELDS = ("checks_total", "checks_violated", "checks_errored", "summary", "error")
+
     target = models.ForeignKey(
         "diagnostics.TargetDatabase", on_delete=models.PROTECT, related_name="integrity_runs"
     )

@@ -1,23 +1,13 @@
 """Celery tasks for integrity runs: thin, take ids, registered through diagnostics.tasks."""
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+
+from diagnostics.pipeline import RUN_TASK_OPTIONS
 
 from . import services
 
 
-# Retried only for Quell's own database hiccups; a target's problems become results. A retry is
-# safe: the run is claimed once, under its row lock, and a claimed run is left alone.
-@shared_task(
-    name="diagnostics.run_integrity",
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=5,
-)
+@shared_task(name="diagnostics.run_integrity", **RUN_TASK_OPTIONS)
 def run_integrity(self, run_id: int) -> None:
     """Execute one queued integrity run (a duplicate delivery returns at once)."""
     services.integrity_run_execute(run_id=run_id, task_id=self.request.id or "")

@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from config.validators import refuse_control_characters
 from incidents.models import (
+    LIFECYCLE_TIMES,
     DetectionSource,
     EventKind,
     Kind,
@@ -291,16 +292,7 @@ class IncidentDetailOutputSerializer(serializers.Serializer):
             "roles": [_holder_output(h, tz) for h in _holders(incident)],
             "missing_roles": _missing_roles(incident),
         }
-        for name in (
-            "detected_at",
-            "declared_at",
-            "acknowledged_at",
-            "identified_at",
-            "mitigated_at",
-            "resolved_at",
-            "closed_at",
-            "updated_at",
-        ):
+        for name in LIFECYCLE_TIMES:
             body[name] = _dt(getattr(incident, name), tz)
         body["durations"] = self.get_durations(incident)
         return body

@@ -215,17 +215,7 @@ class TriageNodeAdmin(_FrozenUnlessDraft, admin.ModelAdmin):
     list_display = ("__str__", "key", "kind", "severity", "tree")
     list_filter = ("tree", "kind")
     search_fields = ("key", "text")
-    fields = (
-        "tree",
-        "position",
-        "chart_ref",
-        "key",
-        "kind",
-        "text",
-        "help",
-        "severity",
-        "incident_kind",
-    )
+    fields = NodeAdminForm.Meta.fields
     inlines = [NextStepInline]
 
     def get_readonly_fields(self, request, obj=None):

@@ -123,22 +123,9 @@ class IntegrityRunSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "url",
-            "target",
-            "incident",
-            "purpose",
-            "baseline",
-            "check_ids",
-            "requested_by",
-            "status",
-            "queued_at",
-            "started_at",
-            "finished_at",
+            *IntegrityRun.RUN_FIELDS,
             "duration_ms",
-            "checks_total",
-            "checks_violated",
-            "checks_errored",
-            "summary",
-            "error",
+            *IntegrityRun.OUTCOME_FIELDS,
         ]
         read_only_fields = fields
 
