@@ -52,6 +52,7 @@ urlpatterns = [
     path("", include("comms.urls")),
     path("", include("diagnostics.urls")),
     path("", include("diagnostics.integrity.urls")),
+    path("", include("diagnostics.detection.urls")),
     path("", include("diagnostics.remediation.urls")),
     path("", include("postmortems.urls")),
     path("", include("incidents.urls")),

@@ -48,6 +48,7 @@ def _register_with_incidents() -> None:
             "What matters",
             "diagnostics/incident_what_matters.html",
             area=registry.TOP,
+            order=10,
         )
     )
     registry.register_panel(

@@ -34,8 +34,11 @@ class DetectionConfig(AppConfig):
         incident_signals.incident_reopened.connect(
             receivers.reopen_alert_groups, dispatch_uid="detection.reopen"
         )
+        # At the top, under "What matters": what is firing is what a responder looks for first.
         registry.register_panel(
-            registry.Panel("signals", "Signals", "detection/incident_panel.html", order=10)
+            registry.Panel(
+                "signals", "Signals", "detection/incident_panel.html", area=registry.TOP, order=20
+            )
         )
         # Target resolutions are remembered briefly; a change to a target forgets them.
         for signal in (post_save, post_delete):

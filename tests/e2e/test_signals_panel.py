@@ -34,6 +34,17 @@ def _alert(name, severity):
     }
 
 
+def _send(live_server, notification: dict) -> None:
+    request = urllib.request.Request(  # noqa: S310 (the live server, http)
+        f"{live_server.url}/api/v1/alerts/alertmanager/",
+        data=json.dumps(notification).encode(),
+        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (the live server)
+        assert answer.status == 200
+
+
 def test_one_notification_opens_one_incident_and_its_page_lists_the_signals(
     page, login, screenshot, live_server, settings, monkeypatch, transactional_db
 ):
@@ -61,14 +72,7 @@ def test_one_notification_opens_one_incident_and_its_page_lists_the_signals(
             _alert("PostgresqlDeadLocks", "critical"),
         ],
     }
-    request = urllib.request.Request(  # noqa: S310 (the live server, http)
-        f"{live_server.url}/api/v1/alerts/alertmanager/",
-        data=json.dumps(notification).encode(),
-        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 (the live server)
-        assert answer.status == 200
+    _send(live_server, notification)
     incident = Incident.objects.get()
 
     login(UserFactory(username="oncall", first_name="Ola", last_name="Berg", role="responder"))
@@ -80,3 +84,10 @@ def test_one_notification_opens_one_incident_and_its_page_lists_the_signals(
     expect(panel).to_contain_text("PostgresqlTooManyConnections")
     panel.scroll_into_view_if_needed()
     screenshot("01-signals-panel")
+
+    # The next notification of the group arrives while the page is open: the panel shows it
+    # without a reload (it polls every 15 s while the incident is open).
+    _send(live_server, {**notification, "alerts": [_alert("PostgresqlSlowQueries", "warning")]})
+    expect(panel.locator("tbody tr")).to_have_count(3, timeout=25_000)
+    expect(panel).to_contain_text("3 firing on this incident")
+    screenshot("02-signals-panel-refreshed")

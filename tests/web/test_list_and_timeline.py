@@ -239,7 +239,7 @@ def test_a_panel_without_its_template_stops_the_start(monkeypatch):
 def test_every_app_registers_its_panels_in_order():
     from incidents import registry
 
-    assert [p.key for p in registry.panels(registry.TOP)] == ["what-matters"]
+    assert [p.key for p in registry.panels(registry.TOP)] == ["what-matters", "signals"]
     assert [p.key for p in registry.panels(registry.FEATURE)] == [
         "triage",
         "remediation",
@@ -247,7 +247,6 @@ def test_every_app_registers_its_panels_in_order():
         "integrity",
     ]
     assert [p.key for p in registry.panels(registry.APP)] == [
-        "signals",
         "diagnostics",
         "comms",
         "postmortems",

@@ -45,3 +45,18 @@ def test_an_incident_without_signals_says_so(viewer_client, commander):
     incident = incident_declare(title="Quiet", severity="SEV4", actor=commander)
     page = viewer_client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
     assert "No alert or monitor signal has arrived for this incident or its databases." in page
+
+
+def test_the_panel_refreshes_itself_while_the_incident_is_open(viewer_client, commander, client):
+    incident = incident_declare(title="Lag", severity="SEV3", actor=commander)
+    url = reverse("detection:incident-signals", args=[incident.pk])
+    assert client.get(url).status_code == 302  # signed-in people only
+    html = viewer_client.get(url).content.decode()
+    assert f'hx-get="{url}" hx-trigger="every 15s"' in html
+    assert html.count("signals.css") == 1  # inside the swapped section: never piles up
+    incident.status = "resolved"
+    incident.save(update_fields=["status"])
+    assert "hx-trigger" not in viewer_client.get(url).content.decode()
+    assert (
+        viewer_client.get(reverse("detection:incident-signals", args=[999999])).status_code == 404
+    )
