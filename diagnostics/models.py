@@ -283,6 +283,21 @@ class DiagnosticRun(BaseRun):
         return "all checks"
 
 
+class ResultJSONField(models.JSONField):
+    """A JSONField for rows written in bulk with large payloads (a run's findings and samples).
+
+    Django 5.2 bulk-inserts on PostgreSQL through UNNEST of one array per column, and psycopg's
+    client-side binding then quotes every element of the jsonb[] array in Python: storing a
+    run's 24 results (about 100 kB of findings at 100 tables) took 13.5 ms of an 80 ms run.
+    A field with `get_placeholder` opts its model's bulk inserts out of UNNEST
+    (django.db.backends.postgresql.compiler), so each value is bound on its own, escaped by
+    libpq: 5 ms. The column is an ordinary jsonb.
+    """
+
+    def get_placeholder(self, value, compiler, connection):
+        return "%s"
+
+
 class CheckResult(models.Model):
     """The outcome of one check in one run."""
 
@@ -306,8 +321,8 @@ class CheckResult(models.Model):
     family = models.CharField(max_length=30)
     status = models.CharField(max_length=10, choices=ResultStatus.choices)
     summary = models.TextField(blank=True)
-    findings = models.JSONField(default=list, blank=True)
-    metrics = models.JSONField(default=dict, blank=True)
+    findings = ResultJSONField(default=list, blank=True)
+    metrics = ResultJSONField(default=dict, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     fix = models.TextField(blank=True)

@@ -11,7 +11,13 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 
-from diagnostics.models import BaseRun, RunStatus, run_indexes, run_status_valid
+from diagnostics.models import (
+    BaseRun,
+    ResultJSONField,
+    RunStatus,
+    run_indexes,
+    run_status_valid,
+)
 
 
 class IntegrityKind(models.TextChoices):
@@ -195,7 +201,7 @@ class IntegrityResult(models.Model):
     # What the count was held against, e.g. {"min": 1} or {"max": 0}.
     expected = models.JSONField(default=dict, blank=True)
     # Up to QUELL_INTEGRITY_SAMPLE_ROWS identifying rows (primary keys or the duplicate key).
-    sample = models.JSONField(default=list, blank=True)
+    sample = ResultJSONField(default=list, blank=True)
     sample_columns = ArrayField(models.CharField(max_length=63), default=list, blank=True)
     # Further figures of the kind, e.g. {"rows": 7} (rows in the duplicate groups).
     metrics = models.JSONField(default=dict, blank=True)
