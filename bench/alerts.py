@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ from bench._db import (  # noqa: E402
     use_throwaway_secrets,
     with_dbname,
 )
+from bench._wsgi import call  # noqa: E402
 
 TARGETS = 50
 CLUSTERS = 5
@@ -155,32 +155,16 @@ class Webhook:
 
     def post(self, path: str, body: dict) -> dict:
         data = json.dumps(body).encode()
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": path,
-            "QUERY_STRING": "",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(data)),
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_ACCEPT": "application/json",
-            "HTTP_AUTHORIZATION": f"Bearer {SECRET}",
-            "wsgi.input": io.BytesIO(data),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        status = []
-        response = self.handler(environ, lambda s, h, exc_info=None: status.append(s))
-        answer = b"".join(response)
-        response.close()
-        if not status[0].startswith("200"):
-            raise SystemExit(f"POST {path} answered {status[0]}: {answer[:300]!r}")
+        status, answer = call(
+            self.handler,
+            "POST",
+            path,
+            body=data,
+            content_type="application/json",
+            authorization=f"Bearer {SECRET}",
+        )
+        if not status.startswith("200"):
+            raise SystemExit(f"POST {path} answered {status}: {answer[:300]!r}")
         return json.loads(answer)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
-import io
 import json
 import logging
 import os
@@ -43,6 +42,7 @@ from bench._db import (  # noqa: E402
     use_throwaway_secrets,
     with_dbname,
 )
+from bench._wsgi import call  # noqa: E402
 
 RESPONDERS = 40
 ROLE_LABELS = {
@@ -211,32 +211,17 @@ class Api:
         return execute(sql, params, many, context)
 
     def get(self, path: str, query: dict | None = None, expect: str = "200") -> tuple[dict, int]:
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": path,
-            "QUERY_STRING": urlencode(query or {}, doseq=True),
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_ACCEPT": "application/json",
-            "HTTP_AUTHORIZATION": f"Token {self.token}",
-            "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr,
-            "wsgi.url_scheme": "http",
-            "wsgi.version": (1, 0),
-            "wsgi.multithread": False,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        status = []
         self.queries = 0
         with self.connection.execute_wrapper(self._count):
-            response = self.handler(environ, lambda s, h, exc_info=None: status.append(s))
-            body = b"".join(response)
-            response.close()  # request_finished: what a WSGI server does after each request
-        if not status[0].startswith(expect):
-            raise SystemExit(f"GET {path} answered {status[0]}: {body[:300]!r}")
+            status, body = call(
+                self.handler,
+                "GET",
+                path,
+                query=urlencode(query or {}, doseq=True),
+                authorization=f"Token {self.token}",
+            )
+        if not status.startswith(expect):
+            raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
         return json.loads(body), self.queries
 
 

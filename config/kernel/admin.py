@@ -3,22 +3,6 @@
 from django.contrib import admin
 
 
-class ReadOnlyInline(admin.TabularInline):
-    """Rows shown as a record (history, results): nothing is added, changed or deleted here."""
-
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 class ReadOnlyAdminMixin:
     """A model kept as a record (runs, history, state written by services): listed and shown,
     never added, changed or deleted in the admin. Put it first among a ModelAdmin's bases."""
@@ -31,3 +15,10 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Rows shown as a record (history, results): nothing is added, changed or deleted here."""
+
+    extra = 0
+    can_delete = False
