@@ -44,3 +44,30 @@ def use_throwaway_secrets() -> None:
     os.environ.setdefault(
         "QUELL_FERNET_KEYS", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     )
+
+
+def django_on_scratch_database(name: str, **environment: str) -> tuple[str, str]:
+    """Recreate database `name` on DATABASE_URL's server (or the local one) and set Django up
+    against it, configured as it serves requests: DEBUG off, persistent connections (the dev
+    settings with DJANGO_DEBUG=false), throwaway keys, and `environment` on top.
+
+    Returns (the server's URL, the scratch database's URL).
+    """
+    import os
+    from urllib.parse import urlsplit
+
+    admin_url = os.environ.get("DATABASE_URL", DEFAULT_SERVER)
+    bench_url = with_dbname(admin_url, name)
+    where = urlsplit(bench_url)
+    print(f"benchmark database: {name} on {where.hostname}:{where.port or 5432}")
+    recreate_database(admin_url, name)
+    os.environ["DATABASE_URL"] = bench_url
+    os.environ["DJANGO_DEBUG"] = "false"
+    os.environ.update(environment)
+    use_throwaway_secrets()
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
+    os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
+    import django
+
+    django.setup()
+    return admin_url, bench_url

@@ -27,12 +27,10 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import secrets
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -40,11 +38,8 @@ sys.path.insert(0, str(BASE_DIR))
 import psycopg  # noqa: E402
 
 from bench._db import (  # noqa: E402
-    DEFAULT_SERVER,
+    django_on_scratch_database,
     drop_database,
-    recreate_database,
-    use_throwaway_secrets,
-    with_dbname,
 )
 from bench._wsgi import call  # noqa: E402
 
@@ -73,10 +68,6 @@ TABLES = (
     "detection_alert",
 )
 TARGET_TARGET = 200.0  # alerts/s
-
-
-def server_url() -> str:
-    return os.environ.get("DATABASE_URL", DEFAULT_SERVER)
 
 
 def alert(index: int) -> dict:
@@ -253,22 +244,12 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
-    admin_url = server_url()
-    bench_url = with_dbname(admin_url, args.db)
-    where = urlsplit(bench_url)
-    print(f"benchmark database: {args.db} on {where.hostname}:{where.port or 5432}")
-    recreate_database(admin_url, args.db)
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ["DJANGO_DEBUG"] = "false"
-    os.environ["QUELL_ALERT_WEBHOOK_TOKEN"] = SECRET
-    os.environ["QUELL_THROTTLE_ALERTS"] = "100000000/minute"
-    os.environ["QUELL_COMMS_NOTIFY_ON_DECLARE"] = "false"
-    use_throwaway_secrets()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
-    os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
-    import django
-
-    django.setup()
+    admin_url, bench_url = django_on_scratch_database(
+        args.db,
+        QUELL_ALERT_WEBHOOK_TOKEN=SECRET,
+        QUELL_THROTTLE_ALERTS="100000000/minute",
+        QUELL_COMMS_NOTIFY_ON_DECLARE="false",
+    )
     logging.getLogger("diagnostics").setLevel(logging.WARNING)
     from django.core.management import call_command
     from django.db import connections

@@ -23,12 +23,11 @@ import datetime
 import hashlib
 import json
 import logging
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -36,11 +35,8 @@ sys.path.insert(0, str(BASE_DIR))
 import psycopg  # noqa: E402
 
 from bench._db import (  # noqa: E402
-    DEFAULT_SERVER,
+    django_on_scratch_database,
     drop_database,
-    recreate_database,
-    use_throwaway_secrets,
-    with_dbname,
 )
 from bench._wsgi import call  # noqa: E402
 
@@ -61,10 +57,6 @@ LIST_SCENARIOS = {
 
 
 # --- database -------------------------------------------------------------------------------
-
-
-def server_url() -> str:
-    return os.environ.get("DATABASE_URL", DEFAULT_SERVER)
 
 
 # Set-based generation inside PostgreSQL: no row crosses the wire, and the distributions are
@@ -564,22 +556,8 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
 
-    admin_url = server_url()
-    bench_url = with_dbname(admin_url, args.db)
-    where = urlsplit(bench_url)
-    print(f"benchmark database: {args.db} on {where.hostname}:{where.port or 5432}")
-    recreate_database(admin_url, args.db)
-
-    # Django against the benchmark database, configured as it serves requests: DEBUG off and
-    # persistent connections (the dev settings with DJANGO_DEBUG=false).
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ["DJANGO_DEBUG"] = "false"
-    use_throwaway_secrets()
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.dev"
-    os.environ.setdefault("DATABASE_CONN_MAX_AGE", "600")
-    import django
-
-    django.setup()
+    # Django against the benchmark database, configured as it serves requests.
+    admin_url, bench_url = django_on_scratch_database(args.db)
     # The floor row asks for a missing incident on purpose; do not log each 404.
     logging.getLogger("django.request").setLevel(logging.ERROR)
     from django.conf import settings
