@@ -18,6 +18,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -259,7 +260,7 @@ class RunFilter(ChangedSinceFilterSet):
         fields = ["target", "incident", "status", "trigger", "worst_status"]
 
 
-class RunListCreateApi(GenericAPIView):
+class RunListCreateApi(ListModelMixin, GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.RunSerializer
     filter_backends = [DjangoFilterBackend]
@@ -277,8 +278,7 @@ class RunListCreateApi(GenericAPIView):
         responses=s.RunSerializer(many=True),
     )
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         tags=TAGS,

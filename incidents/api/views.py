@@ -1,5 +1,6 @@
 """REST endpoints for incidents: thin views that validate input, call a service or a selector,
-and serialize the result. Permission classes come from incidents.permissions."""
+and serialize the result. Role permissions come from the kernel; the commander-only rule from
+incidents.permissions."""
 
 from __future__ import annotations
 
@@ -7,19 +8,12 @@ from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.accounts.idempotency import idempotent
-from config.kernel.headers import (
-    CONDITIONAL_GET_PARAMETERS,
-    IF_MATCH_PARAMETERS,
-    NOT_MODIFIED,
-    PRECONDITION,
-    conditional_response,
-    created,
-    guarded_write,
-)
+from config.kernel import headers
 from config.kernel.openapi import errors
 from config.kernel.pagination import StandardPagination
 from config.kernel.permissions import IsResponder, ReadViewerWriteResponder
@@ -64,7 +58,7 @@ def _detail(incident_id: int) -> dict:
 def _guarded(request, incident_id: int, write) -> Response:
     """Run `write` under the incident's If-Match precondition (412 when the client's ETag is
     stale); answer with the detail as it is now and its new ETag."""
-    guarded_write(
+    headers.guarded_write(
         request,
         lock=lambda: list(
             Incident.objects.select_for_update().filter(pk=incident_id).values_list("pk")
@@ -72,10 +66,10 @@ def _guarded(request, incident_id: int, write) -> Response:
         current=lambda: _detail(incident_id),
         write=write,
     )
-    return conditional_response(request, _detail(incident_id))
+    return headers.conditional_response(request, _detail(incident_id))
 
 
-class IncidentListCreateApi(GenericAPIView):
+class IncidentListCreateApi(ListModelMixin, GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.IncidentListOutputSerializer
     filter_backends = [DjangoFilterBackend]
@@ -91,8 +85,7 @@ class IncidentListCreateApi(GenericAPIView):
         responses={200: s.IncidentListOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         tags=TAGS,
@@ -105,7 +98,7 @@ class IncidentListCreateApi(GenericAPIView):
         data = s.IncidentCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         incident = services.incident_declare(actor=request.user, **data.validated_data)
-        return created(_detail(incident.pk), "incident-detail", incident_id=incident.pk)
+        return headers.created(_detail(incident.pk), "incident-detail", incident_id=incident.pk)
 
 
 class IncidentDetailApi(APIView):
@@ -114,11 +107,11 @@ class IncidentDetailApi(APIView):
     @extend_schema(
         tags=TAGS,
         summary="Get an incident",
-        parameters=CONDITIONAL_GET_PARAMETERS,
-        responses={200: s.IncidentDetailOutputSerializer, **NOT_MODIFIED, **ERRORS},
+        parameters=headers.CONDITIONAL_GET_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **headers.NOT_MODIFIED, **ERRORS},
     )
     def get(self, request, incident_id: int):
-        return conditional_response(request, _detail(incident_id))
+        return headers.conditional_response(request, _detail(incident_id))
 
     @extend_schema(
         tags=TAGS,
@@ -126,8 +119,8 @@ class IncidentDetailApi(APIView):
         description="Only the fields sent change; the timeline records old and new values. "
         "Status and severity have their own actions.",
         request=s.IncidentUpdateInputSerializer,
-        parameters=IF_MATCH_PARAMETERS,
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **PRECONDITION},
+        parameters=headers.IF_MATCH_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **headers.PRECONDITION},
     )
     def patch(self, request, incident_id: int):
         _ensure_exists(incident_id)
@@ -151,8 +144,13 @@ class IncidentTransitionApi(APIView):
         description="Commanders, or the incident's own Incident Commander. Illegal moves are "
         "refused with the allowed ones named; a move made on a stale read gets 409.",
         request=s.TransitionInputSerializer,
-        parameters=IF_MATCH_PARAMETERS,
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **CONFLICT, **PRECONDITION},
+        parameters=headers.IF_MATCH_PARAMETERS,
+        responses={
+            200: s.IncidentDetailOutputSerializer,
+            **ERRORS,
+            **CONFLICT,
+            **headers.PRECONDITION,
+        },
     )
     def post(self, request, incident_id: int):
         incident = _get_incident(incident_id)
@@ -182,8 +180,8 @@ class IncidentSeverityApi(APIView):
         tags=TAGS,
         summary="Change an incident's severity",
         request=s.SeverityInputSerializer,
-        parameters=IF_MATCH_PARAMETERS,
-        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **PRECONDITION},
+        parameters=headers.IF_MATCH_PARAMETERS,
+        responses={200: s.IncidentDetailOutputSerializer, **ERRORS, **headers.PRECONDITION},
     )
     def post(self, request, incident_id: int):
         incident = _get_incident(incident_id)
@@ -254,7 +252,7 @@ class IncidentRolesApi(APIView):
         )
         assignment = selectors.assignment_get(assignment_id=assignment.pk)
         # An assignment has no URL of its own: the roles it joined.
-        return created(
+        return headers.created(
             s.AssignmentOutputSerializer(assignment).data, "incident-roles", incident_id=incident_id
         )
 
@@ -278,7 +276,7 @@ class IncidentRoleRelieveApi(APIView):
         )
 
 
-class IncidentTimelineApi(GenericAPIView):
+class IncidentTimelineApi(ListModelMixin, GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.TimelineEventOutputSerializer
     filter_backends = [DjangoFilterBackend]
@@ -297,8 +295,7 @@ class IncidentTimelineApi(GenericAPIView):
     )
     def get(self, request, incident_id: int):
         _ensure_exists(incident_id)
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         tags=["timeline"],
@@ -315,7 +312,7 @@ class IncidentTimelineApi(GenericAPIView):
             incident_id=incident_id, actor=request.user, **data.validated_data
         )
         # A note has no URL of its own: the timeline it joined.
-        return created(
+        return headers.created(
             s.TimelineEventOutputSerializer(event).data,
             "incident-timeline",
             incident_id=incident_id,
@@ -348,6 +345,6 @@ class ReportSubmitApi(APIView):
             "incident": selectors.incident_detail_get(incident_id=incident.pk),
             "event": event,
         }
-        return created(
+        return headers.created(
             s.ReportOutputSerializer(body).data, "incident-detail", incident_id=incident.pk
         )

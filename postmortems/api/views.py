@@ -9,6 +9,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -72,7 +73,7 @@ def _detail(postmortem_id: int) -> dict:
     return s.PostmortemDetailOutputSerializer(_postmortem(postmortem_id)).data
 
 
-class PostmortemListCreateApi(GenericAPIView):
+class PostmortemListCreateApi(ListModelMixin, GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.PostmortemListOutputSerializer
     pagination_class = StandardPagination
@@ -88,8 +89,7 @@ class PostmortemListCreateApi(GenericAPIView):
         responses={200: s.PostmortemListOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         tags=["postmortems"],
@@ -322,7 +322,7 @@ def _review(review_id: int) -> Review:
     return review
 
 
-class ReviewListApi(GenericAPIView):
+class ReviewListApi(ListModelMixin, GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.ReviewOutputSerializer
     pagination_class = StandardPagination
@@ -338,8 +338,7 @@ class ReviewListApi(GenericAPIView):
         responses={200: s.ReviewOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
 
 class ReviewDetailApi(APIView):
@@ -408,7 +407,7 @@ class ReviewIcsApi(APIView):
         return response
 
 
-class ActionItemListCreateApi(GenericAPIView):
+class ActionItemListCreateApi(ListModelMixin, GenericAPIView):
     permission_classes = [ReadViewerWriteResponder]
     serializer_class = s.ActionItemOutputSerializer
     pagination_class = StandardPagination
@@ -424,8 +423,7 @@ class ActionItemListCreateApi(GenericAPIView):
         responses={200: s.ActionItemOutputSerializer(many=True), **ERRORS},
     )
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
     @extend_schema(
         tags=["action items"],

@@ -14,6 +14,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
@@ -188,7 +189,7 @@ def _action(pk: int) -> RemediationAction:
     return action
 
 
-class RemediationListApi(GenericAPIView):
+class RemediationListApi(ListModelMixin, GenericAPIView):
     permission_classes = [IsViewer]
     serializer_class = RemediationActionSerializer
     filter_backends = [DjangoFilterBackend]
@@ -206,8 +207,7 @@ class RemediationListApi(GenericAPIView):
         responses=RemediationActionSerializer(many=True),
     )
     def get(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.list(request)
 
 
 class RemediationDetailApi(APIView):
