@@ -7,13 +7,12 @@ target database.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
+from config.kernel.permissions import RESPONDER, VIEWER, role_required, user_has_role
 from incidents.models import EventKind, Incident, TimelineEvent
 
 from . import selectors, services
@@ -96,11 +95,10 @@ def _error(request: HttpRequest, incident: Incident, message: str) -> HttpRespon
     return _after_post(request, incident)
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The panel's body: affected targets, their latest run and results (polled while active)."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render_panel(request, incident)
 
@@ -142,12 +140,11 @@ def _what_matters(incident: Incident, link) -> dict:
     }
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def incident_what_matters(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The top of the incident page: per affected database, the worst findings of its latest
     run and the root blocker (polled while a run is under way)."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     blocks = [
         _what_matters(incident, link)
@@ -171,11 +168,10 @@ def incident_what_matters(request: HttpRequest, incident_id: int) -> HttpRespons
     )
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Run diagnostics on every affected target (or the one posted as target)."""
-    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     if not incident.is_open:
         return _error(request, incident, "Diagnostics run on open incidents only.")
@@ -201,11 +197,10 @@ def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
     return _after_post(request, incident)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def incident_target_add(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Link an affected target (which starts a run on an open incident)."""
-    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         target_id = int(request.POST.get("target", ""))
@@ -220,11 +215,10 @@ def incident_target_add(request: HttpRequest, incident_id: int) -> HttpResponse:
     return _after_post(request, incident)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def incident_target_remove(request: HttpRequest, incident_id: int, target_id: int) -> HttpResponse:
     """Unlink an affected target (its runs stay on record)."""
-    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         services.incident_target_remove(
@@ -235,11 +229,10 @@ def incident_target_remove(request: HttpRequest, incident_id: int, target_id: in
     return _after_post(request, incident)
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's results page, with an optional comparison against another run of the target."""
-    require_role(request.user, VIEWER)
     try:
         run = selectors.run_get(run_id=run_id)
     except DiagnosticRun.DoesNotExist:
@@ -277,21 +270,19 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def target_runs(request: HttpRequest, target_id: int) -> HttpResponse:
     """A target's run history (links to each run's page)."""
-    require_role(request.user, VIEWER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     runs = selectors.run_list(filters={"target_id": target.pk})[:100]
     return render(request, "diagnostics/target_runs.html", {"target": target, "runs": runs})
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def target_list(request: HttpRequest) -> HttpResponse:
     """Every target database with its latest run; responders run diagnostics or test it."""
-    require_role(request.user, VIEWER)
     return render(
         request,
         "diagnostics/target_list.html",
@@ -303,11 +294,10 @@ def target_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
     """Run every check on one target now, then show its run page."""
-    require_role(request.user, RESPONDER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     try:
         run = services.diagnostic_run_start(
@@ -319,11 +309,10 @@ def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
     return redirect("diagnostics:run-detail", run_id=run.pk)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def target_test_connection(request: HttpRequest, target_id: int) -> HttpResponse:
     """Probe one target and show what it found on the targets page."""
-    require_role(request.user, RESPONDER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     result = services.target_test_connection(target_id=target.pk)
     # Kept for one display (post/redirect/get); the probe result never holds a credential.

@@ -5,13 +5,12 @@ errors, status 400)."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from config.kernel.permissions import RESPONDER, VIEWER, require_role
+from config.kernel.permissions import RESPONDER, VIEWER, role_required
 
 from . import selectors, services
 from .forms import PostmortemForm, RescheduleForm, ReviewForm
@@ -20,11 +19,10 @@ from .models import Review, ReviewStatus
 from .views import _detail_url, _errors_text, _initial, _page, _postmortem_or_404
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def review_schedule(request, postmortem_id: int):
     """Schedule the review and send the invites."""
-    require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     form = ReviewForm(request.POST)
     if form.is_valid():
@@ -55,11 +53,10 @@ def _review_or_404(review_id: int) -> Review:
     return get_object_or_404(selectors.review_list(), pk=review_id)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def review_reschedule(request, review_id: int):
     """Move the review; attendees get an update of the same calendar event."""
-    require_role(request.user, RESPONDER)
     review = _review_or_404(review_id)
     form = RescheduleForm(request.POST)
     if form.is_valid():
@@ -79,11 +76,10 @@ def review_reschedule(request, review_id: int):
     return redirect(_detail_url(review.postmortem, "review"))
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def review_cancel(request, review_id: int):
     """Cancel the review; attendees get a cancellation."""
-    require_role(request.user, RESPONDER)
     review = _review_or_404(review_id)
     try:
         services.review_cancel(
@@ -96,11 +92,10 @@ def review_cancel(request, review_id: int):
     return redirect(_detail_url(review.postmortem, "review"))
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def review_held(request, review_id: int):
     """Record that the review took place."""
-    require_role(request.user, RESPONDER)
     review = _review_or_404(review_id)
     try:
         services.review_mark_held(review_id=review.pk, actor=request.user)
@@ -111,11 +106,10 @@ def review_held(request, review_id: int):
     return redirect(_detail_url(review.postmortem, "review"))
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def review_ics(request, review_id: int):
     """The review's calendar event as an .ics download (a cancel once cancelled)."""
-    require_role(request.user, VIEWER)
     review = _review_or_404(review_id)
     method = "CANCEL" if review.status == ReviewStatus.CANCELLED else "REQUEST"
     response = HttpResponse(

@@ -9,6 +9,9 @@ A superuser is an admin. Rules about one incident (its Incident Commander, who m
 role) live in incidents.permissions, built on these.
 """
 
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from rest_framework.permissions import BasePermission
@@ -46,6 +49,20 @@ def require_role(user, role: str) -> None:
     """Refuse (403 in views) unless the user holds `role` or a more powerful one."""
     if not user_has_role(user, role):
         raise PermissionDenied(f"You need the {role} role (or higher) for this.")
+
+
+def role_required(role: str):
+    """A web view's guard: the sign-in page for an anonymous visitor, 403 without `role`."""
+
+    def decorator(view):
+        @wraps(view)
+        def guarded(request, *args, **kwargs):
+            require_role(request.user, role)
+            return view(request, *args, **kwargs)
+
+        return login_required(guarded)
+
+    return decorator
 
 
 class _RolePermission(BasePermission):

@@ -3,19 +3,17 @@ open: alerts keep arriving from outside, with no action on the page to refresh i
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from config.kernel.permissions import VIEWER, require_role
+from config.kernel.permissions import VIEWER, role_required
 from incidents.models import Incident
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def incident_signals(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The Signals panel of one incident, as the page shows it."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return render(request, "detection/incident_panel.html", {"incident": incident})

@@ -4,13 +4,12 @@ target's checks page. Thin views: permission check, a service or a selector, a t
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from config.kernel.permissions import ADMIN, RESPONDER, VIEWER, require_role, user_has_role
+from config.kernel.permissions import ADMIN, RESPONDER, VIEWER, role_required, user_has_role
 from diagnostics.integrity.models import IntegrityPurpose, IntegrityRun
 from diagnostics.models import TargetDatabase
 from incidents.models import Incident
@@ -45,20 +44,18 @@ def _render_panel(request, incident, *, error: str = "", status: int = 200) -> H
     return response
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def incident_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The panel's body: affected targets' checks, latest results, baseline vs verification."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render_panel(request, incident)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Run a baseline, a verification or an ad hoc check on the affected targets (or one)."""
-    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     purpose = request.POST.get("purpose", IntegrityPurpose.ADHOC)
     blocks = selectors.incident_blocks(incident_id=incident.pk)
@@ -90,12 +87,11 @@ def incident_run(request: HttpRequest, incident_id: int) -> HttpResponse:
     )
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     """A run's results (counts, samples, the SQL that ran) and its comparison with the
     baseline or any other run of the target (?compare=<id>)."""
-    require_role(request.user, VIEWER)
     try:
         run = selectors.run_get(run_id=run_id)
     except IntegrityRun.DoesNotExist:
@@ -123,11 +119,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "integrity/run_detail.html", context)
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def target_checks(request: HttpRequest, target_id: int) -> HttpResponse:
     """A target's integrity checks and runs; responders see suggestions from its catalog."""
-    require_role(request.user, VIEWER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     suggestions, suggest_error = None, ""
     if request.GET.get("suggest") and user_has_role(request.user, RESPONDER):
@@ -147,11 +142,10 @@ def target_checks(request: HttpRequest, target_id: int) -> HttpResponse:
     return render(request, "integrity/target_checks.html", context)
 
 
-@login_required
+@role_required(ADMIN)
 @require_POST
 def target_apply_suggestions(request: HttpRequest, target_id: int) -> HttpResponse:
     """Create the chosen suggested checks (admin)."""
-    require_role(request.user, ADMIN)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     names = request.POST.getlist("name")
     if not names:
@@ -166,11 +160,10 @@ def target_apply_suggestions(request: HttpRequest, target_id: int) -> HttpRespon
     return redirect("integrity:integrity-target", target_id=target.pk)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def target_run(request: HttpRequest, target_id: int) -> HttpResponse:
     """Run a target's enabled checks now (ad hoc) and show the run."""
-    require_role(request.user, RESPONDER)
     target = get_object_or_404(TargetDatabase, pk=target_id)
     try:
         run = services.integrity_run_start(target_id=target.pk, requested_by=request.user)

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from config.kernel.permissions import ADMIN, VIEWER, require_role, user_has_role
+from config.kernel.permissions import ADMIN, VIEWER, role_required, user_has_role
 from incidents.models import Incident
 
 from ..models import IncidentTarget
@@ -77,7 +77,7 @@ def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
     )
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The panel's body: the filter form (for those allowed) and past remediations.
@@ -86,7 +86,6 @@ def remediation_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     it shows that session's preview at once, for those who may remediate; the others see the
     form filled in and who may act.
     """
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     finding = _finding_from(request.GET)
     if finding is None:
@@ -169,11 +168,10 @@ def _parse_time(value):
         return None
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def remediation_history(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Past remediations (polled while one waits for its grace period or is executing)."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return render(
         request,

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from config.kernel.permissions import VIEWER, user_has_role
+from config.kernel.permissions import VIEWER, role_required
 from incidents import selectors
 from incidents.models import Incident
 from incidents.permissions import user_commands_incident
 from incidents.services import IncidentError
 
-
-def viewer_required(view):
-    """Signed in (else to the login page) and at least a viewer (else 403)."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not user_has_role(request.user, VIEWER):
-            raise PermissionDenied("You need the viewer role (or higher) to see incidents.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+# Signed in (else to the login page) and at least a viewer (else 403).
+viewer_required = role_required(VIEWER)
 
 
 def require_command(request, incident) -> None:

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.views.decorators.http import require_POST
 
-from config.kernel.permissions import RESPONDER, require_role
+from config.kernel.permissions import RESPONDER, role_required
 from incidents import services
 from incidents.forms import AssessmentForm, AssignRoleForm, NoteForm, SeverityForm, TransitionForm
 from incidents.models import EventKind, ResponderAssignment, Status
@@ -21,10 +21,9 @@ from .page import after_action
 
 
 @require_POST
-@viewer_required
+@role_required(RESPONDER)
 def incident_edit(request, incident_id: int):
     """Summary and assessment -> incident_update."""
-    require_role(request.user, RESPONDER)
     incident = get_incident(incident_id)
     form = AssessmentForm(request.POST)
     if form.is_valid():
@@ -92,20 +91,18 @@ def incident_severity(request, incident_id: int):
 
 
 @require_POST
-@viewer_required
+@role_required(RESPONDER)
 def incident_acknowledge(request, incident_id: int):
     """Stamp the acknowledgement."""
-    require_role(request.user, RESPONDER)
     incident = get_incident(incident_id)
     services.incident_acknowledge(incident_id=incident.pk, actor=request.user)
     return after_action(request, incident.pk, message="Acknowledged.")
 
 
 @require_POST
-@viewer_required
+@role_required(RESPONDER)
 def role_assign(request, incident_id: int):
     """Give someone a role (its current holder is relieved); who may grant what: the service."""
-    require_role(request.user, RESPONDER)
     incident = get_incident(incident_id)
     form = AssignRoleForm(request.POST)
     if form.is_valid():
@@ -134,10 +131,9 @@ def role_assign(request, incident_id: int):
 
 
 @require_POST
-@viewer_required
+@role_required(RESPONDER)
 def role_relieve(request, incident_id: int, assignment_id: int):
     """End an assignment."""
-    require_role(request.user, RESPONDER)
     incident = get_incident(incident_id)
     if not ResponderAssignment.objects.filter(pk=assignment_id, incident_id=incident.pk).exists():
         raise Http404("No such assignment on this incident.")
@@ -155,10 +151,9 @@ def role_relieve(request, incident_id: int, assignment_id: int):
 
 
 @require_POST
-@viewer_required
+@role_required(RESPONDER)
 def incident_note(request, incident_id: int):
     """A note on the timeline."""
-    require_role(request.user, RESPONDER)
     incident = get_incident(incident_id)
     form = NoteForm(request.POST)
     if form.is_valid():

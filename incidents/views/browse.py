@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
-from config.kernel.permissions import RESPONDER, require_role, user_has_role
+from config.kernel.permissions import RESPONDER, role_required, user_has_role
 from incidents import affected, registry, selectors, services
 from incidents.filters import IncidentListFilter
 from incidents.forms import DeclareForm, severity_options
@@ -65,14 +65,13 @@ def incident_list(request):
 
 
 @require_http_methods(["GET", "POST"])
-@viewer_required
+@role_required(RESPONDER)
 def incident_declare(request):
     """The declare form; on success, the new incident's page.
 
     With affected databases (an app registers them: incidents.affected) the incident is
     declared through that app's service, which links each one and starts its run at detection.
     """
-    require_role(request.user, RESPONDER)
     choices = affected.target_choices()
     if request.method == "POST":
         form = DeclareForm(request.POST, target_choices=choices)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_POST
 
-from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
+from config.kernel.permissions import RESPONDER, VIEWER, role_required, user_has_role
 from diagnostics.remediation.runbooks import selectors, services
 from diagnostics.services import DiagnosticsError
 from incidents.models import Incident
@@ -43,20 +42,18 @@ def _render(request, incident, *, status: int = 200, **extra) -> HttpResponse:
     return response
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def runbooks_panel(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Started runbooks with their progress; the ones that can still be started."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     return _render(request, incident)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def runbook_start(request: HttpRequest, incident_id: int) -> HttpResponse:
     """Start the posted runbook on the incident."""
-    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         services.runbook_start(
@@ -67,11 +64,10 @@ def runbook_start(request: HttpRequest, incident_id: int) -> HttpResponse:
     return _render(request, incident)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def runbook_step(request: HttpRequest, incident_id: int, run_id: int, step_id: int) -> HttpResponse:
     """Tick (done=1) or untick (done=0) a step, with an optional note."""
-    require_role(request.user, RESPONDER)
     incident = get_object_or_404(Incident, pk=incident_id)
     try:
         services.runbook_step_set(
