@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from config.kernel.admin import ReadOnlyAdminMixin, ReadOnlyInline
+
 from .models import (
     IncidentRunbook,
     IncidentRunbookStep,
@@ -15,7 +17,8 @@ from .models import (
 
 
 @admin.register(RemediationAction)
-class RemediationActionAdmin(admin.ModelAdmin):
+class RemediationActionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    # Remediation happens through the preview and confirmation (panel or API), never here.
     list_display = (
         "id",
         "target",
@@ -31,19 +34,6 @@ class RemediationActionAdmin(admin.ModelAdmin):
     search_fields = ("summary", "target__name")
     date_hierarchy = "previewed_at"
     list_select_related = ("target", "incident", "executed_by")
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        # Remediation happens through the preview and confirmation (panel or API), never here.
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RunbookStepInline(admin.TabularInline):
@@ -65,30 +55,15 @@ class RunbookAdmin(admin.ModelAdmin):
         return obj.steps.count()
 
 
-class IncidentRunbookStepInline(admin.TabularInline):
+class IncidentRunbookStepInline(ReadOnlyInline):
     model = IncidentRunbookStep
-    extra = 0
     fields = ("position", "title", "done", "done_by", "done_at", "note")
-    readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(IncidentRunbook)
-class IncidentRunbookAdmin(admin.ModelAdmin):
+class IncidentRunbookAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: steps are ticked on the incident page or the API (onto the timeline)."""
 
     list_display = ("title", "incident", "started_by", "started_at", "completed_at")
     list_select_related = ("incident", "started_by")
     inlines = [IncidentRunbookStepInline]
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -315,40 +315,43 @@ def _parse_start(value: str | datetime.datetime) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value)
 
 
-def _wait_gone(session: RemediationSession, pid: int, start, timeout_s: float) -> bool:
-    """Re-read pg_stat_activity until the backend is gone (PostgreSQL before 14)."""
+def _watch(session: RemediationSession, pid: int, start, timeout_s: float, settled) -> Any:
+    """Re-read the session's pg_stat_activity row (fresh snapshot each time) every 50 ms until
+    `settled(row or None)` answers something other than None, or the timeout passes (None)."""
     deadline = time.monotonic() + timeout_s
     while True:
         session.execute("SELECT pg_stat_clear_snapshot()")
-        left = session.run(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = %s AND backend_start = %s",
+        rows = session.run(
+            "SELECT state, query_start FROM pg_stat_activity WHERE pid = %s AND backend_start = %s",
             (pid, start),
         )
-        if not left[0]["n"]:
-            return True
+        verdict = settled(rows[0] if rows else None)
+        if verdict is not None:
+            return verdict
         if time.monotonic() >= deadline:
-            return False
+            return None
         time.sleep(0.05)
+
+
+def _wait_gone(session: RemediationSession, pid: int, start, timeout_s: float) -> bool:
+    """True once the backend is gone (PostgreSQL before 14 cannot wait for it server-side)."""
+    return bool(_watch(session, pid, start, timeout_s, lambda row: True if row is None else None))
 
 
 def _wait_cancelled(
     session: RemediationSession, pid: int, start, query_start, timeout_s: float
 ) -> str:
     """'' once the cancelled query is over (the session stays), else what is still seen."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        session.execute("SELECT pg_stat_clear_snapshot()")
-        row = session.run(
-            "SELECT state, query_start FROM pg_stat_activity WHERE pid = %s AND backend_start = %s",
-            (pid, start),
-        )
-        if not row:
+
+    def settled(row):
+        if row is None:
             return "gone"
-        if row[0]["state"] != "active" or row[0]["query_start"] != query_start:
+        if row["state"] != "active" or row["query_start"] != query_start:
             return ""
-        if time.monotonic() >= deadline:
-            return "still running"
-        time.sleep(0.05)
+        return None
+
+    verdict = _watch(session, pid, start, timeout_s, settled)
+    return "still running" if verdict is None else verdict
 
 
 def signal(
@@ -467,22 +470,23 @@ def escalate(
     return results
 
 
+def _signal(session, call: str, pid, start, *call_args) -> list:
+    """Run `call` (a fixed pg_*_backend expression of this module) on the session only while it
+    is the one that was previewed: the identity check and the signal in one statement, so a pid
+    reused in between is left alone. No row: the session is gone."""
+    return session.run(
+        f"SELECT {call} AS ok FROM pg_stat_activity WHERE pid = %s AND backend_start = %s",
+        (*call_args, pid, start),
+    )
+
+
 def _terminate(session, result, pid, start, timeout_s, use_timeout_arg) -> None:
     timeout_ms = max(1, int(timeout_s * 1000))
     if use_timeout_arg:
-        # The identity check and the signal in one statement: a pid reused in between is left
-        # alone. With a timeout, the function waits for the exit and says whether it happened.
-        rows = session.run(
-            "SELECT pg_terminate_backend(pid, %s) AS ok FROM pg_stat_activity "
-            "WHERE pid = %s AND backend_start = %s",
-            (timeout_ms, pid, start),
-        )
+        # With a timeout, the function waits for the exit and says whether it happened.
+        rows = _signal(session, "pg_terminate_backend(pid, %s)", pid, start, timeout_ms)
     else:
-        rows = session.run(
-            "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity "
-            "WHERE pid = %s AND backend_start = %s",
-            (pid, start),
-        )
+        rows = _signal(session, "pg_terminate_backend(pid)", pid, start)
     if not rows:
         result["detail"] = "gone before it was signalled"
         return
@@ -499,11 +503,7 @@ def _terminate(session, result, pid, start, timeout_s, use_timeout_arg) -> None:
 
 
 def _cancel(session, result, pid, start, query_start, timeout_s) -> None:
-    rows = session.run(
-        "SELECT pg_cancel_backend(pid) AS ok FROM pg_stat_activity "
-        "WHERE pid = %s AND backend_start = %s",
-        (pid, start),
-    )
+    rows = _signal(session, "pg_cancel_backend(pid)", pid, start)
     if not rows:
         result["detail"] = "gone before it was signalled"
         return
