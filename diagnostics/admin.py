@@ -265,15 +265,8 @@ class DiagnosticRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "trigger",
         "requested_by",
         "suite",
-        "status",
         "worst_status",
-        "queued_at",
-        "started_at",
-        "finished_at",
-        "deadline",
-        "requeues",
-        "celery_task_id",
-        "error",
+        *DiagnosticRun.PIPELINE_FIELDS,
         "results_page",
     ]
     exclude = ["execution_token"]

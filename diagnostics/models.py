@@ -188,6 +188,17 @@ class BaseRun(models.Model):
     (their reverse names differ) and what its results add up to."""
 
     ACTIVE_STATUSES = ACTIVE_RUN_STATUSES
+    # The pipeline's record of a run, as the admin shows it: where it is, when, and why it failed.
+    PIPELINE_FIELDS = (
+        "status",
+        "queued_at",
+        "started_at",
+        "finished_at",
+        "deadline",
+        "requeues",
+        "celery_task_id",
+        "error",
+    )
 
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

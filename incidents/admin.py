@@ -24,6 +24,7 @@ from incidents.permissions import user_commands_incident
 
 from . import services
 from .models import (
+    ASSESSMENT_FIELDS,
     LIFECYCLE_TIMES,
     OPEN_STATUSES,
     Incident,
@@ -37,15 +38,6 @@ from .selectors import active_assignments_queryset, incident_missing_roles, inci
 from .severity import SEVERITY_DEFINITIONS
 
 User = get_user_model()
-
-ASSESSMENT = (
-    "confirmed",
-    "reproducible",
-    "scope",
-    "users_affected_percent",
-    "functionality_impacted",
-    "business_impact",
-)
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -198,10 +190,10 @@ class IncidentAdmin(admin.ModelAdmin):
         "title",
         "severity",
         "status",
-        "kind",
-        "detection_source",
         "commander",
         "missing_roles",
+        "kind",
+        "detection_source",
         "declared_at",
     )
     list_display_links = ("id", "title")
@@ -298,7 +290,7 @@ class IncidentAdmin(admin.ModelAdmin):
                         )
                     },
                 ),
-                ("Initial assessment", {"fields": ASSESSMENT}),
+                ("Initial assessment", {"fields": ASSESSMENT_FIELDS}),
                 ("Channels", {"fields": ("bridge_url",)}),
             )
         return (
@@ -318,7 +310,7 @@ class IncidentAdmin(admin.ModelAdmin):
                     "incident list (or the API); every change is recorded on the timeline.",
                 },
             ),
-            ("Initial assessment", {"fields": ASSESSMENT}),
+            ("Initial assessment", {"fields": ASSESSMENT_FIELDS}),
             ("Channels", {"fields": ("channel_name", "bridge_url", "missing_roles")}),
             ("Lifecycle", {"fields": LIFECYCLE_TIMES}),
         )
@@ -352,7 +344,7 @@ class IncidentAdmin(admin.ModelAdmin):
                 description=data.get("description", ""),
                 detection_source=data["detection_source"],
                 detected_by=data.get("detected_by", ""),
-                **{f: data[f] for f in (*ASSESSMENT, "bridge_url") if f in data},
+                **{f: data[f] for f in (*ASSESSMENT_FIELDS, "bridge_url") if f in data},
             )
             # The admin goes on to log and redirect with `obj`: make it the declared row.
             for field in Incident._meta.concrete_fields:

@@ -15,21 +15,10 @@ from config.kernel.forms import InstantField
 from config.kernel.permissions import ADMIN, COMMANDER, RESPONDER
 from config.validators import refuse_control_characters
 
-from .models import DetectionSource, EventKind, Kind, ResponderRole, Status
+from .models import ASSESSMENT_FIELDS, DetectionSource, EventKind, Kind, ResponderRole, Status
 from .severity import SEVERITY_DEFINITIONS, Severity
 
 NULL_BOOLEAN_CHOICES = [("", "Unknown"), ("true", "Yes"), ("false", "No")]
-
-# Fields of the initial assessment (playbook: Confirm the Issue, Assess Severity) shared by the
-# declare and edit forms.
-ASSESSMENT_FIELDS = (
-    "confirmed",
-    "reproducible",
-    "scope",
-    "users_affected_percent",
-    "functionality_impacted",
-    "business_impact",
-)
 
 
 def severity_options() -> list[dict]:

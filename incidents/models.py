@@ -42,6 +42,16 @@ LIFECYCLE_TIMES = (
     "closed_at",
     "updated_at",
 )
+# The initial assessment (playbook: Confirm the Issue, Assess Severity): the declare and edit
+# forms, the admin's fieldset and the editable fields share it.
+ASSESSMENT_FIELDS = (
+    "confirmed",
+    "reproducible",
+    "scope",
+    "users_affected_percent",
+    "functionality_impacted",
+    "business_impact",
+)
 
 
 class DetectionSource(models.TextChoices):
@@ -291,12 +301,6 @@ class ParkedTask(models.Model):
         return f"{self.task}{tuple(self.args)} parked {self.parked_at:%Y-%m-%d %H:%M:%S}"
 
 
-# Triage trees and walks (incidents.triage); defined there, registered under this app.
-from .triage.models import (  # noqa: E402, F401
-    TriageAnswer,
-    TriageNextStep,
-    TriageNode,
-    TriageStep,
-    TriageTree,
-    TriageWalk,
-)
+# Triage trees and walks are defined in incidents.triage.models and belong to this app: importing
+# that module here registers them when Django loads the app's models.
+from .triage import models as triage_models  # noqa: E402, F401

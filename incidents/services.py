@@ -24,6 +24,7 @@ from config.kernel.errors import Conflict, QuellError
 
 from . import events, permissions, signals
 from .models import (
+    ASSESSMENT_FIELDS,
     OPEN_STATUSES,
     DetectionSource,
     EventKind,
@@ -74,12 +75,7 @@ EDITABLE_FIELDS = (
     "description",
     "kind",
     "detected_by",
-    "confirmed",
-    "reproducible",
-    "scope",
-    "users_affected_percent",
-    "functionality_impacted",
-    "business_impact",
+    *ASSESSMENT_FIELDS,
     "bridge_url",
 )
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import secrets
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponse, HttpResponseNotAllowed
@@ -15,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from config.kernel.permissions import RESPONDER, VIEWER, require_role, user_has_role
+from config.kernel.permissions import RESPONDER, VIEWER, require_role, role_required, user_has_role
 from incidents.models import Incident, Status
 from incidents.permissions import user_commands_incident
 
@@ -193,10 +192,9 @@ def _initial(postmortem) -> dict:
     }
 
 
-@login_required
+@role_required(VIEWER)
 def postmortem_detail(request, postmortem_id: int):
     """The postmortem: its editor for responders while editable, the document otherwise."""
-    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     if request.method == "GET":
         return _page(request, postmortem, form=PostmortemForm(initial=_initial(postmortem)))
@@ -208,13 +206,7 @@ def postmortem_detail(request, postmortem_id: int):
     if not form.is_valid():
         return _page(request, postmortem, form=form, selection=selection, status=400)
     try:
-        saved = services.postmortem_update(
-            postmortem_id=postmortem.pk,
-            expected_version=form.cleaned_data["version"],
-            changes=_changes_from(form, request.POST),
-            actor=request.user,
-            editor=form.cleaned_data.get("editor") or "",
-        )
+        saved = _save(request, postmortem, form)
     except services.PostmortemConflict as exc:
         # Keep every character the author typed; move the form onto the current version so that
         # saving again, after reading the other version, is a deliberate overwrite.
@@ -239,6 +231,18 @@ def postmortem_detail(request, postmortem_id: int):
     return redirect(_detail_url(saved))
 
 
+def _save(request, postmortem, form, *, autosave: bool = False):
+    """The valid form's changes, saved on the version the author started from."""
+    return services.postmortem_update(
+        postmortem_id=postmortem.pk,
+        expected_version=form.cleaned_data["version"],
+        changes=_changes_from(form, request.POST),
+        actor=request.user,
+        autosave=autosave,
+        editor=form.cleaned_data.get("editor") or "",
+    )
+
+
 def _conflict_context(exc, current) -> dict:
     labels = dict([("title", "Title"), *SECTIONS, ("timeline_selection", "Timeline")])
     fields = []
@@ -259,11 +263,10 @@ def _conflict_context(exc, current) -> dict:
     }
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def postmortem_autosave(request, postmortem_id: int):
     """htmx: save in the background; answers a status line and the new version (out of band)."""
-    require_role(request.user, RESPONDER)
     if request.POST.get("autosave_paused") == "1":
         return HttpResponse(status=204)
     postmortem = _postmortem_or_404(postmortem_id)
@@ -273,14 +276,7 @@ def postmortem_autosave(request, postmortem_id: int):
         context["state"] = "invalid"
         return render(request, "postmortems/partials/autosave_status.html", context, status=400)
     try:
-        saved = services.postmortem_update(
-            postmortem_id=postmortem.pk,
-            expected_version=form.cleaned_data["version"],
-            changes=_changes_from(form, request.POST),
-            actor=request.user,
-            autosave=True,
-            editor=form.cleaned_data.get("editor") or "",
-        )
+        saved = _save(request, postmortem, form, autosave=True)
     except services.PostmortemConflict as exc:
         context.update(state="conflict", message=str(exc))
         return render(request, "postmortems/partials/autosave_status.html", context, status=409)
@@ -291,11 +287,10 @@ def postmortem_autosave(request, postmortem_id: int):
     return render(request, "postmortems/partials/autosave_status.html", context)
 
 
-@login_required
+@role_required(VIEWER)
 @require_POST
 def postmortem_preview(request, postmortem_id: int):
     """htmx: the document as it would read with the text in the form (nothing is saved)."""
-    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     values = {name: request.POST.get(name, "") for name in ["title", *SECTION_NAMES]}
     context = {
@@ -307,11 +302,10 @@ def postmortem_preview(request, postmortem_id: int):
     return render(request, "postmortems/partials/preview.html", context)
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def postmortem_status(request, postmortem_id: int):
     """Submit for review, return to draft, publish (closes the incident) or waive."""
-    require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     action = request.POST.get("action", "")
     perms = _permissions(request.user, postmortem)
@@ -351,11 +345,10 @@ def postmortem_status(request, postmortem_id: int):
     return redirect(_detail_url(postmortem))
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def postmortem_export_markdown(request, postmortem_id: int):
     """The postmortem as a Markdown file."""
-    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     response = HttpResponse(
         postmortem_markdown(postmortem), content_type="text/markdown; charset=utf-8"
@@ -364,11 +357,10 @@ def postmortem_export_markdown(request, postmortem_id: int):
     return response
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def postmortem_print(request, postmortem_id: int):
     """A printable page of the postmortem."""
-    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     context = {
         "postmortem": postmortem,
@@ -380,10 +372,9 @@ def postmortem_print(request, postmortem_id: int):
     return render(request, "postmortems/postmortem_print.html", context)
 
 
-@login_required
+@role_required(VIEWER)
 def postmortem_for_incident(request, incident_id: int):
     """The incident's postmortem, or a page to start one (SEV4 drafts are optional)."""
-    require_role(request.user, VIEWER)
     incident = get_object_or_404(Incident, pk=incident_id)
     postmortem = selectors.postmortem_for_incident(incident_id=incident_id)
     if postmortem is not None:
@@ -408,11 +399,10 @@ def postmortem_for_incident(request, incident_id: int):
     )
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def postmortem_list(request):
     """Every postmortem, with filters for status and late reviews."""
-    require_role(request.user, VIEWER)
     status = request.GET.get("status", "")
     qs = (
         selectors.postmortem_list()
@@ -464,11 +454,10 @@ def _items_response(request, postmortem, *, form=None, status=200):
     return redirect(_detail_url(postmortem, "action-items"))
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def action_item_create(request, postmortem_id: int):
     """Add an action item (htmx: answers the refreshed list; errors keep the typed values)."""
-    require_role(request.user, RESPONDER)
     postmortem = _postmortem_or_404(postmortem_id)
     form = ActionItemForm(request.POST, auto_id=ITEM_FORM_IDS)
     if form.is_valid():
@@ -495,10 +484,9 @@ def _errors_text(form) -> str:
     )
 
 
-@login_required
+@role_required(VIEWER)
 def action_item_edit(request, action_item_id: int):
     """Edit an item's details and status (done goes through its check gate)."""
-    require_role(request.user, VIEWER)
     item = get_object_or_404(selectors.action_item_list(), pk=action_item_id)
     if request.method == "POST":
         require_role(request.user, RESPONDER)
@@ -548,11 +536,10 @@ def action_item_edit(request, action_item_id: int):
     )
 
 
-@login_required
+@role_required(RESPONDER)
 @require_POST
 def action_item_complete(request, action_item_id: int):
     """Mark done; a gated item starts its check and closes only if it passes."""
-    require_role(request.user, RESPONDER)
     item = get_object_or_404(ActionItem.objects.select_related("postmortem"), pk=action_item_id)
     try:
         item = services.action_item_complete(action_item_id=item.pk, actor=request.user)
@@ -569,12 +556,11 @@ def action_item_complete(request, action_item_id: int):
     return _items_response(request, item.postmortem)
 
 
-@login_required
+@role_required(VIEWER)
 @require_POST
 def action_items_settle(request, postmortem_id: int):
     """htmx poll while a verification runs or a passed check holds: apply finished verdicts,
     run holding checks again when their window is up, answer the list."""
-    require_role(request.user, VIEWER)
     postmortem = _postmortem_or_404(postmortem_id)
     gated = ActionItem.objects.filter(
         postmortem=postmortem, verification_status__in=("running", "holding")
@@ -587,11 +573,10 @@ def action_items_settle(request, postmortem_id: int):
     return _items_response(request, postmortem)
 
 
-@login_required
+@role_required(VIEWER)
 @require_GET
 def action_item_list(request):
     """Action items across postmortems: overdue, mine, by status or category."""
-    require_role(request.user, VIEWER)
     overdue = request.GET.get("overdue") == "1"
     filters = {}
     status = request.GET.get("status", "")

@@ -14,7 +14,6 @@ from incidents.services import IncidentError, incident_transition
 
 from .. import events
 from ..models import (
-    SECTION_NAMES,
     SECTIONS,
     VERSIONED_FIELDS,
     Postmortem,
@@ -485,17 +484,3 @@ def postmortem_flag_missed_deadline(
     postmortem.save(update_fields=["review_deadline_missed_at"])
     events.review_deadline_missed_event(postmortem)
     return True
-
-
-__all__ = [
-    "SECTION_NAMES",
-    "data_impact_prefill",
-    "postmortem_create",
-    "postmortem_flag_missed_deadline",
-    "postmortem_publish",
-    "postmortem_recompute_deadline",
-    "postmortem_return_to_draft",
-    "postmortem_submit_for_review",
-    "postmortem_update",
-    "postmortem_waive",
-]
