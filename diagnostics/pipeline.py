@@ -29,13 +29,13 @@ import datetime
 import logging
 import uuid
 
-import psycopg
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from config.kernel.secrets import scrub
+from config.kernel.sql import server_bound_cursor
 from incidents.dispatch import Call, call, dispatch_calls
 
 from . import crypto
@@ -213,9 +213,10 @@ def _insert_results(rows: list) -> None:
 
     Django binds client-side: libpq escapes each value into the SQL text. A run's findings
     are about 100 kB of JSON at 100 tables, and escaping them was most of storing the run
-    (5 ms of a 73 ms run at 100 tables, bench/diagnostics.py); a psycopg Cursor on the same
-    connection, so in the same transaction, sends them as parameters: 3 ms. The rows get no
-    primary key back (nothing reads it: the run's summary and hooks use their fields).
+    (5 ms of a 73 ms run at 100 tables, bench/diagnostics.py); a server-binding cursor on
+    the same connection (config.kernel.sql), so in the same transaction, sends them as
+    parameters: 3 ms. The rows get no primary key back (nothing reads it: the run's summary
+    and hooks use their fields).
     """
     model = type(rows[0])
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -227,8 +228,7 @@ def _insert_results(rows: list) -> None:
     params = [
         [f.get_db_prep_save(f.pre_save(row, add=True), connection) for f in fields] for row in rows
     ]
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with server_bound_cursor() as cursor:
         cursor.executemany(sql, params)
 
 

@@ -12,6 +12,8 @@ from django.db import connection as db_connection
 from django.db.models import F, JSONField, Lookup, Prefetch, Q, QuerySet, Value
 from django.db.models.expressions import RawSQL
 
+from config.kernel.sql import fetch_instances, model_columns
+
 from .models import Incident, ResponderAssignment, TimelineEvent
 from .services import required_roles
 
@@ -102,30 +104,39 @@ def incident_summary_list() -> QuerySet[Incident]:
 
 
 _DETAIL_SQL = """
-SELECT {incident}.*, u.username AS declared_by_username, {holders} AS holders
+SELECT {columns}, u.username AS declared_by_username, {holders} AS holders
 FROM {incident} LEFT JOIN {user} u ON u.id = {incident}.declared_by_id
 WHERE {incident}.id = %s
 """
 
 
-def incident_detail_get(*, incident_id: int) -> Incident:
-    """One incident for the API detail: every column, its declaring user, `holders`.
-
-    One constant SQL statement (Manager.raw): the detail is the API's most frequent read and
-    the ORM would rebuild and recompile the same query for every request.
-    """
+@functools.cache
+def _detail_statement() -> str:
     user_model = Incident._meta.get_field("declared_by").related_model
-    sql = _DETAIL_SQL.format(
+    return _DETAIL_SQL.format(
+        columns=model_columns(Incident, Incident._meta.db_table),
         incident=Incident._meta.db_table,
         user=user_model._meta.db_table,
         holders=_holders_sql(),
     )
-    rows = list(Incident.objects.raw(sql, [incident_id]))
+
+
+def incident_detail_get(*, incident_id: int) -> Incident:
+    """One incident for the API detail: every column, its declaring user, `holders`.
+
+    One constant SQL statement, prepared on the server (config.kernel.sql): the detail is the
+    API's most frequent read, and the ORM would rebuild and recompile the same query, and
+    PostgreSQL plan it again, for every request.
+    """
+    rows = fetch_instances(
+        Incident, _detail_statement(), [incident_id], extras=("declared_by_username", "holders")
+    )
     if not rows:
         raise Incident.DoesNotExist(f"Incident {incident_id} does not exist.")
     incident = rows[0]
     incident.holders = [h if isinstance(h, dict) else json.loads(h) for h in incident.holders]
     # The declaring user as far as the detail shows it (id and username), without a query.
+    user_model = Incident._meta.get_field("declared_by").related_model
     incident.declared_by = (
         user_model(pk=incident.declared_by_id, username=incident.declared_by_username)
         if incident.declared_by_id

@@ -9,6 +9,8 @@ so a request with a bad token would otherwise never be throttled, and guessing c
 without limit. Past the rate the answer is 429 with Retry-After.
 """
 
+from functools import cache
+
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
@@ -17,6 +19,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from config.kernel.permissions import remember_groups
+from config.kernel.sql import fetch_instances, model_columns
 
 from . import ratelimit
 from .client_ip import client_ip
@@ -35,13 +38,37 @@ WITH tok AS (
       AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds')
     RETURNING id
 )
-SELECT u.*, tok.id AS token_id, tok.name AS token_name, tok.prefix AS token_prefix,
+SELECT {user_columns}, tok.id AS token_id, tok.name AS token_name, tok.prefix AS token_prefix,
        tok.created_at AS token_created_at, tok.expires_at AS token_expires_at,
        tok.revoked_at AS token_revoked_at, (tok.expires_at <= now()) AS token_expired,
        ARRAY(SELECT g.name FROM {group} g JOIN {user_groups} ug ON ug.group_id = g.id
              WHERE ug.user_id = u.id) AS token_group_names
 FROM tok JOIN {user} u ON u.id = tok.user_id
 """
+# The columns after the user's own, in the statement's order.
+_TOKEN_COLUMNS = (
+    "token_id",
+    "token_name",
+    "token_prefix",
+    "token_created_at",
+    "token_expires_at",
+    "token_revoked_at",
+    "token_expired",
+    "token_group_names",
+)
+
+
+@cache
+def _statement() -> str:
+    user_model = get_user_model()
+    groups = user_model._meta.get_field("groups")
+    return _SQL.format(
+        group=groups.related_model._meta.db_table,
+        user_groups=groups.remote_field.through._meta.db_table,
+        token=ApiToken._meta.db_table,
+        user=user_model._meta.db_table,
+        user_columns=model_columns(user_model, "u"),
+    )
 
 
 class QuellTokenAuthentication(TokenAuthentication):
@@ -66,16 +93,11 @@ class QuellTokenAuthentication(TokenAuthentication):
         raise exceptions.AuthenticationFailed(message)
 
     def authenticate_credentials(self, key):
-        user_model = get_user_model()
-        groups = user_model._meta.get_field("groups")
-        sql = _SQL.format(
-            group=groups.related_model._meta.db_table,
-            user_groups=groups.remote_field.through._meta.db_table,
-            token=ApiToken._meta.db_table,
-            user=user_model._meta.db_table,
+        # Table names come from model metadata and the digest is a bound parameter. Every API
+        # request runs this statement: prepared on the server (config.kernel.sql).
+        users = fetch_instances(
+            get_user_model(), _statement(), [token_digest(key)], extras=_TOKEN_COLUMNS
         )
-        # Table names come from model metadata and the digest is a bound parameter.
-        users = list(user_model.objects.raw(sql, [token_digest(key)]))
         if not users:
             self._refuse(_("Invalid token."))
         user = users[0]

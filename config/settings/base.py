@@ -113,6 +113,14 @@ if DATABASE_POOL_MAX_SIZE > 0:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Statements run through config.kernel.sql (the API's token lookup and incident detail, a run's
+# results) are prepared on the server after this many executions on a connection; the ORM's
+# own statements are bound client-side and never prepared. "off" for a PgBouncer in
+# transaction mode older than 1.21, which cannot keep prepared statements.
+_prepare_threshold = env("DATABASE_PREPARE_THRESHOLD", default="5")
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+    None if _prepare_threshold.strip().lower() in ("off", "none", "") else int(_prepare_threshold)
+)
 DATABASES["default"]["TEST"] = {"NAME": env("DATABASE_TEST_NAME", default=None)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
