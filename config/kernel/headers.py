@@ -11,9 +11,7 @@ the check and the write.
 from __future__ import annotations
 
 import hashlib
-import json
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -23,6 +21,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 
 from .openapi import errors
+from .renderers import dumps
 
 
 def location(route: str, **kwargs) -> dict[str, str]:
@@ -79,8 +78,7 @@ PRECONDITION = errors(
 
 def etag_for(data) -> str:
     """A strong ETag of the JSON representation `data` (what the client sees)."""
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), cls=DjangoJSONEncoder)
-    return '"' + hashlib.sha256(text.encode()).hexdigest()[:32] + '"'
+    return '"' + hashlib.sha256(dumps(data, sort_keys=True)).hexdigest()[:32] + '"'
 
 
 def _tags(header: str) -> list[str]:

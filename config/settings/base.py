@@ -214,6 +214,11 @@ REST_FRAMEWORK = {
     # The API reads JSON only (415 otherwise), as its schema says: form encodings cannot carry
     # null or nested objects, and generated clients would send them.
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON renderer on orjson (the same document, encoded in C), and the browsable API.
+    "DEFAULT_RENDERER_CLASSES": [
+        "config.kernel.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Hashed API tokens (config.accounts.models.ApiToken), read with the user's groups in
         # one query.
