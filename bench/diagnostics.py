@@ -205,9 +205,9 @@ def record_sql(target_id: int) -> list[tuple[str, object]]:
     recorded: list[tuple[str, object]] = []
     original = target_module.TargetSession.execute
 
-    def recording(self, sql, params=None):
+    def recording(self, sql, params=None, **options):
         recorded.append((sql, params))
-        return original(self, sql, params)
+        return original(self, sql, params, **options)
 
     target_module.TargetSession.execute = recording
     try:

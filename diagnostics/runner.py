@@ -182,8 +182,7 @@ def _run_one(
             outcome = _version_gate(check_class, session)
             if outcome is None:
                 check = check_class(check_thresholds, previous)
-                with session.savepoint():
-                    session.clear_stats_snapshot()
+                with session.savepoint(fresh_stats=True):
                     outcome = check.run(session)
         except Exception as exc:
             if type(exc).__name__ in _RUN_LIMITS:

@@ -169,13 +169,18 @@ class Watchdog:
     """One thread per session that calls `cut` when an armed deadline passes.
 
     A threading.Timer per statement started (and joined) a thread for each of the hundreds of
-    statements of a run; arming a deadline here costs a lock and a notify.
+    statements of a run. Here arming sets a deadline under a lock, and wakes the watcher only
+    when it would otherwise sleep past that deadline: idle, it looks again one armed period
+    later, so a session arming the same period statement after statement never wakes it.
     """
 
     def __init__(self, cut) -> None:
         self._cut = cut
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        # When the watcher wakes next at the latest (None: not sleeping on a timeout yet).
+        self._wakes_at: float | None = None
+        self._idle_s = 1.0
         self._closed = False
         self._thread: threading.Thread | None = None
 
@@ -184,15 +189,17 @@ class Watchdog:
             if self._closed:
                 return
             self._deadline = time.monotonic() + seconds
+            self._idle_s = seconds
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._watch, name="quell-target-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if self._wakes_at is None or self._wakes_at > self._deadline:
+                self._cond.notify()
 
     def disarm(self) -> None:
-        # No notify: the thread wakes at the old deadline, finds none and waits again.
+        # No notify: the thread wakes when it planned to, finds no deadline and sleeps again.
         with self._cond:
             self._deadline = None
 
@@ -211,11 +218,14 @@ class Watchdog:
     def _watch(self) -> None:
         with self._cond:
             while not self._closed:
+                now = time.monotonic()
                 if self._deadline is None:
-                    self._cond.wait()
+                    self._wakes_at = now + self._idle_s
+                    self._cond.wait(self._idle_s)
                     continue
-                remaining = self._deadline - time.monotonic()
+                remaining = self._deadline - now
                 if remaining > 0:
+                    self._wakes_at = self._deadline
                     self._cond.wait(remaining)
                     continue
                 self._deadline = None
@@ -238,6 +248,8 @@ class TargetSession:
         self.broken = False
         self._cache: dict[str, Any] = {}
         self._savepoint_seq = 0
+        # A check's savepoint is released with the next one's SAVEPOINT, in its round trip.
+        self._unreleased: str | None = None
         self.server_version_num: int = conn.info.server_version
         self.backend_pid: int = conn.info.backend_pid
         self._watchdog = Watchdog(self._cut_socket)
@@ -264,14 +276,21 @@ class TargetSession:
             finally:
                 sock.close()
 
-    def execute(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        """Run one statement under the watchdog; rows as dicts (empty for no result)."""
+    def execute(
+        self, sql: str, params: Any = None, *, script: bool = False
+    ) -> list[dict[str, Any]]:
+        """Run one statement under the watchdog; rows as dicts (empty for no result).
+
+        `script`: `sql` is several statements without parameters (the simple query protocol),
+        sent in one round trip; the rows are the last statement's.
+        """
         if self.broken:
             raise SessionBroken("the connection to the target was lost earlier in this run")
         self._watchdog.arm(self.timeouts.watchdog_s)
         lost = ""
         try:
-            with self._conn.cursor(row_factory=dict_row) as cur:
+            cursor_class = psycopg.ClientCursor if script else psycopg.Cursor
+            with cursor_class(self._conn, row_factory=dict_row) as cur:
                 cur.execute(self.sql_marker + sql, params, prepare=False)
                 return cur.fetchall() if cur.description else []
         except psycopg.OperationalError as exc:
@@ -297,24 +316,35 @@ class TargetSession:
         return next(iter(row.values())) if row else None
 
     @contextlib.contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """A savepoint around one check: an error rolls back to it and the session goes on."""
+    def savepoint(self, *, fresh_stats: bool = False) -> Iterator[None]:
+        """A savepoint around one check: an error rolls back to it and the session goes on.
+
+        `fresh_stats`: also clear the statistics snapshot (pg_stat_* views are a snapshot per
+        transaction), so the check reads the server as it is now. The previous check's
+        savepoint is released in the same round trip: a run of two dozen checks would
+        otherwise spend three round trips on each for bookkeeping.
+        """
         self._savepoint_seq += 1
         name = f"quell_check_{self._savepoint_seq}"
-        self.execute(f"SAVEPOINT {name}")
+        statements = [f"SAVEPOINT {name}"]
+        if self._unreleased:
+            statements.insert(0, f"RELEASE SAVEPOINT {self._unreleased}")
+            self._unreleased = None
+        if fresh_stats:
+            statements.append("SELECT pg_stat_clear_snapshot()")
+        self.execute("; ".join(statements), script=True)
         try:
             yield
         except BaseException:
+            # Rolling back to it ends every savepoint made inside it, released or not.
+            self._unreleased = None
             if not self.broken:
                 with contextlib.suppress(Exception):
                     self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    self.execute(f"RELEASE SAVEPOINT {name}")
             raise
         else:
-            self.execute(f"RELEASE SAVEPOINT {name}")
-
-    def clear_stats_snapshot(self) -> None:
-        """Statistics views are a snapshot per transaction: take a fresh one for the next check."""
-        self.execute("SELECT pg_stat_clear_snapshot()")
+            self._unreleased = name
 
     # --- facts checks need (cached for the session) ------------------------------------------
     def _cached(self, key: str, compute):

@@ -357,3 +357,35 @@ def test_a_bad_threshold_is_that_checks_error_only(target_spec):
     bad = results["long_running_queries"].outcome
     assert bad.status == CheckStatus.ERROR and "must be like" in bad.error
     assert results["connection"].outcome.status == CheckStatus.OK
+
+
+def test_a_check_costs_one_bookkeeping_round_trip_and_a_failure_still_rolls_back(
+    target_spec, monkeypatch
+):
+    from diagnostics import target as target_module
+
+    sent = []
+    original = target_module.TargetSession.execute
+
+    def recording(self, sql, params=None, **options):
+        sent.append(sql)
+        return original(self, sql, params, **options)
+
+    monkeypatch.setattr(target_module.TargetSession, "execute", recording)
+    suite = [registry.get("server_info"), FailingSQL, registry.get("connection")]
+    results = _by_key(run_checks(target_spec, suite, timeouts=FAST))
+
+    assert results["t_failing_sql"].outcome.status == CheckStatus.ERROR
+    assert results["connection"].outcome.status == CheckStatus.OK
+    savepoints = [s for s in sent if "SAVEPOINT quell_check_" in s and "ROLLBACK" not in s]
+    # One round trip per check opens its savepoint, releases the previous check's and takes a
+    # fresh statistics snapshot; only the failure adds its rollback.
+    assert savepoints[0] == "SAVEPOINT quell_check_1; SELECT pg_stat_clear_snapshot()"
+    assert savepoints[1] == (
+        "RELEASE SAVEPOINT quell_check_1; SAVEPOINT quell_check_2; "
+        "SELECT pg_stat_clear_snapshot()"
+    )
+    assert "ROLLBACK TO SAVEPOINT quell_check_2" in sent
+    # The failed check's savepoint was released after its rollback: the next one releases
+    # nothing more.
+    assert savepoints[-1] == "SAVEPOINT quell_check_3; SELECT pg_stat_clear_snapshot()"

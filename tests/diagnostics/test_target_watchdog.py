@@ -66,3 +66,33 @@ def test_a_remediation_statement_runs_with_its_timeouts_in_its_own_transaction(d
         # Committed: the SET LOCALs ended with the transaction.
         assert session.scalar("SHOW statement_timeout") == "0"
     assert len(_watchdog_threads()) == before
+
+
+def test_arming_the_same_period_again_does_not_wake_the_watcher():
+    cuts = []
+    watchdog = Watchdog(lambda: cuts.append(1))
+    wakes = []
+    condition = watchdog._cond
+    original_notify = condition.notify
+
+    def counting_notify(n=1):
+        wakes.append(n)
+        original_notify(n)
+
+    condition.notify = counting_notify
+    try:
+        watchdog.arm(5)  # starts the watcher, which goes to sleep on this deadline
+        time.sleep(0.05)
+        wakes.clear()
+        for _ in range(200):
+            watchdog.disarm()
+            watchdog.arm(5)
+        # No later arm of the same period comes sooner than the watcher's next look.
+        assert wakes == []
+        watchdog.arm(0.05)  # a sooner deadline does wake it, and it fires
+        deadline = time.monotonic() + 2
+        while not cuts and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cuts == [1]
+    finally:
+        watchdog.close()
