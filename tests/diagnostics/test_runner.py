@@ -382,8 +382,7 @@ def test_a_check_costs_one_bookkeeping_round_trip_and_a_failure_still_rolls_back
     # fresh statistics snapshot; only the failure adds its rollback.
     assert savepoints[0] == "SAVEPOINT quell_check_1; SELECT pg_stat_clear_snapshot()"
     assert savepoints[1] == (
-        "RELEASE SAVEPOINT quell_check_1; SAVEPOINT quell_check_2; "
-        "SELECT pg_stat_clear_snapshot()"
+        "RELEASE SAVEPOINT quell_check_1; SAVEPOINT quell_check_2; SELECT pg_stat_clear_snapshot()"
     )
     assert "ROLLBACK TO SAVEPOINT quell_check_2" in sent
     # The failed check's savepoint was released after its rollback: the next one releases
