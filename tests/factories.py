@@ -364,3 +364,6 @@ def forget_throttle_counts(user) -> None:
     keys = list(client.scan_iter(f"quell:throttle:*:user-{user.pk}:*"))
     if keys:
         client.delete(*keys)
+    from config.accounts.throttles import forget_reservations
+
+    forget_reservations()

@@ -249,6 +249,9 @@ REST_FRAMEWORK = {
         "alerts": env("QUELL_THROTTLE_ALERTS", default="120/minute"),
     },
 }
+# A process reserves up to this many requests of a throttle window per Redis round trip (a
+# hundredth of the limit at most: config.accounts.throttles). 1 counts every request in Redis.
+QUELL_THROTTLE_MAX_BATCH = env.int("QUELL_THROTTLE_MAX_BATCH", default=10)
 SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

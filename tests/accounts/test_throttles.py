@@ -126,3 +126,64 @@ def test_a_stalled_cache_lets_requests_through_once_per_back_off(
     assert codes == [200] * 5
     assert elapsed < 0.3 + 1.5
     assert throttles._cache_down_until > time.monotonic()
+
+
+def _viewer_with_token():
+    user = UserFactory(role="viewer")
+    forget_throttle_counts(user)
+    return user, api_token_for(user)
+
+
+def _count_in_redis(user, window_s: int) -> int:
+    window_start = int(time.time() // window_s) * window_s
+    value = throttles._redis().get(f"quell:throttle:user:user-{user.pk}:{window_start}")
+    return int(value or 0)
+
+
+def test_a_high_rate_is_reserved_in_batches_and_counted_request_by_request(user_rate):
+    user_rate("1000/hour")  # a batch of 10 per Redis round trip
+    user, secret = _viewer_with_token()
+    client = APIClient(REMOTE_ADDR=fresh_client_ip())
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+
+    answers = [client.get("/api/v1/incidents/") for _ in range(25)]
+
+    assert {a.status_code for a in answers} == {200}
+    assert [int(a["RateLimit-Remaining"]) for a in answers] == list(range(999, 974, -1))
+    assert _count_in_redis(user, 3600) == 30  # three batches reserved for 25 requests
+
+
+def test_another_processs_unused_reservation_counts_as_used(user_rate):
+    user_rate("1000/hour")
+    user, secret = _viewer_with_token()
+    client = APIClient(REMOTE_ADDR=fresh_client_ip())
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+
+    assert client.get("/api/v1/incidents/")["RateLimit-Remaining"] == "999"
+    throttles.forget_reservations()  # what another process sees: its own batch comes next
+    assert client.get("/api/v1/incidents/")["RateLimit-Remaining"] == "989"
+    assert _count_in_redis(user, 3600) == 20
+
+
+def test_a_batch_past_the_limit_refuses_without_asking_redis_again(user_rate):
+    user_rate("300/hour")  # batches of 3
+    user, secret = _viewer_with_token()
+    window_start = int(time.time() // 3600) * 3600
+    throttles._redis().set(f"quell:throttle:user:user-{user.pk}:{window_start}", 298, ex=3700)
+    client = APIClient(REMOTE_ADDR=fresh_client_ip())
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+
+    codes = [client.get("/api/v1/incidents/").status_code for _ in range(3)]
+
+    assert codes == [200, 200, 429]  # numbers 299 and 300 of 300, then 301
+    assert _count_in_redis(user, 3600) == 301
+
+
+def test_a_low_rate_asks_redis_for_every_request(user_rate):
+    user_rate("150/hour")  # a hundredth is 1: no batch
+    user, secret = _viewer_with_token()
+    client = APIClient(REMOTE_ADDR=fresh_client_ip())
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+    for expected in (1, 2, 3):
+        client.get("/api/v1/incidents/")
+        assert _count_in_redis(user, 3600) == expected
