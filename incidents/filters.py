@@ -7,7 +7,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from config.kernel.filters import ChangedSinceFilterSet, InstantFilter
+from config.kernel.filters import ChangedSinceFilterSet, InstantFilter, StaticFormFilterSet
 
 from . import registry
 from .forms import OPEN, FilterDateField, IncidentListForm
@@ -33,22 +33,6 @@ ORDERINGS = {
     "title": "title",
     "id": "id",
 }
-
-
-class StaticFormFilterSet(django_filters.FilterSet):
-    """A FilterSet whose form class is built once, not on every request.
-
-    django-filter creates a new Form class (metaclass and all) per FilterSet instance, a fixed
-    cost on every list request; these filters and their fields never change at run time.
-    """
-
-    def get_form_class(self):
-        cls = type(self)
-        form_class = cls.__dict__.get("_static_form_class")
-        if form_class is None:
-            form_class = super().get_form_class()
-            cls._static_form_class = form_class
-        return form_class
 
 
 class IdFilter(django_filters.Filter):
@@ -161,6 +145,8 @@ class IncidentListFilter(IncidentFilter):
     """
 
     search = open = detection_source = detected_after = detected_before = ordering = None
+    # The target's choices are set per request (below).
+    shares_form_fields = False
 
     q = django_filters.CharFilter(method="filter_search", label="Search", max_length=200)
     severity = django_filters.ChoiceFilter(
@@ -195,7 +181,8 @@ class IncidentListFilter(IncidentFilter):
     def __init__(self, *args, targets: list[tuple[int, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if targets:
-            self.form.fields["target"].choices = [("", "Any target"), *targets]
+            # The field lists its empty choice ("Any target") itself.
+            self.form.fields["target"].choices = targets
         else:
             del self.form.fields["target"]
 
