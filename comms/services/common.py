@@ -14,6 +14,8 @@ from .. import selectors
 from ..models import (
     Channel,
     ChannelKind,
+    Component,
+    ComponentStateChange,
     Delivery,
     DeliveryState,
 )
@@ -30,6 +32,20 @@ class UnfilledMarkers(CommsError):
 
 
 PUBLIC_STATUSES = (Status.INVESTIGATING, Status.IDENTIFIED, Status.MONITORING, Status.RESOLVED)
+
+
+def _change_component_state(component: Component, state: str, *, at, status_update=None) -> bool:
+    """Move a locked component to `state` and record the change (its uptime history); False
+    when it already is in that state."""
+    if component.state == state:
+        return False
+    component.state = state
+    component.state_changed_at = at
+    component.save(update_fields=["state", "state_changed_at", "updated_at"])
+    ComponentStateChange.objects.create(
+        component=component, state=state, changed_at=at, status_update=status_update
+    )
+    return True
 
 
 def _site_name() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -19,16 +20,18 @@ from ..models import (
     ChannelKind,
     Component,
     ComponentState,
-    ComponentStateChange,
-    Delivery,
     DeliveryKind,
 )
 from .common import (
     CommsError,
+    _change_component_state,
     _channel_delivery,
     _enqueue_on_commit,
     _site_name,
 )
+
+if TYPE_CHECKING:  # only in annotations
+    from ..models import Delivery
 
 logger = logging.getLogger(__name__)
 
@@ -170,14 +173,8 @@ def component_set_state(
     comp = Component.objects.select_for_update().filter(pk=component_id).first()
     if comp is None:
         raise CommsError(f"Component {component_id} does not exist.", field="component")
-    if comp.state != state:
-        old = comp.state
-        comp.state = state
-        comp.state_changed_at = timezone.now()
-        comp.save(update_fields=["state", "state_changed_at", "updated_at"])
-        ComponentStateChange.objects.create(
-            component=comp, state=state, changed_at=comp.state_changed_at
-        )
+    old = comp.state
+    if _change_component_state(comp, state, at=timezone.now()):
         if incident_id is not None:
             events.component_state_changed_event(
                 comp, incident_id=incident_id, from_state=old, actor=actor

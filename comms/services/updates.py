@@ -23,7 +23,6 @@ from ..models import (
     ChannelKind,
     Component,
     ComponentState,
-    ComponentStateChange,
     Delivery,
     DeliveryKind,
     MessageTemplate,
@@ -36,6 +35,7 @@ from .common import (
     PUBLIC_STATUSES,
     CommsError,
     UnfilledMarkers,
+    _change_component_state,
     _channel_delivery,
     _enqueue_on_commit,
     _get_incident,
@@ -378,13 +378,7 @@ def _apply_component_states(states: dict, *, now, update: StatusUpdate) -> dict[
         return changed
     for comp in Component.objects.select_for_update().filter(pk__in=[int(k) for k in states]):
         new = states[str(comp.pk)]
-        if comp.state != new:
-            comp.state = new
-            comp.state_changed_at = now
-            comp.save(update_fields=["state", "state_changed_at", "updated_at"])
-            ComponentStateChange.objects.create(
-                component=comp, state=new, changed_at=now, status_update=update
-            )
+        if _change_component_state(comp, new, at=now, status_update=update):
             changed[comp.name] = new
     return changed
 

@@ -410,16 +410,17 @@ def signal(
         if this_kind == CANCEL and previewed and previewed != result["query_start"]:
             result["detail"] = "runs a different query than the one previewed: preview again"
             continue
-        result["action"] = this_kind
-        try:
-            if this_kind == TERMINATE:
-                _terminate(session, result, pid, start, confirm_timeout_s, use_timeout_arg)
-            else:
-                _cancel(session, result, pid, start, row["query_start"], confirm_timeout_s)
-        except psycopg.Error as exc:
-            result.update(outcome=FAILED, detail=connection_error_message(exc, session._spec))
-        except SessionBroken as exc:
-            result.update(outcome=FAILED, detail=str(exc))
+        sent = _send(
+            session,
+            result,
+            this_kind,
+            pid,
+            start,
+            query_start=row["query_start"],
+            timeout_s=confirm_timeout_s,
+            use_timeout_arg=use_timeout_arg,
+        )
+        if not sent:
             break
     return results
 
@@ -459,15 +460,36 @@ def escalate(
         if reason:
             result["detail"] = f"refused: {reason}"
             continue
-        result["action"] = TERMINATE
-        try:
-            _terminate(session, result, pid, start, confirm_timeout_s, use_timeout_arg)
-        except psycopg.Error as exc:
-            result.update(outcome=FAILED, detail=connection_error_message(exc, session._spec))
-        except SessionBroken as exc:
-            result.update(outcome=FAILED, detail=str(exc))
+        sent = _send(
+            session,
+            result,
+            TERMINATE,
+            pid,
+            start,
+            query_start=None,
+            timeout_s=confirm_timeout_s,
+            use_timeout_arg=use_timeout_arg,
+        )
+        if not sent:
             break
     return results
+
+
+def _send(session, result, action, pid, start, *, query_start, timeout_s, use_timeout_arg) -> bool:
+    """Cancel or terminate one backend, its outcome written into `result`. False when the
+    session to the server was lost: nothing more can be signalled in this batch."""
+    result["action"] = action
+    try:
+        if action == TERMINATE:
+            _terminate(session, result, pid, start, timeout_s, use_timeout_arg)
+        else:
+            _cancel(session, result, pid, start, query_start, timeout_s)
+    except psycopg.Error as exc:
+        result.update(outcome=FAILED, detail=connection_error_message(exc, session._spec))
+    except SessionBroken as exc:
+        result.update(outcome=FAILED, detail=str(exc))
+        return False
+    return True
 
 
 def _signal(session, call: str, pid, start, *call_args) -> list:

@@ -25,7 +25,6 @@ from .models import (
     TriageAnswer,
     TriageNextStep,
     TriageNode,
-    TriageStep,
     TriageTree,
     TriageWalk,
     WalkStatus,
@@ -337,8 +336,7 @@ def triage_walk_answer(
     suggestion = selectors.normalise_suggestion(node, suggestion)
     suggested = (suggestion or {}).get("answer", "")
     position = walk.steps.filter(withdrawn_at__isnull=True).count()
-    step = TriageStep.objects.create(
-        walk=walk,
+    step = walk.steps.create(
         position=position,
         node=node,
         answer=edge,
