@@ -42,6 +42,7 @@ _clients_lock = threading.Lock()
 # (Redis key) -> [next number to use, last number reserved] of this process's current batch.
 _reserved: dict[str, list[int]] = {}
 _reserved_lock = threading.Lock()
+_MAX_RESERVATIONS = 10_000
 DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -86,11 +87,15 @@ def _take_reserved(key: str) -> int | None:
 
 def _keep_reserved(key: str, first_unused: int, last: int, window_start: int) -> None:
     with _reserved_lock:
-        if len(_reserved) > 10_000:
-            # Batches of windows that have turned are of no use any more.
+        if len(_reserved) > _MAX_RESERVATIONS:
+            # Batches of windows that have turned are of no use any more. Should the current
+            # window alone hold that many, drop them all: a dropped batch only costs its
+            # unused numbers (counted as used), never a request let through.
             suffix = f":{window_start}"
             for old in [k for k in _reserved if not k.endswith(suffix)]:
                 del _reserved[old]
+            if len(_reserved) > _MAX_RESERVATIONS // 2:
+                _reserved.clear()
         if first_unused <= last:
             _reserved[key] = [first_unused, last]
         else:

@@ -187,3 +187,21 @@ def test_a_low_rate_asks_redis_for_every_request(user_rate):
     for expected in (1, 2, 3):
         client.get("/api/v1/incidents/")
         assert _count_in_redis(user, 3600) == expected
+
+
+def test_reservations_kept_per_process_stay_bounded(monkeypatch):
+    monkeypatch.setattr(throttles, "_MAX_RESERVATIONS", 10)
+    throttles.forget_reservations()
+    for n in range(30):
+        throttles._keep_reserved(f"quell:throttle:user:user-{n}:60", 2, 9, 60)
+    assert len(throttles._reserved) <= 10
+    # A batch of the current window survives the pruning of turned windows.
+    throttles.forget_reservations()
+    for n in range(8):
+        throttles._keep_reserved(f"quell:throttle:user:user-{n}:0", 2, 9, 0)
+    throttles._keep_reserved("quell:throttle:user:user-99:60", 2, 9, 60)
+    for n in range(3):
+        throttles._keep_reserved(f"quell:throttle:user:user-{n + 100}:60", 2, 9, 60)
+    assert "quell:throttle:user:user-99:60" in throttles._reserved
+    assert not any(key.endswith(":0") for key in throttles._reserved)
+    throttles.forget_reservations()
