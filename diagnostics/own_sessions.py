@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import time
 from collections.abc import Iterable
 
 from django.utils import timezone
@@ -22,13 +23,28 @@ logger = logging.getLogger(__name__)
 
 # Longer than any session Quell keeps open on a target (every statement is time-bounded).
 KEEP = datetime.timedelta(days=1)
+# Rows past KEEP are pruned by each process at most this often (time.monotonic() seconds): a
+# row outliving its session can never make another session immune, so pruning is housekeeping,
+# not worth a statement on every connection.
+PRUNE_EVERY_S = 3600.0
+_pruned_at: float | None = None
+
+
+def _prune_due() -> bool:
+    global _pruned_at
+    now = time.monotonic()
+    if _pruned_at is not None and now - _pruned_at < PRUNE_EVERY_S:
+        return False
+    _pruned_at = now
+    return True
 
 
 def remember(*, pid: int, backend_start: datetime.datetime, application_name: str) -> None:
     """Record a session Quell has just opened; never fails the connection (logged instead)."""
     try:
         now = timezone.now()
-        OwnSession.objects.filter(opened_at__lt=now - KEEP).delete()
+        if _prune_due():
+            OwnSession.objects.filter(opened_at__lt=now - KEEP).delete()
         OwnSession.objects.bulk_create(
             [
                 OwnSession(

@@ -57,3 +57,34 @@ def test_a_reused_pid_is_not_immune(pg15, holders):
         opened_at=start[0][0],
     )
     assert _reason(pg15.spec("quell_target"), holder.pid)["eligible"] is True
+
+
+def test_old_records_are_pruned_once_per_period_not_on_every_connection(monkeypatch):
+    import datetime
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from diagnostics import own_sessions
+
+    long_ago = timezone.now() - own_sessions.KEEP - datetime.timedelta(hours=1)
+    OwnSession.objects.create(
+        pid=1, backend_start=long_ago, application_name="old", opened_at=long_ago
+    )
+    monkeypatch.setattr(own_sessions, "_pruned_at", None)
+    with CaptureQueriesContext(connection) as first:
+        own_sessions.remember(pid=2, backend_start=timezone.now(), application_name="quell-x")
+    with CaptureQueriesContext(connection) as second:
+        own_sessions.remember(pid=3, backend_start=timezone.now(), application_name="quell-x")
+
+    assert not OwnSession.objects.filter(pid=1).exists()  # pruned by the first
+    assert any("DELETE" in q["sql"] for q in first.captured_queries)
+    assert not any("DELETE" in q["sql"] for q in second.captured_queries)
+    assert set(OwnSession.objects.values_list("pid", flat=True)) >= {2, 3}
+
+    # A period later, the next connection prunes again.
+    monkeypatch.setattr(own_sessions, "_pruned_at", -own_sessions.PRUNE_EVERY_S - 1)
+    with CaptureQueriesContext(connection) as later:
+        own_sessions.remember(pid=4, backend_start=timezone.now(), application_name="quell-x")
+    assert any("DELETE" in q["sql"] for q in later.captured_queries)
