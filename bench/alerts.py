@@ -299,7 +299,6 @@ def main() -> int:
         return 0 if worst >= TARGET_TARGET else 1
     finally:
         if not args.keep:
-            connections.close_all()
             drop_database(admin_url, args.db)
 
 

@@ -320,6 +320,9 @@ class Raw:
         return json.dumps({"detail": "No such incident."}).encode()
 
     def detail(self, incident_id: int) -> tuple[bytes, int]:
+        # The same timestamps, in the same order, as the API's detail (Django is set up by now).
+        from incidents.models import LIFECYCLE_TIMES
+
         self.queries = 0
         self._authenticate()
         r = self._q(
@@ -365,23 +368,7 @@ class Raw:
                 for h in holders
             ],
             "missing_roles": self._missing(r[4], holders),
-            **{
-                name: _iso(value)
-                for name, value in zip(
-                    (
-                        "detected_at",
-                        "declared_at",
-                        "acknowledged_at",
-                        "identified_at",
-                        "mitigated_at",
-                        "resolved_at",
-                        "closed_at",
-                        "updated_at",
-                    ),
-                    r[19:27],
-                    strict=True,
-                )
-            },
+            **{name: _iso(value) for name, value in zip(LIFECYCLE_TIMES, r[19:27], strict=True)},
             "durations": {
                 name: (value - detected).total_seconds() if value else None
                 for name, value in zip(
@@ -631,9 +618,6 @@ def main() -> int:
         return 0 if met else 1
     finally:
         if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
             drop_database(admin_url, args.db)
 
 

@@ -340,9 +340,6 @@ def main() -> int:
             conn.close()
         if cluster is not None:
             cluster.stop()
-        from django.db import connections
-
-        connections.close_all()
         drop_database(admin_url, QUELL_DB)
 
     print()

@@ -392,9 +392,6 @@ def main() -> int:
         return 0 if met else 1
     finally:
         if not args.keep:
-            from django.db import connections
-
-            connections.close_all()
             drop_database(server, DB_NAME)
 
 
