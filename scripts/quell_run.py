@@ -218,7 +218,12 @@ def setup_accounts(*, reset: bool, password_file: Path) -> tuple[str, str | None
             demo_password = os.environ.get("QUELL_DEMO_PASSWORD") or secrets.token_urlsafe(9)
         return login, demo_password
     finally:
-        connections.close_all()  # the supervisor holds no connection while Quell runs
+        # The supervisor holds no connection while Quell runs. With a pool (the default),
+        # close_all() only returns the connection to it, and the pool keeps it open: close that too.
+        connections.close_all()
+        for connection in connections.all(initialized_only=True):
+            if getattr(connection, "pool", None) is not None:
+                connection.close_pool()
 
 
 def port_is_free(port: int) -> bool:

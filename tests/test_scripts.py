@@ -488,6 +488,31 @@ def _quell_connections(database: str) -> int:
         ).fetchone()[0]
 
 
+def _client_ports(pid: int) -> set[int]:
+    """Local ports of the TCP connections process `pid` holds (from /proc, as `ss -p` does)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _client_ports_in(database: str) -> set[int]:
+    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT client_port FROM pg_stat_activity WHERE datname = %s", (database,)
+        ).fetchall()
+    return {port for (port,) in rows}
+
+
 def _load(port: int, requests: int = 500, clients: int = 20) -> list[int]:
     """`requests` requests from `clients` concurrent clients; every other one reads the database
     (an API call with a token that has to be looked up)."""
@@ -543,6 +568,10 @@ def test_scripts_run_serves_within_its_connection_budget_and_ctrl_c_stops_every_
         names = " ".join(_cmdline_of(pid) for pid in tree)
         assert "gunicorn" in names and "worker" in names and "beat" in names
         assert "runserver" not in names and "--reload" not in names
+        # The supervisor set the admin up in its own process, and holds no connection afterwards:
+        # the budget is the Procfile processes' alone.
+        supervisor = next(pid for pid in tree if "quell_run.py" in _cmdline_of(pid))
+        assert not _client_ports(supervisor) & _client_ports_in(scratch_database)
         # Links Quell writes (timeline, e-mail) point at this server, not the default port.
         web = next(pid for pid in tree if "gunicorn" in _cmdline_of(pid))
         web_env = Path(f"/proc/{web}/environ").read_bytes().split(b"\0")
