@@ -201,12 +201,22 @@ def postmortem_detail(request, postmortem_id: int):
     if request.method != "POST":
         return HttpResponseNotAllowed(["GET", "POST"])
     require_role(request.user, RESPONDER)
+    saved, refusal = _save_editor(request, postmortem)
+    if refusal is not None:
+        return refusal
+    messages.success(request, f"Saved (version {saved.version}).")
+    return redirect(_detail_url(saved))
+
+
+def _save_editor(request, postmortem):
+    """Save the editor's form as posted: (the saved postmortem, None), or (None, the editor page
+    again with every typed character and the errors or the other author's version)."""
     form = PostmortemForm(request.POST)
     selection = timeline_selection_from(request.POST)
     if not form.is_valid():
-        return _page(request, postmortem, form=form, selection=selection, status=400)
+        return None, _page(request, postmortem, form=form, selection=selection, status=400)
     try:
-        saved = _save(request, postmortem, form)
+        return _save(request, postmortem, form), None
     except services.PostmortemConflict as exc:
         # Keep every character the author typed; move the form onto the current version so that
         # saving again, after reading the other version, is a deliberate overwrite.
@@ -214,21 +224,15 @@ def postmortem_detail(request, postmortem_id: int):
         data["version"] = str(exc.current.version)
         form = PostmortemForm(data)
         form.is_valid()
-        current = _postmortem_or_404(postmortem_id)
-        return _page(
-            request,
-            current,
-            form=form,
-            selection=selection,
-            conflict=_conflict_context(exc, current),
-            status=409,
+        current = _postmortem_or_404(postmortem.pk)
+        conflict = _conflict_context(exc, current)
+        return None, _page(
+            request, current, form=form, selection=selection, conflict=conflict, status=409
         )
     except services.PostmortemError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        current = _postmortem_or_404(postmortem_id)
-        return _page(request, current, form=form, selection=selection, status=400)
-    messages.success(request, f"Saved (version {saved.version}).")
-    return redirect(_detail_url(saved))
+        current = _postmortem_or_404(postmortem.pk)
+        return None, _page(request, current, form=form, selection=selection, status=400)
 
 
 def _save(request, postmortem, form, *, autosave: bool = False):
@@ -302,25 +306,37 @@ def postmortem_preview(request, postmortem_id: int):
     return render(request, "postmortems/partials/preview.html", context)
 
 
+# Status actions that the editor's buttons send together with the editor's text, and the field
+# that tells the editor's form was sent.
+SAVES_FIRST = ("submit", "publish", "draft")
+EDITOR_FIELD = "version"
+
+
 @role_required(RESPONDER)
 @require_POST
 def postmortem_status(request, postmortem_id: int):
     """Submit for review, return to draft, publish (closes the incident) or waive."""
     postmortem = _postmortem_or_404(postmortem_id)
     action = request.POST.get("action", "")
-    perms = _permissions(request.user, postmortem)
+    if action in ("publish", "waive") and not _permissions(request.user, postmortem)["commands"]:
+        raise PermissionDenied(f"Only a commander or the Incident Commander may {action}.")
+    if action in SAVES_FIRST and EDITOR_FIELD in request.POST:
+        # Pressed in the editor: the text on screen is saved first, so that nothing typed since
+        # the last autosave is lost or left out of the review. A refused save changes no status.
+        saved, refusal = _save_editor(request, postmortem)
+        if refusal is not None:
+            return refusal
+        if saved.version != postmortem.version:
+            messages.success(request, f"Saved (version {saved.version}).")
+        postmortem = saved
     try:
         if action == "submit":
-            require_role(request.user, RESPONDER)
             services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=request.user)
             messages.success(request, "Submitted for review.")
         elif action == "draft":
-            require_role(request.user, RESPONDER)
             services.postmortem_return_to_draft(postmortem_id=postmortem.pk, actor=request.user)
             messages.success(request, "Back to draft.")
         elif action == "publish":
-            if not perms["commands"]:
-                raise PermissionDenied("Only a commander or the Incident Commander may publish.")
             services.postmortem_publish(
                 postmortem_id=postmortem.pk,
                 actor=request.user,
@@ -330,10 +346,7 @@ def postmortem_status(request, postmortem_id: int):
                 request, f"Published. Incident #{postmortem.incident_id} is now closed."
             )
         elif action == "waive":
-            if not perms["commands"]:
-                raise PermissionDenied("Only a commander or the Incident Commander may waive.")
-            form = ReasonForm(request.POST)
-            reason = form.data.get("reason", "")
+            reason = ReasonForm(request.POST).data.get("reason", "")
             services.postmortem_waive(
                 postmortem_id=postmortem.pk, reason=reason, actor=request.user
             )

@@ -250,3 +250,27 @@ def test_concurrent_edit_is_shown_not_overwritten(
     postmortem.refresh_from_db()
     assert postmortem.root_cause.startswith("A migration took")
     assert postmortem.version == 3
+
+
+def test_submit_for_review_right_after_typing_keeps_the_text(
+    page, login, screenshot, live_server, resolved_incident
+):
+    """The author types and presses Submit for review before autosave ran (4 s): the text is
+    saved with the step, not lost with the page."""
+    incident, author = resolved_incident
+    page.set_default_timeout(15_000)
+    postmortem = Postmortem.objects.get(incident=incident)
+    login(author)
+    page.goto(f"{live_server.url}/postmortems/{postmortem.pk}/")
+    page.fill("#id_summary", "A migration locked orders; checkout timed out for 40 minutes.")
+    page.fill("#id_impact", "35% of checkouts failed.")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.locator(".messages")).to_contain_text("Submitted for review.")
+    expect(page.locator(".messages")).to_contain_text("Saved (version 2).")
+    expect(page.locator("#id_impact")).to_have_value("35% of checkouts failed.")
+    expect(page.locator("#pm-local-copy")).to_be_hidden()  # nothing left unsaved
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot("01-submitted-with-the-text")
+    postmortem.refresh_from_db()
+    assert postmortem.status == PostmortemStatus.IN_REVIEW
+    assert postmortem.impact == "35% of checkouts failed."

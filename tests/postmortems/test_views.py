@@ -14,6 +14,17 @@ from postmortems import services
 from postmortems.models import SECTION_NAMES, ActionItem, PostmortemStatus, Review
 
 
+def _in_review(postmortem, actor):
+    services.postmortem_update(
+        postmortem_id=postmortem.pk,
+        expected_version=postmortem.version,
+        changes={"summary": "Writes failed after a failover"},
+        actor=actor,
+    )
+    services.postmortem_submit_for_review(postmortem_id=postmortem.pk, actor=actor)
+    postmortem.refresh_from_db()
+
+
 def _client(user):
     client = Client()
     client.force_login(user)
@@ -269,6 +280,66 @@ def test_publish_errors_are_shown_not_lost(commander, postmortem):
     url = reverse("postmortems:status", args=[postmortem.pk])
     response = client.post(url, {"action": "publish"}, follow=True)
     assert "Submit the postmortem for review" in response.content.decode()
+
+
+def test_submit_from_the_editor_saves_the_typed_text_first(responder, postmortem):
+    """The editor's status buttons send its form: text typed since the last autosave is saved
+    before the postmortem goes to review, not left behind in the browser."""
+    client = _client(responder)
+    page = client.get(reverse("postmortems:detail", args=[postmortem.pk])).content.decode()
+    status_url = reverse("postmortems:status", args=[postmortem.pk])
+    assert f'form="pm-form" formaction="{status_url}" name="action" value="submit"' in page
+    typed = _form_data(
+        postmortem,
+        summary="Writes failed after a failover",
+        impact="Checkout refused orders for 9 minutes",
+        action="submit",
+    )
+    response = client.post(status_url, typed, follow=True)
+    postmortem.refresh_from_db()
+    assert postmortem.status == PostmortemStatus.IN_REVIEW
+    assert postmortem.impact == "Checkout refused orders for 9 minutes"
+    assert postmortem.version == 2
+    html = response.content.decode()
+    assert "Saved (version 2)." in html and "Submitted for review." in html
+
+
+def test_a_refused_save_changes_no_status_and_keeps_the_text(responder, commander, postmortem):
+    services.postmortem_update(
+        postmortem_id=postmortem.pk,
+        expected_version=1,
+        changes={"root_cause": "Autovacuum disabled on orders"},
+        actor=commander,
+    )
+    url = reverse("postmortems:status", args=[postmortem.pk])
+    typed = _form_data(postmortem, root_cause="Lock storm from a migration", action="submit")
+    response = _client(responder).post(url, typed)
+    assert response.status_code == 409
+    assert "Lock storm from a migration" in response.content.decode()
+    postmortem.refresh_from_db()
+    assert postmortem.status == PostmortemStatus.DRAFT
+    assert postmortem.root_cause == "Autovacuum disabled on orders"
+
+
+def test_publish_from_the_editor_is_refused_before_anything_is_saved(responder, postmortem):
+    _in_review(postmortem, responder)
+    url = reverse("postmortems:status", args=[postmortem.pk])
+    typed = _form_data(postmortem, impact="typed by a responder", action="publish", override="1")
+    assert _client(responder).post(url, typed).status_code == 403
+    postmortem.refresh_from_db()
+    assert postmortem.impact != "typed by a responder"
+    assert postmortem.status == PostmortemStatus.IN_REVIEW
+
+
+def test_publish_from_the_editor_saves_then_publishes(commander, postmortem):
+    _in_review(postmortem, commander)
+    url = reverse("postmortems:status", args=[postmortem.pk])
+    typed = _form_data(
+        postmortem, summary="s", impact="i", root_cause="r", action="publish", override="1"
+    )
+    _client(commander).post(url, typed)
+    postmortem.refresh_from_db()
+    assert (postmortem.status, postmortem.impact) == (PostmortemStatus.PUBLISHED, "i")
 
 
 def test_incident_panel_links_the_postmortem(rf, commander, postmortem):
