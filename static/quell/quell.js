@@ -105,6 +105,39 @@
     target.focus();
   });
 
+  // An action in one form re-renders the region around it (Assign re-renders the incident's
+  // body): text half-typed in the region's other forms (a note, a reason, the summary) is put
+  // back after the swap. The form that was sent is left as the server answered it (cleared
+  // when saved, with its errors when not), and so is a field whose saved value changed meanwhile.
+  var TYPED = "textarea, input:not([type]), input[type=text], input[type=number], input[type=email], " +
+    "input[type=url], input[type=search], input[type=date], input[type=time], input[type=datetime-local]";
+  var typing = [];
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var d = event.detail;
+    typing = [];
+    if (!d || !d.target || !d.target.querySelectorAll) return;
+    // htmx 2 fires beforeSwap on the target; the element that sent the request is in its config.
+    var source = (d.requestConfig && d.requestConfig.elt) || d.elt;
+    var sent = source && source.closest ? source.closest("form") : null;
+    d.target.querySelectorAll(TYPED).forEach(function (field) {
+      if (!field.id || field.value === field.defaultValue) return;
+      if (sent && field.form === sent) return;
+      typing.push({ id: field.id, value: field.value, saved: field.defaultValue });
+    });
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var kept = typing;
+    typing = [];
+    kept.forEach(function (entry) {
+      var field = document.getElementById(entry.id);
+      if (!field || field.defaultValue !== entry.saved || field.value !== field.defaultValue) return;
+      field.value = entry.value;
+      for (var open = field.closest("details"); open; open = open.parentElement.closest("details")) {
+        open.open = true;
+      }
+    });
+  });
+
   // A refused or failed htmx request (403, 404, 5xx, network): say so instead of doing nothing.
   function showRequestError(text) {
     var box = document.getElementById("request-error");

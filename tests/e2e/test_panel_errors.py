@@ -67,3 +67,34 @@ def test_external_blanks_are_said_in_the_panel_and_keep_the_text(
     expect(page.locator(".incident-head")).to_contain_text("Checkout hangs")
     expect(page.locator("link[rel=stylesheet]").first).to_be_attached()  # a styled page
     screenshot("02-blanks-refused-in-panel")
+
+
+def test_half_typed_text_survives_an_action_elsewhere_on_the_page(
+    page, login, screenshot, live_server, incident
+):
+    """Assign re-renders the incident's body: a note being typed, and an open summary edit, are
+    still there afterwards; the note form, once sent, is cleared as usual."""
+    incident, commander, responder = incident
+    login(commander)
+    page.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    note = page.get_by_label("Add a note to the timeline")
+    note.fill(TYPED)
+    page.get_by_text("Edit summary and assessment").click()
+    page.locator("#incident-body textarea[name=description]").fill("Writes fail on orders.")
+
+    team = page.locator("form[data-assign-form]")
+    team.locator("select[name=role]").select_option(label="Technical Lead")
+    team.locator("select[name=user]").select_option(label="Raj Patel (raj)")
+    team.get_by_role("button", name="Assign").click()
+    expect(page.locator("#incident-body")).to_contain_text("Raj Patel is now Technical Lead")
+
+    expect(page.get_by_label("Add a note to the timeline")).to_have_value(TYPED)
+    description = page.locator("#incident-body textarea[name=description]")
+    expect(description).to_have_value("Writes fail on orders.")
+    expect(description).to_be_visible()  # its <details> is open again
+    screenshot("03-typing-kept-after-assign")
+
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator("#incident-body ol, #incident-body ul").first).to_be_visible()
+    expect(page.get_by_text(TYPED).first).to_be_visible()
+    expect(page.get_by_label("Add a note to the timeline")).to_have_value("")
