@@ -74,7 +74,7 @@ def test_half_typed_text_survives_an_action_elsewhere_on_the_page(
 ):
     """Assign re-renders the incident's body: a note being typed, and an open summary edit, are
     still there afterwards; the note form, once sent, is cleared as usual."""
-    incident, commander, responder = incident
+    incident, commander, _ = incident
     login(commander)
     page.goto(f"{live_server.url}/incidents/{incident.pk}/")
     note = page.get_by_label("Add a note to the timeline")
