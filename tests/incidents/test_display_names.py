@@ -52,3 +52,21 @@ def test_remediation_text_inputs_say_type_text(incident):
         tag = re.search(rf'<input[^>]*name="{name}"[^>]*>', html)
         assert tag, name
         assert 'type="text"' in tag.group(0), tag.group(0)
+
+
+def test_the_runbook_panel_names_who_started_and_ticked_by_display_name(incident):
+    from diagnostics.remediation.runbooks import services as runbooks
+
+    ic = UserFactory(
+        username="demo-commander", first_name="Dana", last_name="Reyes", role="commander"
+    )
+    run, _ = runbooks.runbook_start(incident_id=incident.pk, runbook="quick-mitigation", actor=ic)
+    step = run.steps.order_by("position").first()
+    runbooks.runbook_step_set(
+        incident_id=incident.pk, run_id=run.pk, step_id=step.pk, done=True, actor=ic
+    )
+    client = Client()
+    client.force_login(ic)
+    html = client.get(f"/incidents/{incident.pk}/runbooks/").content.decode()
+    assert "started by Dana Reyes" in html and "done by Dana Reyes" in html
+    assert "demo-commander" not in html
