@@ -217,15 +217,24 @@ def validate_url(url: str) -> tuple[str, str, int]:
 
 
 def validate_destination(url: str) -> None:
-    """Check a URL when it is saved: scheme and, for an address written as an IP, the address.
+    """Check a URL when it is saved: scheme and, for an address written as an IP or a name that
+    is loopback by definition (localhost), the address.
 
-    Names are not looked up here (they are resolved and checked before every request), so
+    Other names are not looked up here (they are resolved and checked before every request), so
     saving a channel sends no DNS query.
     """
     _scheme, host, _port = validate_url(url)
     literal = _literal(host)
+    if literal is None and _is_localhost_name(host):
+        literal = ipaddress.ip_address("127.0.0.1")  # loopback by definition, no lookup needed
     if literal is not None:
         check_address(host, literal)
+
+
+def _is_localhost_name(host: str) -> bool:
+    """`localhost` and names under it, which always mean this machine (RFC 6761, 6.3)."""
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

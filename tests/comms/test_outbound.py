@@ -30,6 +30,9 @@ INTERNAL_URLS = [
     "http://0.0.0.0/hook",
     "http://100.64.0.1/hook",
     "http://224.0.0.1/hook",
+    "http://localhost:6379/",  # loopback by definition: refused on save, no lookup
+    "http://LocalHost/hook",
+    "http://redis.localhost/hook",
 ]
 
 
