@@ -67,3 +67,26 @@ def test_main_pages_have_no_csp_violations(page, live_server, login, admin, scre
             violations[name] = found
     assert violations == {}
     assert console == []
+
+
+def test_actions_swapped_in_by_htmx_cause_no_csp_violations(page, live_server, login, admin):
+    """A swap must not break the policy either: htmx settles attributes of elements that keep
+    their id, and copying a `style` attribute is an inline style the policy blocks."""
+    incident = IncidentFactory(title="Replication lag on orders-db")
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.set_default_timeout(15_000)
+    login(admin)
+    page.goto(f"{live_server.url}/incidents/{incident.pk}/")
+    page.wait_for_load_state("networkidle")
+    # What a browser extension (or Playwright's screenshot, hiding the caret) does to a field:
+    # an inline style set through the CSSOM, which the policy allows. htmx used to copy it onto
+    # the swapped-in field with setAttribute("style"), which the policy blocks.
+    page.evaluate("document.getElementById('id_title').style.outline = '1px solid red'")
+    note = page.get_by_label("Add a note to the timeline")
+    for typed in ("   ", "", "Lag is back under 1 s"):  # two refusals swapped in, then a note
+        note.fill(typed)
+        page.get_by_role("button", name="Add note").click()
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(300)  # htmx settles 20 ms after the swap
+    assert page.get_by_text("Lag is back under 1 s").count() >= 1
+    assert page.evaluate("window.__cspViolations") == []
