@@ -411,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
         f"  secrets:  {display(secrets_file)}",
         f"  database connections: at most {sum(budget.values())} ({connections})",
     ]
+    if os.environ["DJANGO_SETTINGS_MODULE"] == "config.settings.dev" and not os.environ.get(
+        "EMAIL_URL"
+    ):
+        # config/settings/dev.py prints mail when no server is named.
+        banner.append("  mail:     printed in the worker's log (set EMAIL_URL to send it)")
     if demo_password:
         banner.insert(5, f"  {demo_login}")
     (ROOT / "var" / "run").mkdir(parents=True, exist_ok=True)

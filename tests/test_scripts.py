@@ -380,11 +380,15 @@ def test_credentials_under_the_old_derived_key_decrypt_until_rotation_retires_it
     assert TargetDatabase.objects.get(pk=target.pk).to_connection_spec().password == "stored-before"
 
 
-def _import_dev_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "QUELL_"))}
-    code = (
-        "import django; django.setup(); from django.conf import settings as s; print(s.SECRET_KEY)"
-    )
+def _import_dev_settings(
+    env: dict[str, str], code: str = "print(s.SECRET_KEY)"
+) -> subprocess.CompletedProcess:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "QUELL_")) and k != "EMAIL_URL"
+    }
+    code = "import django; django.setup(); from django.conf import settings as s; " + code
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -405,6 +409,25 @@ def test_dev_settings_refuse_to_start_without_a_key_and_read_the_secrets_file(tm
     found = _import_dev_settings({"QUELL_SECRETS_FILE": str(secrets_file)})
     assert found.returncode == 0, found.stderr
     assert found.stdout.strip() == values["DJANGO_SECRET_KEY"]
+
+
+def test_dev_settings_print_mail_unless_a_mail_server_is_named(tmp_path):
+    secrets_file = tmp_path / "secrets.env"
+    quell_run.ensure_secrets(secrets_file)
+    send = (
+        "from django.core.mail import send_mail; "
+        "send_mail('Confirm your subscription', 'Follow the link', 'quell@localhost', "
+        "['oncall@example.com'])"
+    )
+    printed = _import_dev_settings({"QUELL_SECRETS_FILE": str(secrets_file)}, send)
+    assert printed.returncode == 0, printed.stderr
+    assert "Subject: Confirm your subscription" in printed.stdout
+    assert "To: oncall@example.com" in printed.stdout
+    named = _import_dev_settings(
+        {"QUELL_SECRETS_FILE": str(secrets_file), "EMAIL_URL": "smtp://127.0.0.1:2525"},
+        "print(s.EMAIL_BACKEND, s.EMAIL_PORT)",
+    )
+    assert named.stdout.split() == ["django.core.mail.backends.smtp.EmailBackend", "2525"]
 
 
 # --- scripts/run, for real -------------------------------------------------------------------
@@ -437,7 +460,7 @@ def _run_env(tmp_path: Path, database: str, port: int, **extra) -> dict[str, str
         "QUELL_ADMIN_PASSWORD_FILE": str(tmp_path / "admin-password"),
         **extra,
     }
-    for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "QUELL_FERNET_KEYS"):
+    for name in ("DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "QUELL_FERNET_KEYS", "EMAIL_URL"):
         env.pop(name, None)
     return env
 
@@ -564,6 +587,7 @@ def test_scripts_run_serves_within_its_connection_budget_and_ctrl_c_stops_every_
         budget = quell_run.connection_budget(env)
         limit = sum(budget.values())
         assert f"database connections: at most {limit} (web 8, worker 3, beat 1)" in text
+        assert "mail:     printed in the worker's log (set EMAIL_URL to send it)" in text
         tree = _descendants(run.proc.pid) | {run.proc.pid}
         names = " ".join(_cmdline_of(pid) for pid in tree)
         assert "gunicorn" in names and "worker" in names and "beat" in names

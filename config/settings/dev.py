@@ -1,6 +1,8 @@
 """Local development: DEBUG on. Secrets come from the environment or from the per-install file
 scripts/run generates (var/secrets.env); there is no built-in key."""
 
+import os
+
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -13,6 +15,11 @@ QUELL_SECRETS_FILE = env("QUELL_SECRETS_FILE", default=str(BASE_DIR / "var" / "s
 environ.Env.read_env(QUELL_SECRETS_FILE, overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Without a mail server named, mail (status-page confirmations, review invites, e-mail
+# channels) is printed to the log of the process that sends it (the worker's, under
+# scripts/run) instead of retrying against a server that is not there.
+if "EMAIL_URL" not in os.environ:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
