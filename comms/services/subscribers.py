@@ -100,15 +100,17 @@ def subscriber_subscribe(*, email: str) -> Subscriber:
     return sub
 
 
-def _load_token(token: str, *, salt: str, max_age=None) -> Subscriber:
-    """The subscriber a signed link names, locked; CommsError when invalid or expired."""
+def _load_token(token: str, *, salt: str, max_age=None, lock: bool = False) -> Subscriber:
+    """The subscriber a signed link names (locked, inside the caller's transaction, with
+    `lock`); CommsError when invalid or expired."""
     try:
         data = signing.loads(token, salt=salt, max_age=max_age)
     except signing.SignatureExpired:
         raise CommsError("This link has expired; subscribe again.", field="token") from None
     except signing.BadSignature:
         raise CommsError("This link is not valid.", field="token") from None
-    sub = Subscriber.objects.select_for_update().filter(pk=data.get("s")).first()
+    subscribers = Subscriber.objects.select_for_update() if lock else Subscriber.objects
+    sub = subscribers.filter(pk=data.get("s")).first()
     if sub is None or sub.email.lower() != str(data.get("e", "")).lower():
         raise CommsError("This subscription no longer exists.", field="token")
     return sub
@@ -117,7 +119,7 @@ def _load_token(token: str, *, salt: str, max_age=None) -> Subscriber:
 @transaction.atomic
 def subscriber_confirm(*, token: str) -> Subscriber:
     """Confirm a subscription from the link in the confirmation e-mail."""
-    sub = _load_token(token, salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE)
+    sub = _load_token(token, salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE, lock=True)
     if sub.unsubscribed_at is not None:
         raise CommsError("This address unsubscribed; subscribe again.", field="token")
     if sub.confirmed_at is None:
@@ -134,7 +136,6 @@ def subscriber_confirm_check(*, token: str) -> Subscriber:
     return sub
 
 
-@transaction.atomic
 def subscriber_unsubscribe_check(*, token: str) -> Subscriber:
     """The subscriber an unsubscribe link names (raises CommsError for a bad link)."""
     return _load_token(token, salt=UNSUBSCRIBE_SALT)
@@ -143,7 +144,7 @@ def subscriber_unsubscribe_check(*, token: str) -> Subscriber:
 @transaction.atomic
 def subscriber_unsubscribe(*, token: str) -> Subscriber:
     """Stop all updates to an address (the link in every update; no login, no questions)."""
-    sub = _load_token(token, salt=UNSUBSCRIBE_SALT)
+    sub = _load_token(token, salt=UNSUBSCRIBE_SALT, lock=True)
     if sub.unsubscribed_at is None:
         sub.unsubscribed_at = timezone.now()
         sub.save(update_fields=["unsubscribed_at"])

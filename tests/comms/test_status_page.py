@@ -404,3 +404,26 @@ def test_conditional_get_answers_not_modified_until_the_page_changes(public_inci
     status_cache.invalidate()  # what the save's on_commit does
     changed = client.get("/status/", HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and "Billing" in changed.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_confirm_and_unsubscribe_links_work_outside_a_test_transaction(settings):
+    """As in production: no transaction around the request. The confirm page's GET used to lock
+    the subscriber with select_for_update outside any transaction, a 500 on every link."""
+    settings.QUELL_BASE_URL = "http://status.test"
+    services.subscriber_subscribe(email="reader@example.com")
+    delivery_send(Delivery.objects.get(kind=DeliveryKind.CONFIRMATION).pk)
+    [message] = mail.outbox
+    confirm = re.search(r"http://status.test(/status/subscribe/confirm/\S+/)", message.body)[1]
+    client = Client()
+    page = client.get(confirm)
+    assert page.status_code == 200, page.content[:300]
+    assert b"Confirm subscription" in page.content
+    assert client.post(confirm).status_code == 200
+    sub = Subscriber.objects.get()
+    assert sub.confirmed_at is not None
+    unsubscribe = services.unsubscribe_url(sub).removeprefix("http://status.test")
+    assert client.get(unsubscribe).status_code == 200
+    assert client.post(unsubscribe).status_code == 200
+    sub.refresh_from_db()
+    assert sub.unsubscribed_at is not None
